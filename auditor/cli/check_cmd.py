@@ -1,0 +1,1 @@
+"""`audit check`: placeholder until its issue lands."""

@@ -1,0 +1,1 @@
+"""`audit collect`: placeholder until its issue lands."""

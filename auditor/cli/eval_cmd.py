@@ -1,0 +1,1 @@
+"""`audit eval`: placeholder until its issue lands."""

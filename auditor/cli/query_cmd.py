@@ -1,0 +1,1 @@
+"""`audit query`: placeholder until its issue lands."""

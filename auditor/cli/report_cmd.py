@@ -1,0 +1,1 @@
+"""`audit report`: placeholder until its issue lands."""

@@ -1,0 +1,1 @@
+"""`audit trace`: placeholder until its issue lands."""

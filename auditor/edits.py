@@ -1,0 +1,118 @@
+"""Parse Aider-style edit blocks out of an assistant reply: each block is one auditable action.
+
+Formats (see Aider's docs): ``diff`` (path line, fence, SEARCH/=======/REPLACE markers with 5-9
+marker characters; an empty SEARCH creates or appends), ``diff-fenced`` (path inside the fence),
+``whole`` (path line then the full file in a fence) and ``udiff`` (``--- a`` / ``+++ b`` hunks).
+Character ranges are kept so segmentation can map each block to its tokens.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from auditor.trajectory import CodeEdit
+
+_HEAD = re.compile(r"^<{5,9} SEARCH[^\n]*\n", re.M)
+_DIVIDER = re.compile(r"^={5,9}[ \t]*\n", re.M)
+_UPDATED = re.compile(r"^>{5,9} REPLACE[^\n]*(\n|$)", re.M)
+_FENCE = re.compile(r"^(```|~~~)[^\n]*\n", re.M)
+_UDIFF = re.compile(r"^--- (?:a/)?(?P<old>[^\n]+)\n\+\+\+ (?:b/)?(?P<new>[^\n]+)\n(?P<body>(?:(?:@@[^\n]*|[ +\-][^\n]*|\\[^\n]*)?\n)*)", re.M)
+_WHOLE = re.compile(r"^(?P<path>[\w./\\-]+\.[\w]+)[ \t]*\n(?P<fence>```|~~~)[^\n]*\n(?P<body>.*?)^(?P=fence)[ \t]*$", re.M | re.S)
+
+
+@dataclass(frozen=True)
+class EditBlock:
+    edit: CodeEdit
+    char_start: int  # start of the block in the reply (path line included)
+    char_end: int
+
+
+def _path_before(text: str, pos: int) -> tuple[str | None, int]:
+    """The filename line for a block starting at ``pos``: the nearest non-fence line above it."""
+    lines_end = pos
+    for _ in range(3):
+        prev_nl = text.rfind("\n", 0, max(lines_end - 1, 0))
+        line = text[prev_nl + 1 : lines_end].strip()
+        start = prev_nl + 1
+        if line and not _FENCE.match(line + "\n"):
+            return line.strip("`*: "), start
+        if line.startswith(("```", "~~~")):
+            lines_end = start
+            continue
+        lines_end = start
+    return None, pos
+
+
+def _search_replace(text: str) -> list[EditBlock]:
+    blocks: list[EditBlock] = []
+    pos = 0
+    while True:
+        head = _HEAD.search(text, pos)
+        if not head:
+            break
+        div = _DIVIDER.search(text, head.end())
+        upd = _UPDATED.search(text, div.end()) if div else None
+        if not div or not upd:
+            break  # truncated block: not an action the agent completed
+        path, start = _path_before(text, head.start())
+        fmt = "diff"
+        if path is None or path.startswith(("```", "~~~")):
+            path, fmt = "<unknown>", "diff"
+        # diff-fenced: the path is the first line inside the fence
+        fence_start = text.rfind("```", 0, head.start())
+        if fence_start != -1:
+            inner = text[fence_start:head.start()].split("\n")
+            if len(inner) >= 3 and inner[1].strip() and not text[fence_start:head.start()].count("```") > 1:
+                candidate = inner[1].strip()
+                if "." in candidate or "/" in candidate:
+                    path, fmt = candidate, "diff-fenced"
+                    start = fence_start
+        end = upd.end()
+        close = re.compile(r"(```|~~~)[ \t]*(\n|$)").match(text, end)
+        if close:
+            end = close.end()
+        blocks.append(
+            EditBlock(
+                CodeEdit(path=path, format=fmt, search=text[head.end():div.start()], replace=text[div.end():upd.start()]),
+                start,
+                end,
+            )
+        )
+        pos = upd.end()
+    return blocks
+
+
+def _udiff(text: str) -> list[EditBlock]:
+    out = []
+    for m in _UDIFF.finditer(text):
+        body = m.group("body")
+        if "@@" not in body and not any(l.startswith(("+", "-")) for l in body.splitlines()):
+            continue
+        minus = "".join(l[1:] + "\n" for l in body.splitlines() if l.startswith((" ", "-")) and not l.startswith("---"))
+        plus = "".join(l[1:] + "\n" for l in body.splitlines() if l.startswith((" ", "+")) and not l.startswith("+++"))
+        path = m.group("new").strip()
+        if path == "/dev/null":
+            path = m.group("old").strip()
+        out.append(EditBlock(CodeEdit(path=path, format="udiff", search=minus, replace=plus), m.start(), m.end()))
+    return out
+
+
+def _whole(text: str) -> list[EditBlock]:
+    return [
+        EditBlock(CodeEdit(path=m.group("path"), format="whole", replace=m.group("body")), m.start(), m.end())
+        for m in _WHOLE.finditer(text)
+    ]
+
+
+def parse_edit_blocks(text: str, fmt: str | None = None) -> list[EditBlock]:
+    """All edit blocks in ``text``, in order. ``fmt`` forces one format; by default the first
+    format that finds blocks wins (SEARCH/REPLACE, then udiff, then whole-file)."""
+    parsers = {"diff": _search_replace, "diff-fenced": _search_replace, "udiff": _udiff, "whole": _whole}
+    if fmt:
+        return parsers[fmt](text)
+    for parser in (_search_replace, _udiff):
+        blocks = parser(text)
+        if blocks:
+            return blocks
+    return []

@@ -1,0 +1,91 @@
+"""What an audit produces, as pydantic models: the one export that the store, the terminal view,
+the HTML report and the CI check all read, so they never disagree.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from auditor.trajectory import Action, Segment, SegmentKind, Trajectory
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Driver(_Model):
+    """One segment's share in explaining an action."""
+
+    segment_id: str
+    kind: SegmentKind
+    label: str
+    score: float  # summed token scores of the segment (final input importance S)
+    share: float  # score / total input mass of the action, in [0, 1]
+    rank: int  # 1 = strongest
+
+
+class HopFlow(_Model):
+    """How mass moved at one hop: the share that landed on generated tokens (rho) and per kind."""
+
+    hop: int
+    flow_ratio: float  # rho_k: share of the hop's mass on intermediate (model-generated) tokens
+    by_kind: dict[str, float] = Field(default_factory=dict)  # share of the hop's mass per segment kind
+
+
+class ActionAttribution(_Model):
+    """The explanation of one action."""
+
+    action: Action
+    drivers: list[Driver]  # ranked, input segments only
+    hops: list[HopFlow] = Field(default_factory=list)
+    # Token scores over the action's context, compact: positions [0, context_end) of the rendered
+    # sequence; segment token ranges index into this list.
+    token_scores: list[float] = Field(default_factory=list)
+    context_end: int = 0
+    output_start: int = 0
+    output_end: int = 0
+    layer_shares: dict[str, list[float]] = Field(default_factory=dict)
+    seconds: float = 0.0
+
+    def top(self, n: int = 3) -> list[Driver]:
+        return self.drivers[:n]
+
+    def share_of(self, kinds: set[SegmentKind] | frozenset[SegmentKind]) -> float:
+        return sum(d.share for d in self.drivers if d.kind in kinds)
+
+
+class RunInfo(_Model):
+    """What was audited, how, and with what: enough to reproduce it."""
+
+    run_id: str
+    model: str
+    method: str
+    hops: int
+    auditor_version: str
+    created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    device: str = "cpu"
+    dtype: str = "float32"
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class TrajectoryAudit(_Model):
+    """One trajectory, rendered and attributed: the shared data export."""
+
+    run: RunInfo
+    trajectory: Trajectory
+    segments: list[Segment]  # with token ranges set
+    tokens: list[str] = Field(default_factory=list)  # rendered token strings (for heatmaps)
+    actions: list[ActionAttribution] = Field(default_factory=list)
+    dropped: list[str] = Field(default_factory=list)  # what a context limit forced out, said plainly
+    unplaced: list[str] = Field(default_factory=list)  # segments that could not be located in tokens
+    forward_seconds: float = 0.0
+    seconds: float = 0.0
+
+    def segment(self, segment_id: str) -> Segment:
+        for s in self.segments:
+            if s.id == segment_id:
+                return s
+        raise KeyError(segment_id)
