@@ -1,9 +1,9 @@
 """Which parts of a trajectory are actions to explain.
 
 Every assistant tool call is an action; every edit block in an assistant reply is a code edit;
-an assistant message with text and neither calls nor edits is a final answer (only the last
-such message in a run of consecutive assistant text is kept, earlier ones are chatter that the
-next turn explains).
+the trajectory's last assistant message, when it has text and neither calls nor edits, is the
+final answer. Earlier text-only assistant turns are not actions: they become `prior_turn`
+segments that later actions are attributed through.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ def derive_actions(traj: "Trajectory", edit_format: str | None = None) -> list[A
         step = len(actions)
         actions.append(Action(id=f"{traj.id}:a{step}", step=step, **kw))  # type: ignore[arg-type]
 
+    last_assistant = max((i for i, m in enumerate(traj.messages) if m.role == "assistant"), default=-1)
     for i, msg in enumerate(traj.messages):
         if msg.role != "assistant":
             continue
@@ -34,6 +35,6 @@ def derive_actions(traj: "Trajectory", edit_format: str | None = None) -> list[A
         for block in edits:
             add(kind=ActionKind.code_edit, message_index=i, edit=block.edit, tool_name="edit_file",
                 arguments={"path": block.edit.path}, char_start=block.char_start, char_end=block.char_end)
-        if not msg.tool_calls and not edits and msg.content.strip():
+        if i == last_assistant and not msg.tool_calls and not edits and msg.content.strip():
             add(kind=ActionKind.final_answer, message_index=i, char_start=0, char_end=len(msg.content))
     return actions

@@ -1,0 +1,28 @@
+"""Shared test set-up: offline, deterministic, gentle on a 2-core machine."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture(scope="session")
+def examples_dir() -> Path:
+    return EXAMPLES
+
+
+@pytest.fixture(scope="session")
+def embedded_model():
+    """The embedded SmolLM2 (provisioned by `make test` before pytest runs), loaded once."""
+    from auditor.models import load_model
+
+    return load_model()
