@@ -1,1 +1,29 @@
-"""auditor.attribution"""
+"""Attribution engine: FlashTrace (span-wise IFR with recursive hops) on Hugging Face models.
+
+    from auditor.attribution import attribute, attribute_many, list_methods, Target
+
+One forward pass captures the per-layer states (`capture` -> `StateCache`); every target of the
+sequence (any prefix) is then explained with cheap passes over those states. See
+docs/spec algorithm.md for the method and `flashtrace.py` for the choices it leaves open.
+"""
+
+from .adapters import ARCH_SPECS, UnsupportedArchitecture, supported_architectures
+from .api import METHODS, attribute, attribute_many, get_method, list_methods
+from .result import AttributionResult, Target
+from .states import LAYER_STATE_NAMES, StateCache, capture
+
+__all__ = [
+    "attribute",
+    "attribute_many",
+    "list_methods",
+    "get_method",
+    "METHODS",
+    "Target",
+    "AttributionResult",
+    "UnsupportedArchitecture",
+    "StateCache",
+    "capture",
+    "LAYER_STATE_NAMES",
+    "ARCH_SPECS",
+    "supported_architectures",
+]

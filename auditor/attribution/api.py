@@ -1,0 +1,232 @@
+"""The public calls: `attribute`, `attribute_many`, `list_methods`.
+
+    >>> result = attribute(model, input_ids, Target(output=range(40, 48)), method="flashtrace", hops=1)
+    >>> results = attribute_many(model, input_ids, [Target(...), Target(...)])   # one forward
+
+Methods live in a registry (`METHODS`); each declares whether it works from the one-forward
+`StateCache` (flashtrace, ifr-token, attention) or needs the model itself (loo).
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import torch
+
+from .baselines import attention_baseline, ifr_token, loo
+from .flashtrace import DEFAULT_CHUNK, flashtrace
+from .memory import PeakMemory
+from .result import AttributionResult, ResolvedTarget, Target
+from .states import StateCache, as_input_ids, capture, model_device
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    uses_cache: bool
+    run: Callable[..., Any]
+    description: str
+
+
+def _run_flashtrace(cache: StateCache, target: ResolvedTarget, hops: int, chunk_size: int, kw: dict):
+    out = flashtrace(cache, target, hops, chunk_size=chunk_size, threshold=float(kw.pop("threshold", 0.0)))
+    return out.token_scores, out.hop_scores, out.flow_ratios, out.layer_shares, {}
+
+
+def _run_ifr(cache: StateCache, target: ResolvedTarget, hops: int, chunk_size: int, kw: dict):
+    out = ifr_token(cache, target, chunk_size=chunk_size, threshold=float(kw.pop("threshold", 0.0)),
+                    ifr_batch=int(kw.pop("ifr_batch", 8)), progress=kw.pop("progress", None))
+    return out.token_scores, out.hop_scores, [], out.layer_shares, out.extra
+
+
+def _run_attention(cache: StateCache, target: ResolvedTarget, hops: int, chunk_size: int, kw: dict):
+    out = attention_baseline(cache, target, layers=kw.pop("layers", "last"), chunk_size=chunk_size)
+    return out.token_scores, out.hop_scores, [], out.layer_shares, out.extra
+
+
+def _run_loo(model, input_ids, target: ResolvedTarget, hops: int, chunk_size: int, kw: dict):
+    out = loo(model, input_ids, target, replacement_id=kw.pop("replacement_id", None),
+              segment_size=int(kw.pop("segment_size", 8)), batch_size=int(kw.pop("batch_size", 4)),
+              progress=kw.pop("progress", None))
+    return out.token_scores, out.hop_scores, [], out.layer_shares, out.extra
+
+
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method("flashtrace", True, _run_flashtrace, "span-wise IFR with recursive hops (one pass per hop)"),
+        Method("ifr-token", True, _run_ifr, "per-token IFR for every output token, averaged (exhaustive)"),
+        Method("loo", False, _run_loo, "leave-one-segment-out: drop of the target log-probability"),
+        Method("attention", True, _run_attention, "attention column sums over the target (last layer or mean)"),
+    )
+}
+
+
+def list_methods() -> list[str]:
+    return list(METHODS)
+
+
+def get_method(name: str) -> Method:
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ValueError(f"unknown attribution method {name!r}; valid methods: {', '.join(METHODS)}") from None
+
+
+def _versions() -> dict[str, str]:
+    import transformers
+
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        auditor_version = version("auditor")
+    except PackageNotFoundError:  # pragma: no cover
+        auditor_version = "unknown"
+    return {"auditor": auditor_version, "torch": torch.__version__, "transformers": transformers.__version__,
+            "python": platform.python_version()}
+
+
+def _dtype_name(dtype) -> str:
+    if dtype is None:
+        return "float32"
+    return str(dtype).replace("torch.", "")
+
+
+def _check_cache(cache: StateCache, ids: torch.Tensor, end: int) -> None:
+    if cache.n_tokens < end or not torch.equal(cache.input_ids[:end], ids[:end]):
+        raise ValueError("the given cache was captured for a different sequence (or a shorter prefix)")
+
+
+def _one(model, ids: torch.Tensor, target: Target, method: Method, hops: int, chunk_size: int, dtype,
+         cache: StateCache | None, kw: dict, forward_seconds: float, shared: bool) -> AttributionResult:
+    rt = target.resolved(ids.numel())
+    kw = dict(kw)
+    start = time.perf_counter()
+    device = model_device(model) if model is not None else cache.device  # type: ignore[union-attr]
+    with PeakMemory(device) as pm:
+        if method.uses_cache:
+            own_cache = cache is None
+            if own_cache:
+                cache = capture(model, ids[: rt.end], dtype=dtype, store_attention=kw.pop("attention", "recompute") == "store")
+                forward_seconds = cache.forward_seconds
+            else:
+                kw.pop("attention", None)
+                _check_cache(cache, ids, rt.end)
+            scores, hop_scores, rhos, shares, extra = method.run(cache, rt, hops, chunk_size, kw)
+        else:
+            kw.pop("attention", None)
+            scores, hop_scores, rhos, shares, extra = method.run(model, ids, rt, hops, chunk_size, kw)
+            forward_seconds = 0.0
+    if kw:
+        raise TypeError(f"method {method.name!r} got unexpected keyword arguments: {', '.join(sorted(kw))}")
+    seconds = time.perf_counter() - start
+    n = ids.numel()
+    info: dict[str, Any] = {
+        "method": method.name,
+        "hops": hops if method.name == "flashtrace" else 0,
+        "n_tokens": n,
+        "n_output": len(rt.output),
+        "n_reasoning": len(rt.reasoning),
+        "n_inputs": len(rt.inputs),
+        "dtype": _dtype_name(cache.dtype if (method.uses_cache and cache is not None) else next(model.parameters()).dtype),
+        "device": str(device),
+        "seconds": seconds,
+        "forward_seconds": forward_seconds,
+        "shared_forward": shared,
+        "peak_memory_bytes": int(pm.peak_bytes),
+        "cache_bytes": int(cache.nbytes()) if (method.uses_cache and cache is not None) else 0,
+        "chunk_size": chunk_size,
+        "versions": _versions(),
+        **extra,
+    }
+    return AttributionResult(
+        method=method.name,
+        hops=info["hops"],
+        token_scores=_fit(scores, n),
+        hop_scores=[_fit(h, n) for h in hop_scores],
+        flow_ratios=[float(r) for r in rhos],
+        layer_shares={k: v.detach().float().cpu() for k, v in shares.items()},
+        info=info,
+        target=target.to_dict(),
+    )
+
+
+def _fit(s: torch.Tensor, n: int) -> torch.Tensor:
+    s = s.detach().float().cpu()
+    if s.numel() == n:
+        return s
+    out = torch.zeros(n)
+    out[: min(n, s.numel())] = s[:n]
+    return out
+
+
+def attribute(
+    model,
+    input_ids,
+    target: Target,
+    method: str = "flashtrace",
+    hops: int = 1,
+    *,
+    chunk_size: int = DEFAULT_CHUNK,
+    dtype: torch.dtype | str | None = None,
+    cache: StateCache | None = None,
+    **kw: Any,
+) -> AttributionResult:
+    """Explain `target` (positions of `input_ids`) with `method`.
+
+    hops: recursive hops through the reasoning (FlashTrace; 0 = output only, the paper uses 1).
+    chunk_size: rows/sources handled at once; results do not depend on it, memory does.
+    dtype: storage dtype of the captured states ("bfloat16" halves memory; sums stay float32).
+    cache: a `StateCache` from `capture(model, input_ids)` to reuse (no new forward).
+    kw: method options: threshold (flashtrace/ifr-token), attention="store" (keep full maps,
+        tests only), ifr_batch, layers ("last"/"mean" for attention), replacement_id,
+        segment_size, batch_size, progress (loo/ifr-token).
+    """
+    m = get_method(method)
+    ids = as_input_ids(input_ids)
+    return _one(model, ids, target, m, hops, chunk_size, dtype, cache, kw, 0.0, shared=cache is not None)
+
+
+def attribute_many(
+    model,
+    input_ids,
+    targets: Sequence[Target],
+    method: str = "flashtrace",
+    hops: int = 1,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    chunk_size: int = DEFAULT_CHUNK,
+    dtype: torch.dtype | str | None = None,
+    cache: StateCache | None = None,
+    **kw: Any,
+) -> list[AttributionResult]:
+    """Explain many targets of one sequence with ONE forward pass (for cache-based methods):
+    each target is a prefix of `input_ids`, and a causal model's states for a prefix are the
+    states of the full sequence. Returns one result per target, in order; each result's
+    info["forward_seconds"] is the shared forward's time and info["shared_forward"] is True.
+    """
+    m = get_method(method)
+    ids = as_input_ids(input_ids)
+    targets = list(targets)
+    if not targets:
+        return []
+    resolved = [t.resolved(ids.numel()) for t in targets]
+    forward_seconds = 0.0
+    if m.uses_cache and cache is None:
+        end = max(r.end for r in resolved)
+        cache = capture(model, ids[:end], dtype=dtype, store_attention=kw.get("attention", "recompute") == "store")
+        forward_seconds = cache.forward_seconds
+    elif cache is not None:
+        forward_seconds = cache.forward_seconds
+    results = []
+    for k, t in enumerate(targets):
+        results.append(_one(model, ids, t, m, hops, chunk_size, dtype, cache, kw, forward_seconds, shared=True))
+        if progress is not None:
+            progress(k + 1, len(targets))
+    return results
+
+
+__all__ = ["attribute", "attribute_many", "list_methods", "get_method", "METHODS", "Method"]
