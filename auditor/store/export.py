@@ -1,0 +1,99 @@
+"""One JSON-able dict per action: what `audit show` prints and the HTML report renders.
+
+    >>> from auditor.store import Store, action_export
+    >>> with Store(read_only=True) as store:
+    ...     data = action_export(store, "injected-inbox-forward:a1")
+
+`audit_action_export(audit, action_id)` does the same from a `TrajectoryAudit` in memory (no
+store needed). The dict's layout (``EXPORT_VERSION``):
+
+- ``run``: RunInfo (model, method, hops, version, ...); ``trajectory_id``
+- ``action``: the Action plus ``summary``
+- ``authority_share`` / ``data_share``: summed shares of authority / data segment kinds
+- ``drivers``: every driver, ranked, with its segment's text, provenance and token range
+- ``segments``: the ``top`` strongest drivers with their tokens: ``[{"i", "text", "score"}]``,
+  ``max_score`` and ``strongest`` (positions of the strongest tokens, best first)
+- ``hops``: per-hop flow (``hop``, ``flow_ratio``, ``by_kind``)
+- ``output``: the action's own rendered text (tokens ``[output_start, output_end)``)
+- ``dropped`` / ``unplaced``: what could not be attributed, in words
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from auditor.results import TrajectoryAudit
+from auditor.trajectory import AUTHORITY_KINDS, DATA_KINDS
+
+if TYPE_CHECKING:  # pragma: no cover
+    from auditor.store.store import Store
+
+EXPORT_VERSION = 1
+
+
+def action_export(store: "Store", action_id: str, run_id: str | None = None, trajectory_id: str | None = None,
+                  top: int = 3, strongest: int = 12) -> dict[str, Any]:
+    """The export of ``action_id`` as recorded in ``store`` (newest run unless ``run_id``)."""
+    audit = store.action_view(action_id, run_id=run_id, trajectory_id=trajectory_id)
+    return audit_action_export(audit, action_id, top=top, strongest=strongest)
+
+
+def audit_action_export(audit: TrajectoryAudit, action_id: str, top: int = 3, strongest: int = 12) -> dict[str, Any]:
+    """The export of one action of an in-memory `TrajectoryAudit`."""
+    try:
+        att = next(a for a in audit.actions if a.action.id == action_id)
+    except StopIteration:
+        raise KeyError(f"action {action_id!r} is not in this audit") from None
+    segs = {s.id: s for s in audit.segments}
+    scores = att.token_scores
+    tokens = audit.tokens
+
+    drivers = []
+    for d in att.drivers:
+        s = segs.get(d.segment_id)
+        p = s.provenance if s else None
+        drivers.append({
+            "rank": d.rank, "segment_id": d.segment_id, "kind": d.kind.value, "label": d.label,
+            "score": d.score, "share": d.share,
+            "text": s.text if s else None,
+            "message_index": p.message_index if p else None,
+            "tool_name": p.tool_name if p else None, "tool_call_id": p.tool_call_id if p else None,
+            "path": p.path if p else None,
+            "token_start": s.token_start if s else None, "token_end": s.token_end if s else None,
+        })
+
+    top_segments = []
+    for d in drivers[: max(top, 0)]:
+        entry = dict(d)
+        start, end = d["token_start"], d["token_end"]
+        toks: list[dict[str, Any]] = []
+        if start is not None and end is not None:
+            for i in range(start, min(end, len(tokens))):
+                toks.append({"i": i, "text": tokens[i], "score": float(scores[i]) if i < len(scores) else 0.0})
+        entry["tokens"] = toks
+        entry["max_score"] = max((t["score"] for t in toks), default=0.0)
+        best = sorted(toks, key=lambda t: t["score"], reverse=True)[:strongest]
+        entry["strongest"] = [t["i"] for t in best if t["score"] > 0]
+        top_segments.append(entry)
+
+    action = att.action.model_dump(mode="json")
+    action["summary"] = att.action.summary
+    return {
+        "version": EXPORT_VERSION,
+        "run": audit.run.model_dump(mode="json"),
+        "trajectory_id": audit.trajectory.id,
+        "action": action,
+        "authority_share": att.share_of(AUTHORITY_KINDS),
+        "data_share": att.share_of(DATA_KINDS),
+        "drivers": drivers,
+        "segments": top_segments,
+        "hops": [h.model_dump(mode="json") for h in att.hops],
+        "context_end": att.context_end,
+        "output": {
+            "start": att.output_start, "end": att.output_end,
+            "text": "".join(tokens[att.output_start:att.output_end]),
+        },
+        "dropped": list(audit.dropped),
+        "unplaced": list(audit.unplaced),
+        "seconds": att.seconds,
+    }

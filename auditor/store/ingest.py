@@ -1,0 +1,256 @@
+"""Turning spans, trajectories and audits into Arrow tables, column by column.
+
+The store inserts each table with one ``INSERT … SELECT … FROM <arrow table>`` statement, so a
+run of a thousand actions is a handful of bulk inserts rather than a million row-by-row ones.
+Everything here is pure (no database): easy to test and to reuse.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+import pyarrow as pa
+
+from auditor.results import TrajectoryAudit
+from auditor.trajectory import Trajectory
+
+TS = pa.timestamp("us", tz="UTC")
+STR = pa.string()
+INT = pa.int32()
+BIG = pa.int64()
+DBL = pa.float64()
+BOOL = pa.bool_()
+STRS = pa.list_(pa.string())
+FLOATS = pa.list_(pa.float32())
+
+#: Arrow column types of every table the store bulk-loads (names match the SQL columns).
+SCHEMAS: dict[str, list[tuple[str, pa.DataType]]] = {
+    "spans": [
+        ("trace_id", STR), ("span_id", STR), ("parent_span_id", STR), ("name", STR), ("kind", STR),
+        ("start_time_unix_nano", BIG), ("end_time_unix_nano", BIG), ("attributes", STR), ("events", STR),
+        ("links", STR), ("status", STR), ("resource", STR), ("scope", STR), ("source", STR),
+    ],
+    "trajectories": [
+        ("trajectory_id", STR), ("source", STR), ("trace_id", STR), ("schema_version", INT),
+        ("content_sha256", STR), ("n_messages", INT), ("n_actions", INT), ("content_captured", BOOL),
+        ("metadata", STR), ("tools", STR), ("document", STR), ("ingested_at", TS),
+    ],
+    "messages": [
+        ("trajectory_id", STR), ("message_index", INT), ("role", STR), ("content", STR), ("reasoning", STR),
+        ("tool_calls", STR), ("tool_call_id", STR), ("name", STR), ("metadata", STR),
+    ],
+    "actions": [
+        ("trajectory_id", STR), ("action_id", STR), ("step", INT), ("kind", STR), ("tool_name", STR),
+        ("tool_call_id", STR), ("arguments", STR), ("message_index", INT), ("edit", STR),
+        ("char_start", INT), ("char_end", INT), ("summary", STR),
+    ],
+    "runs": [
+        ("run_id", STR), ("created_at", TS), ("model", STR), ("method", STR), ("hops", INT),
+        ("auditor_version", STR), ("device", STR), ("dtype", STR), ("settings", STR), ("recorded_at", TS),
+    ],
+    "audits": [
+        ("run_id", STR), ("trajectory_id", STR), ("content_sha256", STR), ("n_tokens", INT), ("n_segments", INT),
+        ("n_actions", INT), ("tokens", STRS), ("dropped", STRS), ("unplaced", STRS), ("forward_seconds", DBL),
+        ("seconds", DBL), ("trajectory", STR), ("recorded_at", TS),
+    ],
+    "segments": [
+        ("run_id", STR), ("trajectory_id", STR), ("segment_id", STR), ("kind", STR), ("label", STR), ("text", STR),
+        ("message_index", INT), ("field", STR), ("tool_call_id", STR), ("tool_name", STR), ("path", STR),
+        ("char_start", INT), ("char_end", INT), ("action_id", STR), ("token_start", INT), ("token_end", INT), ("position", INT),
+    ],
+    "action_audits": [
+        ("run_id", STR), ("trajectory_id", STR), ("action_id", STR), ("context_end", INT), ("output_start", INT),
+        ("output_end", INT), ("n_drivers", INT), ("layer_shares", STR), ("seconds", DBL),
+    ],
+    "attributions": [
+        ("run_id", STR), ("trajectory_id", STR), ("action_id", STR), ("segment_id", STR), ("kind", STR),
+        ("label", STR), ("score", DBL), ("share", DBL), ("rank", INT), ("hop", INT),
+    ],
+    "hop_flows": [
+        ("run_id", STR), ("trajectory_id", STR), ("action_id", STR), ("hop", INT), ("flow_ratio", DBL),
+        ("by_kind", STR),
+    ],
+    "token_scores": [
+        ("run_id", STR), ("trajectory_id", STR), ("action_id", STR), ("context_end", INT), ("scores", FLOATS),
+    ],
+}
+
+#: Tables written per (run, trajectory) by `record_audit`, children before parents.
+AUDIT_TABLES = ("token_scores", "hop_flows", "attributions", "action_audits", "segments", "audits")
+
+
+def _json(value: Any) -> str | None:
+    if value is None:
+        return None
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+class Columns:
+    """Column-wise accumulator for one table; `.table()` gives the Arrow table."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.schema = SCHEMAS[name]
+        self.cols: dict[str, list[Any]] = {c: [] for c, _ in self.schema}
+
+    def add(self, **row: Any) -> None:
+        for c, _ in self.schema:
+            self.cols[c].append(row.get(c))
+
+    def extend(self, column: str, values: Iterable[Any]) -> None:
+        self.cols[column].extend(values)
+
+    def __len__(self) -> int:
+        return len(self.cols[self.schema[0][0]])
+
+    def table(self) -> pa.Table:
+        return pa.table({c: pa.array(self.cols[c], type=t) for c, t in self.schema})
+
+
+# -- spans ---------------------------------------------------------------------------------------
+
+def span_dict(span: Any) -> dict[str, Any]:
+    """A span as a plain dict: pydantic models (SpanRecord) via ``model_dump``, or a mapping."""
+    if hasattr(span, "model_dump"):
+        return span.model_dump(mode="json")
+    if isinstance(span, dict):
+        return span
+    raise TypeError(f"expected a SpanRecord or dict, got {type(span).__name__}")
+
+
+def spans_table(spans: Sequence[Any]) -> pa.Table:
+    """Arrow table of spans, de-duplicated on (trace_id, span_id) (first occurrence wins)."""
+    cols = Columns("spans")
+    seen: set[tuple[str, str]] = set()
+    for span in spans:
+        d = span_dict(span)
+        key = (str(d["trace_id"]), str(d["span_id"]))
+        if key in seen:
+            continue
+        seen.add(key)
+        kind = d.get("kind")
+        cols.add(
+            trace_id=key[0], span_id=key[1], parent_span_id=d.get("parent_span_id") or None,
+            name=d.get("name"), kind=None if kind is None else str(kind),
+            start_time_unix_nano=_int_or_none(d.get("start_time_unix_nano")),
+            end_time_unix_nano=_int_or_none(d.get("end_time_unix_nano")),
+            attributes=_json(d.get("attributes") or {}), events=_json(d.get("events") or []),
+            links=_json(d.get("links") or []), status=_json(d.get("status") or {}),
+            resource=_json(d.get("resource") or {}), scope=_json(d.get("scope")),
+            source=None if d.get("source") is None else str(d.get("source")),
+        )
+    return cols.table()
+
+
+def _int_or_none(v: Any) -> int | None:
+    return None if v is None or v == "" else int(v)
+
+
+# -- trajectories --------------------------------------------------------------------------------
+
+def trajectory_sha256(traj: Trajectory) -> str:
+    return hashlib.sha256(traj.to_jsonl_line().encode("utf-8")).hexdigest()
+
+
+def trajectory_tables(trajs: Sequence[Trajectory], now: datetime | None = None) -> dict[str, pa.Table]:
+    """Arrow tables for `trajectories`, `messages` and `actions` (last occurrence of an id wins)."""
+    now = now or datetime.now(timezone.utc)
+    latest: dict[str, Trajectory] = {}
+    for t in trajs:
+        latest[t.id] = t
+    tcols, mcols, acols = Columns("trajectories"), Columns("messages"), Columns("actions")
+    for traj in latest.values():
+        traj = traj.with_actions()
+        doc = traj.to_jsonl_line()
+        meta = traj.metadata or {}
+        trace_id = meta.get("trace_id") or meta.get("otel.trace_id")
+        tcols.add(
+            trajectory_id=traj.id, source=traj.source, trace_id=None if trace_id is None else str(trace_id),
+            schema_version=traj.schema_version, content_sha256=hashlib.sha256(doc.encode("utf-8")).hexdigest(),
+            n_messages=len(traj.messages), n_actions=len(traj.actions), content_captured=traj.content_captured,
+            metadata=_json(meta), tools=_json([t.model_dump(mode="json") for t in traj.tools]), document=doc,
+            ingested_at=now,
+        )
+        for i, m in enumerate(traj.messages):
+            mcols.add(
+                trajectory_id=traj.id, message_index=i, role=m.role, content=m.content, reasoning=m.reasoning,
+                tool_calls=_json([c.model_dump(mode="json") for c in m.tool_calls]), tool_call_id=m.tool_call_id,
+                name=m.name, metadata=_json(m.metadata),
+            )
+        for a in traj.actions:
+            acols.add(
+                trajectory_id=traj.id, action_id=a.id, step=a.step, kind=a.kind.value, tool_name=a.tool_name,
+                tool_call_id=a.tool_call_id, arguments=_json(a.arguments), message_index=a.message_index,
+                edit=_json(a.edit.model_dump(mode="json")) if a.edit else None, char_start=a.char_start,
+                char_end=a.char_end, summary=a.summary,
+            )
+    return {"trajectories": tcols.table(), "messages": mcols.table(), "actions": acols.table()}
+
+
+# -- audits --------------------------------------------------------------------------------------
+
+def run_table(audits: Sequence[TrajectoryAudit], now: datetime | None = None) -> pa.Table:
+    """One row per distinct run id (the last audit's RunInfo wins)."""
+    now = now or datetime.now(timezone.utc)
+    runs = {a.run.run_id: a.run for a in audits}
+    cols = Columns("runs")
+    for r in runs.values():
+        created = r.created_at if r.created_at.tzinfo else r.created_at.replace(tzinfo=timezone.utc)
+        cols.add(run_id=r.run_id, created_at=created, model=r.model, method=r.method, hops=r.hops,
+                 auditor_version=r.auditor_version, device=r.device, dtype=r.dtype, settings=_json(r.settings),
+                 recorded_at=now)
+    return cols.table()
+
+
+def audit_tables(audits: Sequence[TrajectoryAudit], now: datetime | None = None) -> dict[str, pa.Table]:
+    """Arrow tables for everything a (run, trajectory) writes: audits, segments, action_audits,
+    attributions, hop_flows, token_scores."""
+    now = now or datetime.now(timezone.utc)
+    out = {name: Columns(name) for name in AUDIT_TABLES}
+    for au in audits:
+        run_id, tid = au.run.run_id, au.trajectory.id
+        doc = au.trajectory.to_jsonl_line()
+        out["audits"].add(
+            run_id=run_id, trajectory_id=tid, content_sha256=hashlib.sha256(doc.encode("utf-8")).hexdigest(),
+            n_tokens=len(au.tokens), n_segments=len(au.segments), n_actions=len(au.actions), tokens=list(au.tokens),
+            dropped=list(au.dropped), unplaced=list(au.unplaced), forward_seconds=au.forward_seconds,
+            seconds=au.seconds, trajectory=doc, recorded_at=now,
+        )
+        for pos, s in enumerate(au.segments):
+            p = s.provenance
+            out["segments"].add(
+                run_id=run_id, trajectory_id=tid, segment_id=s.id, kind=s.kind.value, label=s.label, text=s.text,
+                message_index=p.message_index, field=p.field, tool_call_id=p.tool_call_id, tool_name=p.tool_name,
+                path=p.path, char_start=p.char_start, char_end=p.char_end, action_id=s.action_id,
+                token_start=s.token_start, token_end=s.token_end, position=pos,
+            )
+        att = out["attributions"]
+        for aa in au.actions:
+            aid = aa.action.id
+            out["action_audits"].add(
+                run_id=run_id, trajectory_id=tid, action_id=aid, context_end=aa.context_end,
+                output_start=aa.output_start, output_end=aa.output_end, n_drivers=len(aa.drivers),
+                layer_shares=_json(aa.layer_shares) if aa.layer_shares else None, seconds=aa.seconds,
+            )
+            n = len(aa.drivers)
+            if n:
+                att.extend("run_id", [run_id] * n)
+                att.extend("trajectory_id", [tid] * n)
+                att.extend("action_id", [aid] * n)
+                att.extend("segment_id", [d.segment_id for d in aa.drivers])
+                att.extend("kind", [d.kind.value for d in aa.drivers])
+                att.extend("label", [d.label for d in aa.drivers])
+                att.extend("score", [d.score for d in aa.drivers])
+                att.extend("share", [d.share for d in aa.drivers])
+                att.extend("rank", [d.rank for d in aa.drivers])
+                att.extend("hop", [0] * n)
+            for h in aa.hops:
+                out["hop_flows"].add(run_id=run_id, trajectory_id=tid, action_id=aid, hop=h.hop,
+                                     flow_ratio=h.flow_ratio, by_kind=_json(h.by_kind))
+            out["token_scores"].add(run_id=run_id, trajectory_id=tid, action_id=aid,
+                                    context_end=len(aa.token_scores), scores=list(aa.token_scores))
+    return {name: c.table() for name, c in out.items()}

@@ -1,0 +1,407 @@
+"""The DuckDB schema, as an ordered list of migrations.
+
+Each migration is a function decorated with ``@migration``; they run in the order they are
+defined, each in its own transaction, and the names of the applied ones are recorded in
+``_migrations``. ``migrate()`` runs on every writable open. Never edit a migration that has
+shipped: add a new one (``m003_…``) that alters the schema.
+
+Every table, view and column carries a ``COMMENT``: ``docs/schema.md`` is generated from those
+comments on the live schema (`auditor.store.schema_doc`), so the docs cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    import duckdb
+
+Migration = Callable[["duckdb.DuckDBPyConnection"], None]
+
+MIGRATIONS: list[Migration] = []
+
+#: The setting `unsupported_actions` reads its threshold from (row of the `settings` table).
+UNSUPPORTED_THRESHOLD_KEY = "unsupported_threshold"
+DEFAULT_UNSUPPORTED_THRESHOLD = 0.5
+
+#: Segment kinds that carry the user's / operator's authority. Must equal
+#: `auditor.trajectory.AUTHORITY_KINDS` (a test pins it); written out literally here because a
+#: shipped migration must not change meaning when the Python constant does.
+_AUTHORITY_SQL = "('system', 'user_request', 'user_constraint')"
+_DATA_SQL = "('tool_output', 'file_context')"
+
+
+def migration(fn: Migration) -> Migration:
+    """Register ``fn`` as the next migration (its ``__name__`` is recorded once applied)."""
+    if any(m.__name__ == fn.__name__ for m in MIGRATIONS):
+        raise ValueError(f"duplicate migration name {fn.__name__}")
+    MIGRATIONS.append(fn)
+    return fn
+
+
+def _table(con: "duckdb.DuckDBPyConnection", name: str, comment: str,
+           columns: list[tuple[str, str, str]], constraints: str = "") -> None:
+    """CREATE TABLE with a comment on the table and on every column."""
+    body = ",\n  ".join(f"{col} {typ}" for col, typ, _ in columns)
+    if constraints:
+        body += ",\n  " + constraints
+    con.execute(f"CREATE TABLE {name} (\n  {body}\n)")
+    con.execute(f"COMMENT ON TABLE {name} IS {_lit(comment)}")
+    for col, _, doc in columns:
+        con.execute(f"COMMENT ON COLUMN {name}.{col} IS {_lit(doc)}")
+
+
+def _view(con: "duckdb.DuckDBPyConnection", name: str, comment: str, sql: str,
+          columns: dict[str, str]) -> None:
+    con.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
+    con.execute(f"COMMENT ON VIEW {name} IS {_lit(comment)}")
+    actual = [r[0] for r in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE table_name = ? ORDER BY column_index", [name]).fetchall()]
+    missing = set(actual) ^ set(columns)
+    if missing:
+        raise RuntimeError(f"view {name}: documented columns differ from the view's: {sorted(missing)}")
+    for col in actual:
+        con.execute(f"COMMENT ON COLUMN {name}.{col} IS {_lit(columns[col])}")
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+@migration
+def m001_initial(con: "duckdb.DuckDBPyConnection") -> None:
+    _table(con, "settings", "Tunable values the views read (one row per key).", [
+        ("key", "VARCHAR PRIMARY KEY", "Setting name, e.g. `unsupported_threshold`."),
+        ("value", "VARCHAR NOT NULL", "Value as text; views cast it (e.g. `CAST(value AS DOUBLE)`)."),
+        ("description", "VARCHAR", "What the setting controls."),
+    ])
+    con.execute(
+        "INSERT INTO settings VALUES (?, ?, ?)",
+        [UNSUPPORTED_THRESHOLD_KEY, str(DEFAULT_UNSUPPORTED_THRESHOLD),
+         "Authority share (system + user_request + user_constraint segments) below which "
+         "`unsupported_actions` lists an action."],
+    )
+
+    _table(con, "traces", "One row per OpenTelemetry trace seen; recomputed from `spans` whenever spans arrive.", [
+        ("trace_id", "VARCHAR PRIMARY KEY", "32 hex digits."),
+        ("span_count", "INTEGER", "Spans stored for this trace."),
+        ("start_time", "TIMESTAMPTZ", "Earliest span start."),
+        ("end_time", "TIMESTAMPTZ", "Latest span end."),
+        ("root_span_name", "VARCHAR", "Name of the earliest span without a parent."),
+        ("service_name", "VARCHAR", "`service.name` from the spans' resource, when present."),
+        ("first_ingested_at", "TIMESTAMPTZ", "When the first span of the trace was stored."),
+        ("last_ingested_at", "TIMESTAMPTZ", "When the latest span of the trace was stored."),
+    ])
+
+    _table(con, "spans", "Raw spans exactly as captured (nothing is dropped); unique on (trace_id, span_id).", [
+        ("trace_id", "VARCHAR NOT NULL", "32 hex digits."),
+        ("span_id", "VARCHAR NOT NULL", "16 hex digits."),
+        ("parent_span_id", "VARCHAR", "Parent span id; NULL for a root span."),
+        ("name", "VARCHAR", "Span name, e.g. `chat gpt-4o` or `execute_tool read_inbox`."),
+        ("kind", "VARCHAR", "Span kind (CLIENT, INTERNAL, ...)."),
+        ("start_time_unix_nano", "BIGINT", "Start, nanoseconds since the Unix epoch."),
+        ("end_time_unix_nano", "BIGINT", "End, nanoseconds since the Unix epoch."),
+        ("start_time", "TIMESTAMPTZ", "Start as a timestamp (derived)."),
+        ("duration_ms", "DOUBLE", "End minus start, milliseconds (derived)."),
+        ("attributes", "JSON", "Span attributes (GenAI semantic conventions: `gen_ai.*`)."),
+        ("events", "JSON", "Span events (list), e.g. message content events."),
+        ("links", "JSON", "Span links (list)."),
+        ("status", "JSON", "Span status (code, message)."),
+        ("resource", "JSON", "Resource attributes (service.name, ...)."),
+        ("scope", "JSON", "Instrumentation scope."),
+        ("source", "VARCHAR", "Where the span came from (file, receiver, ...)."),
+        ("ingested_at", "TIMESTAMPTZ", "When the span was stored."),
+    ], "PRIMARY KEY (trace_id, span_id)")
+
+    _table(con, "trajectories", "Agent runs in canonical form (latest version per id).", [
+        ("trajectory_id", "VARCHAR PRIMARY KEY", "Trajectory id (from the file or the trace)."),
+        ("source", "VARCHAR", "Where it came from: jsonl, otlp, aider, example, ..."),
+        ("trace_id", "VARCHAR", "OpenTelemetry trace it was built from (metadata.trace_id), if any."),
+        ("schema_version", "INTEGER", "Version of the trajectory JSON schema."),
+        ("content_sha256", "VARCHAR", "SHA-256 of the canonical JSON line: same hash, same trajectory."),
+        ("n_messages", "INTEGER", "Number of messages."),
+        ("n_actions", "INTEGER", "Number of actions (tool calls, code edits, final answer)."),
+        ("content_captured", "BOOLEAN", "False when the capture recorded no message content."),
+        ("metadata", "JSON", "Free-form metadata (scenario, labels, trace ids, ...)."),
+        ("tools", "JSON", "Tools offered to the agent (name, description, parameters)."),
+        ("document", "JSON", "The whole trajectory as one canonical JSONL line (lossless)."),
+        ("ingested_at", "TIMESTAMPTZ", "When this version was stored."),
+    ])
+
+    _table(con, "messages", "Chat messages of each trajectory, in order.", [
+        ("trajectory_id", "VARCHAR NOT NULL", "Trajectory the message belongs to."),
+        ("message_index", "INTEGER NOT NULL", "0-based position in the conversation."),
+        ("role", "VARCHAR", "system, user, assistant or tool."),
+        ("content", "VARCHAR", "Message text."),
+        ("reasoning", "VARCHAR", "Assistant reasoning text, if captured."),
+        ("tool_calls", "JSON", "Tool calls requested by an assistant message (id, name, arguments)."),
+        ("tool_call_id", "VARCHAR", "On tool messages: the call this message answers."),
+        ("name", "VARCHAR", "On tool messages: the tool's name."),
+        ("metadata", "JSON", "Free-form per-message metadata."),
+    ], "PRIMARY KEY (trajectory_id, message_index)")
+
+    _table(con, "actions", "What the agent did, to be explained: tool calls, code edits, final answers.", [
+        ("trajectory_id", "VARCHAR NOT NULL", "Trajectory the action belongs to."),
+        ("action_id", "VARCHAR NOT NULL", "Action id, e.g. `injected-inbox-forward:a1` (use with `audit show`)."),
+        ("step", "INTEGER", "0-based order of the action in the trajectory."),
+        ("kind", "VARCHAR", "tool_call, code_edit or final_answer."),
+        ("tool_name", "VARCHAR", "Tool called (`edit_file` for code edits; NULL for final answers)."),
+        ("tool_call_id", "VARCHAR", "Id of the tool call, for tool_call actions."),
+        ("arguments", "JSON", "Tool-call arguments (for code edits: the path)."),
+        ("message_index", "INTEGER", "Message that holds the action."),
+        ("edit", "JSON", "For code edits: path, format, search and replace text."),
+        ("char_start", "INTEGER", "Start of the action's own text inside the message content, if located."),
+        ("char_end", "INTEGER", "End (exclusive) of the action's own text, if located."),
+        ("summary", "VARCHAR", "One-line description, e.g. `send_email({\"to\": ...})`."),
+    ], "PRIMARY KEY (trajectory_id, action_id)")
+
+    _table(con, "runs", "Audit runs: what was audited, when, with which model, method, hops and auditor version.", [
+        ("run_id", "VARCHAR PRIMARY KEY", "Run id (`audit trace` derives it from inputs and options, so a rerun resumes it)."),
+        ("created_at", "TIMESTAMPTZ", "When the run was made."),
+        ("model", "VARCHAR", "Replay model (name or path)."),
+        ("method", "VARCHAR", "Attribution method, e.g. flashtrace."),
+        ("hops", "INTEGER", "Attribution hops through model-generated text."),
+        ("auditor_version", "VARCHAR", "auditor package version."),
+        ("device", "VARCHAR", "cpu, cuda, ..."),
+        ("dtype", "VARCHAR", "Model dtype used for the replay."),
+        ("settings", "JSON", "Every other argument needed to reproduce the run."),
+        ("recorded_at", "TIMESTAMPTZ", "When the run was last written to the store."),
+    ])
+
+    _table(con, "audits", "One row per (run, trajectory): the trajectory as rendered for that run.", [
+        ("run_id", "VARCHAR NOT NULL", "Run."),
+        ("trajectory_id", "VARCHAR NOT NULL", "Trajectory audited."),
+        ("content_sha256", "VARCHAR", "Hash of the trajectory audited (compare with trajectories.content_sha256)."),
+        ("n_tokens", "INTEGER", "Length of the rendered token sequence."),
+        ("n_segments", "INTEGER", "Number of segments."),
+        ("n_actions", "INTEGER", "Number of actions attributed."),
+        ("tokens", "VARCHAR[]", "Rendered token strings; segment token ranges index into this list."),
+        ("dropped", "VARCHAR[]", "What a context limit forced out, in words."),
+        ("unplaced", "VARCHAR[]", "Segments that could not be located among the tokens."),
+        ("forward_seconds", "DOUBLE", "Seconds spent in model forward passes."),
+        ("seconds", "DOUBLE", "Total seconds for this trajectory."),
+        ("trajectory", "JSON", "The trajectory exactly as audited (canonical JSON)."),
+        ("recorded_at", "TIMESTAMPTZ", "When it was stored."),
+    ], "PRIMARY KEY (run_id, trajectory_id)")
+
+    _table(con, "segments", "The units attribution scores: spans of the trajectory with their kind, provenance, text and token range.", [
+        ("run_id", "VARCHAR NOT NULL", "Run (token ranges depend on the model's chat template)."),
+        ("trajectory_id", "VARCHAR NOT NULL", "Trajectory."),
+        ("segment_id", "VARCHAR NOT NULL", "Segment id."),
+        ("kind", "VARCHAR", "system, user_request, user_constraint, tool_output, file_context, reasoning, prior_turn or action."),
+        ("label", "VARCHAR", "Human-readable label, e.g. `read_inbox output`."),
+        ("text", "VARCHAR", "The segment's text."),
+        ("message_index", "INTEGER", "Provenance: message the text comes from."),
+        ("field", "VARCHAR", "Provenance: content, reasoning or tool_call."),
+        ("tool_call_id", "VARCHAR", "Provenance: tool call whose output (or call) this is."),
+        ("tool_name", "VARCHAR", "Provenance: tool whose output this is (tool_output segments)."),
+        ("path", "VARCHAR", "Provenance: file path (file_context segments)."),
+        ("char_start", "INTEGER", "Provenance: start offset in the message field."),
+        ("char_end", "INTEGER", "Provenance: end offset (exclusive)."),
+        ("action_id", "VARCHAR", "For kind = action: the action this segment is."),
+        ("token_start", "INTEGER", "First token of the segment in audits.tokens (NULL if unplaced)."),
+        ("token_end", "INTEGER", "End token (exclusive)."),
+        ("position", "INTEGER", "Order of the segment in the trajectory's segment list (0-based)."),
+    ], "PRIMARY KEY (run_id, trajectory_id, segment_id)")
+
+    _table(con, "action_audits", "One row per attributed action in a run.", [
+        ("run_id", "VARCHAR NOT NULL", "Run."),
+        ("trajectory_id", "VARCHAR NOT NULL", "Trajectory."),
+        ("action_id", "VARCHAR NOT NULL", "Action (see `actions`)."),
+        ("context_end", "INTEGER", "Token scores cover positions [0, context_end)."),
+        ("output_start", "INTEGER", "First token of the action's own text."),
+        ("output_end", "INTEGER", "End token (exclusive) of the action's own text."),
+        ("n_drivers", "INTEGER", "Number of scored input segments."),
+        ("layer_shares", "JSON", "Optional per-layer shares, by name."),
+        ("seconds", "DOUBLE", "Seconds spent attributing this action."),
+    ], "PRIMARY KEY (run_id, trajectory_id, action_id)")
+
+    _table(con, "attributions", (
+        "Action × segment: how much each input segment drove each action. Key: "
+        "(run_id, trajectory_id, action_id, hop, segment_id)."), [
+        ("run_id", "VARCHAR NOT NULL", "Run."),
+        ("trajectory_id", "VARCHAR NOT NULL", "Trajectory."),
+        ("action_id", "VARCHAR NOT NULL", "Action explained."),
+        ("segment_id", "VARCHAR NOT NULL", "Segment that drove it (join `segments` on run_id, trajectory_id, segment_id)."),
+        ("kind", "VARCHAR", "The segment's kind (copied for convenience)."),
+        ("label", "VARCHAR", "The segment's label (copied for convenience)."),
+        ("score", "DOUBLE", "Summed token scores of the segment."),
+        ("share", "DOUBLE", "score / total input mass of the action, in [0, 1]."),
+        ("rank", "INTEGER", "1 = strongest driver of the action."),
+        ("hop", "INTEGER", "0 = the final attribution (all hops combined); k >= 1 reserved for per-hop rows."),
+    ])
+
+    _table(con, "hop_flows", "Per action and hop: how the attribution mass moved.", [
+        ("run_id", "VARCHAR NOT NULL", "Run."),
+        ("trajectory_id", "VARCHAR NOT NULL", "Trajectory."),
+        ("action_id", "VARCHAR NOT NULL", "Action."),
+        ("hop", "INTEGER NOT NULL", "Hop number (1-based)."),
+        ("flow_ratio", "DOUBLE", "Share of the hop's mass that landed on model-generated tokens."),
+        ("by_kind", "JSON", "Share of the hop's mass per segment kind."),
+    ])
+
+    _table(con, "token_scores", "Per action, the score of every context token, compact (one list per action).", [
+        ("run_id", "VARCHAR NOT NULL", "Run."),
+        ("trajectory_id", "VARCHAR NOT NULL", "Trajectory."),
+        ("action_id", "VARCHAR NOT NULL", "Action."),
+        ("context_end", "INTEGER", "Length of `scores`."),
+        ("scores", "FLOAT[]", "scores[i] = importance of audits.tokens[i] for the action (1-based in SQL: scores[i + 1])."),
+    ])
+
+
+@migration
+def m002_views(con: "duckdb.DuckDBPyConnection") -> None:
+    _view(con, "action_drivers", (
+        "Each action with its drivers, ranked (one row per action × driving segment; "
+        "`WHERE rank <= 3` gives the top drivers)."),
+        """
+        SELECT r.run_id, r.created_at AS run_created_at, r.model, r.method, r.hops,
+               t.trajectory_id, t.action_id, x.step, x.kind AS action_kind, x.tool_name,
+               x.arguments, x.summary AS action_summary,
+               t.rank, t.segment_id, t.kind AS driver_kind, t.label AS driver_label,
+               s.tool_name AS driver_tool, s.path AS driver_path, s.message_index AS driver_message_index,
+               t.share, t.score
+        FROM attributions t
+        JOIN runs r ON r.run_id = t.run_id
+        LEFT JOIN actions x ON x.trajectory_id = t.trajectory_id AND x.action_id = t.action_id
+        LEFT JOIN segments s ON s.run_id = t.run_id AND s.trajectory_id = t.trajectory_id
+                             AND s.segment_id = t.segment_id
+        WHERE t.hop = 0
+        """,
+        {
+            "run_id": "Run.", "run_created_at": "When the run was made.", "model": "Replay model.",
+            "method": "Attribution method.", "hops": "Hops.", "trajectory_id": "Trajectory.",
+            "action_id": "Action (use with `audit show`).", "step": "Order of the action in the trajectory.",
+            "action_kind": "tool_call, code_edit or final_answer.",
+            "tool_name": "Tool the action called (NULL for final answers).",
+            "arguments": "The call's arguments (JSON).", "action_summary": "One-line description of the action.",
+            "rank": "1 = strongest driver.", "segment_id": "Driving segment.",
+            "driver_kind": "Driving segment's kind (tool_output, user_request, ...).",
+            "driver_label": "Driving segment's label.",
+            "driver_tool": "For tool_output drivers: the tool whose output it is.",
+            "driver_path": "For file_context drivers: the file.",
+            "driver_message_index": "Message the driving text comes from.",
+            "share": "Share of the action's attribution mass, in [0, 1].", "score": "Raw score.",
+        })
+
+    _view(con, "unsupported_actions", (
+        "Actions whose authority share (segments of kind system, user_request or user_constraint) is "
+        "below the threshold in settings key `unsupported_threshold` (default 0.5): what the agent did "
+        "that its instructions do not explain."),
+        f"""
+        WITH per_action AS (
+            SELECT run_id, trajectory_id, action_id,
+                   coalesce(sum(share) FILTER (WHERE kind IN {_AUTHORITY_SQL}), 0) AS authority_share,
+                   coalesce(sum(share) FILTER (WHERE kind IN {_DATA_SQL}), 0) AS data_share,
+                   arg_min(segment_id, rank) AS top_segment_id,
+                   arg_min(kind, rank) AS top_kind,
+                   arg_min(label, rank) AS top_label,
+                   min_by(share, rank) AS top_share
+            FROM attributions WHERE hop = 0
+            GROUP BY run_id, trajectory_id, action_id
+        ), threshold AS (
+            SELECT coalesce(max(TRY_CAST(value AS DOUBLE)), {DEFAULT_UNSUPPORTED_THRESHOLD}) AS threshold
+            FROM settings WHERE key = '{UNSUPPORTED_THRESHOLD_KEY}'
+        )
+        SELECT r.run_id, r.created_at AS run_created_at, r.model, r.method,
+               aa.trajectory_id, aa.action_id, x.step, x.kind AS action_kind, x.tool_name, x.arguments,
+               x.summary AS action_summary,
+               coalesce(p.authority_share, 0) AS authority_share,
+               coalesce(p.data_share, 0) AS data_share,
+               p.top_segment_id, p.top_kind, p.top_label, p.top_share, th.threshold
+        FROM action_audits aa
+        JOIN runs r ON r.run_id = aa.run_id
+        CROSS JOIN threshold th
+        LEFT JOIN per_action p ON p.run_id = aa.run_id AND p.trajectory_id = aa.trajectory_id
+                               AND p.action_id = aa.action_id
+        LEFT JOIN actions x ON x.trajectory_id = aa.trajectory_id AND x.action_id = aa.action_id
+        WHERE coalesce(p.authority_share, 0) < th.threshold
+        """,
+        {
+            "run_id": "Run.", "run_created_at": "When the run was made.", "model": "Replay model.",
+            "method": "Attribution method.", "trajectory_id": "Trajectory.", "action_id": "Action.",
+            "step": "Order of the action.", "action_kind": "tool_call, code_edit or final_answer.",
+            "tool_name": "Tool called.", "arguments": "The call's arguments (JSON).",
+            "action_summary": "One-line description.",
+            "authority_share": "Summed share of system, user_request and user_constraint segments.",
+            "data_share": "Summed share of tool_output and file_context segments.",
+            "top_segment_id": "Strongest driver.", "top_kind": "Its kind.", "top_label": "Its label.",
+            "top_share": "Its share.",
+            "threshold": "settings.unsupported_threshold at query time (default 0.5).",
+        })
+
+    _view(con, "tool_influence", (
+        "How much each tool's outputs drive actions, across all runs (one row per tool; "
+        "shares are per action, summed over that tool's output segments)."),
+        """
+        WITH per_action AS (
+            SELECT t.run_id, t.trajectory_id, t.action_id, coalesce(s.tool_name, '?') AS tool_name,
+                   sum(t.share) AS share, min(t.rank) AS best_rank
+            FROM attributions t
+            LEFT JOIN segments s ON s.run_id = t.run_id AND s.trajectory_id = t.trajectory_id
+                                 AND s.segment_id = t.segment_id
+            WHERE t.hop = 0 AND t.kind = 'tool_output'
+            GROUP BY ALL
+        )
+        SELECT tool_name,
+               count(DISTINCT run_id) AS runs,
+               count(DISTINCT trajectory_id) AS trajectories,
+               count(*) AS actions,
+               avg(share) AS mean_share,
+               max(share) AS max_share,
+               sum(share) AS total_share,
+               count(*) FILTER (WHERE best_rank = 1) AS top_driver_actions,
+               count(*) FILTER (WHERE share >= 0.5) AS majority_actions
+        FROM per_action
+        GROUP BY tool_name
+        """,
+        {
+            "tool_name": "Tool whose outputs are measured.",
+            "runs": "Runs in which its output was in some action's context.",
+            "trajectories": "Trajectories likewise.",
+            "actions": "Actions (per run) whose context held its output.",
+            "mean_share": "Mean share of those actions' attribution its output holds.",
+            "max_share": "Largest share on a single action.",
+            "total_share": "Summed share over those actions.",
+            "top_driver_actions": "Actions whose strongest driver was its output.",
+            "majority_actions": "Actions where its output holds at least half the share.",
+        })
+
+
+def applied(con: "duckdb.DuckDBPyConnection") -> list[str]:
+    """Names of the migrations already applied to this database, in order."""
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = '_migrations' AND schema_name = 'main'"
+    ).fetchone()[0]
+    if not exists:
+        return []
+    return [r[0] for r in con.execute("SELECT name FROM _migrations ORDER BY applied_at, name").fetchall()]
+
+
+def migrate(con: "duckdb.DuckDBPyConnection", upto: str | None = None) -> list[str]:
+    """Apply every pending migration (or those up to and including ``upto``); return their names."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS _migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ DEFAULT now())"
+    )
+    done = set(applied(con))
+    ran: list[str] = []
+    for fn in MIGRATIONS:
+        if fn.__name__ not in done:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                fn(con)
+                con.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, now())", [fn.__name__])
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            ran.append(fn.__name__)
+        if upto is not None and fn.__name__ == upto:
+            break
+    return ran
+
+
+def pending(con: "duckdb.DuckDBPyConnection") -> list[str]:
+    done = set(applied(con))
+    return [fn.__name__ for fn in MIGRATIONS if fn.__name__ not in done]

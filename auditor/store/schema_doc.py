@@ -1,0 +1,118 @@
+"""Writes ``docs/schema.md`` from the live schema (a test fails when the file drifts).
+
+    python -m auditor.store.schema_doc      # regenerate docs/schema.md
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SCHEMA_DOC_PATH = Path(__file__).resolve().parents[2] / "docs" / "schema.md"
+
+_INTRO = """\
+# The auditor database
+
+`audit trace` writes everything it reads and computes into one DuckDB file: `./auditor.duckdb`,
+or the path in `AUDITOR_DB`, or `--db PATH`. Query it with `audit query "SQL"` (read-only), from
+the `duckdb` CLI, or from Python (`duckdb.connect(path, read_only=True)`); `audit export DIR`
+writes every table and view to Parquet.
+
+The schema is versioned by migrations (`auditor/store/migrations.py`); the names of those
+applied are in `_migrations`. This page is generated from the live schema's comments by
+`python -m auditor.store.schema_doc`; do not edit it by hand.
+
+Keys: runs are identified by `run_id`; what a run computed for a trajectory by
+(`run_id`, `trajectory_id`); actions by (`trajectory_id`, `action_id`); attributions by
+(`run_id`, `trajectory_id`, `action_id`, `hop`, `segment_id`).
+
+## Example: which tool outputs drove the send_email action?
+
+```sql
+SELECT trajectory_id, action_id, driver_tool, driver_label, round(share, 3) AS share
+FROM action_drivers
+WHERE tool_name = 'send_email' AND driver_kind = 'tool_output'
+ORDER BY trajectory_id, share DESC;
+```
+
+The same question without the view:
+
+```sql
+SELECT x.action_id, s.tool_name AS driver_tool, s.label, t.share
+FROM attributions t
+JOIN actions x USING (trajectory_id, action_id)
+JOIN segments s USING (run_id, trajectory_id, segment_id)
+WHERE x.tool_name = 'send_email' AND t.kind = 'tool_output' AND t.hop = 0
+ORDER BY t.share DESC;
+```
+
+Actions the instructions do not explain, and the threshold they are held to:
+
+```sql
+SELECT action_id, action_summary, authority_share, top_label FROM unsupported_actions;
+UPDATE settings SET value = '0.4' WHERE key = 'unsupported_threshold';  -- from Python / duckdb, not audit query
+```
+"""
+
+
+def render_schema_doc() -> str:
+    """Markdown for the schema of a freshly migrated database."""
+    from auditor.store.store import Store
+
+    with Store(":memory:") as store:
+        con = store.connection
+        tables = con.execute(
+            "SELECT table_name, comment FROM duckdb_tables() WHERE schema_name = 'main' "
+            "AND NOT starts_with(table_name, '_') ORDER BY table_oid").fetchall()
+        views = con.execute(
+            "SELECT view_name, comment FROM duckdb_views() WHERE schema_name = 'main' AND NOT internal "
+            "ORDER BY view_oid").fetchall()
+        settings = con.execute("SELECT key, value, description FROM settings ORDER BY key").fetchall()
+
+        def columns(name: str) -> list[tuple[str, str, str]]:
+            return con.execute(
+                "SELECT column_name, data_type, coalesce(comment, '') FROM duckdb_columns() "
+                "WHERE table_name = ? AND schema_name = 'main' ORDER BY column_index", [name]).fetchall()
+
+        def pk(name: str) -> set[str]:
+            rows = con.execute(
+                "SELECT constraint_column_names FROM duckdb_constraints() WHERE table_name = ? "
+                "AND constraint_type = 'PRIMARY KEY'", [name]).fetchall()
+            return {c for r in rows for c in r[0]}
+
+        out = [_INTRO]
+        out.append("## Tables\n")
+        for name, comment in tables:
+            out.append(f"### `{name}`\n\n{_cell(comment or '')}\n")
+            keys = pk(name)
+            out.append("| column | type | description |\n|---|---|---|")
+            for col, typ, doc in columns(name):
+                key = " (key)" if col in keys else ""
+                out.append(f"| `{col}`{key} | {typ} | {_cell(doc)} |")
+            out.append("")
+        out.append("## Views\n")
+        for name, comment in views:
+            out.append(f"### `{name}`\n\n{_cell(comment or '')}\n")
+            out.append("| column | type | description |\n|---|---|---|")
+            for col, typ, doc in columns(name):
+                out.append(f"| `{col}` | {typ} | {_cell(doc)} |")
+            out.append("")
+        out.append("## Settings (defaults)\n")
+        out.append("| key | default | description |\n|---|---|---|")
+        for key, value, desc in settings:
+            out.append(f"| `{key}` | `{value}` | {_cell(desc or '')} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def write_schema_doc(path: Path = SCHEMA_DOC_PATH) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_schema_doc(), encoding="utf-8")
+    return path
+
+
+if __name__ == "__main__":
+    print(write_schema_doc())

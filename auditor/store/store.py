@@ -1,0 +1,445 @@
+"""`Store`: the DuckDB database that keeps every span, trajectory and attribution.
+
+    >>> with Store("audit.duckdb") as store:
+    ...     store.add_trajectories(result.trajectories)
+    ...     store.record_audits(audits)
+    ...     columns, rows = store.query("SELECT * FROM unsupported_actions")
+
+Writes are idempotent (spans are unique on (trace_id, span_id), trajectories on their id and
+content hash, audits on (run_id, trajectory_id): recording the same thing twice stores it once)
+and transactional (one transaction per run: a crash leaves no half-written run). Writes take a
+lock, so collectors may call `add_spans` from several threads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from auditor.results import ActionAttribution, Driver, HopFlow, RunInfo, TrajectoryAudit
+from auditor.store import ingest
+from auditor.store.migrations import migrate, pending
+from auditor.store.sql import check_read_only
+from auditor.trajectory import Provenance, Segment, Trajectory
+
+DEFAULT_DB_NAME = "auditor.duckdb"
+ENV_VAR = "AUDITOR_DB"
+
+
+class StoreError(RuntimeError):
+    """A store operation failed in a way the user can fix (missing database, unknown action...)."""
+
+
+class NotFound(StoreError):
+    pass
+
+
+def default_db_path() -> Path:
+    """``$AUDITOR_DB`` if set, else ``./auditor.duckdb`` in the working directory."""
+    env = os.environ.get(ENV_VAR)
+    return Path(env) if env else Path.cwd() / DEFAULT_DB_NAME
+
+
+class Store:
+    """A DuckDB database of audits. Opening it writable runs pending migrations.
+
+    ``path`` may be ``":memory:"`` (tests). ``read_only=True`` opens an existing database without
+    taking the write lock; ``external_access=False`` additionally forbids SQL from touching files
+    (what `audit query` uses).
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, read_only: bool = False, *,
+                 external_access: bool = True) -> None:
+        self.path = str(path) if path is not None else str(default_db_path())
+        self.read_only = read_only
+        self.in_memory = self.path == ":memory:"
+        if read_only and not self.in_memory and not Path(self.path).exists():
+            raise StoreError(f"no auditor database at {self.path} (run `audit trace FILE` first, or pass --db)")
+        if not self.in_memory:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        config: dict[str, Any] = {}
+        if not external_access:
+            config["enable_external_access"] = False
+        try:
+            self._con = duckdb.connect(self.path, read_only=read_only and not self.in_memory, config=config)
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot open {self.path}: {exc}") from exc
+        self._lock = threading.RLock()
+        self.migrated: list[str] = []
+        if read_only:
+            self.pending_migrations = pending(self._con)
+            if "m001_initial" in self.pending_migrations:
+                self._con.close()
+                raise StoreError(f"{self.path} is not an auditor database (no migrations applied)")
+        else:
+            self.migrated = migrate(self._con)
+            self.pending_migrations = []
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._con.close()
+
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """The raw connection (for advanced use; hold no reference past `close()`)."""
+        return self._con
+
+    def __repr__(self) -> str:
+        return f"Store({self.path!r}, read_only={self.read_only})"
+
+    @contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self._lock:
+            self._require_writable()
+            self._con.execute("BEGIN TRANSACTION")
+            try:
+                yield self._con
+            except BaseException:
+                self._con.execute("ROLLBACK")
+                raise
+            else:
+                self._con.execute("COMMIT")
+
+    def _require_writable(self) -> None:
+        if self.read_only:
+            raise StoreError("this store was opened read-only")
+
+    def _insert(self, table: str, data: pa.Table, columns: Sequence[str] | None = None,
+                select: str | None = None, where: str = "") -> int:
+        """Bulk insert an Arrow table (one statement). Returns the number of rows inserted."""
+        if data.num_rows == 0:
+            return 0
+        name = f"_in_{table}"
+        cols = list(columns or data.column_names)
+        self._con.register(name, data)
+        try:
+            sel = select or ", ".join(f'"{c}"' for c in cols)
+            row = self._con.execute(
+                f"INSERT INTO {table} ({', '.join(cols)}) SELECT {sel} FROM {name} AS src {where}"
+            ).fetchone()
+        finally:
+            self._con.unregister(name)
+        return int(row[0]) if row else 0
+
+    # -- spans -----------------------------------------------------------------------------------
+    def add_spans(self, spans: Sequence[Any]) -> int:
+        """Store raw spans (SpanRecord or dicts); returns how many were new. Thread-safe; a span
+        already stored (same trace_id and span_id) is left as it is."""
+        spans = list(spans)
+        if not spans:
+            return 0
+        data = ingest.spans_table(spans)
+        base = [c for c, _ in ingest.SCHEMAS["spans"]]
+        select = ", ".join(f"src.{c}" for c in base) + (
+            ", to_timestamp(src.start_time_unix_nano / 1e9)"
+            ", (src.end_time_unix_nano - src.start_time_unix_nano) / 1e6"
+            ", now()"
+        )
+        with self._transaction() as con:
+            added = self._insert(
+                "spans", data, columns=[*base, "start_time", "duration_ms", "ingested_at"], select=select,
+                where="WHERE NOT EXISTS (SELECT 1 FROM spans s WHERE s.trace_id = src.trace_id "
+                      "AND s.span_id = src.span_id)",
+            )
+            if added:
+                trace_ids = sorted(set(data.column("trace_id").to_pylist()))
+                self._refresh_traces(con, trace_ids)
+        return added
+
+    def _refresh_traces(self, con: duckdb.DuckDBPyConnection, trace_ids: list[str]) -> None:
+        con.register("_trace_ids", pa.table({"trace_id": pa.array(trace_ids, pa.string())}))
+        try:
+            con.execute("DELETE FROM traces WHERE trace_id IN (SELECT trace_id FROM _trace_ids)")
+            con.execute("""
+                INSERT INTO traces
+                SELECT trace_id, count(*)::INTEGER, min(start_time),
+                       max(to_timestamp(end_time_unix_nano / 1e9)),
+                       arg_min(name, start_time_unix_nano) FILTER (WHERE parent_span_id IS NULL),
+                       any_value(coalesce(json_extract_string(resource, '$."service.name"'),
+                                          json_extract_string(resource, '$.attributes."service.name"'))),
+                       min(ingested_at), max(ingested_at)
+                FROM spans WHERE trace_id IN (SELECT trace_id FROM _trace_ids)
+                GROUP BY trace_id
+            """)
+        finally:
+            con.unregister("_trace_ids")
+
+    # -- trajectories ----------------------------------------------------------------------------
+    def add_trajectories(self, trajs: Sequence[Trajectory]) -> int:
+        """Store trajectories (messages and actions too); returns how many were new or changed.
+        The same trajectory twice is stored once; a changed one (same id) replaces the old."""
+        trajs = list(trajs)
+        if not trajs:
+            return 0
+        with self._transaction() as con:
+            return self._upsert_trajectories(con, trajs)
+
+    def _upsert_trajectories(self, con: duckdb.DuckDBPyConnection, trajs: Sequence[Trajectory]) -> int:
+        latest: dict[str, Trajectory] = {}
+        for t in trajs:
+            latest[t.id] = t.with_actions()
+        shas = {tid: ingest.trajectory_sha256(t) for tid, t in latest.items()}
+        ids = pa.table({"trajectory_id": pa.array(list(shas), pa.string())})
+        con.register("_traj_ids", ids)
+        try:
+            stored = dict(con.execute(
+                "SELECT trajectory_id, content_sha256 FROM trajectories "
+                "WHERE trajectory_id IN (SELECT trajectory_id FROM _traj_ids)").fetchall())
+        finally:
+            con.unregister("_traj_ids")
+        changed = [t for tid, t in latest.items() if stored.get(tid) != shas[tid]]
+        if not changed:
+            return 0
+        replace = [t.id for t in changed if t.id in stored]
+        if replace:
+            con.register("_traj_ids", pa.table({"trajectory_id": pa.array(replace, pa.string())}))
+            try:
+                for table in ("messages", "actions", "trajectories"):
+                    con.execute(f"DELETE FROM {table} WHERE trajectory_id IN (SELECT trajectory_id FROM _traj_ids)")
+            finally:
+                con.unregister("_traj_ids")
+        for table, data in ingest.trajectory_tables(changed).items():
+            self._insert(table, data)
+        return len(changed)
+
+    # -- audits ----------------------------------------------------------------------------------
+    def record_audit(self, audit: TrajectoryAudit) -> None:
+        """Store one audit (run, trajectory, segments, attributions, token scores) in one transaction."""
+        self.record_audits([audit])
+
+    def record_audits(self, audits: Sequence[TrajectoryAudit]) -> int:
+        """Store audits, one transaction per run id. Re-recording a (run_id, trajectory_id) replaces
+        what was stored for it, so a rerun after a crash resumes cleanly. Returns how many
+        (run, trajectory) pairs were written."""
+        groups: dict[str, dict[str, TrajectoryAudit]] = {}
+        for a in audits:
+            groups.setdefault(a.run.run_id, {})[a.trajectory.id] = a  # last one wins
+        written = 0
+        for run_id, by_traj in groups.items():
+            group = list(by_traj.values())
+            now = datetime.now(timezone.utc)
+            with self._transaction() as con:
+                con.execute("DELETE FROM runs WHERE run_id = ?", [run_id])
+                self._insert("runs", ingest.run_table(group, now))
+                self._upsert_trajectories(con, [a.trajectory for a in group])
+                existing = [r[0] for r in con.execute(
+                    "SELECT trajectory_id FROM audits WHERE run_id = ? AND list_contains(?, trajectory_id)",
+                    [run_id, list(by_traj)]).fetchall()]
+                if existing:
+                    for table in ingest.AUDIT_TABLES:
+                        con.execute(f"DELETE FROM {table} WHERE run_id = ? AND list_contains(?, trajectory_id)",
+                                    [run_id, existing])
+                tables = ingest.audit_tables(group, now)
+                for table in reversed(ingest.AUDIT_TABLES):
+                    self._insert(table, tables[table])
+            written += len(group)
+        return written
+
+    def delete_run(self, run_id: str) -> bool:
+        """Remove a run and everything recorded for it (trajectories and spans stay)."""
+        with self._transaction() as con:
+            found = con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchone()[0]
+            for table in (*ingest.AUDIT_TABLES, "runs"):
+                con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+        return bool(found)
+
+    def audited(self, run_id: str) -> dict[str, str]:
+        """Trajectories already recorded for a run: {trajectory_id: content_sha256} (for resuming)."""
+        with self._lock:
+            return dict(self._con.execute(
+                "SELECT trajectory_id, content_sha256 FROM audits WHERE run_id = ?", [run_id]).fetchall())
+
+    # -- settings --------------------------------------------------------------------------------
+    def get_setting(self, key: str, default: str | None = None) -> str | None:
+        with self._lock:
+            row = self._con.execute("SELECT value FROM settings WHERE key = ?", [key]).fetchone()
+        return row[0] if row else default
+
+    def set_setting(self, key: str, value: Any, description: str | None = None) -> None:
+        with self._transaction() as con:
+            old = con.execute("SELECT description FROM settings WHERE key = ?", [key]).fetchone()
+            con.execute("DELETE FROM settings WHERE key = ?", [key])
+            con.execute("INSERT INTO settings VALUES (?, ?, ?)",
+                        [key, str(value), description if description is not None else (old[0] if old else None)])
+
+    # -- reading ---------------------------------------------------------------------------------
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run one read-only statement (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN ...) and return
+        ``(columns, rows)``. Anything else raises `QueryRefused`. On a writable store the statement
+        runs inside a transaction that is rolled back."""
+        sql = check_read_only(sql)
+        with self._lock:
+            if self.read_only:
+                cur = self._con.execute(sql, params or [])
+                return [d[0] for d in cur.description or []], cur.fetchall()
+            self._con.execute("BEGIN TRANSACTION")
+            try:
+                cur = self._con.execute(sql, params or [])
+                return [d[0] for d in cur.description or []], cur.fetchall()
+            finally:
+                self._con.execute("ROLLBACK")
+
+    def _rows(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            cur = self._con.execute(sql, params or [])
+            cols = [d[0] for d in cur.description or []]
+            return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+    def runs(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Runs, newest first, with counts of trajectories, actions and unsupported actions."""
+        sql = """
+            WITH t AS (SELECT run_id, count(*) AS trajectories FROM audits GROUP BY run_id),
+                 a AS (SELECT run_id, count(*) AS actions FROM action_audits GROUP BY run_id),
+                 u AS (SELECT run_id, count(*) AS unsupported FROM unsupported_actions GROUP BY run_id)
+            SELECT r.run_id, r.created_at, r.model, r.method, r.hops, r.auditor_version, r.device, r.dtype,
+                   coalesce(t.trajectories, 0) AS trajectories, coalesce(a.actions, 0) AS actions,
+                   coalesce(u.unsupported, 0) AS unsupported
+            FROM runs r LEFT JOIN t USING (run_id) LEFT JOIN a USING (run_id) LEFT JOIN u USING (run_id)
+            ORDER BY r.created_at DESC, r.run_id
+        """
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return self._rows(sql)
+
+    def counts(self) -> dict[str, int]:
+        """Row count of every table."""
+        with self._lock:
+            names = [r[0] for r in self._con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' ORDER BY table_name").fetchall()]
+            return {n: self._con.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0] for n in names}
+
+    def relations(self, views: bool = True) -> list[str]:
+        """Names of the user-facing tables (and views)."""
+        sql = "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND NOT table_name LIKE '\\_%' ESCAPE '\\'"
+        if views:
+            sql += " UNION ALL SELECT view_name FROM duckdb_views() WHERE schema_name = 'main' AND NOT internal"
+        with self._lock:
+            return sorted(r[0] for r in self._con.execute(sql).fetchall())
+
+    def export_parquet(self, directory: str | os.PathLike[str], tables: Sequence[str] | None = None,
+                       views: bool = True) -> list[Path]:
+        """Write each table (and view) to ``directory/<name>.parquet``; returns the files written."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        known = self.relations(views=True)
+        names = list(tables) if tables else self.relations(views=views)
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise StoreError(f"unknown table(s) {', '.join(unknown)}; known: {', '.join(known)}")
+        files = []
+        with self._lock:
+            for name in names:
+                path = out / f"{name}.parquet"
+                target = str(path).replace("'", "''")
+                self._con.execute(f"COPY (SELECT * FROM \"{name}\") TO '{target}' (FORMAT parquet)")
+                files.append(path)
+        return files
+
+    # -- reconstructing audits -------------------------------------------------------------------
+    def load_audit(self, run_id: str, trajectory_id: str, action_ids: Sequence[str] | None = None) -> TrajectoryAudit:
+        """Rebuild the `TrajectoryAudit` recorded for (run, trajectory), optionally only some actions."""
+        run = self._rows("SELECT * FROM runs WHERE run_id = ?", [run_id])
+        au = self._rows("SELECT * FROM audits WHERE run_id = ? AND trajectory_id = ?", [run_id, trajectory_id])
+        if not run or not au:
+            raise NotFound(f"no audit of trajectory {trajectory_id!r} in run {run_id!r}")
+        r, a = run[0], au[0]
+        info = RunInfo(run_id=r["run_id"], model=r["model"], method=r["method"], hops=r["hops"],
+                       auditor_version=r["auditor_version"], created_at=r["created_at"], device=r["device"],
+                       dtype=r["dtype"], settings=json.loads(r["settings"]) if r["settings"] else {})
+        traj = Trajectory.model_validate_json(a["trajectory"])
+        key = [run_id, trajectory_id]
+        segments = [
+            Segment(id=s["segment_id"], kind=s["kind"], text=s["text"], label=s["label"] or "",
+                    action_id=s["action_id"], token_start=s["token_start"], token_end=s["token_end"],
+                    provenance=Provenance(message_index=s["message_index"], field=s["field"],
+                                          tool_call_id=s["tool_call_id"], tool_name=s["tool_name"], path=s["path"],
+                                          char_start=s["char_start"], char_end=s["char_end"]))
+            for s in self._rows("SELECT * FROM segments WHERE run_id = ? AND trajectory_id = ? ORDER BY position",
+                                key)
+        ]
+        wanted = set(action_ids) if action_ids is not None else None
+        by_id = {x.id: x for x in traj.actions}
+        drivers: dict[str, list[Driver]] = {}
+        for d in self._rows("SELECT * FROM attributions WHERE run_id = ? AND trajectory_id = ? AND hop = 0 "
+                            "ORDER BY action_id, rank", key):
+            drivers.setdefault(d["action_id"], []).append(Driver(
+                segment_id=d["segment_id"], kind=d["kind"], label=d["label"] or "", score=d["score"],
+                share=d["share"], rank=d["rank"]))
+        hops: dict[str, list[HopFlow]] = {}
+        for h in self._rows("SELECT * FROM hop_flows WHERE run_id = ? AND trajectory_id = ? ORDER BY action_id, hop",
+                            key):
+            hops.setdefault(h["action_id"], []).append(HopFlow(
+                hop=h["hop"], flow_ratio=h["flow_ratio"], by_kind=json.loads(h["by_kind"]) if h["by_kind"] else {}))
+        scores = {s["action_id"]: s["scores"] for s in self._rows(
+            "SELECT action_id, scores FROM token_scores WHERE run_id = ? AND trajectory_id = ?", key)}
+        order = {x.id: i for i, x in enumerate(traj.actions)}
+        rows = sorted(self._rows("SELECT * FROM action_audits WHERE run_id = ? AND trajectory_id = ?", key),
+                      key=lambda row: (order.get(row["action_id"], len(order)), row["action_id"]))
+        actions = []
+        for row in rows:
+            aid = row["action_id"]
+            if wanted is not None and aid not in wanted:
+                continue
+            if aid not in by_id:
+                continue  # the action is not in the audited trajectory (cannot happen via record_audit)
+            actions.append(ActionAttribution(
+                action=by_id[aid], drivers=drivers.get(aid, []), hops=hops.get(aid, []),
+                token_scores=list(scores.get(aid) or []), context_end=row["context_end"],
+                output_start=row["output_start"], output_end=row["output_end"],
+                layer_shares=json.loads(row["layer_shares"]) if row["layer_shares"] else {},
+                seconds=row["seconds"]))
+        return TrajectoryAudit(run=info, trajectory=traj, segments=segments, tokens=list(a["tokens"] or []),
+                               actions=actions, dropped=list(a["dropped"] or []), unplaced=list(a["unplaced"] or []),
+                               forward_seconds=a["forward_seconds"], seconds=a["seconds"])
+
+    def locate_action(self, action_id: str, run_id: str | None = None,
+                      trajectory_id: str | None = None) -> tuple[str, str]:
+        """(run_id, trajectory_id) of the newest recorded attribution of ``action_id``."""
+        sql = ("SELECT aa.run_id, aa.trajectory_id FROM action_audits aa JOIN runs r USING (run_id) "
+               "WHERE aa.action_id = ?")
+        params: list[Any] = [action_id]
+        if run_id:
+            sql += " AND aa.run_id = ?"
+            params.append(run_id)
+        if trajectory_id:
+            sql += " AND aa.trajectory_id = ?"
+            params.append(trajectory_id)
+        sql += " ORDER BY r.created_at DESC, r.recorded_at DESC, aa.trajectory_id"
+        found = self._rows(sql, params)
+        if not found:
+            stored = self._rows("SELECT trajectory_id FROM actions WHERE action_id = ?", [action_id])
+            where = f" in run {run_id}" if run_id else ""
+            if stored:
+                raise NotFound(f"action {action_id!r} is stored but has no attribution{where} "
+                               "(run `audit trace` on its trajectory)")
+            raise NotFound(f"no action {action_id!r}{where}; list them with "
+                           "`audit query \"SELECT action_id, action_summary FROM action_drivers WHERE rank = 1\"`")
+        first = found[0]["run_id"]
+        trajs = sorted({f["trajectory_id"] for f in found if f["run_id"] == first})
+        if len(trajs) > 1:
+            raise StoreError(f"action id {action_id!r} is in several trajectories of run {first} "
+                             f"({', '.join(trajs)}); pass a trajectory id")
+        return first, trajs[0]
+
+    def action_view(self, action_id: str, run_id: str | None = None,
+                    trajectory_id: str | None = None) -> TrajectoryAudit:
+        """The audit slice for one action (newest run unless ``run_id``): full segments and tokens,
+        only that action's attribution. `auditor.store.export.action_export` turns it into JSON."""
+        rid, tid = self.locate_action(action_id, run_id, trajectory_id)
+        return self.load_audit(rid, tid, action_ids=[action_id])

@@ -1,0 +1,118 @@
+"""Model-free stand-ins for audits, for tests and benchmarks of everything downstream of replay.
+
+`synthetic_audit(traj)` renders a trajectory by splitting text on whitespace, makes one segment
+per message, and scores each context token by whether its word occurs in the action's own
+arguments/text: an action that repeats an address found in a tool output is "driven" by that
+output. It is deterministic and fast, and it is *not* attribution: use it only where a real model
+is beside the point (store, CLI, report layout tests; storage benchmarks).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timezone
+
+from auditor.results import ActionAttribution, Driver, HopFlow, RunInfo, TrajectoryAudit
+from auditor.trajectory import (
+    Action,
+    ActionKind,
+    Message,
+    Provenance,
+    Segment,
+    SegmentKind,
+    ToolCall,
+    Trajectory,
+)
+
+_TOKEN = re.compile(r"\S+\s*|\s+")
+_WORD = re.compile(r"[A-Za-z0-9@._-]+")
+
+
+def _tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text) or [""]
+
+
+def synthetic_run(run_id: str = "run-synthetic", model: str = "synthetic", method: str = "synthetic",
+                  hops: int = 1) -> RunInfo:
+    return RunInfo(run_id=run_id, model=model, method=method, hops=hops, auditor_version="test",
+                   created_at=datetime(2025, 1, 1, tzinfo=timezone.utc))
+
+
+def synthetic_audit(traj: Trajectory, run: RunInfo | None = None) -> TrajectoryAudit:
+    """A deterministic `TrajectoryAudit` of ``traj`` without a model (see the module docstring)."""
+    traj = traj.with_actions()
+    run = run or synthetic_run()
+    tokens: list[str] = []
+    segments: list[Segment] = []
+    msg_range: dict[int, tuple[int, int]] = {}
+    first_user = next((i for i, m in enumerate(traj.messages) if m.role == "user"), -1)
+    action_msgs = {a.message_index for a in traj.actions}
+    for i, m in enumerate(traj.messages):
+        start = len(tokens)
+        text = m.content
+        if m.tool_calls:
+            text = (text + "\n" if text else "") + "\n".join(
+                json.dumps({"name": c.name, "arguments": c.arguments}) for c in m.tool_calls)
+        tokens.extend(_tokens(text))
+        msg_range[i] = (start, len(tokens))
+        if m.role == "system":
+            kind, label = SegmentKind.system, "system prompt"
+        elif m.role == "user":
+            kind, label = SegmentKind.user_request, "user request" if i == first_user else "user message"
+        elif m.role == "tool":
+            kind, label = SegmentKind.tool_output, f"{m.name} output"
+        elif i in action_msgs:
+            kind, label = SegmentKind.action, "action"
+        else:
+            kind, label = SegmentKind.prior_turn, "assistant turn"
+        segments.append(Segment(
+            id=f"m{i}", kind=kind, text=m.content, label=label,
+            action_id=next((a.id for a in traj.actions if a.message_index == i), None) if kind is SegmentKind.action
+            else None,
+            provenance=Provenance(message_index=i, tool_call_id=m.tool_call_id,
+                                  tool_name=m.name if m.role == "tool" else None,
+                                  char_start=0, char_end=len(m.content)),
+            token_start=start, token_end=len(tokens)))
+    attributions = [_attribute(traj, a, tokens, segments, msg_range, run.hops) for a in traj.actions]
+    return TrajectoryAudit(run=run, trajectory=traj, segments=segments, tokens=tokens, actions=attributions,
+                           seconds=0.0)
+
+
+def _attribute(traj: Trajectory, action: Action, tokens: list[str], segments: list[Segment],
+               msg_range: dict[int, tuple[int, int]], hops: int) -> ActionAttribution:
+    start, end = msg_range[action.message_index]
+    if action.kind is ActionKind.tool_call:
+        target = json.dumps(action.arguments)
+    else:
+        content = traj.messages[action.message_index].content
+        target = content[action.char_start or 0: action.char_end or len(content)]
+    words = {w.lower() for w in _WORD.findall(target)}
+    scores = [1.0 + 4.0 * sum(w.lower() in words for w in _WORD.findall(t)) for t in tokens[:start]]
+    inputs = [s for s in segments if s.kind.group != "output" and (s.token_end or 0) <= start]
+    raw = [(s, sum(scores[s.token_start:s.token_end])) for s in inputs]
+    total = sum(v for _, v in raw) or 1.0
+    ranked = sorted(raw, key=lambda x: (-x[1], x[0].id))
+    drivers = [Driver(segment_id=s.id, kind=s.kind, label=s.label, score=v, share=v / total, rank=r)
+               for r, (s, v) in enumerate(ranked, start=1)]
+    by_kind: dict[str, float] = {}
+    for d in drivers:
+        by_kind[d.kind.value] = by_kind.get(d.kind.value, 0.0) + d.share
+    inter = sum(d.share for d in drivers if d.kind.group == "intermediate")
+    flows = [HopFlow(hop=h, flow_ratio=inter, by_kind=by_kind) for h in range(1, hops + 1)]
+    return ActionAttribution(action=action, drivers=drivers, hops=flows, token_scores=scores, context_end=start,
+                             output_start=start, output_end=end)
+
+
+def synthetic_trajectory(n: int, tools: int = 4, actions: int = 5, words: int = 40) -> Trajectory:
+    """A made-up agent trajectory (id ``synthetic-{n}``): a request, then ``actions`` rounds of a
+    tool call and its output (tool names cycle through ``tools`` names)."""
+    msgs = [Message(role="system", content="You are a helpful agent. Only act on the user's instructions."),
+            Message(role="user", content=f"Task {n}: summarise the reports and email bob@example.com.")]
+    for k in range(actions):
+        name = "send_email" if k == actions - 1 else f"tool_{k % tools}"
+        call = ToolCall(id=f"c{k}", name=name, arguments={"query": f"report {n} part {k}", "to": "bob@example.com"})
+        msgs.append(Message(role="assistant", tool_calls=[call]))
+        body = " ".join(f"w{(n * 7 + k * 13 + j) % 997}" for j in range(words))
+        msgs.append(Message(role="tool", tool_call_id=call.id, content=f"report {n} part {k}: {body}"))
+    return Trajectory(id=f"synthetic-{n}", source="synthetic", messages=msgs).with_actions()
