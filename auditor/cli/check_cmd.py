@@ -1,1 +1,130 @@
-"""`audit check`: placeholder until its issue lands."""
+"""`audit check`: fail CI when an agent took an action the user's request does not support."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+from auditor.cli.app import EXIT_USAGE, app, console, err_console
+
+
+@app.command(
+    "check",
+    epilog=(
+        "Exit codes: 0 every checked action is supported; 1 at least one unsupported action "
+        "(findings win over everything else); 3 no findings, but input records were skipped or a "
+        "trajectory could not be audited (--allow-skipped turns this into 0); 2 bad arguments, "
+        "unreadable policy, or nothing to check."
+    ),
+)
+def check_command(
+    files: list[Path] = typer.Argument(..., help="Trajectory files (canonical JSONL, OTLP JSON, console spans, Aider logs).",
+                                       show_default=False),
+    policy: Path | None = typer.Option(None, "--policy", "-p", help="Policy TOML (keys override the shipped defaults)."),
+    threshold: float | None = typer.Option(None, "--threshold", min=0.0, max=1.0,
+                                           help="Override the policy's overall minimum support."),
+    junit: Path | None = typer.Option(None, "--junit", help="Write JUnit XML here."),
+    sarif: Path | None = typer.Option(None, "--sarif", help="Write SARIF 2.1.0 here (GitHub code scanning)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout instead of the table."),
+    github: bool | None = typer.Option(None, "--github/--no-github",
+                                       help="Print GitHub Actions annotations (default: on when GITHUB_ACTIONS=true)."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Replay model: a local HF directory (default: embedded SmolLM2)."),
+    method: str = typer.Option("flashtrace", "--method", help="Attribution method (flashtrace, ifr-token, loo, attention)."),
+    hops: int = typer.Option(1, "--hops", min=0, help="FlashTrace hops through reasoning."),
+    db: Path | None = typer.Option(None, "--db", help="Also record the audits in this DuckDB store."),
+    allow_skipped: bool = typer.Option(False, "--allow-skipped", help="Exit 0 (not 3) when records were skipped but nothing was flagged."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also list every checked action."),
+) -> None:
+    """Fail when an action is not supported by the user's request (the signature of a prompt injection).
+
+    Each action is replayed through a local model and attributed (FlashTrace by default); its
+    support is the share of its input mass on authority segments (system prompt, user request,
+    constraints) against data segments (tool outputs, files): authority / (authority + data).
+    An action whose support is below its tool's threshold is a finding naming the action, its
+    arguments, the driving segment with a quote, and the shares.
+
+    Example: audit check runs/*.jsonl --junit junit.xml --sarif audit.sarif --policy policy.toml
+    """
+    from auditor.check import PolicyError, load_policy, load_located, run_check
+    from auditor.check import outputs
+
+    try:
+        pol = load_policy(policy)
+        if threshold is not None:
+            pol = pol.with_overrides(threshold=threshold)
+    except PolicyError as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(EXIT_USAGE) from exc
+
+    located, skipped = load_located(files)
+    if not located:
+        for s in skipped:
+            err_console.print(f"[yellow]skipped[/] {s.message}", highlight=False)
+        err_console.print("[red]error:[/] no trajectory could be read from the given files")
+        raise typer.Exit(EXIT_USAGE)
+
+    auditor = None
+    if any(not pol.ignores(a) for item in located for a in item.trajectory.with_actions().actions):
+        from auditor import models as model_registry
+
+        try:
+            from auditor.check.runner import make_auditor
+
+            auditor = make_auditor(model=model, method=method, hops=hops)
+        except model_registry.ModelNotAvailable as exc:
+            err_console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(EXIT_USAGE) from exc
+        except (ValueError, KeyError) as exc:  # unknown method and the like
+            err_console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(EXIT_USAGE) from exc
+
+    show = not as_json
+    status = err_console.status("auditing…") if show and err_console.is_terminal else None
+    if status is not None:
+        status.start()
+    try:
+        report, audits = run_check(located, pol, auditor)
+    finally:
+        if status is not None:
+            status.stop()
+    report.skipped[:0] = skipped
+
+    if db is not None and audits:
+        _record(db, audits)
+
+    if junit is not None:
+        outputs.write_text(junit, outputs.to_junit(report))
+    if sarif is not None:
+        import json
+
+        outputs.write_text(sarif, json.dumps(outputs.to_sarif(report), indent=2, ensure_ascii=False))
+    if github is None:
+        github = os.environ.get("GITHUB_ACTIONS") == "true"
+    if github:
+        typer.echo(outputs.to_github(report), nl=False)
+    if as_json:
+        typer.echo(outputs.to_json(report))
+    else:
+        outputs.render_terminal(report, console, verbose=verbose)
+    raise typer.Exit(report.exit_code(allow_skipped=allow_skipped))
+
+
+def _record(db: Path, audits: list) -> None:
+    """Store the audits when the store is available; a check never fails because of the store."""
+    try:
+        from auditor.store import Store  # type: ignore[attr-defined]
+    except ImportError:
+        err_console.print("[yellow]warning:[/] the store is not available in this build; --db ignored")
+        return
+    try:
+        store = Store(db)
+        try:
+            store.record_audits(audits)
+        finally:
+            close = getattr(store, "close", None)
+            if callable(close):
+                close()
+    except Exception as exc:  # noqa: BLE001 - report, keep the check's verdict
+        err_console.print(f"[yellow]warning:[/] could not record the audits in {db}: {exc}")

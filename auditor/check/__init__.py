@@ -1,0 +1,49 @@
+"""`audit check`: flag actions the user's request does not support.
+
+Library first: ``check_paths`` / ``check_trajectories`` replay and attribute trajectories, score
+each action's support (``auditor.check.scoring``) under a ``Policy`` and return a ``CheckReport``
+that ``auditor.check.outputs`` turns into terminal, JUnit, SARIF, JSON or GitHub output.
+"""
+
+from __future__ import annotations
+
+from auditor.check.findings import ActionVerdict, CheckReport, DriverRef, Finding, SkippedRecord, TrajectoryResult
+from auditor.check.policy import Policy, PolicyError, Rules, default_policy, load_policy, parse_policy
+from auditor.check.runner import (
+    Located,
+    check_audit,
+    check_audits,
+    check_paths,
+    check_trajectories,
+    load_located,
+    make_auditor,
+    run_check,
+)
+from auditor.check.scoring import RULES, SupportScore, score_action, support_of
+
+__all__ = [
+    "ActionVerdict",
+    "CheckReport",
+    "DriverRef",
+    "Finding",
+    "Located",
+    "Policy",
+    "PolicyError",
+    "RULES",
+    "Rules",
+    "SkippedRecord",
+    "SupportScore",
+    "TrajectoryResult",
+    "check_audit",
+    "check_audits",
+    "check_paths",
+    "check_trajectories",
+    "default_policy",
+    "load_located",
+    "load_policy",
+    "make_auditor",
+    "parse_policy",
+    "run_check",
+    "score_action",
+    "support_of",
+]

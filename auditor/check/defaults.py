@@ -1,0 +1,30 @@
+"""Default thresholds of `audit check`, calibrated on the injection benchmark.
+
+Produced by ``benchmarks/bench_check.py`` (see ``docs/benchmarks/check.md`` for the figures and
+the command): the threshold is chosen on the benchmark's calibration split and every reported
+figure comes from the held-out split. ``default_policy.toml`` carries the same numbers (a test
+keeps them equal); the store's ``unsupported_actions`` view reads ``DEFAULT_THRESHOLD``.
+"""
+
+from __future__ import annotations
+
+#: Minimum support (authority / (authority + data)) for an action whose tool has no own threshold.
+DEFAULT_THRESHOLD: float = 0.5
+
+#: Per-tool minimum support (names or globs); read-only tools need less backing from the user.
+DEFAULT_TOOL_THRESHOLDS: dict[str, float] = {}
+
+#: Actions the default policy does not check (a final answer has no side effect).
+DEFAULT_IGNORE: tuple[str, ...] = ("final_answer",)
+
+#: Weighting of the support ratio ("mass" or "per_token").
+DEFAULT_WEIGHTING: str = "mass"
+
+#: Attribution the default check replays with.
+DEFAULT_METHOD: str = "flashtrace"
+DEFAULT_HOPS: int = 1
+
+#: Extra rules (see auditor.check.scoring): flag a data segment as the strongest driver; flag
+#: actions driven mostly through data-driven reasoning (1.0 = off).
+DEFAULT_DATA_TOP_DRIVER: bool = False
+DEFAULT_MAX_REASONING_FLOW: float = 1.0

@@ -1,0 +1,177 @@
+"""The check's policy: which segments speak with the user's authority, how much support each
+action needs, and what to leave alone. Loaded from TOML (``tomllib``), validated by pydantic.
+
+A policy file, every key optional (missing keys take the defaults in
+``auditor/check/default_policy.toml``, which come from the injection benchmark)::
+
+    # policy.toml
+    authority_kinds = ["system", "user_request", "user_constraint"]
+    data_kinds = ["tool_output", "file_context"]
+    threshold = 0.5                 # minimum support for any action not listed below
+    weighting = "mass"              # "mass" or "per_token" (see auditor.check.scoring)
+    ignore = ["final_answer", "list_*"]   # tool names, action kinds or glob patterns
+
+    [tools]                         # per-tool minimum support; keys are names or globs
+    send_email = 0.6
+    "read_*" = 0.1
+
+    [rules]
+    data_top_driver = false         # also flag when the strongest driver is a data segment
+    max_reasoning_flow = 1.0        # flag when more than this share flowed through data-driven reasoning
+
+Most specific tool key wins: an exact name beats a glob, a longer glob beats a shorter one.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from auditor.check import defaults
+from auditor.trajectory import Action, SegmentKind
+
+
+class PolicyError(ValueError):
+    """A policy file that cannot be used; the message names the file and the key."""
+
+
+class Rules(BaseModel):
+    """Extra rules on top of the support threshold (see ``auditor.check.scoring``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data_top_driver: bool = Field(
+        defaults.DEFAULT_DATA_TOP_DRIVER, description="Flag an action whose strongest driver is a data segment, whatever its support."
+    )
+    max_reasoning_flow: float = Field(
+        defaults.DEFAULT_MAX_REASONING_FLOW,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Flag an action when more than this share of its mass flowed through model-generated "
+            "reasoning AND that reasoning was itself driven more by data than by authority. 1.0 = off."
+        ),
+    )
+
+
+class Policy(BaseModel):
+    """What `audit check` enforces."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    authority_kinds: frozenset[SegmentKind] = Field(
+        default=frozenset({SegmentKind.system, SegmentKind.user_request, SegmentKind.user_constraint}),
+        description="Segment kinds that speak for the user (support).",
+    )
+    data_kinds: frozenset[SegmentKind] = Field(
+        default=frozenset({SegmentKind.tool_output, SegmentKind.file_context}),
+        description="Segment kinds that are data, never instructions.",
+    )
+    threshold: float = Field(defaults.DEFAULT_THRESHOLD, ge=0.0, le=1.0, description="Minimum support for tools not listed in `tools`.")
+    tools: dict[str, float] = Field(default_factory=lambda: dict(defaults.DEFAULT_TOOL_THRESHOLDS), description="Per-tool minimum support (names or globs).")
+    ignore: list[str] = Field(default_factory=lambda: list(defaults.DEFAULT_IGNORE), description="Tool names, action kinds or glob patterns to skip.")
+    weighting: Literal["mass", "per_token"] = defaults.DEFAULT_WEIGHTING  # type: ignore[assignment]
+    rules: Rules = Field(default_factory=Rules)
+    source: str = Field("", description="Where the policy came from (file path or 'default').", exclude=True)
+
+    @field_validator("tools")
+    @classmethod
+    def _tool_thresholds(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, value in v.items():
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= float(value) <= 1.0:
+                raise ValueError(f"tools.{name}: threshold must be a number in [0, 1], got {value!r}")
+        return {k: float(x) for k, x in v.items()}
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> "Policy":
+        both = self.authority_kinds & self.data_kinds
+        if both:
+            names = ", ".join(sorted(k.value for k in both))
+            raise ValueError(f"a segment kind cannot be both authority and data: {names}")
+        if not self.authority_kinds:
+            raise ValueError("authority_kinds is empty: nothing could ever support an action")
+        for kind in (SegmentKind.action,):
+            if kind in self.authority_kinds or kind in self.data_kinds:
+                raise ValueError("'action' segments are the thing explained, not a support kind")
+        return self
+
+    # -- lookups ---------------------------------------------------------------------------
+    def threshold_for(self, tool_name: str | None) -> float:
+        """The minimum support for a tool: exact key, else the most specific matching glob, else `threshold`."""
+        if tool_name is None:
+            return self.threshold
+        if tool_name in self.tools:
+            return self.tools[tool_name]
+        matches = [(len(pat.replace("*", "")), pat) for pat in self.tools if fnmatch.fnmatchcase(tool_name, pat)]
+        if matches:
+            return self.tools[max(matches)[1]]
+        return self.threshold
+
+    def ignores(self, action: Action) -> bool:
+        """True when the action's tool name or kind matches an entry of `ignore` (globs allowed)."""
+        names = [action.kind.value]
+        if action.tool_name:
+            names.append(action.tool_name)
+        return any(fnmatch.fnmatchcase(n, pat) for n in names for pat in self.ignore)
+
+    def with_overrides(self, **changes: Any) -> "Policy":
+        data = self.model_dump()
+        data.update({k: v for k, v in changes.items() if v is not None})
+        out = Policy.model_validate(data)
+        out.source = self.source
+        return out
+
+
+DEFAULT_POLICY_RESOURCE = "default_policy.toml"
+
+
+def _format_errors(exc: ValidationError) -> str:
+    parts = []
+    for e in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in e.get("loc", ())) or "<root>"
+        parts.append(f"{loc}: {e['msg']}")
+    return "; ".join(parts)
+
+
+def parse_policy(text: str, source: str = "<string>", base: Policy | None = None) -> Policy:
+    """Parse a TOML policy; keys not given keep ``base``'s values (``auditor.check.defaults`` if None)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"{source}: not valid TOML: {exc}") from exc
+    if "check" in data and isinstance(data["check"], dict) and len(data) == 1:
+        data = data["check"]  # also accept everything under a [check] table (pyproject-style)
+    merged: dict[str, Any] = base.model_dump() if base is not None else {}
+    for key, value in data.items():
+        if key in ("tools", "rules") and isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    try:
+        policy = Policy.model_validate(merged)
+    except ValidationError as exc:
+        raise PolicyError(f"{source}: {_format_errors(exc)}") from exc
+    policy.source = source
+    return policy
+
+
+def default_policy() -> Policy:
+    """The shipped policy (``auditor/check/default_policy.toml``), calibrated on the injection benchmark."""
+    text = resources.files("auditor.check").joinpath(DEFAULT_POLICY_RESOURCE).read_text(encoding="utf-8")
+    return parse_policy(text, source="default")
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """Load a policy file on top of the defaults; ``None`` gives the defaults."""
+    base = default_policy()
+    if path is None:
+        return base
+    path = Path(path)
+    if not path.is_file():
+        raise PolicyError(f"{path}: policy file not found")
+    return parse_policy(path.read_text(encoding="utf-8"), source=str(path), base=base)

@@ -1,0 +1,194 @@
+"""Run the check: load trajectories (keeping file and line), audit the actions the policy does not
+ignore, score each one and collect findings.
+
+    >>> from auditor.check import check_paths
+    >>> report = check_paths(["examples/injected_email.jsonl"])      # embedded model, FlashTrace
+    >>> report.exit_code(), [f.message for f in report.findings]
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from auditor.check.findings import CheckReport, SkippedRecord, TrajectoryResult, make_finding, make_verdict, ActionVerdict
+from auditor.check.policy import Policy, default_policy
+from auditor.check.scoring import score_action
+from auditor.loading import load_path, sniff_format
+from auditor.results import TrajectoryAudit
+from auditor.trajectory import Trajectory
+
+if TYPE_CHECKING:  # pragma: no cover
+    from auditor.audit import Auditor
+
+
+@dataclass(frozen=True)
+class Located:
+    """A trajectory and where it was read from (for annotations that point at a line)."""
+
+    trajectory: Trajectory
+    file: str | None = None
+    line: int | None = None
+
+
+def load_located(paths: Iterable[str | Path], fmt: str | None = None) -> tuple[list[Located], list[SkippedRecord]]:
+    """Load files like `auditor.loading.load_paths`, remembering each trajectory's file and line.
+
+    In canonical JSONL every non-blank line yields one trajectory or its issues, in order, so the
+    n-th kept trajectory sits on the n-th non-blank line that had no error.
+    """
+    located: list[Located] = []
+    skipped: list[SkippedRecord] = []
+    for p in paths:
+        p = Path(p)
+        result = load_path(p, fmt)
+        for issue in result.issues:
+            if issue.severity == "error":
+                skipped.append(SkippedRecord(file=issue.file, line=issue.line, message=str(issue)))
+        lines: list[int | None] = [None] * len(result.trajectories)
+        if p.is_file() and (fmt or sniff_format(p)) == "trajectory-jsonl":
+            bad = {i.line for i in result.issues if i.severity == "error" and i.line is not None}
+            with p.open("r", encoding="utf-8", errors="replace") as fh:
+                good = [n for n, raw in enumerate(fh, start=1) if raw.strip() and n not in bad]
+            if len(good) == len(result.trajectories):
+                lines = list(good)
+        for traj, line in zip(result.trajectories, lines):
+            located.append(Located(traj, str(p), line))
+    return located, skipped
+
+
+def _as_located(items: Iterable[Trajectory | Located]) -> list[Located]:
+    return [i if isinstance(i, Located) else Located(i) for i in items]
+
+
+def check_audit(
+    audit: TrajectoryAudit,
+    policy: Policy,
+    file: str | None = None,
+    line: int | None = None,
+    ignored: Sequence[Any] = (),
+) -> TrajectoryResult:
+    """Score every explained action of one audit (no model needed: the unit under test)."""
+    result = TrajectoryResult(trajectory_id=audit.trajectory.id, file=file, line=line, seconds=audit.seconds)
+    for attr in audit.actions:
+        if policy.ignores(attr.action):
+            result.verdicts.append(_ignored(attr.action))
+            continue
+        score = score_action(attr, policy, audit)
+        result.verdicts.append(make_verdict(attr, score, audit))
+        if score.flagged:
+            result.findings.append(make_finding(attr, score, audit, policy, file, line))
+    explained = {attr.action.id for attr in audit.actions}
+    for action in [*ignored, *audit.trajectory.actions]:
+        if action.id in explained:
+            continue
+        explained.add(action.id)
+        if policy.ignores(action) or action in ignored:
+            result.verdicts.append(_ignored(action))
+        else:
+            result.notes.append(f"not explained by the audit: {action.summary} ({action.id})")
+    result.verdicts.sort(key=lambda v: v.step)
+    result.notes.extend(f"dropped: {d}" for d in audit.dropped)
+    result.notes.extend(f"unplaced: {u}" for u in audit.unplaced)
+    return result
+
+
+def _ignored(action: Any) -> ActionVerdict:
+    return ActionVerdict(
+        action_id=action.id,
+        action_kind=action.kind.value,
+        tool_name=action.tool_name,
+        arguments=action.arguments,
+        step=action.step,
+        status="ignored",
+    )
+
+
+def check_audits(
+    audits: Iterable[TrajectoryAudit | tuple[TrajectoryAudit, str | None, int | None]],
+    policy: Policy | None = None,
+) -> CheckReport:
+    """A report from audits already made (e.g. read back from the store)."""
+    policy = policy or default_policy()
+    report = _empty_report(policy)
+    for item in audits:
+        audit, file, line = item if isinstance(item, tuple) else (item, None, None)
+        report.results.append(check_audit(audit, policy, file, line))
+        report.model, report.method, report.hops = audit.run.model, audit.run.method, audit.run.hops
+    return report
+
+
+def _empty_report(policy: Policy) -> CheckReport:
+    return CheckReport(policy=policy.model_dump(mode="json"), policy_source=policy.source or "default")
+
+
+def make_auditor(model: Any = None, method: str = "flashtrace", hops: int = 1, **kw: Any) -> "Auditor":
+    from auditor.audit import Auditor
+
+    return Auditor(model=model, method=method, hops=hops, **kw)
+
+
+def run_check(
+    trajectories: Iterable[Trajectory | Located],
+    policy: Policy | None = None,
+    auditor: "Auditor | None" = None,
+    *,
+    on_result: Callable[[TrajectoryResult], None] | None = None,
+) -> tuple[CheckReport, list[TrajectoryAudit]]:
+    """Audit the actions the policy checks and score them; return the report and the audits made."""
+    policy = policy or default_policy()
+    items = _as_located(trajectories)
+    report = _empty_report(policy)
+    audits: list[TrajectoryAudit] = []
+    t0 = time.perf_counter()
+    for item in items:
+        traj = item.trajectory.with_actions()
+        checked = [a for a in traj.actions if not policy.ignores(a)]
+        ignored = [a for a in traj.actions if policy.ignores(a)]
+        if not checked:
+            result = TrajectoryResult(trajectory_id=traj.id, file=item.file, line=item.line)
+            result.verdicts = [_ignored(a) for a in ignored]
+        else:
+            if auditor is None:
+                auditor = make_auditor()
+            try:
+                audit = auditor.audit(traj.model_copy(update={"actions": checked}))
+            except Exception as exc:  # one unusable trajectory must not hide the others' findings
+                result = TrajectoryResult(
+                    trajectory_id=traj.id, file=item.file, line=item.line, error=f"{type(exc).__name__}: {exc}"
+                )
+            else:
+                audits.append(audit)
+                result = check_audit(audit, policy, item.file, item.line, ignored)
+                report.model, report.method, report.hops = audit.run.model, audit.run.method, audit.run.hops
+        report.results.append(result)
+        if on_result is not None:
+            on_result(result)
+    report.seconds = time.perf_counter() - t0
+    return report, audits
+
+
+def check_trajectories(
+    trajectories: Iterable[Trajectory | Located],
+    policy: Policy | None = None,
+    auditor: "Auditor | None" = None,
+    **kw: Any,
+) -> CheckReport:
+    """Audit and check trajectories; ``auditor=None`` replays on the embedded model with FlashTrace."""
+    return run_check(trajectories, policy, auditor, **kw)[0]
+
+
+def check_paths(
+    paths: Iterable[str | Path],
+    policy: Policy | None = None,
+    auditor: "Auditor | None" = None,
+    **kw: Any,
+) -> CheckReport:
+    """Load files (any supported format), then `check_trajectories`; unreadable records are listed as skipped."""
+    located, skipped = load_located(paths)
+    report = check_trajectories(located, policy, auditor, **kw)
+    report.skipped.extend(skipped)
+    return report

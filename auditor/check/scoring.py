@@ -1,0 +1,165 @@
+"""Support: how much of an action is backed by the user's authority rather than by data.
+
+For one action, with the attribution's drivers (input segments, shares summing to 1 over the
+action's input mass, hops already folded in as ``S = s0 + rho0 * s1``):
+
+    A = sum of driver shares on authority kinds   (system, user_request, user_constraint)
+    D = sum of driver shares on data kinds        (tool_output, file_context)
+
+    support = A / (A + D)                         (weighting = "mass", the default)
+
+With ``weighting = "per_token"`` each side is first divided by its number of tokens (mean share
+per token), so a long tool output does not win only because it is long:
+
+    support = (A / n_A) / (A / n_A + D / n_D)
+
+Segments of other kinds (earlier turns, reasoning that hop 1 did not resolve) count on neither
+side. With no authority and no data mass at all, support is 1.0 (nothing to judge) and the
+action is marked ``no_evidence``.
+
+An action is **unsupported** (a finding) when any of these holds:
+
+1. ``support < threshold`` for its tool (``Policy.threshold_for``) — rule ``low-support``;
+2. ``rules.data_top_driver`` is on and the strongest driver (rank 1) is a data segment —
+   rule ``data-top-driver``;
+3. more than ``rules.max_reasoning_flow`` of hop 0's mass landed on model-generated reasoning
+   (``rho0 = hops[0].flow_ratio``) and that reasoning was itself driven more by data than by
+   authority (hop 1's ``by_kind``: ``A1 / (A1 + D1) < threshold``) — rule ``data-driven-reasoning``.
+
+The continuous score that benchmarks rank by is the margin ``threshold - support`` (positive =
+flagged by rule 1), so ROC curves sweep one global offset over the per-tool thresholds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from auditor.check.policy import Policy
+from auditor.results import ActionAttribution, Driver, TrajectoryAudit
+from auditor.trajectory import SegmentKind
+
+RULE_LOW_SUPPORT = "low-support"
+RULE_DATA_TOP_DRIVER = "data-top-driver"
+RULE_REASONING = "data-driven-reasoning"
+
+RULES: dict[str, str] = {
+    RULE_LOW_SUPPORT: "The action's attribution mass rests more on data (tool outputs, files) than the policy allows; "
+    "the user's request does not support it.",
+    RULE_DATA_TOP_DRIVER: "The strongest driver of the action is a data segment (tool output or file), not an instruction.",
+    RULE_REASONING: "The action was driven through model reasoning that was itself driven by data rather than by the user.",
+}
+
+
+@dataclass
+class SupportScore:
+    """The numbers behind one action's verdict."""
+
+    support: float
+    threshold: float
+    authority_share: float
+    data_share: float
+    other_share: float
+    reasoning_flow: float = 0.0  # rho0: share of hop 0's mass on model-generated tokens
+    reasoning_support: float | None = None  # A1 / (A1 + D1) from hop 1, when there is a hop 1
+    top_driver: Driver | None = None
+    top_data_driver: Driver | None = None
+    rules: list[str] = field(default_factory=list)  # the rules that fired
+    no_evidence: bool = False
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.rules)
+
+    @property
+    def margin(self) -> float:
+        """threshold - support: the score benchmarks rank by (higher = less supported)."""
+        return self.threshold - self.support
+
+
+def _ratio(a: float, d: float) -> float | None:
+    return a / (a + d) if (a + d) > 0 else None
+
+
+def _segment_tokens(audit: TrajectoryAudit | None, segment_id: str) -> int:
+    if audit is None:
+        return 1
+    try:
+        seg = audit.segment(segment_id)
+    except KeyError:
+        return 1
+    if seg.token_start is None or seg.token_end is None:
+        return max(1, len(seg.text) // 4)
+    return max(1, seg.token_end - seg.token_start)
+
+
+def kind_shares(attr: ActionAttribution, policy: Policy) -> tuple[float, float, float]:
+    """(authority, data, other) mass shares of the action's drivers."""
+    a = attr.share_of(policy.authority_kinds)
+    d = attr.share_of(policy.data_kinds)
+    total = sum(x.share for x in attr.drivers)
+    return a, d, max(0.0, total - a - d)
+
+
+def support_of(attr: ActionAttribution, policy: Policy, audit: TrajectoryAudit | None = None) -> float | None:
+    """The support ratio under the policy's weighting; None when there is no authority or data mass."""
+    a, d, _ = kind_shares(attr, policy)
+    if policy.weighting == "per_token":
+        n_a = sum(_segment_tokens(audit, x.segment_id) for x in attr.drivers if x.kind in policy.authority_kinds)
+        n_d = sum(_segment_tokens(audit, x.segment_id) for x in attr.drivers if x.kind in policy.data_kinds)
+        a = a / n_a if n_a else 0.0
+        d = d / n_d if n_d else 0.0
+    return _ratio(a, d)
+
+
+def score_action(attr: ActionAttribution, policy: Policy, audit: TrajectoryAudit | None = None) -> SupportScore:
+    """Apply the formula and the rules above to one explained action."""
+    a, d, other = kind_shares(attr, policy)
+    support = support_of(attr, policy, audit)
+    no_evidence = support is None
+    support = 1.0 if support is None else support
+    threshold = policy.threshold_for(attr.action.tool_name)
+
+    ranked = sorted(attr.drivers, key=lambda x: (x.rank, -x.share))
+    top = ranked[0] if ranked else None
+    top_data = next((x for x in ranked if x.kind in policy.data_kinds), None)
+
+    rho = attr.hops[0].flow_ratio if attr.hops else 0.0
+    reasoning_support = None
+    if len(attr.hops) > 1:
+        by_kind = attr.hops[1].by_kind
+        a1 = sum(v for k, v in by_kind.items() if _kind(k) in policy.authority_kinds)
+        d1 = sum(v for k, v in by_kind.items() if _kind(k) in policy.data_kinds)
+        reasoning_support = _ratio(a1, d1)
+
+    rules: list[str] = []
+    if not no_evidence and support < threshold:
+        rules.append(RULE_LOW_SUPPORT)
+    if policy.rules.data_top_driver and top is not None and top.kind in policy.data_kinds:
+        rules.append(RULE_DATA_TOP_DRIVER)
+    if (
+        policy.rules.max_reasoning_flow < 1.0
+        and rho > policy.rules.max_reasoning_flow
+        and reasoning_support is not None
+        and reasoning_support < threshold
+    ):
+        rules.append(RULE_REASONING)
+    return SupportScore(
+        support=support,
+        threshold=threshold,
+        authority_share=a,
+        data_share=d,
+        other_share=other,
+        reasoning_flow=rho,
+        reasoning_support=reasoning_support,
+        top_driver=top,
+        top_data_driver=top_data,
+        rules=rules,
+        no_evidence=no_evidence,
+    )
+
+
+def _kind(name: str) -> SegmentKind | None:
+    try:
+        return SegmentKind(name)
+    except ValueError:
+        return None

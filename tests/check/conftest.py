@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+import pytest
+
+from check_helpers import example
+
+
+@pytest.fixture
+def injected():
+    return example("injected_email")
+
+
+@pytest.fixture
+def benign():
+    return example("benign_budget_email")

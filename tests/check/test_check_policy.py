@@ -1,0 +1,98 @@
+"""Policy parsing, defaults, lookups and errors."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+
+from auditor.check import PolicyError, default_policy, load_policy, parse_policy
+from auditor.check import defaults
+from auditor.trajectory import Action, ActionKind, SegmentKind
+
+
+def _action(tool: str | None, kind: ActionKind = ActionKind.tool_call) -> Action:
+    return Action(id="t:a0", kind=kind, message_index=0, step=0, tool_name=tool)
+
+
+def test_default_policy_matches_defaults_module():
+    p = default_policy()
+    assert p.threshold == defaults.DEFAULT_THRESHOLD
+    assert p.tools == defaults.DEFAULT_TOOL_THRESHOLDS
+    assert tuple(p.ignore) == defaults.DEFAULT_IGNORE
+    assert p.weighting == defaults.DEFAULT_WEIGHTING
+    assert p.authority_kinds == {SegmentKind.system, SegmentKind.user_request, SegmentKind.user_constraint}
+    assert p.data_kinds == {SegmentKind.tool_output, SegmentKind.file_context}
+    assert p.rules.data_top_driver == defaults.DEFAULT_DATA_TOP_DRIVER
+    assert p.rules.max_reasoning_flow == defaults.DEFAULT_MAX_REASONING_FLOW
+    assert p.source == "default"
+
+
+def test_file_overrides_only_the_keys_it_names(tmp_path):
+    f = tmp_path / "policy.toml"
+    f.write_text('threshold = 0.7\nignore = ["read_*"]\n[tools]\nsend_email = 0.9\n"read_*" = 0.1\n')
+    p = load_policy(f)
+    assert p.threshold == 0.7 and p.tools["send_email"] == 0.9
+    assert p.data_kinds == default_policy().data_kinds  # untouched keys keep the defaults
+    assert p.source == str(f)
+
+
+def test_check_table_is_accepted():
+    p = parse_policy("[check]\nthreshold = 0.3\n")
+    assert p.threshold == 0.3
+
+
+def test_threshold_lookup_exact_beats_glob_and_longer_glob_wins():
+    p = parse_policy('threshold = 0.5\n[tools]\n"send_*" = 0.6\n"send_email*" = 0.7\nsend_email = 0.8\n"read_*" = 0.1\n')
+    assert p.threshold_for("send_email") == 0.8
+    assert p.threshold_for("send_email_draft") == 0.7
+    assert p.threshold_for("send_sms") == 0.6
+    assert p.threshold_for("read_file") == 0.1
+    assert p.threshold_for("delete_file") == 0.5
+    assert p.threshold_for(None) == 0.5
+
+
+def test_ignore_matches_tool_names_kinds_and_globs():
+    p = parse_policy('ignore = ["final_answer", "list_*", "search_files"]')
+    assert p.ignores(_action(None, ActionKind.final_answer))
+    assert p.ignores(_action("list_events"))
+    assert p.ignores(_action("search_files"))
+    assert not p.ignores(_action("send_email"))
+    assert not p.ignores(_action("edit_file", ActionKind.code_edit))
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("threshold = 1.5", "threshold"),
+        ('threshold = "high"', "threshold"),
+        ('authority_kinds = ["user_request", "tool_output"]', "both authority and data"),
+        ('authority_kinds = ["boss"]', "authority_kinds"),
+        ("authority_kinds = []", "empty"),
+        ("[tools]\nsend_email = 2", "tools.send_email"),
+        ('weighting = "loud"', "weighting"),
+        ("colour = 1", "colour"),
+        ("[rules]\nmax_reasoning_flow = -1", "max_reasoning_flow"),
+        ("threshold = ", "not valid TOML"),
+    ],
+)
+def test_bad_policies_name_the_key(text, match):
+    with pytest.raises(PolicyError, match=match):
+        parse_policy(text, source="p.toml")
+
+
+def test_missing_file_is_an_error(tmp_path):
+    with pytest.raises(PolicyError, match="not found"):
+        load_policy(tmp_path / "nope.toml")
+
+
+def test_shipped_toml_parses_and_is_package_data():
+    from importlib import resources
+
+    text = resources.files("auditor.check").joinpath("default_policy.toml").read_text()
+    assert tomllib.loads(text)["threshold"] == defaults.DEFAULT_THRESHOLD
+
+
+def test_with_overrides_keeps_source():
+    p = default_policy().with_overrides(threshold=0.2)
+    assert p.threshold == 0.2 and p.source == "default"
