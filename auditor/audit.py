@@ -1,0 +1,302 @@
+"""Audit trajectories: segment, render through the replay model, attribute every action, roll up.
+
+    from auditor.audit import Auditor, audit_trajectory
+    auditor = Auditor()                      # the embedded SmolLM2, FlashTrace, 1 hop
+    audit = auditor.audit(traj)              # -> TrajectoryAudit
+    for act in audit.actions:
+        print(act.action.summary, [(d.label, round(d.share, 2)) for d in act.top(3)])
+
+Per trajectory there is ONE forward pass (`attribute_many`); each action is a target with its
+own FlashTrace split, taken from the segments that end before the action starts:
+
+- input ``X``: tokens of ``system``, ``user_request``, ``user_constraint``, ``tool_output`` and
+  ``file_context`` segments;
+- intermediate ``R``: tokens of ``reasoning`` and ``prior_turn`` segments and of earlier actions
+  (an earlier action is a prior turn from this action's point of view);
+- output ``O``: the action's own tokens (a tool call from its name to the end of its arguments,
+  an edit block, the final answer).
+
+Template tokens (role markers, special tokens, the text a template or the renderer adds such as
+tool-definition blocks and ``<tool_call>`` wrappers) belong to no segment, so they are in neither
+``X`` nor ``R``: they can take part of a hop's mass (reported as ``by_kind["template"]`` in each
+`HopFlow`) but that mass is not propagated and no driver gets it. A driver's ``score`` is the sum
+of the final token scores ``S`` over its tokens and its ``share`` is that score over the summed
+scores of all the action's input segments, so the shares of an action's drivers sum to 1 (or all
+are 0 when nothing reached the inputs).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from auditor.results import ActionAttribution, Driver, HopFlow, RunInfo, TrajectoryAudit
+from auditor.segments.render import RenderedTrajectory, render_trajectory
+from auditor.segments.segment import segment_trajectory
+from auditor.trajectory import Segment, SegmentKind, Trajectory
+
+Progress = Callable[[int, int], None]
+
+
+def auditor_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("auditor")
+    except PackageNotFoundError:  # pragma: no cover - source tree without install
+        return "0.0.0+source"
+
+
+def _compact(x: float) -> float:
+    return float(f"{x:.5g}")
+
+
+def _positions(segments: Iterable[Segment]) -> list[int]:
+    out: list[int] = []
+    for s in segments:
+        out.extend(range(s.token_start or 0, s.token_end or 0))
+    return out
+
+
+def _with_actions(traj: Trajectory) -> Trajectory:
+    if traj.actions:
+        return traj
+    from auditor.actions import derive_actions
+
+    fmt = traj.metadata.get("edit_format") if isinstance(traj.metadata, dict) else None
+    return traj.model_copy(update={"actions": derive_actions(traj, fmt)})
+
+
+class Auditor:
+    """A replay model plus attribution settings; audits trajectories one forward pass each.
+
+    model: None (the embedded SmolLM2), a local model directory, or a ``(model, tokenizer)``
+        pair already loaded (any Hugging Face causal LM the engine supports).
+    method: an attribution method from `auditor.attribution.list_methods()`.
+    hops: FlashTrace hops through the intermediate (model-generated) tokens.
+    dtype, device: how to load the model (ignored for a loaded pair, except that ``device``
+        moves it).
+    max_tokens: the context limit; default the model's ``max_position_embeddings`` capped at
+        8192. Longer trajectories drop middle turns (see `auditor.segments.render`).
+    chunk_size, **method_options: passed to `attribute_many`.
+    """
+
+    def __init__(
+        self,
+        model: Any = None,
+        *,
+        method: str = "flashtrace",
+        hops: int = 1,
+        dtype: str = "float32",
+        device: str | None = None,
+        max_tokens: int | None = None,
+        model_name: str | None = None,
+        **method_options: Any,
+    ) -> None:
+        from auditor.attribution import get_method
+
+        get_method(method)  # unknown names fail now, listing the valid ones
+        self.method = method
+        self.hops = int(hops)
+        self.dtype = dtype
+        self.max_tokens = max_tokens
+        self.method_options = method_options
+        if isinstance(model, tuple):
+            self.model, self.tokenizer = model
+            if device:
+                self.model.to(device)
+            self.model_name = model_name or str(
+                getattr(self.model.config, "_name_or_path", "") or self.model.config.model_type
+            )
+        else:
+            from auditor.models import EMBEDDED_NAME, load_model
+
+            self.model, self.tokenizer = load_model(model, dtype=dtype, device=device)
+            if model_name:
+                self.model_name = model_name
+            elif model is None or str(model) in {EMBEDDED_NAME, "default", "embedded"}:
+                self.model_name = EMBEDDED_NAME
+            else:
+                self.model_name = os.fspath(model)
+        try:
+            self.device = str(next(self.model.parameters()).device)
+            self.model_dtype = str(next(self.model.parameters()).dtype).replace("torch.", "")
+        except StopIteration:  # pragma: no cover
+            self.device, self.model_dtype = "cpu", dtype
+
+    # -- pieces, usable on their own ---------------------------------------------------------------
+    def render(self, traj: Trajectory) -> RenderedTrajectory:
+        """Segment and render ``traj`` (no attribution)."""
+        traj = _with_actions(traj)
+        return render_trajectory(traj, self.tokenizer, segment_trajectory(traj), max_tokens=self.max_tokens,
+                                 model=self.model)
+
+    def run_info(self, run_id: str | None = None) -> RunInfo:
+        settings: dict[str, Any] = {"max_tokens": self.max_tokens}
+        settings.update({k: v for k, v in self.method_options.items() if isinstance(v, (int, float, str, bool))})
+        return RunInfo(
+            run_id=run_id or uuid.uuid4().hex,
+            model=self.model_name,
+            method=self.method,
+            hops=self.hops,
+            auditor_version=auditor_version(),
+            device=self.device,
+            dtype=self.model_dtype,
+            settings=settings,
+        )
+
+    # -- auditing ------------------------------------------------------------------------------------
+    def audit(self, traj: Trajectory, progress: Progress | bool | None = None, *, run: RunInfo | None = None) -> TrajectoryAudit:
+        """Attribute every action of ``traj``; ``progress`` is a ``callable(done, total)`` over its
+        actions, or True for a rich progress bar."""
+        if progress is True:
+            with _bars() as bars:
+                task = bars.add_task(_short(traj.id), total=None)
+                return self.audit(traj, lambda d, t: bars.update(task, completed=d, total=t), run=run)
+        from auditor.attribution import Target, attribute_many
+
+        start = time.perf_counter()
+        run = run or self.run_info()
+        rendered = self.render(traj)
+        traj = rendered.trajectory
+        segs = rendered.segments
+        targets: list[Target] = []
+        plans: list[tuple[Any, Segment, list[Segment], list[Segment]]] = []
+        unplaced = list(rendered.unplaced)
+        for action in traj.actions:
+            if action.id in rendered.dropped_actions:
+                continue
+            out = rendered.action_segment(action.id)
+            if out is None:
+                unplaced.append(f"action {action.id} ({action.summary}) not attributed: its tokens could not be placed")
+                continue
+            ts = out.token_start or 0
+            before = [s for s in segs if (s.token_end or 0) <= ts and s.id != out.id]
+            inputs = [s for s in before if s.kind.group == "input"]
+            inter = [s for s in before if s.kind.group != "input"]
+            targets.append(Target(
+                output=range(ts, out.token_end or ts),
+                reasoning=_positions(inter),
+                inputs=_positions(inputs),
+                spans=[(s.token_start or 0, s.token_end or 0) for s in inputs] or None,
+            ))
+            plans.append((action, out, inputs, inter))
+        results = []
+        if targets:
+            if callable(progress):
+                progress(0, len(targets))
+            results = attribute_many(self.model, rendered.input_ids, targets, method=self.method, hops=self.hops,
+                                     progress=progress if callable(progress) else None, **self.method_options)
+        kinds = _kind_of_positions(rendered)
+        attributions = [
+            _roll_up(action, out, inputs, inter, result, kinds)
+            for (action, out, inputs, inter), result in zip(plans, results)
+        ]
+        forward = float(results[0].info.get("forward_seconds", 0.0)) if results else 0.0
+        return TrajectoryAudit(
+            run=run,
+            trajectory=traj,
+            segments=segs,
+            tokens=rendered.tokens,
+            actions=attributions,
+            dropped=rendered.dropped,
+            unplaced=unplaced,
+            notes=rendered.notes,
+            forward_seconds=forward,
+            seconds=time.perf_counter() - start,
+        )
+
+    def audit_many(self, trajs: Iterable[Trajectory], progress: bool | Progress | None = True) -> list[TrajectoryAudit]:
+        """Audit several trajectories under one run id; ``progress=True`` shows rich bars (one over
+        trajectories, one over the current trajectory's actions); a callable gets
+        ``(done, total)`` over trajectories."""
+        trajs = list(trajs)
+        run = self.run_info()
+        out: list[TrajectoryAudit] = []
+        if progress is True:
+            with _bars() as bars:
+                overall = bars.add_task("trajectories", total=len(trajs))
+                for traj in trajs:
+                    task = bars.add_task(f"  {_short(traj.id)}", total=None)
+                    out.append(self.audit(traj, lambda d, t, task=task: bars.update(task, completed=d, total=t), run=run))
+                    bars.remove_task(task)
+                    bars.advance(overall)
+            return out
+        for k, traj in enumerate(trajs):
+            out.append(self.audit(traj, run=run))
+            if callable(progress):
+                progress(k + 1, len(trajs))
+        return out
+
+
+def audit_trajectory(traj: Trajectory, progress: Progress | bool | None = None, **kw: Any) -> TrajectoryAudit:
+    """``Auditor(**kw).audit(traj)`` in one call (loads the model each time: use `Auditor` for many)."""
+    return Auditor(**kw).audit(traj, progress)
+
+
+# -- helpers ------------------------------------------------------------------------------------------
+
+
+def _short(text: str, n: int = 40) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _bars():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    transient=False)
+
+
+def _kind_of_positions(rendered: RenderedTrajectory) -> list[tuple[str, Segment | None]]:
+    kinds: list[tuple[str, Segment | None]] = [("template", None)] * len(rendered.input_ids)
+    for s in rendered.segments:
+        for p in range(s.token_start or 0, s.token_end or 0):
+            kinds[p] = (s.kind.value, s)
+    return kinds
+
+
+def _roll_up(action: Any, out: Segment, inputs: list[Segment], inter: list[Segment], result: Any,
+             kinds: list[tuple[str, Segment | None]]) -> ActionAttribution:
+    S = result.token_scores
+    scores = [(s, float(S[s.token_start:s.token_end].sum())) for s in inputs]
+    total = sum(v for _, v in scores)
+    order = sorted(range(len(scores)), key=lambda k: (-scores[k][1], k))
+    drivers = [
+        Driver(segment_id=scores[k][0].id, kind=scores[k][0].kind, label=scores[k][0].label,
+               score=scores[k][1], share=(scores[k][1] / total) if total > 0 else 0.0, rank=r)
+        for r, k in enumerate(order, 1)
+    ]
+    hops: list[HopFlow] = []
+    end = out.token_end or 0
+    for h, hs in enumerate(result.hop_scores):
+        mass: dict[str, float] = {}
+        vals = hs[:end].tolist()
+        for p, v in enumerate(vals):
+            if v == 0.0:
+                continue
+            kind, seg = kinds[p]
+            if seg is not None and seg.kind is SegmentKind.action and seg.id != out.id:
+                kind = SegmentKind.prior_turn.value  # an earlier action is a prior turn here
+            mass[kind] = mass.get(kind, 0.0) + v
+        tot = sum(mass.values())
+        by_kind = {k: v / tot for k, v in sorted(mass.items(), key=lambda kv: -kv[1])} if tot > 0 else {}
+        rho = result.flow_ratios[h] if h < len(result.flow_ratios) else 0.0
+        hops.append(HopFlow(hop=h, flow_ratio=float(rho), by_kind=by_kind))
+    return ActionAttribution(
+        action=action,
+        drivers=drivers,
+        hops=hops,
+        token_scores=[_compact(x) for x in S[:end].tolist()],
+        context_end=end,
+        output_start=out.token_start or 0,
+        output_end=end,
+        layer_shares={k: [float(x) for x in v.tolist()] for k, v in result.layer_shares.items()},
+        seconds=float(result.info.get("seconds", 0.0)),
+    )
+
+
+__all__ = ["Auditor", "audit_trajectory", "auditor_version"]
