@@ -1,0 +1,136 @@
+"""Make a report from what the user names: a run, trajectory or action in the store, or a file.
+
+    from auditor.report.build import report_from_store, report_from_file
+    with Store("audit.duckdb", read_only=True) as store:
+        result = report_from_store(store, "run-3f2a…", "report.html")
+    result = report_from_file("examples/injected_email.jsonl", "report.html")   # replays first
+
+`audit report` is a thin wrapper around these two.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from auditor.report.data import check_verdicts
+from auditor.report.html import write_report
+from auditor.results import TrajectoryAudit
+
+if TYPE_CHECKING:  # pragma: no cover
+    from auditor.loading import LoadIssue
+    from auditor.store import Store
+
+
+class ReportError(ValueError):
+    """Nothing to report: the reference is unknown, or the file holds no usable trajectory."""
+
+
+@dataclass
+class ReportResult:
+    path: Path
+    audits: list[TrajectoryAudit]
+    selected: str | None = None  # the action the page opens on (``#action=ID``)
+    issues: list["LoadIssue"] = field(default_factory=list)  # records of the file that were skipped
+    failed: list[str] = field(default_factory=list)  # trajectories whose audit failed, said plainly
+
+    @property
+    def actions(self) -> int:
+        return sum(len(a.actions) for a in self.audits)
+
+    @property
+    def url(self) -> str:
+        uri = self.path.resolve().as_uri()
+        if self.selected:
+            from urllib.parse import quote
+
+            uri += "#action=" + quote(self.selected, safe="")
+        return uri
+
+
+def _rows(store: "Store", sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    return store.query(sql, params)[1]
+
+
+def resolve_in_store(store: "Store", ref: str) -> tuple[str, list[str], str | None]:
+    """``ref`` (a run id, a trajectory id or an action id) → (run id, trajectory ids, action id or None).
+
+    A trajectory or action id means its newest run."""
+    trajs = [r[0] for r in _rows(store, "SELECT trajectory_id FROM audits WHERE run_id = ? ORDER BY trajectory_id", [ref])]
+    if trajs:
+        return ref, trajs, None
+    newest = _rows(store, "SELECT a.run_id FROM audits a JOIN runs r USING (run_id) WHERE a.trajectory_id = ? "
+                          "ORDER BY r.created_at DESC, a.run_id LIMIT 1", [ref])
+    if newest:
+        return newest[0][0], [ref], None
+    from auditor.store import NotFound
+
+    try:
+        run_id, traj_id = store.locate_action(ref)
+    except NotFound:
+        runs = [r["run_id"] for r in store.runs(limit=5)]
+        hint = f" Recent runs: {', '.join(runs)}." if runs else " The database has no runs yet: `audit trace FILE` first."
+        raise ReportError(f"{ref!r} is neither a file nor a run, trajectory or action id in {store.path}.{hint}") from None
+    return run_id, [traj_id], ref
+
+
+def _verdicts(audits: list[TrajectoryAudit], policy: Any, check: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if check:
+        for a in audits:
+            out.update(check_verdicts(a, policy))
+    return out
+
+
+def report_from_store(store: "Store", ref: str, output: str | Path, *, policy: Any = None, check: bool = True,
+                      title: str | None = None) -> ReportResult:
+    """Write the report of a stored run (every trajectory in it), or of the newest run of a
+    trajectory or action id. Each action embeds the store's export of it, unchanged."""
+    run_id, traj_ids, selected = resolve_in_store(store, ref)
+    audits = [store.load_audit(run_id, t) for t in traj_ids]
+    path = write_report(audits, output, verdicts=_verdicts(audits, policy, check), title=title)
+    return ReportResult(path=path, audits=audits, selected=selected)
+
+
+def report_from_file(
+    path: str | Path,
+    output: str | Path,
+    *,
+    auditor: Any = None,
+    make_auditor: Callable[[], Any] | None = None,
+    fmt: str | None = None,
+    policy: Any = None,
+    check: bool = True,
+    title: str | None = None,
+    progress: Callable[[str, int, int], Any] | None = None,
+) -> ReportResult:
+    """Load trajectories from ``path`` (any format `auditor.loading` reads), audit each one, and
+    write the report. ``auditor`` (or ``make_auditor``, called only when there is something to
+    audit) is the replay engine, by default ``auditor.audit.Auditor()``."""
+    from auditor.loading import load_paths
+
+    loaded = load_paths([Path(path)], fmt)
+    if not loaded.trajectories:
+        where = "; ".join(str(i) for i in loaded.issues[:3])
+        raise ReportError(f"no trajectory could be read from {path}" + (f" ({where})" if where else ""))
+    if auditor is None:
+        if make_auditor is None:
+            from auditor.audit import Auditor
+
+            make_auditor = Auditor
+        auditor = make_auditor()
+    audits: list[TrajectoryAudit] = []
+    failed: list[str] = []
+    run = auditor.run_info() if hasattr(auditor, "run_info") else None
+    for k, traj in enumerate(loaded.trajectories, start=1):
+        if progress:
+            progress(traj.id, k, len(loaded.trajectories))
+        try:
+            audits.append(auditor.audit(traj, run=run) if run is not None else auditor.audit(traj))
+        except Exception as exc:  # noqa: BLE001 - one bad trajectory must not sink the report
+            failed.append(f"{traj.id}: audit failed: {type(exc).__name__}: {exc}")
+    if not audits:
+        raise ReportError("; ".join(failed) or f"nothing to report in {path}")
+    out = write_report(audits, output, verdicts=_verdicts(audits, policy, check), title=title)
+    return ReportResult(path=out, audits=audits, issues=list(loaded.issues), failed=failed)
