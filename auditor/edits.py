@@ -57,6 +57,9 @@ def _search_replace(text: str) -> list[EditBlock]:
             break  # truncated block: not an action the agent completed
         path, start = _path_before(text, head.start())
         fmt = "diff"
+        if path is not None and _UPDATED.match(path + "\n"):
+            # a block right after another one in the same fence: Aider reuses the previous path
+            path, start = (blocks[-1].edit.path if blocks else None), head.start()
         if path is None or path.startswith(("```", "~~~")):
             path, fmt = "<unknown>", "diff"
         # diff-fenced: the path is the first line inside the fence
@@ -84,18 +87,48 @@ def _search_replace(text: str) -> list[EditBlock]:
 
 
 def _udiff(text: str) -> list[EditBlock]:
+    """One block per ``--- a`` / ``+++ b`` file header; a new header ends the previous block
+    (several files in one fenced diff are several edits)."""
     out = []
-    for m in _UDIFF.finditer(text):
-        body = m.group("body")
-        if "@@" not in body and not any(l.startswith(("+", "-")) for l in body.splitlines()):
+    lines = text.splitlines(keepends=True)
+    offsets = [0]
+    for ln in lines:
+        offsets.append(offsets[-1] + len(ln))
+    i = 0
+    while i < len(lines) - 1:
+        old_line, new_line = lines[i], lines[i + 1]
+        if not (old_line.startswith("--- ") and new_line.startswith("+++ ")):
+            i += 1
             continue
-        minus = "".join(l[1:] + "\n" for l in body.splitlines() if l.startswith((" ", "-")) and not l.startswith("---"))
-        plus = "".join(l[1:] + "\n" for l in body.splitlines() if l.startswith((" ", "+")) and not l.startswith("+++"))
-        path = m.group("new").strip()
+        start = offsets[i]
+        j = i + 2
+        body: list[str] = []
+        while j < len(lines):
+            ln = lines[j]
+            if ln.startswith("--- ") and j + 1 < len(lines) and lines[j + 1].startswith("+++ "):
+                break  # next file
+            if not (ln.startswith(("@@", " ", "+", "-", "\\")) or ln in ("\n", "\r\n")):
+                break
+            body.append(ln.rstrip("\r\n"))
+            j += 1
+        while body and body[-1] == "":  # a blank line ends the diff, it is not context
+            body.pop()
+            j -= 1
+        i = max(j, i + 2)
+        if not any(b.startswith(("@@", "+", "-")) for b in body):
+            continue
+        minus = "".join(b[1:] + "\n" for b in body if b.startswith((" ", "-")) or b == "")
+        plus = "".join(b[1:] + "\n" for b in body if b.startswith((" ", "+")) or b == "")
+        path = _strip_prefix(new_line[4:].strip(), "b/")
         if path == "/dev/null":
-            path = m.group("old").strip()
-        out.append(EditBlock(CodeEdit(path=path, format="udiff", search=minus, replace=plus), m.start(), m.end()))
+            path = _strip_prefix(old_line[4:].strip(), "a/")
+        out.append(EditBlock(CodeEdit(path=path, format="udiff", search=minus, replace=plus), start, offsets[j]))
     return out
+
+
+def _strip_prefix(path: str, prefix: str) -> str:
+    path = path.split("\t", 1)[0]  # "--- a/x.py\t2024-01-01 ..." timestamps
+    return path[len(prefix):] if path.startswith(prefix) else path
 
 
 def _whole(text: str) -> list[EditBlock]:

@@ -39,7 +39,7 @@ class SpanError(ValueError):
 class SpanRecord(BaseModel):
     """One finished span. Ids are lowercase hex; times are Unix nanoseconds."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", ser_json_bytes="base64", val_json_bytes="base64")
 
     trace_id: str = Field(description="32 lowercase hex characters")
     span_id: str = Field(description="16 lowercase hex characters")
