@@ -18,7 +18,7 @@ _DIVIDER = re.compile(r"^={5,9}[ \t]*\n", re.M)
 _UPDATED = re.compile(r"^>{5,9} REPLACE[^\n]*(\n|$)", re.M)
 _FENCE = re.compile(r"^(```|~~~)[^\n]*\n", re.M)
 _UDIFF = re.compile(r"^--- (?:a/)?(?P<old>[^\n]+)\n\+\+\+ (?:b/)?(?P<new>[^\n]+)\n(?P<body>(?:(?:@@[^\n]*|[ +\-][^\n]*|\\[^\n]*)?\n)*)", re.M)
-_WHOLE = re.compile(r"^(?P<path>[\w./\\-]+\.[\w]+)[ \t]*\n(?P<fence>```|~~~)[^\n]*\n(?P<body>.*?)^(?P=fence)[ \t]*$", re.M | re.S)
+_WHOLE = re.compile(r"^(?P<path>[\w][\w./\\-]*)[ \t]*\n(?P<fence>```|~~~)[^\n]*\n(?P<body>.*?)^(?P=fence)[ \t]*$", re.M | re.S)
 
 
 @dataclass(frozen=True)
