@@ -1,1 +1,167 @@
-"""`audit query`: placeholder until its issue lands."""
+"""`audit query`, `audit runs`, `audit export`: reading the attribution history."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from datetime import date, datetime
+from decimal import Decimal
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from auditor.cli.app import EXIT_USAGE, app, console, err_console
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+DB_HELP = "Database file (default: $AUDITOR_DB or ./auditor.duckdb)."
+
+
+def open_store(db: Path | None, *, external_access: bool = True) -> Any:
+    """Open the store read-only or exit 2 with a message saying what to do."""
+    from auditor.store import Store, StoreError
+
+    try:
+        store = Store(db, read_only=True, external_access=external_access)
+    except StoreError as exc:
+        err_console.print(f"[red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(EXIT_USAGE) from exc
+    if store.pending_migrations:
+        err_console.print(f"[yellow]warning:[/] {escape(store.path)} has an older schema (pending: "
+                          f"{', '.join(store.pending_migrations)}); `audit trace` on it upgrades it")
+    return store
+
+
+def _plain(value: Any) -> Any:
+    """A value as JSON-able data."""
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "[dim]NULL[/]"
+    if isinstance(value, float):
+        return f"{value:.4g}" if value and abs(value) < 1e-3 else str(round(value, 4))
+    if isinstance(value, (list, tuple, dict)):
+        return escape(json.dumps(_plain(value), ensure_ascii=False))
+    return escape(str(_plain(value)))
+
+
+def print_rows(columns: list[str], rows: list[tuple[Any, ...]], fmt: OutputFormat, title: str | None = None) -> None:
+    if fmt is OutputFormat.json:
+        typer.echo(json.dumps([{c: _plain(v) for c, v in zip(columns, r)} for r in rows], indent=2,
+                              ensure_ascii=False))
+    elif fmt is OutputFormat.csv:
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(columns)
+        for r in rows:
+            w.writerow(["" if v is None else json.dumps(_plain(v), ensure_ascii=False)
+                        if isinstance(v, (list, tuple, dict)) else _plain(v) for v in r])
+        sys.stdout.write(buf.getvalue())
+        sys.stdout.flush()
+    else:
+        table = Table(title=title, title_justify="left")
+        for c in columns:
+            table.add_column(escape(c), overflow="fold")
+        for r in rows:
+            table.add_row(*[_cell(v) for v in r])
+        console.print(table)
+        console.print(f"[dim]{len(rows)} row{'s' if len(rows) != 1 else ''}[/]")
+
+
+@app.command("query")
+def query_command(
+    sql: str = typer.Argument(..., help="One read-only SQL statement (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN)."),
+    db: Path | None = typer.Option(None, "--db", help=DB_HELP),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="Output: table, csv or json."),
+) -> None:
+    """Run SQL over the attribution history (read-only: anything that writes is refused).
+
+    Tables: runs, traces, spans, trajectories, messages, segments, actions, attributions,
+    hop_flows, token_scores, settings. Views: action_drivers, unsupported_actions,
+    tool_influence. `audit query "SHOW TABLES"` lists them; docs/schema.md describes every column.
+
+    Example: audit query "SELECT action_id, driver_label, share FROM action_drivers WHERE tool_name = 'send_email' AND driver_kind = 'tool_output'"
+    """
+    import duckdb
+
+    from auditor.store import QueryRefused, check_read_only
+
+    try:
+        check_read_only(sql)
+    except QueryRefused as exc:
+        err_console.print(f"[red]refused:[/] {escape(str(exc))}")
+        raise typer.Exit(EXIT_USAGE) from exc
+    store = open_store(db, external_access=False)
+    with store:
+        try:
+            columns, rows = store.query(sql)
+        except duckdb.Error as exc:
+            err_console.print(f"[red]error:[/] {escape(str(exc))}")
+            raise typer.Exit(EXIT_USAGE) from exc
+    print_rows(columns, rows, fmt)
+
+
+@app.command("runs")
+def runs_command(
+    db: Path | None = typer.Option(None, "--db", help=DB_HELP),
+    limit: int = typer.Option(20, "--limit", min=1, help="Newest runs shown."),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="Output: table, csv or json."),
+) -> None:
+    """List audit runs, newest first: model, method, hops, version, trajectories, actions and how
+    many actions are unsupported (see the unsupported_actions view).
+
+    Example: audit runs --limit 5
+    """
+    store = open_store(db)
+    with store:
+        runs = store.runs(limit=limit)
+    columns = ["run_id", "created_at", "model", "method", "hops", "auditor_version", "trajectories", "actions",
+               "unsupported"]
+    print_rows(columns, [tuple(r[c] for c in columns) for r in runs], fmt, title="Runs")
+
+
+@app.command("export")
+def export_command(
+    directory: Path = typer.Argument(..., file_okay=False, help="Folder to write <table>.parquet files into."),
+    db: Path | None = typer.Option(None, "--db", help=DB_HELP),
+    table: list[str] | None = typer.Option(None, "--table", "-t", help="Only these tables or views (repeatable)."),
+    views: bool = typer.Option(True, "--views/--no-views", help="Also export the views."),
+) -> None:
+    """Export the database to Parquet: one file per table (and view), for pandas, Spark, BigQuery...
+
+    Example: audit export out/parquet --table attributions --table segments
+    """
+    from auditor.store import StoreError
+
+    store = open_store(db)
+    with store:
+        try:
+            files = store.export_parquet(directory, tables=table or None, views=views)
+        except StoreError as exc:
+            err_console.print(f"[red]error:[/] {escape(str(exc))}")
+            raise typer.Exit(EXIT_USAGE) from exc
+    for f in files:
+        console.print(escape(str(f)))

@@ -9,10 +9,13 @@ store needed). The dict's layout (``EXPORT_VERSION``):
 
 - ``run``: RunInfo (model, method, hops, version, ...); ``trajectory_id``
 - ``action``: the Action plus ``summary``
-- ``authority_share`` / ``data_share``: summed shares of authority / data segment kinds
+- ``authority_share`` / ``data_share``: summed shares of authority / data segment kinds, and
+  ``support`` = A / (A + D) (1.0 when both are 0), the number `unsupported_actions` and
+  `audit check` compare with the threshold
 - ``drivers``: every driver, ranked, with its segment's text, provenance and token range
 - ``segments``: the ``top`` strongest drivers with their tokens: ``[{"i", "text", "score"}]``,
-  ``max_score`` and ``strongest`` (positions of the strongest tokens, best first)
+  ``max_score`` and ``strongest`` (positions of the strongest tokens, best first); ``display``
+  is the token as text (byte-level BPE and SentencePiece markers decoded, see `display_token`)
 - ``hops``: per-hop flow (``hop``, ``flow_ratio``, ``by_kind``)
 - ``output``: the action's own rendered text (tokens ``[output_start, output_end)``)
 - ``dropped`` / ``unplaced``: what could not be attributed, in words
@@ -29,6 +32,33 @@ if TYPE_CHECKING:  # pragma: no cover
     from auditor.store.store import Store
 
 EXPORT_VERSION = 1
+
+
+def _byte_decoder() -> dict[str, int]:
+    """Inverse of GPT-2's bytes_to_unicode: the printable stand-in of each byte."""
+    bs = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {chr(c): b for b, c in zip(bs, cs)}
+
+
+_BYTES = _byte_decoder()
+
+
+def display_token(token: str) -> str:
+    """A token string as text. Byte-level BPE tokens (``Ġ`` = space, ``Ċ`` = newline, ``âĢĻ`` = ’)
+    are decoded; SentencePiece's ``▁`` becomes a space; anything else is returned unchanged."""
+    if token and all(ch in _BYTES for ch in token):
+        try:
+            return bytes(_BYTES[ch] for ch in token).decode("utf-8")
+        except UnicodeDecodeError:
+            return bytes(_BYTES[ch] for ch in token).decode("utf-8", errors="replace")
+    return token.replace("▁", " ")
 
 
 def action_export(store: "Store", action_id: str, run_id: str | None = None, trajectory_id: str | None = None,
@@ -69,13 +99,15 @@ def audit_action_export(audit: TrajectoryAudit, action_id: str, top: int = 3, st
         toks: list[dict[str, Any]] = []
         if start is not None and end is not None:
             for i in range(start, min(end, len(tokens))):
-                toks.append({"i": i, "text": tokens[i], "score": float(scores[i]) if i < len(scores) else 0.0})
+                toks.append({"i": i, "text": tokens[i], "display": display_token(tokens[i]),
+                             "score": float(scores[i]) if i < len(scores) else 0.0})
         entry["tokens"] = toks
         entry["max_score"] = max((t["score"] for t in toks), default=0.0)
         best = sorted(toks, key=lambda t: t["score"], reverse=True)[:strongest]
         entry["strongest"] = [t["i"] for t in best if t["score"] > 0]
         top_segments.append(entry)
 
+    authority, data = att.share_of(AUTHORITY_KINDS), att.share_of(DATA_KINDS)
     action = att.action.model_dump(mode="json")
     action["summary"] = att.action.summary
     return {
@@ -83,15 +115,16 @@ def audit_action_export(audit: TrajectoryAudit, action_id: str, top: int = 3, st
         "run": audit.run.model_dump(mode="json"),
         "trajectory_id": audit.trajectory.id,
         "action": action,
-        "authority_share": att.share_of(AUTHORITY_KINDS),
-        "data_share": att.share_of(DATA_KINDS),
+        "authority_share": authority,
+        "data_share": data,
+        "support": authority / (authority + data) if authority + data > 0 else 1.0,
         "drivers": drivers,
         "segments": top_segments,
         "hops": [h.model_dump(mode="json") for h in att.hops],
         "context_end": att.context_end,
         "output": {
             "start": att.output_start, "end": att.output_end,
-            "text": "".join(tokens[att.output_start:att.output_end]),
+            "text": "".join(display_token(t) for t in tokens[att.output_start:att.output_end]),
         },
         "dropped": list(audit.dropped),
         "unplaced": list(audit.unplaced),

@@ -54,7 +54,7 @@ SCHEMAS: dict[str, list[tuple[str, pa.DataType]]] = {
     ],
     "audits": [
         ("run_id", STR), ("trajectory_id", STR), ("content_sha256", STR), ("n_tokens", INT), ("n_segments", INT),
-        ("n_actions", INT), ("tokens", STRS), ("dropped", STRS), ("unplaced", STRS), ("forward_seconds", DBL),
+        ("n_actions", INT), ("tokens", STRS), ("dropped", STRS), ("unplaced", STRS), ("notes", STRS), ("forward_seconds", DBL),
         ("seconds", DBL), ("trajectory", STR), ("recorded_at", TS),
     ],
     "segments": [
@@ -217,7 +217,8 @@ def audit_tables(audits: Sequence[TrajectoryAudit], now: datetime | None = None)
         out["audits"].add(
             run_id=run_id, trajectory_id=tid, content_sha256=hashlib.sha256(doc.encode("utf-8")).hexdigest(),
             n_tokens=len(au.tokens), n_segments=len(au.segments), n_actions=len(au.actions), tokens=list(au.tokens),
-            dropped=list(au.dropped), unplaced=list(au.unplaced), forward_seconds=au.forward_seconds,
+            dropped=list(au.dropped), unplaced=list(au.unplaced), notes=list(getattr(au, "notes", None) or []),
+            forward_seconds=au.forward_seconds,
             seconds=au.seconds, trajectory=doc, recorded_at=now,
         )
         for pos, s in enumerate(au.segments):

@@ -23,7 +23,10 @@ MIGRATIONS: list[Migration] = []
 
 #: The setting `unsupported_actions` reads its threshold from (row of the `settings` table).
 UNSUPPORTED_THRESHOLD_KEY = "unsupported_threshold"
-DEFAULT_UNSUPPORTED_THRESHOLD = 0.5
+DEFAULT_UNSUPPORTED_THRESHOLD = 0.5  # = auditor.check.defaults.DEFAULT_THRESHOLD (a test keeps them equal)
+#: Comma-separated action kinds `unsupported_actions` leaves out (as `audit check` does by default).
+UNSUPPORTED_IGNORE_KEY = "unsupported_ignore"
+DEFAULT_UNSUPPORTED_IGNORE = "final_answer"
 
 #: Segment kinds that carry the user's / operator's authority. Must equal
 #: `auditor.trajectory.AUTHORITY_KINDS` (a test pins it); written out literally here because a
@@ -79,8 +82,13 @@ def m001_initial(con: "duckdb.DuckDBPyConnection") -> None:
     con.execute(
         "INSERT INTO settings VALUES (?, ?, ?)",
         [UNSUPPORTED_THRESHOLD_KEY, str(DEFAULT_UNSUPPORTED_THRESHOLD),
-         "Authority share (system + user_request + user_constraint segments) below which "
-         "`unsupported_actions` lists an action."],
+         "Support A / (A + D) (authority vs data shares) below which `unsupported_actions` lists an "
+         "action; the same number as `audit check`'s default threshold."],
+    )
+    con.execute(
+        "INSERT INTO settings VALUES (?, ?, ?)",
+        [UNSUPPORTED_IGNORE_KEY, DEFAULT_UNSUPPORTED_IGNORE,
+         "Comma-separated action kinds that `unsupported_actions` leaves out."],
     )
 
     _table(con, "traces", "One row per OpenTelemetry trace seen; recomputed from `spans` whenever spans arrive.", [
@@ -179,6 +187,7 @@ def m001_initial(con: "duckdb.DuckDBPyConnection") -> None:
         ("tokens", "VARCHAR[]", "Rendered token strings; segment token ranges index into this list."),
         ("dropped", "VARCHAR[]", "What a context limit forced out, in words."),
         ("unplaced", "VARCHAR[]", "Segments that could not be located among the tokens."),
+        ("notes", "VARCHAR[]", "How the chat template was used (fallbacks), in words."),
         ("forward_seconds", "DOUBLE", "Seconds spent in model forward passes."),
         ("seconds", "DOUBLE", "Total seconds for this trajectory."),
         ("trajectory", "JSON", "The trajectory exactly as audited (canonical JSON)."),
@@ -236,7 +245,7 @@ def m001_initial(con: "duckdb.DuckDBPyConnection") -> None:
         ("run_id", "VARCHAR NOT NULL", "Run."),
         ("trajectory_id", "VARCHAR NOT NULL", "Trajectory."),
         ("action_id", "VARCHAR NOT NULL", "Action."),
-        ("hop", "INTEGER NOT NULL", "Hop number (1-based)."),
+        ("hop", "INTEGER NOT NULL", "Hop number as the engine counts it (0 = the pass from the action itself)."),
         ("flow_ratio", "DOUBLE", "Share of the hop's mass that landed on model-generated tokens."),
         ("by_kind", "JSON", "Share of the hop's mass per segment kind."),
     ])
@@ -286,9 +295,11 @@ def m002_views(con: "duckdb.DuckDBPyConnection") -> None:
         })
 
     _view(con, "unsupported_actions", (
-        "Actions whose authority share (segments of kind system, user_request or user_constraint) is "
-        "below the threshold in settings key `unsupported_threshold` (default 0.5): what the agent did "
-        "that its instructions do not explain."),
+        "Actions the user's authority does not support: support = A / (A + D) is below the threshold in "
+        "settings key `unsupported_threshold` (default 0.5), where A is the summed share of authority "
+        "segments (system, user_request, user_constraint) and D of data segments (tool_output, "
+        "file_context). Same rule and threshold as `audit check` (low-support, mass weighting). Action "
+        "kinds listed in settings key `unsupported_ignore` (default final_answer) are left out."),
         f"""
         WITH per_action AS (
             SELECT run_id, trajectory_id, action_id,
@@ -300,23 +311,34 @@ def m002_views(con: "duckdb.DuckDBPyConnection") -> None:
                    min_by(share, rank) AS top_share
             FROM attributions WHERE hop = 0
             GROUP BY run_id, trajectory_id, action_id
-        ), threshold AS (
-            SELECT coalesce(max(TRY_CAST(value AS DOUBLE)), {DEFAULT_UNSUPPORTED_THRESHOLD}) AS threshold
-            FROM settings WHERE key = '{UNSUPPORTED_THRESHOLD_KEY}'
+        ), setting AS (
+            SELECT coalesce(max(TRY_CAST(value AS DOUBLE)) FILTER (WHERE key = '{UNSUPPORTED_THRESHOLD_KEY}'),
+                            {DEFAULT_UNSUPPORTED_THRESHOLD}) AS threshold,
+                   coalesce(max(value) FILTER (WHERE key = '{UNSUPPORTED_IGNORE_KEY}'),
+                            '{DEFAULT_UNSUPPORTED_IGNORE}') AS ignore
+            FROM settings
+        ), scored AS (
+            SELECT aa.run_id, aa.trajectory_id, aa.action_id,
+                   coalesce(p.authority_share, 0) AS authority_share,
+                   coalesce(p.data_share, 0) AS data_share,
+                   CASE WHEN coalesce(p.authority_share, 0) + coalesce(p.data_share, 0) > 0
+                        THEN coalesce(p.authority_share, 0) / (coalesce(p.authority_share, 0) + coalesce(p.data_share, 0))
+                        ELSE 1.0 END AS support,
+                   p.top_segment_id, p.top_kind, p.top_label, p.top_share
+            FROM action_audits aa
+            LEFT JOIN per_action p ON p.run_id = aa.run_id AND p.trajectory_id = aa.trajectory_id
+                                   AND p.action_id = aa.action_id
         )
         SELECT r.run_id, r.created_at AS run_created_at, r.model, r.method,
-               aa.trajectory_id, aa.action_id, x.step, x.kind AS action_kind, x.tool_name, x.arguments,
-               x.summary AS action_summary,
-               coalesce(p.authority_share, 0) AS authority_share,
-               coalesce(p.data_share, 0) AS data_share,
-               p.top_segment_id, p.top_kind, p.top_label, p.top_share, th.threshold
-        FROM action_audits aa
-        JOIN runs r ON r.run_id = aa.run_id
-        CROSS JOIN threshold th
-        LEFT JOIN per_action p ON p.run_id = aa.run_id AND p.trajectory_id = aa.trajectory_id
-                               AND p.action_id = aa.action_id
-        LEFT JOIN actions x ON x.trajectory_id = aa.trajectory_id AND x.action_id = aa.action_id
-        WHERE coalesce(p.authority_share, 0) < th.threshold
+               sc.trajectory_id, sc.action_id, x.step, x.kind AS action_kind, x.tool_name, x.arguments,
+               x.summary AS action_summary, sc.support, sc.authority_share, sc.data_share,
+               sc.top_segment_id, sc.top_kind, sc.top_label, sc.top_share, st.threshold
+        FROM scored sc
+        JOIN runs r ON r.run_id = sc.run_id
+        CROSS JOIN setting st
+        LEFT JOIN actions x ON x.trajectory_id = sc.trajectory_id AND x.action_id = sc.action_id
+        WHERE sc.support < st.threshold
+          AND NOT list_contains(string_split(replace(st.ignore, ' ', ''), ','), coalesce(x.kind, ''))
         """,
         {
             "run_id": "Run.", "run_created_at": "When the run was made.", "model": "Replay model.",
@@ -324,6 +346,7 @@ def m002_views(con: "duckdb.DuckDBPyConnection") -> None:
             "step": "Order of the action.", "action_kind": "tool_call, code_edit or final_answer.",
             "tool_name": "Tool called.", "arguments": "The call's arguments (JSON).",
             "action_summary": "One-line description.",
+            "support": "authority_share / (authority_share + data_share); 1.0 when both are 0.",
             "authority_share": "Summed share of system, user_request and user_constraint segments.",
             "data_share": "Summed share of tool_output and file_context segments.",
             "top_segment_id": "Strongest driver.", "top_kind": "Its kind.", "top_label": "Its label.",

@@ -404,9 +404,12 @@ class Store:
                 output_start=row["output_start"], output_end=row["output_end"],
                 layer_shares=json.loads(row["layer_shares"]) if row["layer_shares"] else {},
                 seconds=row["seconds"]))
+        extra: dict[str, Any] = {}
+        if "notes" in TrajectoryAudit.model_fields:
+            extra["notes"] = list(a["notes"] or [])
         return TrajectoryAudit(run=info, trajectory=traj, segments=segments, tokens=list(a["tokens"] or []),
                                actions=actions, dropped=list(a["dropped"] or []), unplaced=list(a["unplaced"] or []),
-                               forward_seconds=a["forward_seconds"], seconds=a["seconds"])
+                               forward_seconds=a["forward_seconds"], seconds=a["seconds"], **extra)
 
     def locate_action(self, action_id: str, run_id: str | None = None,
                       trajectory_id: str | None = None) -> tuple[str, str]:

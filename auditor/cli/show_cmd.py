@@ -1,0 +1,115 @@
+"""`audit show ACTION_ID`: one action in the terminal, from the same export the HTML report reads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Group
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from auditor.cli.app import EXIT_USAGE, app, console, err_console
+from auditor.cli.query_cmd import DB_HELP, open_store
+
+# Background per strength level of the strongest tokens (weakest first).
+_LEVELS = ("black on yellow", "black on dark_orange", "bold white on red")
+
+
+def segment_text(seg: dict[str, Any], window: int = 240) -> Text:
+    """The segment's text with its strongest tokens highlighted (3 levels by score)."""
+    tokens = seg.get("tokens") or []
+    if not tokens:
+        return Text(seg.get("text") or "", style="dim")
+    strongest = set(seg.get("strongest") or [])
+    top = max(seg.get("max_score") or 0.0, 1e-12)
+    lo, hi = 0, len(tokens)
+    if len(tokens) > window:  # centre the window on the strongest token
+        best = max(range(len(tokens)), key=lambda k: tokens[k]["score"])
+        lo = max(0, min(best - window // 2, len(tokens) - window))
+        hi = lo + window
+    out = Text()
+    if lo > 0:
+        out.append("… ", style="dim")
+    for t in tokens[lo:hi]:
+        style = ""
+        if t["i"] in strongest:
+            level = min(int(t["score"] / top * len(_LEVELS)), len(_LEVELS) - 1)
+            style = _LEVELS[level]
+        out.append(t.get("display", t["text"]), style=style)
+    if hi < len(tokens):
+        out.append(" …", style="dim")
+    return out
+
+
+def render_export(data: dict[str, Any]) -> Group:
+    a, run = data["action"], data["run"]
+    head = Text()
+    head.append(f"{a['id']}", style="bold")
+    head.append(f"  {a['kind']}  ", style="dim")
+    head.append(a["summary"])
+    head.append(f"\ntrajectory {data['trajectory_id']}  ·  run {run['run_id']} ({run['model']}, {run['method']}, "
+                f"{run['hops']} hop{'s' if run['hops'] != 1 else ''})", style="dim")
+    head.append(f"\nsupport {data['support']:.2f}  (authority {data['authority_share']:.1%}, "
+                f"data {data['data_share']:.1%})")
+    parts: list[Any] = [Panel(head, title="action", title_align="left")]
+
+    drivers = Table(title="drivers", title_justify="left")
+    for col, kw in (("#", {"justify": "right"}), ("share", {"justify": "right"}), ("", {}), ("kind", {}),
+                    ("segment", {"overflow": "fold"})):
+        drivers.add_column(col, **kw)
+    for d in data["drivers"]:
+        bar = "█" * max(1, round(d["share"] * 20)) if d["share"] > 0 else ""
+        drivers.add_row(str(d["rank"]), f"{d['share']:.1%}", f"[cyan]{bar}[/]", d["kind"],
+                        escape(d["label"] or d["segment_id"]))
+    parts.append(drivers)
+
+    for seg in data["segments"]:
+        title = f"#{seg['rank']} {escape(seg['label'] or seg['segment_id'])} [dim]{seg['kind']} · {seg['share']:.1%}[/]"
+        parts.append(Panel(segment_text(seg), title=title, title_align="left"))
+
+    if data["hops"]:
+        hops = Table(title="hops", title_justify="left")
+        hops.add_column("hop", justify="right")
+        hops.add_column("flow to generated text", justify="right")
+        hops.add_column("by kind", overflow="fold")
+        for h in data["hops"]:
+            by_kind = ", ".join(f"{k} {v:.0%}" for k, v in sorted(h["by_kind"].items(), key=lambda kv: -kv[1]))
+            hops.add_row(str(h["hop"]), f"{h['flow_ratio']:.1%}", by_kind)
+        parts.append(hops)
+    for note in [*data.get("dropped", []), *data.get("unplaced", [])]:
+        parts.append(Text(f"note: {note}", style="yellow"))
+    return Group(*parts)
+
+
+@app.command("show")
+def show_command(
+    action_id: str = typer.Argument(..., help="Action id, e.g. injected-inbox-forward:a1 (see action_drivers)."),
+    run: str | None = typer.Option(None, "--run", help="Run id (default: the newest run that attributed it)."),
+    trajectory: str | None = typer.Option(None, "--trajectory", help="Trajectory id, if the action id is ambiguous."),
+    top: int = typer.Option(3, "--top", min=0, help="Top segments whose text is shown."),
+    db: Path | None = typer.Option(None, "--db", help=DB_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the action export (the HTML report's input) as JSON."),
+) -> None:
+    """Show one action: its drivers, and the text of the top segments with the strongest tokens
+    highlighted.
+
+    Example: audit show injected-inbox-forward:a1 --top 2
+    """
+    from auditor.store import StoreError, action_export
+
+    store = open_store(db)
+    with store:
+        try:
+            data = action_export(store, action_id, run_id=run, trajectory_id=trajectory, top=top)
+        except StoreError as exc:
+            err_console.print(f"[red]error:[/] {escape(str(exc))}")
+            raise typer.Exit(EXIT_USAGE) from exc
+    if as_json:
+        typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    console.print(render_export(data))
