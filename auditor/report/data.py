@@ -38,24 +38,45 @@ def _round(x: float, nd: int = 6) -> float:
     return round(float(x), nd) if math.isfinite(x) else 0.0
 
 
-def flow_summary(hops: list[Mapping[str, Any]]) -> dict[str, Any]:
-    """Where the output's mass ended up across hops (the paper's output → reasoning → input flow).
+def _input_share(by_kind: Mapping[str, float], rho: float) -> float:
+    """The share of one hop's mass on input segments (X); without a per-kind split, 1 - rho."""
+    if not by_kind:
+        return 1.0 - rho
+    total = 0.0
+    for kind, share in by_kind.items():
+        try:
+            if SegmentKind(kind).group == "input":
+                total += float(share)
+        except ValueError:  # "template" and other non-segment buckets
+            continue
+    return min(max(total, 0.0), 1.0 - rho)
 
-    At hop k a share ``1 - rho_k`` of what is still unexplained lands on the input and ``rho_k``
-    stays on model-generated tokens to be explained by hop k+1; so the input receives
-    ``prod_{j<k} rho_j * (1 - rho_k)`` at hop k and ``prod_k rho_k`` is left in the reasoning.
+
+def flow_summary(hops: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """Where the action's attribution mass ended up across hops: the paper's output → reasoning →
+    input flow.
+
+    At hop k, of the mass still unexplained (``incoming``, 1 at hop 0) a share ``rho_k`` (the flow
+    ratio) lands on model-generated tokens and is carried to hop k+1, the input kinds' share of
+    ``by_kind`` lands on the input, and the rest (template tokens, the action's own tokens) is not
+    propagated. So the input receives ``prod_{j<k} rho_j * input_k`` at hop k and ``prod_k rho_k``
+    is left unresolved in the reasoning after the last hop.
     """
     steps = []
     carried = 1.0
     for h in sorted(hops, key=lambda h: h["hop"]):
         rho = min(max(float(h["flow_ratio"]), 0.0), 1.0)
-        steps.append({"hop": int(h["hop"]), "incoming": _round(carried), "to_input": _round(carried * (1.0 - rho)),
-                      "to_reasoning": _round(carried * rho)})
+        inp = _input_share(h.get("by_kind") or {}, rho)
+        steps.append({"hop": int(h["hop"]), "incoming": _round(carried), "to_input": _round(carried * inp),
+                      "to_reasoning": _round(carried * rho), "to_other": _round(carried * max(0.0, 1.0 - rho - inp))})
         carried *= rho
+    if not steps:
+        return {"steps": [], "to_input": None, "to_other": None, "unresolved": None, "direct": None,
+                "via_reasoning": None}
     to_input = sum(s["to_input"] for s in steps)
-    return {"steps": steps, "to_input": _round(to_input), "unresolved": _round(carried if steps else 0.0),
-            "direct": steps[0]["to_input"] if steps else None,
-            "via_reasoning": _round(to_input - steps[0]["to_input"]) if steps else None}
+    return {"steps": steps, "to_input": _round(to_input), "to_other": _round(sum(s["to_other"] for s in steps)),
+            "unresolved": _round(carried), "direct": steps[0]["to_input"],
+            "via_reasoning": _round(to_input - steps[0]["to_input"])}
 
 
 _STATUS = {"passed": "supported", "pass": "supported", "ok": "supported", "failed": "unsupported",

@@ -5,11 +5,12 @@
 (function () {
   "use strict";
   var DATA = JSON.parse(document.getElementById("report-data").textContent);
-  var KINDS = ["system", "user_request", "user_constraint", "tool_output", "file_context", "reasoning", "prior_turn", "action"];
+  var KINDS = ["system", "user_request", "user_constraint", "tool_output", "file_context", "reasoning", "prior_turn", "action", "template"];
   var KIND_LABEL = {system: "system", user_request: "user request", user_constraint: "user constraint",
-    tool_output: "tool output", file_context: "file", reasoning: "reasoning", prior_turn: "earlier turn", action: "action"};
+    tool_output: "tool output", file_context: "file", reasoning: "reasoning", prior_turn: "earlier turn", action: "action",
+    template: "template"};
   var KIND_COLOR = {system: "#6b5ca5", user_request: "#2b8a3e", user_constraint: "#74b816", tool_output: "#e8590c",
-    file_context: "#a6652a", reasoning: "#1c7ed6", prior_turn: "#74c0fc", action: "#495057"};
+    file_context: "#a6652a", reasoning: "#1c7ed6", prior_turn: "#74c0fc", action: "#495057", template: "#ced4da"};
   var OTHER_COLOR = "#ced4da";
   var OPEN_ALL_LIMIT = 3000;   // tokens: below this every heatmap segment starts open
   var DRIVER_ROWS = 12;
@@ -280,50 +281,61 @@
       rows.join("") + "</tbody></table>" + more;
   }
 
-  // Two-step flow as in the paper's figures: the output's mass goes straight to the input or into
-  // the model's own reasoning; later hops carry the reasoning's share on to the input.
+  // Two-step flow as in the paper's figures: the action's mass goes straight to the input, into the
+  // model's own reasoning (carried on by later hops), or stays on tokens that are neither (template,
+  // the action itself). Heights are shares of the action's total mass.
   function flowSvg(exp) {
     var f = exp.flow;
     if (!exp.hops.length || !f || !f.steps.length) {
-      return '<p class="empty" id="flow-none">No per-hop flow for method "' + esc(exp.run.method) + '": the scores come from one pass.</p>';
+      return '<p class="empty" id="flow-none">No per-hop flow for method "' + esc(exp.run.method) + '": its scores come from one pass.</p>';
     }
-    var W = 520, H = 150, top = 24, nw = 14, x0 = 70, x1 = 250, x2 = 430;
-    var direct = f.steps[0].to_input, toR = f.steps[0].to_reasoning, via = f.via_reasoning || 0, left = f.unresolved || 0;
-    var s = function (m) { return m * H; };
-    var svg = ['<svg class="flow" id="flow" viewBox="0 0 ' + W + " " + (H + top + 52) + '" role="img" aria-label="attribution flow">'];
+    var W = 540, H = 150, top = 26, gap = 10, nw = 14, x0 = 40, x1 = 200, x2 = 360;
+    var st = f.steps, direct = st[0].to_input, toR = st[0].to_reasoning, other0 = st[0].to_other;
+    var via = f.via_reasoning || 0, left = f.unresolved || 0, otherR = Math.max(0, (f.to_other || 0) - other0);
+    function s(m) { return m > 0 ? Math.max(1.5, m * H) : 0; }
+    var svg = ['<svg class="flow" id="flow" viewBox="0 0 ' + W + " " + (H + top + 2 * gap + 34) + '" role="img" aria-label="attribution flow">'];
     function band(xa, ya, xb, yb, h, color, title) {
-      if (h <= 0.5) return;
+      if (h <= 0) return;
       var mx = (xa + xb) / 2;
       svg.push('<path class="band" fill="' + color + '" d="M' + xa + "," + ya + " C" + mx + "," + ya + " " + mx + "," + yb + " " + xb + "," + yb +
         " L" + xb + "," + (yb + h) + " C" + mx + "," + (yb + h) + " " + mx + "," + (ya + h) + " " + xa + "," + (ya + h) + ' Z"><title>' + esc(title) + "</title></path>");
     }
-    // nodes
-    var inputH = s(direct + via), rH = s(toR);
-    svg.push('<rect x="' + (x0 - nw) + '" y="' + top + '" width="' + nw + '" height="' + s(1) + '" fill="#495057"/>');
-    svg.push('<text x="' + (x0 - nw) + '" y="' + (top - 8) + '">output</text>');
-    var rTop = top + s(direct) + 10;
-    if (rH > 0.5) {
-      svg.push('<rect x="' + x1 + '" y="' + rTop + '" width="' + nw + '" height="' + rH + '" fill="' + kcolor("reasoning") + '"/>');
-      if (s(left) > 0.5) svg.push('<rect x="' + x1 + '" y="' + (rTop + rH - s(left)) + '" width="' + nw + '" height="' + s(left) + '" fill="#adb5bd"><title>unresolved: ' + pct(left) + "</title></rect>");
-      svg.push('<text x="' + (x1 - 10) + '" y="' + (rTop + rH + 14) + '" class="muted">reasoning ' + pct(toR) + (left > 0.0005 ? " (" + pct(left) + " unresolved)" : "") + "</text>");
+    function rect(x, y, h, color, title) {
+      if (h > 0) svg.push('<rect x="' + x + '" y="' + y.toFixed(1) + '" width="' + nw + '" height="' + h.toFixed(1) + '" fill="' + color + '"><title>' + esc(title) + "</title></rect>");
     }
-    // input node stacked by kind
-    var y = top, kinds = Object.keys(exp.by_kind || {});
-    if (!kinds.length) kinds = ["other"];
-    kinds.forEach(function (k) {
-      var h = inputH * (exp.by_kind[k] != null ? exp.by_kind[k] : 1);
-      if (h > 0.2) svg.push('<rect x="' + x2 + '" y="' + y + '" width="' + nw + '" height="' + h + '" fill="' + kcolor(k) + '"><title>' + esc(klabel(k)) + " " + pct(exp.by_kind[k]) + "</title></rect>");
-      y += h;
-    });
-    svg.push('<text x="' + (x2 - 6) + '" y="' + (top - 8) + '">input ' + pct(direct + via) + "</text>");
+    function text(x, y, t, cls, anchor) {
+      svg.push('<text x="' + x + '" y="' + y.toFixed(1) + '"' + (cls ? ' class="' + cls + '"' : "") + (anchor ? ' text-anchor="' + anchor + '"' : "") + ">" + esc(t) + "</text>");
+    }
+    // output column: [direct | to reasoning | elsewhere]
+    var oDirect = top, oR = oDirect + s(direct), oOther = oR + s(toR);
+    rect(x0 - nw, top, oOther + s(other0) - top, "#495057", "the action's mass (100%)");
+    text(x0 - nw, top - 9, "output");
+    // right column: input (stacked by driver kind), then elsewhere
+    var inH = s(direct) + s(via), iTop = top, eTop = iTop + inH + gap;
+    var y = iTop, kinds = Object.keys(exp.by_kind || {});
+    kinds.forEach(function (k) { var h = inH * exp.by_kind[k]; rect(x2, y, h, kcolor(k), klabel(k) + " " + pct(exp.by_kind[k])); y += h; });
+    if (!kinds.length) rect(x2, iTop, inH, OTHER_COLOR, "input");
+    rect(x2, eTop, s(other0) + s(otherR), "#adb5bd", "template tokens and the action's own tokens: not propagated");
+    text(x2 + nw + 6, iTop + 11, "input " + pct(f.to_input));
+    if (exp.support != null) text(x2 + nw + 6, iTop + 25, "support " + pct(exp.support), "muted");
+    text(x2 + nw + 6, eTop + 11, "elsewhere " + pct(f.to_other), "muted");
+    text(x2 + nw + 6, eTop + 25, "template, own tokens", "muted");
+    // reasoning column
+    var rH = s(toR), rTop = top + s(direct) + gap;
+    if (rH > 0) {
+      rect(x1, rTop, rH, kcolor("reasoning"), "reasoning (model-generated tokens): " + pct(toR));
+      rect(x1, rTop + rH - s(left), s(left), "#adb5bd", "unresolved after the last hop: " + pct(left));
+      text(x1 + nw / 2, rTop + rH + 13, "reasoning " + pct(toR) + (left > 0.0005 ? " · " + pct(left) + " unresolved" : ""), "muted", "middle");
+    }
     // bands
-    band(x0, top, x2, top, s(direct), "#868e96", "hop 0: output → input " + pct(direct));
-    band(x0, top + s(direct), x1, rTop, rH, kcolor("reasoning"), "hop 0: output → reasoning " + pct(toR));
-    band(x1 + nw, rTop, x2, top + s(direct), s(via), kcolor("reasoning"), "hops ≥ 1: reasoning → input " + pct(via));
-    // labels on bands
-    svg.push('<text x="' + ((x0 + x2) / 2 - 20) + '" y="' + (top + Math.max(12, s(direct) / 2 + 4)) + '">direct ' + pct(direct) + "</text>");
-    if (via > 0.0005) svg.push('<text x="' + (x1 + nw + 20) + '" y="' + (rTop - 4) + '" class="muted">via reasoning ' + pct(via) + "</text>");
-    svg.push('<text x="0" y="' + (H + top + 46) + '" class="muted">ρ per hop: ' + exp.hops.map(function (h) { return "hop " + h.hop + " " + pct(h.flow_ratio); }).join(" · ") + "</text>");
+    band(x0, oDirect, x2, iTop, s(direct), "#868e96", "hop 0: output → input " + pct(direct));
+    band(x0, oR, x1, rTop, rH, kcolor("reasoning"), "hop 0: output → reasoning " + pct(toR));
+    band(x0, oOther, x2, eTop, s(other0), "#adb5bd", "hop 0: output → template / own tokens " + pct(other0));
+    band(x1 + nw, rTop, x2, iTop + s(direct), s(via), kcolor("reasoning"), "hops ≥ 1: reasoning → input " + pct(via));
+    band(x1 + nw, rTop + s(via), x2, eTop + s(other0), s(otherR), "#adb5bd", "hops ≥ 1: reasoning → template " + pct(otherR));
+    if (s(direct) >= 12) text((x0 + x2) / 2, oDirect + Math.min(s(direct) / 2 + 4, 40), "direct " + pct(direct), null, "middle");
+    if (via > 0.0005) text((x1 + x2) / 2 + 10, rTop - 3, "via reasoning " + pct(via), "muted", "middle");
+    text(0, H + top + 2 * gap + 28, "ρ (share on generated tokens) per hop: " + exp.hops.map(function (h) { return "hop " + h.hop + " " + pct(h.flow_ratio); }).join(" · "), "muted");
     svg.push("</svg>");
     return svg.join("");
   }
