@@ -45,12 +45,16 @@ WHERE x.tool_name = 'send_email' AND t.kind = 'tool_output' AND t.hop = 0
 ORDER BY t.share DESC;
 ```
 
-Actions the instructions do not explain, and the threshold they are held to:
+Actions the user's instructions do not support (support = authority / (authority + data) below
+the `unsupported_threshold` setting, the same rule as `audit check`):
 
 ```sql
-SELECT action_id, action_summary, authority_share, top_label FROM unsupported_actions;
-UPDATE settings SET value = '0.4' WHERE key = 'unsupported_threshold';  -- from Python / duckdb, not audit query
+SELECT action_id, action_summary, round(support, 2) AS support, top_label
+FROM unsupported_actions ORDER BY support;
 ```
+
+Settings change from Python (`Store(path).set_setting("unsupported_threshold", 0.4)`) or any
+writable DuckDB connection; `audit query` never writes.
 """
 
 

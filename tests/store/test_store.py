@@ -1,0 +1,253 @@
+"""Store: idempotent, transactional, thread-safe ingestion; round trips; read-only queries."""
+
+from __future__ import annotations
+
+import threading
+
+import pyarrow.parquet as pq
+import pytest
+
+from auditor.store import NotFound, QueryRefused, Store, StoreError, default_db_path
+from auditor.store.store import ENV_VAR
+from auditor.store.synthetic import synthetic_audit, synthetic_run, synthetic_trajectory
+
+SEND_EMAIL_SQL = """
+    SELECT trajectory_id, action_id, driver_tool, share FROM action_drivers
+    WHERE tool_name = 'send_email' AND driver_kind = 'tool_output' ORDER BY trajectory_id, share DESC
+"""
+
+
+# -- spans ---------------------------------------------------------------------------------------
+
+def test_spans_are_stored_once_and_traces_summarised(store, span):
+    batch = [span(1, 1, name="invoke_agent"), span(1, 2, parent=1), span(1, 2, parent=1), span(2, 7)]
+    assert store.add_spans(batch) == 3  # the in-batch duplicate is dropped
+    assert store.add_spans(batch) == 0  # and the whole batch again changes nothing
+    assert store.add_spans([span(1, 3, parent=1)]) == 1
+    cols, rows = store.query("SELECT trace_id, span_count, root_span_name, service_name FROM traces ORDER BY 1")
+    assert rows == [(f"{1:032x}", 3, "invoke_agent", "agent"), (f"{2:032x}", 1, "span 7", "agent")]
+    (row,) = store.query("SELECT attributes->>'gen_ai.operation.name', status->>'code', duration_ms "
+                         "FROM spans WHERE span_id = ?", [f"{2:016x}"])[1]
+    assert row == ("chat", "OK", 0.5)
+
+
+def test_span_records_are_duck_typed(store, span):
+    class Record:  # stands in for collectors.spans.SpanRecord
+        def __init__(self, d):
+            self.d = d
+
+        def model_dump(self, mode="python"):
+            return self.d
+
+    assert store.add_spans([Record(span(5, 1))]) == 1
+    with pytest.raises(TypeError, match="SpanRecord or dict"):
+        store.add_spans([object()])
+
+
+def test_add_spans_is_thread_safe(store, span):
+    spans = [span(t, s) for t in range(4) for s in range(50)]
+    errors: list[BaseException] = []
+
+    def worker(k):
+        try:
+            for i in range(0, len(spans), 20):  # every thread sends everything, in a different order
+                store.add_spans(spans[(i + k * 40) % len(spans):][:20])
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert store.counts()["spans"] == 200
+    assert store.query("SELECT sum(span_count) FROM traces")[1] == [(200,)]
+
+
+# -- trajectories --------------------------------------------------------------------------------
+
+def test_trajectories_are_idempotent_and_replaced_when_changed(store, example_trajs):
+    assert store.add_trajectories(example_trajs) == 3
+    assert store.add_trajectories(example_trajs) == 0
+    counts = store.counts()
+    assert counts["trajectories"] == 3 and counts["actions"] == 9
+    changed = example_trajs[0].model_copy(update={"messages": example_trajs[0].messages[:3], "actions": []})
+    assert store.add_trajectories([changed]) == 1
+    assert store.query("SELECT n_messages FROM trajectories WHERE trajectory_id = ?", [changed.id])[1] == [(3,)]
+    assert store.query("SELECT count(*) FROM messages WHERE trajectory_id = ?", [changed.id])[1] == [(3,)]
+
+
+# -- audits --------------------------------------------------------------------------------------
+
+def test_record_and_load_round_trip(store, example_audits):
+    assert store.record_audits(example_audits) == 3
+    for audit in example_audits:
+        assert store.load_audit("run-a", audit.trajectory.id) == audit
+
+
+def test_recording_twice_stores_once(store, example_audits):
+    store.record_audits(example_audits)
+    before = store.counts()
+    store.record_audits(example_audits)
+    store.record_audit(example_audits[0])
+    assert store.counts() == before
+
+
+def test_rerecording_a_run_replaces_it(store, example_audits):
+    store.record_audits(example_audits)
+    first = example_audits[0]
+    fewer = first.model_copy(update={"actions": first.actions[:1]})
+    store.record_audit(fewer)
+    assert store.load_audit("run-a", first.trajectory.id) == fewer
+    assert store.query("SELECT count(*) FROM action_audits WHERE trajectory_id = ?", [first.trajectory.id])[1] \
+        == [(1,)]
+    assert store.counts()["audits"] == 3  # the run's other trajectories are untouched
+
+
+def test_a_crash_mid_run_leaves_nothing_and_a_rerun_resumes(store, example_audits, monkeypatch):
+    store.record_audits(example_audits[:1])
+    real = Store._insert
+
+    def crashing(self, table, data, *a, **kw):
+        if table == "attributions":
+            raise RuntimeError("disk full")
+        return real(self, table, data, *a, **kw)
+
+    monkeypatch.setattr(Store, "_insert", crashing)
+    other = [synthetic_audit(t.trajectory, synthetic_run("run-b")) for t in example_audits]
+    with pytest.raises(RuntimeError, match="disk full"):
+        store.record_audits(other)
+    for table in ("runs", "audits", "segments", "action_audits", "token_scores", "hop_flows"):
+        assert store.query(f"SELECT count(*) FROM {table} WHERE run_id = 'run-b'")[1] == [(0,)], table
+    assert store.load_audit("run-a", example_audits[0].trajectory.id) == example_audits[0]  # untouched
+    monkeypatch.setattr(Store, "_insert", real)
+    assert store.record_audits(other) == 3
+    assert store.audited("run-b").keys() == {a.trajectory.id for a in other}
+
+
+def test_views_answer_the_common_questions(store, example_audits):
+    store.record_audits(example_audits)
+    cols, rows = store.query(SEND_EMAIL_SQL)
+    top = {}
+    for traj, action, tool, share in rows:
+        top.setdefault(action, (tool, share))
+    assert top["injected-inbox-forward:a1"][0] == "read_inbox"
+    assert top["benign-budget-email:a2"][0] == "read_file"
+
+    unsupported = {r[0] for r in store.query("SELECT action_id FROM unsupported_actions")[1]}
+    assert "injected-inbox-forward:a1" in unsupported
+    assert not any(a.endswith(":a2") and a.startswith("injected") for a in unsupported)  # final answer ignored
+    store.set_setting("unsupported_threshold", 0.0)
+    assert store.query("SELECT count(*) FROM unsupported_actions")[1] == [(0,)]
+    store.set_setting("unsupported_threshold", 1.01)
+    store.set_setting("unsupported_ignore", "")
+    assert store.query("SELECT count(*) FROM unsupported_actions")[1] == [(9,)]
+    assert store.query("SELECT description FROM settings WHERE key = 'unsupported_threshold'")[1][0][0]
+
+    tools = dict(store.query("SELECT tool_name, actions FROM tool_influence")[1])
+    assert tools["read_inbox"] == 2 and tools["read_file"] == 2
+
+    (run,) = store.runs()
+    assert (run["run_id"], run["trajectories"], run["actions"]) == ("run-a", 3, 9)
+
+
+def test_action_drivers_rank_and_shares(store, example_audits):
+    store.record_audits(example_audits)
+    rows = store.query("SELECT action_id, sum(share), min(rank), count(*) = max(rank) FROM action_drivers "
+                       "GROUP BY action_id")[1]
+    assert len(rows) == 9
+    for _, total, lowest, dense in rows:
+        assert total == pytest.approx(1.0) and lowest == 1 and dense
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sql", [
+    "DROP TABLE runs", "DELETE FROM runs", "INSERT INTO settings VALUES ('a', 'b', 'c')",
+    "SELECT 1; DROP TABLE runs", "PRAGMA database_list", "ATTACH 'x.db'", "COPY runs TO 'x.csv'",
+    "SET threads = 1", "CALL pragma_version()", "EXPLAIN ANALYZE DELETE FROM runs", "CREATE TABLE x (a INT)",
+    "", "SELEC 1",
+])
+def test_query_refuses_anything_but_one_read(store, sql):
+    with pytest.raises(QueryRefused):
+        store.query(sql)
+    assert "runs" in store.relations()
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT 1", "WITH a AS (SELECT 1 AS x) SELECT x FROM a", "SHOW TABLES", "DESCRIBE runs",
+    "FROM runs", "EXPLAIN SELECT * FROM runs", "SUMMARIZE runs", "SELECT 1;",
+])
+def test_query_runs_reads(store, sql):
+    cols, rows = store.query(sql)
+    assert cols
+
+
+def test_read_only_store(tmp_path, example_audits):
+    path = tmp_path / "ro.duckdb"
+    with pytest.raises(StoreError, match="no auditor database"):
+        Store(path, read_only=True)
+    with Store(path) as store:
+        store.record_audits(example_audits)
+    with Store(path, read_only=True, external_access=False) as ro:
+        assert ro.query("SELECT count(*) FROM runs")[1] == [(1,)]
+        with pytest.raises(StoreError, match="read-only"):
+            ro.record_audits(example_audits)
+        with pytest.raises(Exception, match="disabled"):
+            ro.query("SELECT * FROM read_csv('/etc/hostname')")
+    import duckdb
+
+    other = tmp_path / "other.duckdb"
+    duckdb.connect(str(other)).close()
+    with pytest.raises(StoreError, match="not an auditor database"):
+        Store(other, read_only=True)
+
+
+def test_default_db_path(monkeypatch, tmp_path):
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert default_db_path() == tmp_path / "auditor.duckdb"
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "x.duckdb"))
+    assert default_db_path() == tmp_path / "x.duckdb"
+
+
+def test_export_parquet(tmp_path, store, example_audits, span):
+    store.record_audits(example_audits)
+    store.add_spans([span(1, 1)])
+    files = store.export_parquet(tmp_path / "pq")
+    names = {f.stem for f in files}
+    assert {"runs", "spans", "attributions", "token_scores", "action_drivers", "tool_influence"} <= names
+    assert pq.read_table(tmp_path / "pq" / "attributions.parquet").num_rows == store.counts()["attributions"]
+    assert pq.read_table(tmp_path / "pq" / "spans.parquet").column("attributes").to_pylist()[0].startswith("{")
+    only = store.export_parquet(tmp_path / "one", tables=["runs"])
+    assert [f.name for f in only] == ["runs.parquet"]
+    with pytest.raises(StoreError, match="unknown table"):
+        store.export_parquet(tmp_path / "bad", tables=["nope"])
+
+
+def test_action_view_and_errors(store, example_audits, example_trajs):
+    store.record_audits(example_audits)
+    view = store.action_view("injected-inbox-forward:a1")
+    assert [a.action.id for a in view.actions] == ["injected-inbox-forward:a1"]
+    assert view.tokens == example_audits[0].tokens
+    later = synthetic_run("run-later")
+    later = later.model_copy(update={"created_at": later.created_at.replace(year=2026)})
+    store.record_audit(synthetic_audit(example_trajs[0], later))
+    assert store.action_view("injected-inbox-forward:a1").run.run_id == "run-later"  # newest first
+    assert store.action_view("injected-inbox-forward:a1", run_id="run-a").run.run_id == "run-a"
+    with pytest.raises(NotFound, match="no action"):
+        store.action_view("nope")
+    store.add_trajectories([synthetic_trajectory(1)])
+    with pytest.raises(NotFound, match="no attribution"):
+        store.action_view("synthetic-1:a0")
+
+
+def test_ambiguous_action_ids_ask_for_a_trajectory(store, example_trajs):
+    a = example_trajs[0].model_copy(update={"id": "t1"})
+    b = example_trajs[0].model_copy(update={"id": "t2"})
+    fix = lambda t: t.model_copy(update={"actions": [x.model_copy(update={"id": "a"}) for x in t.actions[:1]]})  # noqa: E731
+    store.record_audits([synthetic_audit(fix(a)), synthetic_audit(fix(b))])
+    with pytest.raises(StoreError, match="several trajectories"):
+        store.action_view("a")
+    assert store.action_view("a", trajectory_id="t2").trajectory.id == "t2"
