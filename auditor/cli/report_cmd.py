@@ -103,7 +103,8 @@ def report_command(
     size = result.path.stat().st_size
     runs = sorted({a.run.run_id for a in result.audits})
     console.print(f"wrote [bold]{escape(str(result.path))}[/] ({size / 1024:.0f} KiB): "
-                  f"{len(result.audits)} trajectories, {result.actions} actions, run {escape(', '.join(runs))}",
+                  f"{len(result.audits)} trajector{'y' if len(result.audits) == 1 else 'ies'}, {result.actions} "
+                  f"action{'' if result.actions == 1 else 's'}, run{'' if len(runs) == 1 else 's'} {escape(', '.join(runs))}",
                   soft_wrap=True)
     console.print(f"open: {escape(result.url)}", soft_wrap=True, highlight=False)
     if skipped:

@@ -1,0 +1,104 @@
+"""`audit report`: a file (replayed by a stand-in auditor), a stored run, and the errors."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from typer.testing import CliRunner
+
+from auditor.cli import app
+from auditor.cli import report_cmd
+from conftest import synthetic_audit
+
+runner = CliRunner()
+
+
+class FakeAuditor:
+    def __init__(self, **kw):
+        self.kw = kw
+
+    def audit(self, traj, progress=None, *, run=None):
+        return synthetic_audit(traj, run_id="run-fake")
+
+
+def _data(path):
+    page = path.read_text(encoding="utf-8")
+    return json.loads(re.search(r'id="report-data">(.*?)</script>', page, re.S).group(1))
+
+
+def test_help_has_an_example():
+    result = runner.invoke(app, ["report", "--help"])
+    assert result.exit_code == 0
+    assert "Example: audit report" in result.output and "RUN_OR_FILE" in result.output
+
+
+def test_report_from_a_file_replays_it_first(tmp_path, monkeypatch, examples_dir):
+    seen = {}
+
+    def make(**kw):
+        seen.update(kw)
+        return FakeAuditor(**kw)
+
+    monkeypatch.setattr(report_cmd, "_make_auditor", make)
+    out = tmp_path / "out" / "r.html"
+    result = runner.invoke(app, ["report", str(examples_dir / "injected_email.jsonl"), "-o", str(out),
+                                 "--method", "flashtrace", "--hops", "2"])
+    assert result.exit_code == 0, result.output
+    assert seen == {"model": None, "method": "flashtrace", "hops": 2}
+    data = _data(out)
+    (run,) = data["runs"]
+    assert run["run"]["run_id"] == "run-fake"
+    assert [a["verdict"]["status"] for a in run["actions"]] == ["supported", "unsupported", "ignored"]
+    assert "wrote" in result.output and "3 actions" in result.output
+
+
+def test_report_without_the_check(tmp_path, monkeypatch, examples_dir):
+    monkeypatch.setattr(report_cmd, "_make_auditor", FakeAuditor)
+    out = tmp_path / "r.html"
+    result = runner.invoke(app, ["report", str(examples_dir / "injected_email.jsonl"), "-o", str(out), "--no-check"])
+    assert result.exit_code == 0, result.output
+    assert all(a["verdict"] is None for a in _data(out)["runs"][0]["actions"])
+
+
+def test_report_from_the_store_by_run_and_action_id(tmp_path, injected_audit):
+    from auditor.store import Store
+
+    db = tmp_path / "a.duckdb"
+    with Store(db) as store:
+        store.record_audit(injected_audit)
+    out = tmp_path / "r.html"
+    result = runner.invoke(app, ["report", injected_audit.run.run_id, "-o", str(out), "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    assert _data(out)["runs"][0]["trajectory"]["id"] == injected_audit.trajectory.id
+    send = injected_audit.actions[1].action.id
+    result = runner.invoke(app, ["report", send, "-o", str(out), "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    assert "#action=" in result.output
+
+
+def test_unknown_reference_and_missing_database_exit_2(tmp_path, injected_audit):
+    from auditor.store import Store
+
+    result = runner.invoke(app, ["report", "no-such-thing", "-o", str(tmp_path / "r.html"),
+                                 "--db", str(tmp_path / "none.duckdb")])
+    assert result.exit_code == 2
+    db = tmp_path / "a.duckdb"
+    with Store(db) as store:
+        store.record_audit(injected_audit)
+    result = runner.invoke(app, ["report", "no-such-thing", "-o", str(tmp_path / "r.html"), "--db", str(db)])
+    assert result.exit_code == 2
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_unreadable_file_exits_2_and_skipped_records_exit_3(tmp_path, monkeypatch, examples_dir):
+    monkeypatch.setattr(report_cmd, "_make_auditor", FakeAuditor)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{not json\n")
+    result = runner.invoke(app, ["report", str(bad), "-o", str(tmp_path / "r.html")])
+    assert result.exit_code == 2
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text((examples_dir / "injected_email.jsonl").read_text().strip() + "\n{not json\n")
+    result = runner.invoke(app, ["report", str(mixed), "-o", str(tmp_path / "r.html")])
+    assert result.exit_code == 3, result.output
+    assert (tmp_path / "r.html").exists()
