@@ -1,0 +1,211 @@
+"""`audit trace`, `query`, `runs`, `show`, `export` on the examples (model-free replay)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from auditor.cli import app
+from auditor.cli.app import EXIT_OK, EXIT_SKIPPED, EXIT_USAGE
+from auditor.store import Store
+
+SEND_EMAIL_SQL = (
+    "SELECT trajectory_id, action_id, driver_tool, driver_label, share FROM action_drivers "
+    "WHERE tool_name = 'send_email' AND driver_kind = 'tool_output' ORDER BY trajectory_id, share DESC"
+)
+EXAMPLES = ("injected_email.jsonl", "benign_budget_email.jsonl", "aider_session.jsonl")
+
+
+def trace(runner, db, *args):
+    return runner.invoke(app, ["trace", *map(str, args), "--db", str(db)])
+
+
+def test_trace_then_query_answers_which_tool_outputs_drove_send_email(runner, db, examples_dir, fake_auditor):
+    result = trace(runner, db, *[examples_dir / n for n in EXAMPLES])
+    assert result.exit_code == EXIT_OK, result.output
+    assert "injected-inbox-forward:a1" in result.stdout and "send_email" in result.stdout
+    assert "stored 3 trajectories" in result.stdout
+    (auditor,) = fake_auditor.instances
+    assert auditor.kw == {"model": None, "method": "flashtrace", "hops": 1, "dtype": "float32", "device": None,
+                          "max_tokens": None}
+
+    result = runner.invoke(app, ["query", SEND_EMAIL_SQL, "--db", str(db), "--format", "json"])
+    assert result.exit_code == EXIT_OK, result.output
+    rows = json.loads(result.stdout)
+    top = {}
+    for r in rows:
+        top.setdefault(r["action_id"], r)
+    assert top["injected-inbox-forward:a1"]["driver_tool"] == "read_inbox"
+    assert top["benign-budget-email:a2"]["driver_tool"] == "read_file"
+
+
+def test_rerunning_trace_resumes_and_stores_nothing_twice(runner, db, examples_dir, fake_auditor):
+    files = [examples_dir / n for n in EXAMPLES]
+    assert trace(runner, db, *files).exit_code == EXIT_OK
+    with Store(db, read_only=True) as s:
+        before = s.counts()
+        (run,) = s.runs()
+    result = trace(runner, db, *files)
+    assert result.exit_code == EXIT_OK, result.output
+    assert len(fake_auditor.instances) == 1  # nothing left to replay: no model was even loaded
+    assert "from the store" in result.stdout
+    with Store(db, read_only=True) as s:
+        assert s.counts() == before and s.runs()[0]["run_id"] == run["run_id"]
+    # other options: another run
+    assert trace(runner, db, *files, "--hops", "2").exit_code == EXIT_OK
+    with Store(db, read_only=True) as s:
+        assert len(s.runs()) == 2
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(runner, db, examples_dir, fake_auditor, tmp_path):
+    src = [(examples_dir / n).read_text().strip() for n in EXAMPLES[:2]]
+    exploding = json.loads(src[1])
+    exploding["metadata"]["explode"] = True
+    f = tmp_path / "two.jsonl"
+    f.write_text(src[0] + "\n" + json.dumps(exploding) + "\n")
+    result = trace(runner, db, f)
+    assert result.exit_code == EXIT_SKIPPED
+    assert "benign-budget-email: audit failed: replay failed" in result.stderr
+    with Store(db, read_only=True) as s:
+        (run,) = s.runs()
+        assert run["trajectories"] == 1
+    result = trace(runner, db, f, "--allow-skipped")
+    assert result.exit_code == EXIT_OK
+    assert fake_auditor.instances[-1].audited == ["benign-budget-email"]  # only the missing one is replayed
+
+
+def test_malformed_lines_are_reported_and_valid_lines_stored(runner, db, examples_dir, tmp_path):
+    lines = [(examples_dir / n).read_text().strip() for n in EXAMPLES]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("\n".join([lines[0], "{not json", lines[1], '{"id": "x", "messages": []}', lines[2]]) + "\n")
+    result = trace(runner, db, bad, "--no-attribute")
+    assert result.exit_code == EXIT_SKIPPED, result.output
+    assert f"{bad}:2: invalid JSON" in result.stderr
+    assert f"{bad}:4 field messages" in result.stderr
+    assert "stored 3 trajectories" in result.stdout
+    with Store(db, read_only=True) as s:
+        assert s.counts()["trajectories"] == 3
+    ok = trace(runner, db, bad, "--no-attribute", "--allow-skipped")
+    assert ok.exit_code == EXIT_OK
+
+
+def test_trace_json_summary(runner, db, examples_dir, fake_auditor):
+    result = trace(runner, db, examples_dir / "injected_email.jsonl", "--json", "--top", "2")
+    assert result.exit_code == EXIT_OK, result.output
+    data = json.loads(result.stdout)
+    assert data["trajectories"] == 1 and data["skipped"] == 0 and data["run_id"].startswith("run-")
+    (audit,) = data["audits"]
+    send = next(a for a in audit["actions"] if a["tool_name"] == "send_email")
+    assert len(send["drivers"]) == 2 and send["drivers"][0]["rank"] == 1 and send["support"] < 0.5
+
+
+def test_trace_reports_a_replay_that_cannot_start(runner, db, examples_dir, monkeypatch):
+    from auditor.cli import trace_cmd
+
+    def broken(**kw):
+        raise ValueError("unknown method 'nope'; valid: flashtrace, ...")
+
+    monkeypatch.setattr(trace_cmd, "_make_auditor", broken)
+    result = trace(runner, db, examples_dir / "injected_email.jsonl", "--method", "nope")
+    assert result.exit_code == EXIT_USAGE
+    assert "unknown method" in result.stderr
+    missing = trace(runner, db, examples_dir / "nope.jsonl")
+    assert missing.exit_code == EXIT_USAGE
+
+
+@pytest.fixture
+def filled(runner, db, examples_dir, fake_auditor):
+    assert trace(runner, db, *[examples_dir / n for n in EXAMPLES]).exit_code == EXIT_OK
+    return db
+
+
+@pytest.mark.parametrize("sql", ["DROP TABLE runs", "DELETE FROM attributions", "SELECT 1; DROP TABLE runs",
+                                 "PRAGMA database_list", "ATTACH 'x.duckdb' AS x"])
+def test_query_refuses_writes(runner, filled, sql):
+    result = runner.invoke(app, ["query", sql, "--db", str(filled)])
+    assert result.exit_code == EXIT_USAGE
+    assert "refused" in result.stderr
+    with Store(filled, read_only=True) as s:
+        assert s.counts()["runs"] == 1
+
+
+def test_query_formats_and_errors(runner, filled, tmp_path):
+    result = runner.invoke(app, ["query", "SELECT tool_name, actions FROM tool_influence ORDER BY tool_name",
+                                 "--db", str(filled), "-f", "csv"])
+    assert result.exit_code == EXIT_OK
+    rows = list(csv.reader(io.StringIO(result.stdout)))
+    assert rows[0] == ["tool_name", "actions"] and ["read_inbox", "2"] in rows
+    table = runner.invoke(app, ["query", "SELECT action_id, support FROM unsupported_actions", "--db", str(filled)])
+    assert table.exit_code == EXIT_OK and "injected-inbox-forward:a1" in table.stdout
+    bad = runner.invoke(app, ["query", "SELECT * FROM nowhere", "--db", str(filled)])
+    assert bad.exit_code == EXIT_USAGE and "nowhere" in bad.stderr
+    files = runner.invoke(app, ["query", "SELECT * FROM read_csv('/etc/hostname')", "--db", str(filled)])
+    assert files.exit_code == EXIT_USAGE
+    missing = runner.invoke(app, ["query", "SELECT 1", "--db", str(tmp_path / "none.duckdb")])
+    assert missing.exit_code == EXIT_USAGE and "no auditor database" in missing.stderr
+
+
+def test_default_db_comes_from_the_environment(runner, tmp_path, examples_dir, fake_auditor, monkeypatch):
+    monkeypatch.setenv("AUDITOR_DB", str(tmp_path / "env.duckdb"))
+    assert runner.invoke(app, ["trace", str(examples_dir / "injected_email.jsonl")]).exit_code == EXIT_OK
+    assert (tmp_path / "env.duckdb").exists()
+    monkeypatch.delenv("AUDITOR_DB")
+    monkeypatch.chdir(tmp_path)
+    assert runner.invoke(app, ["trace", str(examples_dir / "injected_email.jsonl"), "--no-attribute"]).exit_code == 0
+    assert (tmp_path / "auditor.duckdb").exists()
+
+
+def test_runs(runner, filled):
+    result = runner.invoke(app, ["runs", "--db", str(filled), "-f", "json"])
+    assert result.exit_code == EXIT_OK
+    (run,) = json.loads(result.stdout)
+    assert run["model"] == "fake" and run["trajectories"] == 3 and run["actions"] == 9 and run["unsupported"] >= 1
+    assert runner.invoke(app, ["runs", "--db", str(filled)]).exit_code == EXIT_OK
+
+
+def test_show(runner, filled):
+    result = runner.invoke(app, ["show", "injected-inbox-forward:a1", "--db", str(filled)])
+    assert result.exit_code == EXIT_OK, result.output
+    out = result.stdout
+    assert "send_email" in out and "drivers" in out and "archive@exfil.example" in out and "hops" in out
+    as_json = runner.invoke(app, ["show", "injected-inbox-forward:a1", "--db", str(filled), "--json"])
+    with Store(filled, read_only=True) as s:
+        from auditor.store import action_export
+
+        assert json.loads(as_json.stdout) == json.loads(json.dumps(action_export(s, "injected-inbox-forward:a1")))
+    missing = runner.invoke(app, ["show", "nope", "--db", str(filled)])
+    assert missing.exit_code == EXIT_USAGE and "no action" in missing.stderr
+
+
+def test_show_highlights_the_strongest_tokens():
+    from rich.console import Console
+
+    from auditor.cli.show_cmd import segment_text
+
+    seg = {"text": "a b c", "max_score": 3.0, "strongest": [1],
+           "tokens": [{"i": 0, "text": "a ", "score": 0.1}, {"i": 1, "text": "b ", "score": 3.0},
+                      {"i": 2, "text": "c", "score": 0.2}]}
+    text = segment_text(seg)
+    assert text.plain == "a b c"
+    assert [(s.start, s.end) for s in text.spans] == [(2, 4)]
+    long = {**seg, "tokens": [{"i": i, "text": f"t{i} ", "score": float(i == 500)} for i in range(1000)],
+            "strongest": [500], "max_score": 1.0}
+    plain = segment_text(long, window=10).plain
+    assert plain.startswith("… ") and "t500" in plain and plain.endswith(" …")
+    Console(file=io.StringIO()).print(text)
+
+
+def test_export(runner, filled, tmp_path):
+    out = tmp_path / "parquet"
+    result = runner.invoke(app, ["export", str(out), "--db", str(filled)])
+    assert result.exit_code == EXIT_OK, result.output
+    assert (out / "attributions.parquet").exists() and (out / "action_drivers.parquet").exists()
+    assert pq.read_table(out / "runs.parquet").num_rows == 1
+    one = runner.invoke(app, ["export", str(tmp_path / "one"), "--db", str(filled), "-t", "segments"])
+    assert one.exit_code == EXIT_OK and [p.name for p in (tmp_path / "one").iterdir()] == ["segments.parquet"]
+    bad = runner.invoke(app, ["export", str(tmp_path / "bad"), "--db", str(filled), "-t", "nope"])
+    assert bad.exit_code == EXIT_USAGE
