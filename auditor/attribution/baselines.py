@@ -117,10 +117,11 @@ def _target_logprob(model, batch_ids: torch.Tensor, target: ResolvedTarget) -> t
     if int(pos[0]) == 0:
         raise ValueError("loo needs output positions >= 1 (position 0 has no prefix to predict it)")
     keep = (pos - 1).to(batch_ids.device)
+    mask = torch.ones_like(batch_ids)
     try:
-        logits = model(input_ids=batch_ids, logits_to_keep=keep, use_cache=False).logits
+        logits = model(input_ids=batch_ids, attention_mask=mask, logits_to_keep=keep, use_cache=False).logits
     except TypeError:  # models without logits_to_keep
-        logits = model(input_ids=batch_ids, use_cache=False).logits[:, keep]
+        logits = model(input_ids=batch_ids, attention_mask=mask, use_cache=False).logits[:, keep]
     logp = torch.log_softmax(logits.float(), dim=-1)  # [B, |O|, V]
     tok = batch_ids[:, pos.to(batch_ids.device)]
     picked = logp.gather(-1, tok.unsqueeze(-1)).squeeze(-1)  # [B, |O|]
