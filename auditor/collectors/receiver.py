@@ -375,8 +375,7 @@ class OTLPReceiver:
 
     def _parse(self, body: bytes, ctype: str) -> tuple[list[SpanRecord], int, str]:
         errors: list[SpanError] = []
-        if ctype == "application/json" or (ctype not in ("application/x-protobuf", "application/protobuf")
-                                           and body.lstrip()[:1] == b"{"):
+        if ctype == "application/json" or (ctype == "" and body.lstrip()[:1] == b"{"):
             try:
                 data = json.loads(body)
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -384,7 +383,7 @@ class OTLPReceiver:
             try:
                 spans = spans_from_otlp_json(data, source="otlp-http", errors=errors)
             except SpanError as exc:
-                raise RequestError(400, f"not an OTLP trace export: {exc}") from exc
+                raise RequestError(400, str(exc)) from exc
         elif ctype in ("application/x-protobuf", "application/protobuf", ""):
             from google.protobuf.message import DecodeError
             from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest

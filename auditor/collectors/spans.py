@@ -625,7 +625,7 @@ def span_from_readable(span: Any, source: str | None = None) -> SpanRecord:
         span_id=f"{ctx.span_id:016x}",
         parent_span_id=f"{parent:016x}" if parent else None,
         name=span.name,
-        kind=span.kind.name if span.kind is not None else "INTERNAL",
+        kind=_sdk_kind(span.kind),
         start_time_unix_nano=int(span.start_time or 0),
         end_time_unix_nano=int(span.end_time or 0),
         attributes=_plain(dict(span.attributes or {})),
@@ -639,6 +639,21 @@ def span_from_readable(span: Any, source: str | None = None) -> SpanRecord:
         scope=scope or None,
         source=source,
     )
+
+
+def _sdk_kind(kind: Any) -> str:
+    """The SDK's SpanKind (INTERNAL=0 ... CONSUMER=4, unlike OTLP's numbering) -> name."""
+    if kind is None:
+        return "INTERNAL"
+    name = getattr(kind, "name", None)
+    if name is None and isinstance(kind, int):
+        from opentelemetry.trace import SpanKind
+
+        try:
+            name = SpanKind(kind).name
+        except ValueError:
+            return "UNSPECIFIED"
+    return name if name in SPAN_KINDS else "UNSPECIFIED"
 
 
 def spans_from_readable(spans: Iterable[Any], source: str | None = None) -> list[SpanRecord]:

@@ -1,0 +1,49 @@
+"""Fixtures for the collector tests: real SDK pipelines (in-memory and file exporters), a
+tiny OpenAI-compatible server on 127.0.0.1, and the sample files in ``data/``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+
+from fake_openai import FakeOpenAI  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return HERE / "data"
+
+
+@pytest.fixture
+def memory_spans():
+    """(provider, exporter): a real TracerProvider feeding an in-memory exporter."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    yield provider, exporter
+    provider.shutdown()
+
+
+@pytest.fixture
+def instrumented(memory_spans):
+    """OpenAIInstrumentor active on the in-memory provider; always uninstrumented after."""
+    from auditor.collectors.instrument import OpenAIInstrumentor
+
+    provider, exporter = memory_spans
+    inst = OpenAIInstrumentor(tracer_provider=provider).instrument()
+    yield inst, exporter
+    inst.uninstrument()
+
+
+@pytest.fixture
+def fake_server():
+    with FakeOpenAI() as srv:
+        yield srv
