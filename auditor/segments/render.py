@@ -189,11 +189,6 @@ def _chat(traj: Trajectory, kept: list[int], caps: TemplateCaps, textual: bool) 
         m: Message = traj.messages[i]
         d: dict[str, Any] = {"role": m.role, "content": m.content}
         if m.role == "assistant":
-            if m.reasoning:
-                if native_reasoning:
-                    d["reasoning_content"] = m.reasoning
-                else:
-                    d["content"] = f"<think>\n{m.reasoning}\n</think>\n\n" + m.content
             if m.tool_calls:
                 if native_calls:
                     d["tool_calls"] = [
@@ -203,6 +198,11 @@ def _chat(traj: Trajectory, kept: list[int], caps: TemplateCaps, textual: bool) 
                 else:
                     calls = "\n".join(_call_text(c.name, c.arguments) for c in m.tool_calls)
                     d["content"] = (d["content"] + "\n" if d["content"] else "") + calls
+            if m.reasoning:
+                if native_reasoning:
+                    d["reasoning_content"] = m.reasoning
+                else:
+                    d["content"] = f"<think>\n{m.reasoning}\n</think>\n\n" + d["content"]
         elif m.role == "tool":
             if tool_role:
                 d["tool_call_id"] = m.tool_call_id
