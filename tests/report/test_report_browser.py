@@ -1,0 +1,128 @@
+"""The report in headless Chromium (Debian's `chromium`, installed by the test set-up): select an
+action by URL fragment, by mouse and by keyboard, and read the drivers panel."""
+
+from __future__ import annotations
+
+import html.parser
+import json
+import time
+
+import pytest
+
+from auditor.report.html import write_report
+from auditor.report.screenshot import dump_dom, page_url, screenshot
+from conftest import example, synthetic_audit
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def injected_page(tmp_path_factory, injected_audit):
+    from auditor.report.data import check_verdicts
+
+    path = tmp_path_factory.mktemp("report") / "injected.html"
+    return write_report([injected_audit], path, verdicts=check_verdicts(injected_audit))
+
+
+class _Drivers(html.parser.HTMLParser):
+    """Rows of the drivers table, the verdict badge and the selected action, from a DOM dump."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[dict[str, str]] = []
+        self.verdict: str | None = None
+        self.selected: str | None = None
+        self.listed_selected: list[str] = []
+        self.in_drivers = False
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "body":
+            self.selected = a.get("data-selected-action")
+        if tag == "table" and a.get("id") == "drivers":
+            self.in_drivers = True
+        if self.in_drivers and tag == "tr" and "data-segment-id" in a:
+            self.rows.append(a)
+        if a.get("id") == "verdict":
+            self.verdict = a.get("data-status")
+        if tag == "li" and a.get("aria-selected") == "true":
+            self.listed_selected.append(a.get("data-action-id"))
+
+    def handle_endtag(self, tag):
+        if tag == "table":
+            self.in_drivers = False
+
+
+def test_fragment_selects_the_action_and_the_drivers_panel_shows_its_drivers(chromium, injected_page, injected_audit):
+    send = injected_audit.actions[1]
+    dom = dump_dom(injected_page, send.action.id)
+    p = _Drivers()
+    p.feed(dom)
+    assert p.selected == send.action.id and p.listed_selected == [send.action.id]
+    assert p.verdict == "unsupported"
+    assert [r["data-segment-id"] for r in p.rows] == [d.segment_id for d in send.drivers]
+    assert [int(r["data-rank"]) for r in p.rows] == list(range(1, len(send.drivers) + 1))
+    assert p.rows[0]["data-kind"] == "tool_output"
+    assert float(p.rows[0]["data-share"]) == pytest.approx(send.drivers[0].share, abs=1e-6)
+    assert 'id="flow"' in dom and 'id="heatmap"' in dom
+
+
+def test_click_and_keyboard_select_actions(chromium, injected_page, injected_audit):
+    from report_cdp import Browser
+
+    ids = [a.action.id for a in injected_audit.actions]
+    with Browser(page_url(injected_page)) as b:
+        b.wait_for("document.body.dataset.ready === '1'")
+        assert b.eval("document.body.dataset.selectedAction") == ids[0]  # the first action by default
+        b.click(f'#actions li[data-action-id="{ids[1]}"]')
+        b.wait_for(f"document.body.dataset.selectedAction === {json.dumps(ids[1])}")
+        panel = b.eval("""(() => [...document.querySelectorAll('#drivers tbody tr')].map(r => ({
+            id: r.dataset.segmentId, kind: r.dataset.kind, share: r.querySelector('.share').textContent}))
+        )()""")
+        assert [r["id"] for r in panel] == [d.segment_id for d in injected_audit.actions[1].drivers]
+        assert panel[0]["kind"] == "tool_output" and panel[0]["share"].endswith("%")
+        assert b.eval("document.getElementById('verdict').dataset.status") == "unsupported"
+        assert b.eval("location.hash") == "#action=" + ids[1].replace(":", "%3A")
+        # the tool output that drove it is tinted in the conversation
+        assert b.eval(f"""document.querySelector('#conversation [data-seg="{injected_audit.actions[1].drivers[0].segment_id}"]')
+                          .style.backgroundColor""")
+        # keyboard: next action, then back
+        b.key("ArrowDown", 40)
+        b.wait_for(f"document.body.dataset.selectedAction === {json.dumps(ids[2])}")
+        b.key("k", 75)
+        b.wait_for(f"document.body.dataset.selectedAction === {json.dumps(ids[1])}")
+        # clicking the call in the conversation selects its action
+        b.click(f'#conversation .call[data-action-id="{ids[0]}"]')
+        b.wait_for(f"document.body.dataset.selectedAction === {json.dumps(ids[0])}")
+        # clicking a driver row opens its heatmap block
+        first = injected_audit.actions[0].drivers[0].segment_id
+        b.click(f'#drivers tr[data-segment-id="{first}"]')
+        assert b.eval(f"""!document.querySelector('#heatmap .block[data-seg="{first}"]').classList.contains('closed')""")
+
+
+def test_thousands_of_tokens_stay_responsive(chromium, tmp_path):
+    from report_cdp import Browser
+
+    audit = synthetic_audit(example("injected_email"), pad_words=5000)
+    path = write_report([audit], tmp_path / "big.html")
+    ids = [a.action.id for a in audit.actions]
+    with Browser(page_url(path)) as b:
+        b.wait_for("document.body.dataset.ready === '1'", timeout=30)
+        timings = []
+        for aid in ids[1:] + ids[:1] + ids[1:]:
+            ms = b.eval(f"(() => {{ const t = performance.now(); window.auditorReport.select({json.dumps(aid)}, true);"
+                        " document.body.offsetHeight; return performance.now() - t; })()")
+            timings.append(ms)
+        assert max(timings) < 1500, timings
+        assert b.eval("document.body.dataset.selectedAction") == ids[-1]
+        assert b.eval("document.querySelectorAll('#heatmap .toks span').length") > 0  # quiet blocks start closed
+        ms = b.eval("(() => { const t = performance.now(); document.getElementById('toggle-all').click();"
+                    " document.body.offsetHeight; return performance.now() - t; })()")
+        assert ms < 3000, ms
+        assert b.eval("document.querySelectorAll('#heatmap .toks span').length") >= audit.actions[-1].context_end
+
+
+def test_screenshot_of_a_selected_action(chromium, injected_page, injected_audit, tmp_path):
+    png = screenshot(injected_page, tmp_path / "shot.png", injected_audit.actions[1].action.id, size=(1000, 700))
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
