@@ -1,0 +1,76 @@
+"""`audit collect` as a real process: listens, stores, flushes and exits 0 on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from auditor.cli import app
+from auditor.collectors.readers import read_otlp_json
+
+from test_receiver import post, records  # noqa: F401 - shared helpers
+from auditor.collectors.spans import to_otlp_json
+
+
+class _Rec:  # what post() needs
+    def __init__(self, port: int):
+        self.port = port
+
+
+def test_help_has_an_example():
+    result = CliRunner().invoke(app, ["collect", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "Example: audit collect" in result.output and "--max-body-mb" in result.output
+
+
+def test_collect_receives_and_flushes_on_sigterm(tmp_path):
+    out = tmp_path / "run.jsonl"
+    db = tmp_path / "audit.duckdb"
+    env = {**os.environ, "AUDITOR_COLLECT_TOKEN": "tok"}
+    proc = subprocess.Popen([sys.executable, "-c", "from auditor.cli import main; main()", "collect", "--port", "0", "--jsonl", str(out),
+                             "--db", str(db), "--max-body-mb", "0.01"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    try:
+        line = proc.stdout.readline()  # "listening on http://127.0.0.1:PORT/v1/traces -> ..."
+        assert line.startswith("listening on http://127.0.0.1:"), (line, proc.stderr.read() if proc.poll() else "")
+        port = int(line.split(":")[2].split("/")[0])
+        rec = _Rec(port)
+        body = json.dumps(to_otlp_json(records(4))).encode()
+        assert post(rec, body)[0] == 401
+        assert post(rec, body, {"Authorization": "Bearer tok"})[0] == 200
+        big = json.dumps(to_otlp_json(records(200))).encode()
+        assert post(rec, big, {"Authorization": "Bearer tok"})[0] == 413
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    tail = proc.stdout.read()
+    assert rc == 0, proc.stderr.read()
+    assert "stopped: 4 spans from 1 requests stored" in tail
+    spans, issues = read_otlp_json(out)
+    assert len(spans) == 4 and issues == []
+    store_mod = pytest.importorskip("auditor.store")
+    with store_mod.Store(db, read_only=True) as store:
+        assert store.connection.execute("SELECT count(*) FROM spans").fetchone()[0] == 4
+
+
+def test_collect_reports_a_busy_port(tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        result = CliRunner().invoke(app, ["collect", "--port", str(port), "--jsonl", str(tmp_path / "x.jsonl")])
+    assert result.exit_code == 2
+    assert "cannot listen" in result.output
