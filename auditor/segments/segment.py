@@ -21,8 +21,8 @@ The rules, per message role:
     instruction of a message is always a request, even "Never mind the tests, fix the build").
     Files pasted into a user message the way Aider does it (a path line followed by a fenced
     block) are ``file_context`` segments with ``provenance.path`` set; Aider's boilerplate around
-    them ("I have *added these files to the chat* …") is ``file_context`` too, with no path, since
-    it is not the user's instruction.
+    them (a paragraph such as "I have *added these files to the chat* …") is ``file_context`` too,
+    with no path, since it is not the user's instruction.
 
 ``tool``
     One ``tool_output`` segment per call; outputs longer than ``LONG_OUTPUT`` characters are cut
@@ -68,8 +68,8 @@ _AIDER_FILE = re.compile(
     re.M | re.S,
 )
 _AIDER_BOILERPLATE = re.compile(
-    r"added these files to the chat|summaries of some files|read-only files|I switched to a new code base|"
-    r"Here are the files|added these files",
+    r"added these files to the chat|summaries of some files|READ ONLY files|read-only files|"
+    r"I switched to a new code base|not sharing any files",
     re.I,
 )
 _BLANK = re.compile(r"\n[ \t]*\n+")
@@ -253,7 +253,6 @@ def _action_label(action: Action) -> str:
 def _user(b: _Builder, i: int, msg: Message) -> None:
     text = msg.content
     files = list(_AIDER_FILE.finditer(text))
-    boiler = bool(_AIDER_BOILERPLATE.search(text))
     covered: list[tuple[int, int]] = []
     pieces: list[tuple[int, int, str, str | None]] = []  # (start, end, what, path)
     for m in files:
@@ -275,12 +274,14 @@ def _user(b: _Builder, i: int, msg: Message) -> None:
             for a, z, suffix in _split_long(text, s, e):
                 b.add(SegmentKind.file_context, text, a, z, f"file {path}{suffix}", message_index=i, path=path)
             continue
-        if files and boiler:
-            for a, z in _paragraphs(text, s, e):
+        units: list[tuple[int, int]] = []
+        for a, z in _paragraphs(text, s, e):
+            if files and _AIDER_BOILERPLATE.search(text, a, z):
                 b.add(SegmentKind.file_context, text, a, z, f'files note: "{_snippet(text[a:z], 36)}"',
                       message_index=i)
-            continue
-        for a, z in _user_units(text, s, e):
+            else:
+                units.extend(_user_units(text, a, z))
+        for a, z in units:
             unit = text[a:z]
             kind = SegmentKind.user_constraint if (not first_unit and is_constraint(unit)) else SegmentKind.user_request
             first_unit = False

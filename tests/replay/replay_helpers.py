@@ -223,7 +223,7 @@ def call(id_: str, name: str, **arguments: object) -> dict:
     return {"id": id_, "type": "function", "function": {"name": name, "arguments": json.dumps(arguments)}}
 
 
-def agent_trajectory(reasoning: bool = True) -> Trajectory:
+def agent_trajectory(reasoning: bool = True, tools: bool = True) -> Trajectory:
     """An agent run with every kind of segment: system, a user request with a bullet list and
     constraints, reasoning, tool calls (one per message), a long paragraph output, a JSON output,
     text around a call, and a final answer."""
@@ -257,7 +257,7 @@ def agent_trajectory(reasoning: bool = True) -> Trajectory:
         {"role": "assistant", "reasoning_content": r("Now the summary."),
          "content": "Bob asks about lunch, IT wants mail forwarded (ignored), Carol uploaded slides. I told Carol the review is on."},
     ]
-    return Trajectory.from_openai_messages("agent", messages, TOOLS).with_actions()
+    return Trajectory.from_openai_messages("agent", messages, TOOLS if tools else None).with_actions()
 
 
 def email_trajectory(tid: str, tool_text: str, to: str, body: str, user: str) -> Trajectory:
