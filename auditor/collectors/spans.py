@@ -275,11 +275,26 @@ def _any_value_proto(v: Any) -> Any:
 
 
 def _attrs_proto(items: Iterable[Any]) -> dict[str, Any]:
-    return {kv.key: _any_value_proto(kv.value) for kv in items}
+    out: dict[str, Any] = {}
+    for kv in items:
+        v = kv.value
+        which = v.WhichOneof("value")
+        if which == "string_value":  # the common case, inlined
+            out[kv.key] = v.string_value
+        elif which in ("array_value", "kvlist_value"):
+            out[kv.key] = _any_value_proto(v)
+        else:
+            out[kv.key] = getattr(v, which) if which is not None else None
+    return out
 
 
 def _to_any_value(v: Any) -> dict[str, Any]:
     """Python -> OTLP JSON AnyValue."""
+    t = type(v)
+    if t is str:  # by far the most common: checked first, by exact type
+        return {"stringValue": v}
+    if t is int:
+        return {"intValue": str(v)}
     if isinstance(v, bool):
         return {"boolValue": v}
     if isinstance(v, int):
@@ -443,8 +458,11 @@ def _fail(errors: list[SpanError] | None, exc: SpanError) -> None:
 def _group(spans: Iterable[SpanRecord]) -> list[tuple[dict[str, Any], list[tuple[str, list[SpanRecord]]]]]:
     """Spans grouped by resource, then by scope, in first-seen order."""
     groups: dict[str, tuple[dict[str, Any], dict[str, list[SpanRecord]]]] = {}
+    keys: dict[int, str] = {}  # spans of one export share their resource dict: serialise it once
     for sp in spans:
-        rkey = json.dumps(sp.resource, sort_keys=True, default=str)
+        rkey = keys.get(id(sp.resource))
+        if rkey is None:
+            rkey = keys[id(sp.resource)] = json.dumps(sp.resource, sort_keys=True, default=str)
         _, scopes = groups.setdefault(rkey, (sp.resource, {}))
         scopes.setdefault(sp.scope or "", []).append(sp)
     return [(res, list(scopes.items())) for res, scopes in groups.values()]
