@@ -126,3 +126,26 @@ def test_screenshot_of_a_selected_action(chromium, injected_page, injected_audit
     png = screenshot(injected_page, tmp_path / "shot.png", injected_audit.actions[1].action.id, size=(1000, 700))
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+@pytest.mark.slow
+def test_report_of_the_injected_example_on_the_embedded_model(chromium, embedded_model, tmp_path):
+    """End to end: replay on the embedded SmolLM2, write the report, open it on send_email."""
+    from auditor.audit import Auditor
+    from auditor.report.build import report_from_file
+
+    auditor = Auditor(model=embedded_model, model_name="SmolLM2-135M-Instruct")
+    result = report_from_file(example_path("injected_email"), tmp_path / "r.html", auditor=auditor)
+    (audit,) = result.audits
+    send = next(a for a in audit.actions if a.action.tool_name == "send_email")
+    p = _Drivers()
+    p.feed(dump_dom(result.path, send.action.id))
+    assert p.selected == send.action.id
+    assert [r["data-segment-id"] for r in p.rows] == [d.segment_id for d in send.drivers]
+    assert p.verdict in {"supported", "unsupported"}
+
+
+def example_path(name: str):
+    from conftest import ROOT
+
+    return ROOT / "examples" / f"{name}.jsonl"
