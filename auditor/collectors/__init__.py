@@ -67,4 +67,21 @@ def load_file(path: str | Path, fmt: str) -> LoadResult:
     return result
 
 
-__all__ = ["FORMATS", "assemble_trajectories", "load_file"]
+_LAZY = {
+    "OpenAIInstrumentor": "instrument", "tool_span": "instrument", "traced_tool": "instrument",
+    "agent_span": "instrument", "JsonlSpanExporter": "exporters", "setup_tracing": "exporters",
+    "OTLPReceiver": "receiver", "SpanRecord": "spans",
+}
+
+
+def __getattr__(name: str) -> object:
+    """``from auditor.collectors import OpenAIInstrumentor`` etc., imported on first use."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'auditor.collectors' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"auditor.collectors.{module}"), name)
+
+
+__all__ = ["FORMATS", "assemble_trajectories", "load_file", *_LAZY]

@@ -658,7 +658,7 @@ def traced_tool(func: Callable[..., Any] | None = None, *, name: str | None = No
             call_id = kwargs.get("tool_call_id") if takes_id else kwargs.pop("tool_call_id", None)
             try:
                 bound = sig.bind(*args, **kwargs)
-                arguments = {k: v for k, v in bound.arguments.items() if k != "tool_call_id"}
+                arguments = {k: v for k, v in bound.arguments.items() if k not in ("tool_call_id", "self", "cls")}
             except TypeError:
                 arguments = {"args": list(args), **{k: v for k, v in kwargs.items() if k != "tool_call_id"}}
             return call_id, kwargs, arguments

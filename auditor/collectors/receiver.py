@@ -145,6 +145,18 @@ class _Handler(BaseHTTPRequestHandler):
         self._error(405, "use POST", True, close=True)
 
     def do_POST(self) -> None:  # noqa: N802
+        try:
+            self._post()
+        except (ConnectionError, TimeoutError, socket.timeout):
+            self.close_connection = True
+        except Exception as exc:  # noqa: BLE001 - a bug must cost one request, not the connection silently
+            self.close_connection = True
+            try:
+                self._error(500, f"internal error: {type(exc).__name__}: {exc}", True, close=True)
+            except OSError:
+                pass
+
+    def _post(self) -> None:
         rec = self.server.receiver
         ctype = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
         as_json = ctype == "application/json"

@@ -212,3 +212,19 @@ def test_tool_span_agent_span_and_decorator(memory_spans):
     assert boom.status.status_code == StatusCode.ERROR and boom.attributes["error.type"] == "ValueError"
     assert spans["execute_tool grep"].status.status_code == StatusCode.ERROR
     assert spans["execute_tool grep"].attributes["gen_ai.tool.call.arguments"] == '{"q": "x"}'
+
+
+def test_raw_response_and_pydantic_history_messages(instrumented, fake_server):
+    _, exporter = instrumented
+    client = _client(fake_server)
+    first = client.chat.completions.create(model="m", messages=MSGS, tools=TOOLS)
+    history = MSGS + [first.choices[0].message,  # agents often append the pydantic message itself
+                      {"role": "tool", "tool_call_id": first.choices[0].message.tool_calls[0].id, "content": "text"}]
+    raw = client.chat.completions.with_raw_response.create(model="m", messages=history)
+    assert raw.parse().choices[0].message.content.startswith("The file says")
+    spans = [s for s in exporter.get_finished_spans() if s.name == "chat m"]
+    assert len(spans) == 2
+    inputs = json.loads(spans[1].attributes["gen_ai.input.messages"])
+    assert inputs[2]["role"] == "assistant" and inputs[2]["parts"][0]["type"] == "tool_call"
+    assert inputs[3] == {"role": "tool", "parts": [{"type": "tool_call_response", "id": "call_2", "response": "text"}]}
+    assert "traceparent" in fake_server.headers[1]
