@@ -29,11 +29,6 @@ FLOATS = pa.list_(pa.float32())
 
 #: Arrow column types of every table the store bulk-loads (names match the SQL columns).
 SCHEMAS: dict[str, list[tuple[str, pa.DataType]]] = {
-    "spans": [
-        ("trace_id", STR), ("span_id", STR), ("parent_span_id", STR), ("name", STR), ("kind", STR),
-        ("start_time_unix_nano", BIG), ("end_time_unix_nano", BIG), ("attributes", STR), ("events", STR),
-        ("links", STR), ("status", STR), ("resource", STR), ("scope", STR), ("source", STR),
-    ],
     "trajectories": [
         ("trajectory_id", STR), ("source", STR), ("trace_id", STR), ("schema_version", INT),
         ("content_sha256", STR), ("n_messages", INT), ("n_actions", INT), ("content_captured", BOOL),
@@ -113,41 +108,45 @@ class Columns:
 
 # -- spans ---------------------------------------------------------------------------------------
 
-def span_dict(span: Any) -> dict[str, Any]:
-    """A span as a plain dict: pydantic models (SpanRecord) via ``model_dump``, or a mapping."""
+def span_json(span: Any) -> str:
+    """One span as a JSON object: pydantic models (SpanRecord) via ``model_dump_json`` (or anything
+    with ``model_dump``), or a mapping."""
+    if hasattr(span, "model_dump_json"):
+        return span.model_dump_json()
     if hasattr(span, "model_dump"):
-        return span.model_dump(mode="json")
+        return json.dumps(span.model_dump(mode="json"), ensure_ascii=False, default=str)
     if isinstance(span, dict):
-        return span
+        return json.dumps(span, ensure_ascii=False, default=str)
     raise TypeError(f"expected a SpanRecord or dict, got {type(span).__name__}")
 
 
 def spans_table(spans: Sequence[Any]) -> pa.Table:
-    """Arrow table of spans, de-duplicated on (trace_id, span_id) (first occurrence wins)."""
-    cols = Columns("spans")
-    seen: set[tuple[str, str]] = set()
-    for span in spans:
-        d = span_dict(span)
-        key = (str(d["trace_id"]), str(d["span_id"]))
-        if key in seen:
-            continue
-        seen.add(key)
-        kind = d.get("kind")
-        cols.add(
-            trace_id=key[0], span_id=key[1], parent_span_id=d.get("parent_span_id") or None,
-            name=d.get("name"), kind=None if kind is None else str(kind),
-            start_time_unix_nano=_int_or_none(d.get("start_time_unix_nano")),
-            end_time_unix_nano=_int_or_none(d.get("end_time_unix_nano")),
-            attributes=_json(d.get("attributes") or {}), events=_json(d.get("events") or []),
-            links=_json(d.get("links") or []), status=_json(d.get("status") or {}),
-            resource=_json(d.get("resource") or {}), scope=_json(d.get("scope")),
-            source=None if d.get("source") is None else str(d.get("source")),
-        )
-    return cols.table()
+    """Arrow table of spans as JSON documents (``doc``) in arrival order (``ord``); DuckDB takes the
+    fields apart in bulk (`SPANS_SELECT`)."""
+    docs = [span_json(s) for s in spans]
+    return pa.table({"ord": pa.array(range(len(docs)), pa.int64()), "doc": pa.array(docs, pa.string())})
 
 
-def _int_or_none(v: Any) -> int | None:
-    return None if v is None or v == "" else int(v)
+#: Columns of `spans` computed from the JSON documents of `spans_table` (one row per span, the
+#: first of duplicates within a batch).
+_SPAN_STRUCTURE = json.dumps({
+    "trace_id": "VARCHAR", "span_id": "VARCHAR", "parent_span_id": "VARCHAR", "name": "VARCHAR",
+    "kind": "VARCHAR", "start_time_unix_nano": "BIGINT", "end_time_unix_nano": "BIGINT", "attributes": "JSON",
+    "events": "JSON", "links": "JSON", "status": "JSON", "resource": "JSON", "scope": "JSON", "source": "VARCHAR",
+})
+
+SPANS_SELECT = f"""
+    SELECT trace_id, span_id, nullif(parent_span_id, '') AS parent_span_id, name, kind,
+           start_time_unix_nano, end_time_unix_nano,
+           to_timestamp(start_time_unix_nano / 1e9) AS start_time,
+           (end_time_unix_nano - start_time_unix_nano) / 1e6 AS duration_ms,
+           coalesce(attributes, '{{}}') AS attributes, coalesce(events, '[]') AS events,
+           coalesce(links, '[]') AS links, coalesce(status, '{{}}') AS status,
+           coalesce(resource, '{{}}') AS resource, scope, source
+    FROM (SELECT ord, unnest(json_transform(doc, '{_SPAN_STRUCTURE}')) FROM {{source}})
+    WHERE trace_id IS NOT NULL AND span_id IS NOT NULL
+    QUALIFY row_number() OVER (PARTITION BY trace_id, span_id ORDER BY ord) = 1
+"""
 
 
 # -- trajectories --------------------------------------------------------------------------------

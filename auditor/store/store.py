@@ -145,40 +145,40 @@ class Store:
         if not spans:
             return 0
         data = ingest.spans_table(spans)
-        base = [c for c, _ in ingest.SCHEMAS["spans"]]
-        select = ", ".join(f"src.{c}" for c in base) + (
-            ", to_timestamp(src.start_time_unix_nano / 1e9)"
-            ", (src.end_time_unix_nano - src.start_time_unix_nano) / 1e6"
-            ", now()"
-        )
+        cols = ("trace_id, span_id, parent_span_id, name, kind, start_time_unix_nano, end_time_unix_nano, "
+                "start_time, duration_ms, attributes, events, links, status, resource, scope, source")
         with self._transaction() as con:
-            added = self._insert(
-                "spans", data, columns=[*base, "start_time", "duration_ms", "ingested_at"], select=select,
-                where="WHERE NOT EXISTS (SELECT 1 FROM spans s WHERE s.trace_id = src.trace_id "
-                      "AND s.span_id = src.span_id)",
-            )
-            if added:
-                trace_ids = sorted(set(data.column("trace_id").to_pylist()))
-                self._refresh_traces(con, trace_ids)
-        return added
+            con.register("_spans_in", data)
+            try:
+                con.execute(f"CREATE OR REPLACE TEMP TABLE _spans_new AS "
+                            f"{ingest.SPANS_SELECT.replace('{source}', '_spans_in')}")
+            finally:
+                con.unregister("_spans_in")
+            try:
+                added = con.execute(
+                    f"INSERT INTO spans ({cols}, ingested_at) SELECT {cols}, now() FROM _spans_new src "
+                    "WHERE NOT EXISTS (SELECT 1 FROM spans s WHERE s.trace_id = src.trace_id "
+                    "AND s.span_id = src.span_id)").fetchone()[0]
+                if added:
+                    self._refresh_traces(con)
+            finally:
+                con.execute("DROP TABLE IF EXISTS _spans_new")
+        return int(added)
 
-    def _refresh_traces(self, con: duckdb.DuckDBPyConnection, trace_ids: list[str]) -> None:
-        con.register("_trace_ids", pa.table({"trace_id": pa.array(trace_ids, pa.string())}))
-        try:
-            con.execute("DELETE FROM traces WHERE trace_id IN (SELECT trace_id FROM _trace_ids)")
-            con.execute("""
-                INSERT INTO traces
-                SELECT trace_id, count(*)::INTEGER, min(start_time),
-                       max(to_timestamp(end_time_unix_nano / 1e9)),
-                       arg_min(name, start_time_unix_nano) FILTER (WHERE parent_span_id IS NULL),
-                       any_value(coalesce(json_extract_string(resource, '$."service.name"'),
-                                          json_extract_string(resource, '$.attributes."service.name"'))),
-                       min(ingested_at), max(ingested_at)
-                FROM spans WHERE trace_id IN (SELECT trace_id FROM _trace_ids)
-                GROUP BY trace_id
-            """)
-        finally:
-            con.unregister("_trace_ids")
+    def _refresh_traces(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Recompute the `traces` rows of the traces in `_spans_new`."""
+        con.execute("DELETE FROM traces WHERE trace_id IN (SELECT DISTINCT trace_id FROM _spans_new)")
+        con.execute("""
+            INSERT INTO traces
+            SELECT trace_id, count(*)::INTEGER, min(start_time),
+                   max(to_timestamp(end_time_unix_nano / 1e9)),
+                   arg_min(name, start_time_unix_nano) FILTER (WHERE parent_span_id IS NULL),
+                   any_value(coalesce(json_extract_string(resource, '$."service.name"'),
+                                      json_extract_string(resource, '$.attributes."service.name"'))),
+                   min(ingested_at), max(ingested_at)
+            FROM spans WHERE trace_id IN (SELECT DISTINCT trace_id FROM _spans_new)
+            GROUP BY trace_id
+        """)
 
     # -- trajectories ----------------------------------------------------------------------------
     def add_trajectories(self, trajs: Sequence[Trajectory]) -> int:
