@@ -91,17 +91,6 @@ def m001_initial(con: "duckdb.DuckDBPyConnection") -> None:
          "Comma-separated action kinds that `unsupported_actions` leaves out."],
     )
 
-    _table(con, "traces", "One row per OpenTelemetry trace seen; recomputed from `spans` whenever spans arrive.", [
-        ("trace_id", "VARCHAR PRIMARY KEY", "32 hex digits."),
-        ("span_count", "INTEGER", "Spans stored for this trace."),
-        ("start_time", "TIMESTAMPTZ", "Earliest span start."),
-        ("end_time", "TIMESTAMPTZ", "Latest span end."),
-        ("root_span_name", "VARCHAR", "Name of the earliest span without a parent."),
-        ("service_name", "VARCHAR", "`service.name` from the spans' resource, when present."),
-        ("first_ingested_at", "TIMESTAMPTZ", "When the first span of the trace was stored."),
-        ("last_ingested_at", "TIMESTAMPTZ", "When the latest span of the trace was stored."),
-    ])
-
     _table(con, "spans", "Raw spans exactly as captured (nothing is dropped); unique on (trace_id, span_id).", [
         ("trace_id", "VARCHAR NOT NULL", "32 hex digits."),
         ("span_id", "VARCHAR NOT NULL", "16 hex digits."),
@@ -261,6 +250,25 @@ def m001_initial(con: "duckdb.DuckDBPyConnection") -> None:
 
 @migration
 def m002_views(con: "duckdb.DuckDBPyConnection") -> None:
+    _view(con, "traces", "One row per OpenTelemetry trace stored, summarised from `spans`.",
+        """
+        SELECT trace_id, count(*)::INTEGER AS span_count, min(start_time) AS start_time,
+               max(to_timestamp(end_time_unix_nano / 1e9)) AS end_time,
+               arg_min(name, start_time_unix_nano) FILTER (WHERE parent_span_id IS NULL) AS root_span_name,
+               any_value(coalesce(json_extract_string(resource, '$."service.name"'),
+                                  json_extract_string(resource, '$.attributes."service.name"'))) AS service_name,
+               min(ingested_at) AS first_ingested_at, max(ingested_at) AS last_ingested_at
+        FROM spans GROUP BY trace_id
+        """,
+        {
+            "trace_id": "32 hex digits.", "span_count": "Spans stored for this trace.",
+            "start_time": "Earliest span start.", "end_time": "Latest span end.",
+            "root_span_name": "Name of the earliest span without a parent.",
+            "service_name": "`service.name` from the spans' resource, when present.",
+            "first_ingested_at": "When the first span of the trace was stored.",
+            "last_ingested_at": "When the latest span of the trace was stored.",
+        })
+
     _view(con, "action_drivers", (
         "Each action with its drivers, ranked (one row per action × driving segment; "
         "`WHERE rank <= 3` gives the top drivers)."),

@@ -150,35 +150,13 @@ class Store:
         with self._transaction() as con:
             con.register("_spans_in", data)
             try:
-                con.execute(f"CREATE OR REPLACE TEMP TABLE _spans_new AS "
-                            f"{ingest.SPANS_SELECT.replace('{source}', '_spans_in')}")
+                # the primary key's index finds what is already stored (no scan of the table)
+                added = con.execute(
+                    f"INSERT OR IGNORE INTO spans ({cols}, ingested_at) SELECT {cols}, now() "
+                    f"FROM ({ingest.SPANS_SELECT.replace('{source}', '_spans_in')})").fetchone()[0]
             finally:
                 con.unregister("_spans_in")
-            try:
-                added = con.execute(
-                    f"INSERT INTO spans ({cols}, ingested_at) SELECT {cols}, now() FROM _spans_new src "
-                    "WHERE NOT EXISTS (SELECT 1 FROM spans s WHERE s.trace_id = src.trace_id "
-                    "AND s.span_id = src.span_id)").fetchone()[0]
-                if added:
-                    self._refresh_traces(con)
-            finally:
-                con.execute("DROP TABLE IF EXISTS _spans_new")
         return int(added)
-
-    def _refresh_traces(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Recompute the `traces` rows of the traces in `_spans_new`."""
-        con.execute("DELETE FROM traces WHERE trace_id IN (SELECT DISTINCT trace_id FROM _spans_new)")
-        con.execute("""
-            INSERT INTO traces
-            SELECT trace_id, count(*)::INTEGER, min(start_time),
-                   max(to_timestamp(end_time_unix_nano / 1e9)),
-                   arg_min(name, start_time_unix_nano) FILTER (WHERE parent_span_id IS NULL),
-                   any_value(coalesce(json_extract_string(resource, '$."service.name"'),
-                                      json_extract_string(resource, '$.attributes."service.name"'))),
-                   min(ingested_at), max(ingested_at)
-            FROM spans WHERE trace_id IN (SELECT DISTINCT trace_id FROM _spans_new)
-            GROUP BY trace_id
-        """)
 
     # -- trajectories ----------------------------------------------------------------------------
     def add_trajectories(self, trajs: Sequence[Trajectory]) -> int:

@@ -209,3 +209,26 @@ def test_export(runner, filled, tmp_path):
     assert one.exit_code == EXIT_OK and [p.name for p in (tmp_path / "one").iterdir()] == ["segments.parquet"]
     bad = runner.invoke(app, ["export", str(tmp_path / "bad"), "--db", str(filled), "-t", "nope"])
     assert bad.exit_code == EXIT_USAGE
+
+
+def test_span_dump_with_bad_lines_keeps_every_valid_span(runner, db):
+    from pathlib import Path
+
+    from auditor.loading import load_path
+
+    dump = Path(__file__).resolve().parents[1] / "collectors" / "data" / "otlp_genai.jsonl"
+    if not dump.exists():
+        pytest.skip("collectors test data not present")
+    expected = load_path(dump)
+    assert expected.spans and expected.skipped
+    result = trace(runner, db, dump, "--no-attribute")
+    assert result.exit_code == EXIT_SKIPPED, result.output
+    for issue in expected.issues:
+        assert f"{issue.file}:{issue.line}" in result.stderr
+    with Store(db, read_only=True) as s:
+        assert s.counts()["spans"] == len(expected.spans)
+        traces = s.query("SELECT t.trace_id, t.span_count, j.trajectory_id FROM traces t "
+                         "JOIN trajectories j ON j.trace_id = t.trace_id")[1]
+        assert traces and traces[0][1] >= 1
+    again = runner.invoke(app, ["trace", str(dump), "--no-attribute", "--db", str(db), "--json"])
+    assert json.loads(again.stdout)["spans_added"] == 0  # the same spans twice are stored once
