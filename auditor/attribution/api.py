@@ -105,6 +105,7 @@ def _one(model, ids: torch.Tensor, target: Target, method: Method, hops: int, ch
     rt = target.resolved(ids.numel())
     kw = dict(kw)
     start = time.perf_counter()
+    cpu_start = time.process_time()
     device = model_device(model) if model is not None else cache.device  # type: ignore[union-attr]
     with PeakMemory(device) as pm:
         if method.uses_cache:
@@ -123,6 +124,7 @@ def _one(model, ids: torch.Tensor, target: Target, method: Method, hops: int, ch
     if kw:
         raise TypeError(f"method {method.name!r} got unexpected keyword arguments: {', '.join(sorted(kw))}")
     seconds = time.perf_counter() - start
+    cpu_seconds = time.process_time() - cpu_start
     n = ids.numel()
     info: dict[str, Any] = {
         "method": method.name,
@@ -134,6 +136,7 @@ def _one(model, ids: torch.Tensor, target: Target, method: Method, hops: int, ch
         "dtype": _dtype_name(cache.dtype if (method.uses_cache and cache is not None) else next(model.parameters()).dtype),
         "device": str(device),
         "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
         "forward_seconds": forward_seconds,
         "shared_forward": shared,
         "peak_memory_bytes": int(pm.peak_bytes),

@@ -134,6 +134,7 @@ class StateCache:
     params: list[AttnParams] = field(default_factory=list)
     stored_attention: list[torch.Tensor] | None = None  # L × [H, N, N] float32, only if asked
     forward_seconds: float = 0.0
+    forward_cpu_seconds: float = 0.0  # process CPU time of the capture (robust on a shared machine)
 
     # ---- shape facts
     @property
@@ -361,6 +362,7 @@ def capture(
     saved = {k: c._attn_implementation for k, c in configs.items()}
     token = _ACTIVE.set(rec)
     start = time.perf_counter()
+    cpu_start = time.process_time()
     try:
         for c in configs.values():
             c._attn_implementation = CAPTURE_IMPL
@@ -374,6 +376,7 @@ def capture(
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     cache.forward_seconds = time.perf_counter() - start
+    cache.forward_cpu_seconds = time.process_time() - cpu_start
 
     s = rec.slots
     lost = [f"{name} of layer {i}" for name in ("resid", "mid", "queries", "keys", "values", "params")
