@@ -7,8 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -16,7 +14,7 @@ from typer.testing import CliRunner
 from auditor.cli import app
 from auditor.collectors.readers import read_otlp_json
 
-from test_receiver import post, records  # noqa: F401 - shared helpers
+from test_receiver import post, records  # shared helpers
 from auditor.collectors.spans import to_otlp_json
 
 

@@ -9,7 +9,6 @@ import json
 import socket
 import threading
 import time
-import zlib
 from collections import Counter
 
 import pytest
