@@ -270,14 +270,21 @@ def _default_attribute() -> AttributeFn:
     return attribute
 
 
-def attribute_prepared(model, prep: Prepared, spec: MethodSpec, attribute: AttributeFn | None = None):
-    """Run one engine method on a prepared trace; returns (scores over X, flow ratios, seconds)."""
+def attribute_prepared(model, prep: Prepared, spec: MethodSpec, attribute: AttributeFn | None = None,
+                       neutral_id: int | None = None):
+    """Run one engine method on a prepared trace; returns (scores over X, flow ratios, seconds).
+
+    Leave-one-out replaces a segment with the same neutral token the deletion test uses.
+    """
     from auditor.attribution import Target
 
     attribute = attribute or _default_attribute()
     target = Target(output=prep.output, reasoning=prep.reasoning, inputs=prep.inputs, spans=prep.spans)
+    options: dict[str, Any] = {}
+    if spec.method == "loo" and neutral_id is not None:
+        options["replacement_id"] = neutral_id
     t0 = time.perf_counter()
-    result = attribute(model, prep.input_ids, target, method=spec.method, hops=spec.hops)
+    result = attribute(model, prep.input_ids, target, method=spec.method, hops=spec.hops, **options)
     seconds = time.perf_counter() - t0
     scores = torch.as_tensor(result.token_scores, dtype=torch.float64).flatten()
     x = torch.tensor(prep.inputs, dtype=torch.long)
@@ -315,7 +322,7 @@ def evaluate_traces(
                 n_gold=int(sum(prep.gold)),
             )
             try:
-                scores, flows, seconds = attribute_prepared(model, prep, spec, attribute)
+                scores, flows, seconds = attribute_prepared(model, prep, spec, attribute, baseline)
                 rec = M.recovery_rate(scores, prep.gold)
                 dt = M.deletion_test(logprob, prep.input_ids, prep.inputs, scores, baseline,
                                      steps=steps, batch_size=batch_size, endpoints=endpoints)
