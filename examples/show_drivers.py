@@ -1,0 +1,55 @@
+"""Print the ranked drivers of every action of the example trajectories, computed with the
+embedded SmolLM2 and FlashTrace (one forward pass per trajectory).
+
+Run: .venv/bin/python examples/show_drivers.py [--top 3] [--hops 1] [--method flashtrace] [FILE.jsonl ...]
+(docs/examples.md holds its output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+DEFAULT = [HERE / "injected_email.jsonl", HERE / "benign_budget_email.jsonl", HERE / "aider_session.jsonl"]
+
+
+def show(audit, top: int) -> str:
+    lines = [f"== {audit.trajectory.id}  ({len(audit.tokens)} tokens, {len(audit.actions)} actions, "
+             f"{audit.run.model}, {audit.run.method}, hops={audit.run.hops})"]
+    for note in audit.notes:
+        lines.append(f"   note: {note}")
+    for item in audit.dropped + audit.unplaced:
+        lines.append(f"   ! {item}")
+    for act in audit.actions:
+        a = act.action
+        flow = ", ".join(f"rho{h.hop}={h.flow_ratio:.2f}" for h in act.hops)
+        lines.append(f"  {a.id.rsplit(':', 1)[-1]}  {a.summary[:90]}")
+        lines.append(f"      {flow}")
+        for d in act.top(top):
+            lines.append(f"      {d.rank}. {d.share:6.1%}  {d.kind.value:<15}  {d.label}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("files", nargs="*", type=Path, default=DEFAULT)
+    parser.add_argument("--top", type=int, default=3)
+    parser.add_argument("--hops", type=int, default=1)
+    parser.add_argument("--method", default="flashtrace")
+    args = parser.parse_args(argv)
+
+    from auditor.audit import Auditor
+    from auditor.trajectory import Trajectory
+
+    trajs = [Trajectory.model_validate_json(line) for f in args.files
+             for line in f.read_text().splitlines() if line.strip()]
+    auditor = Auditor(method=args.method, hops=args.hops)
+    audits = auditor.audit_many(trajs, progress=sys.stderr.isatty())
+    print("\n\n".join(show(a, args.top) for a in audits))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
