@@ -99,9 +99,7 @@ def query_command(
 ) -> None:
     """Run SQL over the attribution history (read-only: anything that writes is refused).
 
-    Tables: runs, traces, spans, trajectories, messages, segments, actions, attributions,
-    hop_flows, token_scores, settings. Views: action_drivers, unsupported_actions,
-    tool_influence. `audit query "SHOW TABLES"` lists them; docs/schema.md describes every column.
+    Tables: runs, spans, trajectories, messages, segments, actions, attributions, hop_flows, token_scores, audits, action_audits, settings. Views: action_drivers, unsupported_actions, tool_influence, traces. audit query "SHOW TABLES" lists them; docs/schema.md describes every column. Reading files from SQL is disabled.
 
     Example: audit query "SELECT action_id, driver_label, share FROM action_drivers WHERE tool_name = 'send_email' AND driver_kind = 'tool_output'"
     """
@@ -130,8 +128,9 @@ def runs_command(
     limit: int = typer.Option(20, "--limit", min=1, help="Newest runs shown."),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="Output: table, csv or json."),
 ) -> None:
-    """List audit runs, newest first: model, method, hops, version, trajectories, actions and how
-    many actions are unsupported (see the unsupported_actions view).
+    """List audit runs, newest first, with how many actions each found unsupported.
+
+    Columns: run id, when, model, method, hops, auditor version, trajectories, actions and unsupported actions (see the unsupported_actions view).
 
     Example: audit runs --limit 5
     """

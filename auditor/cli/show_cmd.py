@@ -95,8 +95,9 @@ def show_command(
     db: Path | None = typer.Option(None, "--db", help=DB_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the action export (the HTML report's input) as JSON."),
 ) -> None:
-    """Show one action: its drivers, and the text of the top segments with the strongest tokens
-    highlighted.
+    """Show one action: its drivers, and the text of the top segments with the strongest tokens highlighted.
+
+    --json prints the action export that the HTML report also reads (auditor.store.action_export).
 
     Example: audit show injected-inbox-forward:a1 --top 2
     """

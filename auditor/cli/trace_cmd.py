@@ -60,14 +60,11 @@ def trace_command(
 ) -> None:
     """Import agent runs, replay them, attribute every action, store it all, print the drivers.
 
-    Every unusable record is reported (file:line, span, field) and skipped; the rest is kept.
-    Results go to the database (see `audit query`); a rerun with the same files and options
-    resumes the same run and stores nothing twice.
+    Every unusable record is reported (file:line, span, field) and skipped; the rest is kept. Results go to the database (see audit query); a rerun with the same files and options resumes the same run and stores nothing twice.
 
     Exit codes: 0 ok, 2 bad usage, 3 some records (or trajectories) were skipped.
-    --json prints {"db", "run_id", "spans_added", "trajectories", "skipped", "issues", "audits":
-    [{"trajectory_id", "run_id", "resumed", "actions": [{"action_id", "kind", "tool_name",
-    "summary", "support", "drivers": [{"rank", "kind", "label", "share"}]}]}], "failed"}.
+
+    --json prints one JSON object: db, run_id, spans_added, trajectories, skipped, issues (file, line, span_id, field, severity, message), audits (per trajectory: its actions, each with support and its top drivers: rank, kind, label, share) and failed.
 
     Example: audit trace examples/injected_email.jsonl --db audit.duckdb
     """

@@ -123,14 +123,14 @@ def filled(runner, db, examples_dir, fake_auditor):
     return db
 
 
-@pytest.mark.parametrize("sql", ["DROP TABLE runs", "DELETE FROM attributions", "SELECT 1; DROP TABLE runs",
-                                 "PRAGMA database_list", "ATTACH 'x.duckdb' AS x"])
-def test_query_refuses_writes(runner, filled, sql):
-    result = runner.invoke(app, ["query", sql, "--db", str(filled)])
-    assert result.exit_code == EXIT_USAGE
-    assert "refused" in result.stderr
+def test_query_refuses_writes(runner, filled):
+    for sql in ["DROP TABLE runs", "DELETE FROM attributions", "SELECT 1; DROP TABLE runs", "PRAGMA database_list",
+                "ATTACH 'x.duckdb' AS x", "UPDATE settings SET value = '0'"]:
+        result = runner.invoke(app, ["query", sql, "--db", str(filled)])
+        assert result.exit_code == EXIT_USAGE, sql
+        assert "refused" in result.stderr, sql
     with Store(filled, read_only=True) as s:
-        assert s.counts()["runs"] == 1
+        assert s.counts()["runs"] == 1 and s.counts()["attributions"] > 0
 
 
 def test_query_formats_and_errors(runner, filled, tmp_path):
@@ -232,3 +232,13 @@ def test_span_dump_with_bad_lines_keeps_every_valid_span(runner, db):
         assert traces and traces[0][1] >= 1
     again = runner.invoke(app, ["trace", str(dump), "--no-attribute", "--db", str(db), "--json"])
     assert json.loads(again.stdout)["spans_added"] == 0  # the same spans twice are stored once
+
+
+def test_query_help_names_every_table_and_view():
+    from auditor.cli.query_cmd import query_command
+
+    with Store(":memory:") as s:
+        names = s.relations()
+    doc = query_command.__doc__
+    missing = [n for n in names if n not in doc]
+    assert not missing, f"audit query --help does not mention {missing}"

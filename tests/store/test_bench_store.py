@@ -14,9 +14,9 @@ def test_bench_store_smoke():
         import bench_store
     finally:
         sys.path.remove(str(ROOT / "benchmarks"))
-    res = bench_store.run(spans=300, attributions=3_000, runs=2, repeat=1)
+    res = bench_store.run(spans=100, attributions=1_000, runs=2, repeat=1)
     assert res["spans"]["batched"]["spans_per_second"] > 0
-    assert res["audits"]["attribution_rows"] >= 3_000 * 0.8
+    assert res["audits"]["attribution_rows"] >= 800
     assert set(res["queries"]) == {*bench_store.QUERIES, "action_export"}
     assert res["queries"]["one_action_top3"]["rows"] == 3
     assert "# Store benchmark" in bench_store.markdown(res)
