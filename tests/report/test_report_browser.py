@@ -11,7 +11,7 @@ import pytest
 
 from auditor.report.html import write_report
 from auditor.report.screenshot import dump_dom, page_url, screenshot
-from conftest import example, synthetic_audit
+from report_helpers import example, synthetic_audit
 
 pytestmark = pytest.mark.browser
 
@@ -146,6 +146,6 @@ def test_report_of_the_injected_example_on_the_embedded_model(chromium, embedded
 
 
 def example_path(name: str):
-    from conftest import ROOT
+    from report_helpers import ROOT
 
     return ROOT / "examples" / f"{name}.jsonl"

@@ -13,7 +13,7 @@ from auditor.report.data import report_data
 from auditor.report.html import embed_json, render_html, write_report
 from auditor.store.export import audit_action_export
 from auditor.trajectory import Message, ToolCall, Trajectory
-from conftest import example, synthetic_audit
+from report_helpers import example, synthetic_audit
 
 DATA_RE = re.compile(r'<script type="application/json" id="report-data">(.*?)</script>', re.S)
 
