@@ -81,6 +81,7 @@ class TrajectoryAudit(_Model):
     actions: list[ActionAttribution] = Field(default_factory=list)
     dropped: list[str] = Field(default_factory=list)  # what a context limit forced out, said plainly
     unplaced: list[str] = Field(default_factory=list)  # segments that could not be located in tokens
+    notes: list[str] = Field(default_factory=list)  # how the template was used (fallbacks), said plainly
     forward_seconds: float = 0.0
     seconds: float = 0.0
 
