@@ -213,8 +213,11 @@ class Store:
             group = list(by_traj.values())
             now = datetime.now(timezone.utc)
             with self._transaction() as con:
+                old = con.execute("SELECT created_at FROM runs WHERE run_id = ?", [run_id]).fetchone()
                 con.execute("DELETE FROM runs WHERE run_id = ?", [run_id])
                 self._insert("runs", ingest.run_table(group, now))
+                if old and old[0] is not None:  # a resumed run keeps the time it started
+                    con.execute("UPDATE runs SET created_at = least(created_at, ?) WHERE run_id = ?", [old[0], run_id])
                 self._upsert_trajectories(con, [a.trajectory for a in group])
                 existing = [r[0] for r in con.execute(
                     "SELECT trajectory_id FROM audits WHERE run_id = ? AND list_contains(?, trajectory_id)",
