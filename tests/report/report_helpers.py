@@ -54,10 +54,11 @@ def synthetic_audit(traj: Trajectory, pad_words: int = 0, hot: str = "ASSISTANT 
         if content.strip():
             a, b = emit(content)
             kind = _ROLE_KIND.get(m.role, SegmentKind.prior_turn)
-            finals = [x for x in traj.actions if x.message_index == i and x.kind.value == "final_answer"]
-            if finals:
+            finals = [x for x in traj.actions if x.message_index == i and x.kind.value != "tool_call"]
+            if finals:  # a final answer, or code edits: the whole content stands for them
                 kind = SegmentKind.action
-                action_span[finals[0].id] = (a, b)
+                for x in finals:
+                    action_span[x.id] = (a, b)
             segments.append(Segment(id=f"{traj.id}:s{len(segments)}", kind=kind, text=m.content,
                                     label=f'{m.role} #{i}: "{m.content[:30]}"', token_start=a, token_end=b,
                                     action_id=finals[0].id if finals else None,

@@ -203,7 +203,7 @@
     }
     var sel = box.querySelectorAll(".selected");
     for (i = 0; i < sel.length; i++) sel[i].classList.remove("selected");
-    var mine = box.querySelector('[data-action-id="' + cssEsc(exp.action.id) + '"]');
+    var mine = box.querySelector('[data-action-id="' + cssEsc(exp.action.id) + '"]') || box.querySelector(".seg.target");
     if (mine) { mine.classList.add("selected"); if (scroll) mine.scrollIntoView({block: "nearest"}); }
   }
   function cssEsc(s) { return window.CSS && CSS.escape ? CSS.escape(s) : s.replace(/["\\]/g, "\\$&"); }
@@ -219,7 +219,7 @@
       '<p class="d-sub">' + esc(a.id) + " · step " + a.step + " · " + esc(a.kind.replace("_", " ")) + " · message #" + a.message_index +
       (exp.seconds ? " · " + exp.seconds.toFixed(2) + " s" : "") + "</p>";
     html += verdictWhy(v, exp);
-    if (a.kind === "code_edit" && a.edit) html += '<pre class="args">' + esc(a.edit.replace || json(a.arguments)) + "</pre>";
+    if (a.kind === "code_edit" && a.edit) html += '<pre class="args" id="edit">' + editDiff(a.edit) + "</pre>";
     else if (a.kind === "tool_call") html += '<pre class="args">' + esc(json(a.arguments)) + "</pre>";
     html += groupBar(exp);
     html += '<h3>Drivers <span class="d-sub">ranked input segments, share of the input mass</span></h3><div id="drivers-panel">' + driversTable(exp, DRIVER_ROWS) + "</div>";
@@ -235,6 +235,14 @@
     $("toggle-all").addEventListener("click", function () {
       state.allOpen = !state.allOpen; heatCache = {}; renderDetail(run, exp);
     });
+  }
+
+  function editDiff(e) {
+    function lines(t, sign, cls) {
+      if (!t) return "";
+      return t.replace(/\n$/, "").split("\n").map(function (l) { return '<span class="' + cls + '">' + sign + " " + esc(l) + "</span>"; }).join("\n") + "\n";
+    }
+    return esc(e.path) + (e.format ? " (" + esc(e.format) + ")" : "") + "\n" + lines(e.search, "-", "del") + lines(e.replace, "+", "add");
   }
 
   function verdictWhy(v, exp) {
@@ -445,6 +453,8 @@
     if (li) { select(li.getAttribute("data-action-id"), true); $("actions").focus({preventScroll: true}); }
   });
   $("conversation").addEventListener("click", function (ev) {
+    var sg = ev.target.closest(".seg"), seg = sg && state.run._segById[sg.getAttribute("data-seg")];
+    if (seg && seg.action_id && byAction[seg.action_id]) { select(seg.action_id, true); return; }
     var t = ev.target.closest("[data-action-id]");
     if (t && (t.classList.contains("is-action") || t.classList.contains("final"))) select(t.getAttribute("data-action-id"), true);
   });
