@@ -167,6 +167,8 @@ def _base_config(arch: str) -> tuple[str, dict[str, Any]]:
         }
     if arch == "phi3":  # fused qkv / gate_up projections
         return "phi3", {**common, "sliding_window": None, "resid_pdrop": 0.0, "embd_pdrop": 0.0}
+    if arch == "olmo2":  # post-norm with sandwich-style norm on the attention output, q/k norms
+        return "olmo2", common
     if arch == "gpt2":  # LayerNorm with biases, absolute positions, Conv1D projections, MHA
         return "gpt2", dict(
             vocab_size=TINY_VOCAB_SIZE,
@@ -197,7 +199,7 @@ def tiny_config(arch: str, **overrides: Any):
 
 
 def tiny_model(arch: str = "llama", *, seed: int = 0, **overrides: Any) -> "PreTrainedModel":
-    """A seeded random-weight causal LM of architecture `arch` (see `TINY_ARCHS`).
+    """A seeded random-weight causal LM of architecture `arch` (see `TINY_ARCHS`; "olmo2" works too).
 
     Eager attention, float32, eval mode, on CPU. Keyword overrides go into the config, e.g.
     ``tiny_model("llama", num_hidden_layers=3)``. The same (arch, seed, overrides) always gives

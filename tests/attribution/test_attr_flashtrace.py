@@ -151,3 +151,14 @@ def test_bfloat16_is_close_to_float32(models, ids):
     half = attribute(model, ids, t, hops=1, dtype="bfloat16")
     assert half.info["dtype"] == "bfloat16"
     assert (half.token_scores - full.token_scores).abs().max() < 0.02
+
+
+def test_threshold_zeroes_small_proximities(models, ids):
+    model = models("llama")
+    cache = capture(model, ids)
+    w = torch.zeros(1, 24)
+    w[0, 20:24] = 1
+    plain = span_pass(cache, w, keep_layers=True)
+    cut = span_pass(cache, w, threshold=1e9, keep_layers=True)
+    assert plain.layer_token is not None and plain.layer_token.shape == (1, cache.n_layers, 24)
+    assert cut.scores.abs().sum() == 0 and torch.all(cut.residual == 1)

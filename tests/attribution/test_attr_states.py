@@ -7,7 +7,7 @@ import torch
 
 from auditor.attribution import LAYER_STATE_NAMES, UnsupportedArchitecture, capture
 from auditor.attribution.flashtrace import source_vectors
-from auditor.testing import tiny_model
+from auditor.testing import TINY_ARCHS, tiny_model
 
 
 def test_state_names_are_pinned(models, ids):
@@ -34,6 +34,7 @@ def test_state_names_are_pinned(models, ids):
         cache["layers.0.attn.out_scale"]
 
 
+@pytest.mark.parametrize("arch", [*TINY_ARCHS, "olmo2"])
 def test_closure_every_layer_and_position(arch, models, ids, reference):
     """x + s ⊙ (Σ_h Σ_j α·f + b_O) equals the model's own m (native eager run), everywhere."""
     model = models(arch)
