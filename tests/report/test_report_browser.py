@@ -149,3 +149,15 @@ def example_path(name: str):
     from report_helpers import ROOT
 
     return ROOT / "examples" / f"{name}.jsonl"
+
+
+@pytest.mark.parametrize("fragment", ["no-such-action", "%E0%A4%A"])
+def test_unknown_or_malformed_fragment_falls_back_to_the_first_action(chromium, injected_page, injected_audit, fragment):
+    from auditor.report.screenshot import _run
+
+    proc = _run(["--virtual-time-budget=5000", "--dump-dom", page_url(injected_page) + "#action=" + fragment], 90)
+    dom = proc.stdout
+    p = _Drivers()
+    p.feed(dom)
+    assert 'data-ready="1"' in dom
+    assert p.selected == injected_audit.actions[0].action.id

@@ -490,17 +490,20 @@
     else if (k === "e" && state.actionId) { $("toggle-all").click(); }
   });
   function fromHash() {
-    var m = /(?:^#|&)action=([^&]+)/.exec(location.hash);
-    if (!m) return false;
-    var id; try { id = decodeURIComponent(m[1]); } catch (e) { id = m[1]; }
-    return id !== state.actionId && select(id, true);
+    var id = hashAction();
+    return id != null && id !== state.actionId && select(id, true);
   }
   window.addEventListener("hashchange", fromHash);
 
   // ---------- start ----------
   renderRunPicker();
   if (!DATA.runs.length) { $("detail").innerHTML = '<p class="empty">This report has no runs.</p>'; return; }
-  var m = /(?:^#|&)action=([^&]+)/.exec(location.hash), first = m && byAction[decodeURIComponent(m[1])];
+  function hashAction() {
+    var m = /(?:^#|&)action=([^&]+)/.exec(location.hash);
+    if (!m) return null;
+    try { return decodeURIComponent(m[1]); } catch (e) { return m[1]; }
+  }
+  var first = byAction[hashAction()];
   showRun(first ? first.ri : 0, !first);
   if (first) fromHash();
   document.body.setAttribute("data-ready", "1");
