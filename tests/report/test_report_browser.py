@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import html.parser
 import json
-import time
 
 import pytest
 

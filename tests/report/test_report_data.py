@@ -8,7 +8,6 @@ import pytest
 
 from auditor.report.data import action_view, check_verdicts, flow_summary, normalize_verdict, report_data
 from auditor.store.export import audit_action_export
-from report_helpers import example, synthetic_audit
 
 
 def _json(obj):

@@ -11,7 +11,6 @@ import pytest
 
 from auditor.report.data import report_data
 from auditor.report.html import embed_json, render_html, write_report
-from auditor.store.export import audit_action_export
 from auditor.trajectory import Message, ToolCall, Trajectory
 from report_helpers import example, synthetic_audit
 
