@@ -1,5 +1,5 @@
-"""Generates the docs that must not drift from the code: `docs/cli.md` (every command's --help)
-and the trajectory JSON Schema. `make docs` writes them; tests/foundation/test_docs.py fails when
+"""Generates the docs that must not drift from the code: `docs/cli.md` (every command's --help),
+the trajectory JSON Schema and the database schema page. `make docs` writes them; tests/foundation/test_docs.py fails when
 they are stale."""
 
 from __future__ import annotations
@@ -53,9 +53,12 @@ def render_cli_doc() -> str:
 def main() -> None:
     from auditor import schema_export
 
+    from auditor.store.schema_doc import write_schema_doc
+
     CLI_DOC.write_text(render_cli_doc())
     schema_export.write()
-    print(f"wrote {CLI_DOC} and {schema_export.SCHEMA_PATH}")
+    schema_doc = write_schema_doc()
+    print(f"wrote {CLI_DOC}, {schema_export.SCHEMA_PATH} and {schema_doc}")
 
 
 if __name__ == "__main__":
