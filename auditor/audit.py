@@ -5,6 +5,7 @@
     audit = auditor.audit(traj)              # -> TrajectoryAudit
     for act in audit.actions:
         print(act.action.summary, [(d.label, round(d.share, 2)) for d in act.top(3)])
+    ranked_drivers(audit, top=3)             # the same with provenance and text, as plain dicts
 
 Per trajectory there is ONE forward pass (`attribute_many`); each action is a target with its
 own FlashTrace split, taken from the segments that end before the action starts:
@@ -237,6 +238,21 @@ def audit_trajectory(traj: Trajectory, progress: Progress | bool | None = None, 
     return Auditor(**kw).audit(traj, progress)
 
 
+def ranked_drivers(audit: TrajectoryAudit, top: int | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Per action id, its drivers best first as plain dicts: rank, share, score, kind, label,
+    segment id and provenance (message index, field, tool call, path, char range) and the text."""
+    by_id = {s.id: s for s in audit.segments}
+    out: dict[str, list[dict[str, Any]]] = {}
+    for act in audit.actions:
+        rows = []
+        for d in act.drivers[:top]:
+            seg = by_id[d.segment_id]
+            rows.append({"rank": d.rank, "share": d.share, "score": d.score, "kind": d.kind.value, "label": d.label,
+                         "segment_id": d.segment_id, "provenance": seg.provenance.model_dump(), "text": seg.text})
+        out[act.action.id] = rows
+    return out
+
+
 # -- helpers ------------------------------------------------------------------------------------------
 
 
@@ -299,4 +315,4 @@ def _roll_up(action: Any, out: Segment, inputs: list[Segment], inter: list[Segme
     )
 
 
-__all__ = ["Auditor", "audit_trajectory", "auditor_version"]
+__all__ = ["Auditor", "audit_trajectory", "ranked_drivers", "auditor_version"]

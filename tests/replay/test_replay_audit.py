@@ -8,7 +8,7 @@ from importlib.metadata import version
 
 import pytest
 
-from auditor.audit import Auditor, audit_trajectory
+from auditor.audit import Auditor, audit_trajectory, ranked_drivers
 from auditor.results import TrajectoryAudit
 from auditor.trajectory import SegmentKind
 
@@ -151,3 +151,14 @@ def test_other_methods_and_convenience(tiny):
     audit = audit_trajectory(agent_trajectory(tools=False), model=tiny, method="attention")
     assert audit.run.method == "attention" and len(audit.actions) == 4
     assert all(math.isclose(sum(d.share for d in a.drivers), 1.0, rel_tol=1e-5) for a in audit.actions)
+
+
+def test_ranked_drivers_carry_provenance(audited):
+    audit, _ = audited
+    table = ranked_drivers(audit, top=2)
+    assert list(table) == [a.action.id for a in audit.actions]
+    row = table[audit.actions[2].action.id][0]
+    assert set(row) == {"rank", "share", "score", "kind", "label", "segment_id", "provenance", "text"}
+    p = row["provenance"]
+    msg = audit.trajectory.messages[p["message_index"]]
+    assert row["rank"] == 1 and msg.content[p["char_start"]:p["char_end"]] == row["text"]
