@@ -82,6 +82,8 @@ class Auditor:
         moves it).
     max_tokens: the context limit; default the model's ``max_position_embeddings`` capped at
         8192. Longer trajectories drop middle turns (see `auditor.segments.render`).
+    chat_template: a Jinja chat template (its text, or a path to a ``.jinja`` file) to render
+        with instead of the tokenizer's own, e.g. the template the agent was served with.
     chunk_size, **method_options: passed to `attribute_many`.
     """
 
@@ -95,6 +97,7 @@ class Auditor:
         device: str | None = None,
         max_tokens: int | None = None,
         model_name: str | None = None,
+        chat_template: str | os.PathLike[str] | None = None,
         **method_options: Any,
     ) -> None:
         from auditor.attribution import get_method
@@ -122,6 +125,17 @@ class Auditor:
                 self.model_name = EMBEDDED_NAME
             else:
                 self.model_name = os.fspath(model)
+        self.chat_template = None
+        if chat_template is not None:
+            import copy
+            from pathlib import Path
+
+            text = os.fspath(chat_template)
+            if "{%" not in text and "{{" not in text:
+                text = Path(text).read_text()
+            self.tokenizer = copy.copy(self.tokenizer)  # never change the caller's tokenizer
+            self.tokenizer.chat_template = text
+            self.chat_template = text
         try:
             self.device = str(next(self.model.parameters()).device)
             self.model_dtype = str(next(self.model.parameters()).dtype).replace("torch.", "")
@@ -137,6 +151,10 @@ class Auditor:
 
     def run_info(self, run_id: str | None = None) -> RunInfo:
         settings: dict[str, Any] = {"max_tokens": self.max_tokens}
+        if self.chat_template is not None:
+            import hashlib
+
+            settings["chat_template_sha1"] = hashlib.sha1(self.chat_template.encode()).hexdigest()
         settings.update({k: v for k, v in self.method_options.items() if isinstance(v, (int, float, str, bool))})
         return RunInfo(
             run_id=run_id or uuid.uuid4().hex,

@@ -162,3 +162,17 @@ def test_ranked_drivers_carry_provenance(audited):
     p = row["provenance"]
     msg = audit.trajectory.messages[p["message_index"]]
     assert row["rank"] == 1 and msg.content[p["char_start"]:p["char_end"]] == row["text"]
+
+
+def test_chat_template_override(tiny, tmp_path):
+    from replay_helpers import TEMPLATES
+
+    model, tok = tiny
+    path = tmp_path / "qwen3.jinja"
+    path.write_text(TEMPLATES["qwen3"])
+    auditor = Auditor(tiny, chat_template=path, hops=0)
+    assert tok.chat_template != TEMPLATES["qwen3"]  # the caller's tokenizer is untouched
+    audit = auditor.audit(agent_trajectory(tools=False))
+    assert audit.notes == [] and audit.unplaced == []  # Qwen3 writes reasoning itself
+    assert sum(s.kind is SegmentKind.reasoning for s in audit.segments) == 3
+    assert len(audit.run.settings["chat_template_sha1"]) == 40
