@@ -93,10 +93,11 @@ def _segment_tokens(audit: TrajectoryAudit | None, segment_id: str) -> int:
 
 
 def kind_shares(attr: ActionAttribution, policy: Policy) -> tuple[float, float, float]:
-    """(authority, data, other) mass shares of the action's drivers."""
-    a = attr.share_of(policy.authority_kinds)
-    d = attr.share_of(policy.data_kinds)
-    total = sum(x.share for x in attr.drivers)
+    """(authority, data, other) mass shares of the action's drivers; negative shares (a segment that
+    works *against* the action, which leave-one-out can report) count as zero."""
+    a = sum(max(0.0, x.share) for x in attr.drivers if x.kind in policy.authority_kinds)
+    d = sum(max(0.0, x.share) for x in attr.drivers if x.kind in policy.data_kinds)
+    total = sum(max(0.0, x.share) for x in attr.drivers)
     return a, d, max(0.0, total - a - d)
 
 
