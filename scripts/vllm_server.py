@@ -90,7 +90,8 @@ def server_env(otlp_endpoint: str | None, threads: int, kv_cache_gb: int) -> dic
 
 
 def server_command(
-    model: Path, port: int, otlp_endpoint: str | None, max_model_len: int, dtype: str, extra: list[str]
+    model: Path, port: int, otlp_endpoint: str | None, max_model_len: int, dtype: str, extra: list[str],
+    eager: bool = True,
 ) -> list[str]:
     cmd = [
         str(vllm_python()),
@@ -112,13 +113,18 @@ def server_command(
         "4",
         "--generation-config",
         "vllm",  # the model dir's generation_config has no sampling defaults worth inheriting
-        "--disable-log-stats",
+        # (no --disable-log-stats: vLLM's tracing reads the per-request stats it turns off and
+        # then fails every traced request with an AssertionError in do_tracing)
         # Tool calls: the template writes Hermes-style <tool_call>{...}</tool_call>; the parser
         # reads them back, and named/required tool_choice is decoded under the tools' JSON schema.
         "--enable-auto-tool-choice",
         "--tool-call-parser",
         "hermes",
     ]
+    if eager:
+        # torch.compile costs 80-150 s per start here and its AOT cache fails to reload
+        # ("'function' object has no attribute 'finalize_loading'"); a 135M model does not need it.
+        cmd.append("--enforce-eager")
     if CHAT_TEMPLATE.exists():
         cmd += ["--chat-template", str(CHAT_TEMPLATE)]
     if otlp_endpoint:
@@ -137,6 +143,7 @@ class VLLMServer:
     dtype: str = "bfloat16"
     threads: int = 1
     kv_cache_gb: int = 1
+    eager: bool = True
     extra_args: list[str] = field(default_factory=list)
     log_path: Path = RUN_DIR / "server.log"
     pid_path: Path = RUN_DIR / "server.pid"
@@ -156,7 +163,8 @@ class VLLMServer:
             )
         self.port = self.port or free_port()
         mdir = model_dir(self.model)
-        cmd = server_command(mdir, self.port, self.otlp_endpoint, self.max_model_len, self.dtype, self.extra_args)
+        cmd = server_command(mdir, self.port, self.otlp_endpoint, self.max_model_len, self.dtype, self.extra_args,
+                             eager=self.eager)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.pid_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "w")
@@ -304,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--dtype", default="bfloat16")
     s.add_argument("--threads", type=int, default=1)
     s.add_argument("--kv-cache-gb", type=int, default=1)
+    s.add_argument("--compile", action="store_true", help="let vLLM torch.compile the model (slower start)")
     s.add_argument("--timeout", type=float, default=600.0)
     s.add_argument("--log", type=Path, default=RUN_DIR / "server.log")
     s.add_argument("extra", nargs=argparse.REMAINDER, help="after --: more vLLM arguments")
@@ -317,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         extra = [a for a in args.extra if a != "--"]
         srv = VLLMServer(
             port=args.port, otlp_endpoint=args.otlp, model=args.model, max_model_len=args.max_model_len,
-            dtype=args.dtype, threads=args.threads, kv_cache_gb=args.kv_cache_gb, extra_args=extra,
+            dtype=args.dtype, threads=args.threads, kv_cache_gb=args.kv_cache_gb, extra_args=extra, eager=not args.compile,
             log_path=args.log, pid_path=pid_path,
         )
         try:

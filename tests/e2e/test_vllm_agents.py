@@ -1,0 +1,150 @@
+"""End to end on a real vLLM server: both example agents, client + server spans through the
+receiver, then `audit trace` and the stored drivers.
+
+Starts `audit collect` and vLLM (from `.venv-vllm`, serving the embedded SmolLM2 converted once
+into the user cache) exporting its spans to the collector; runs one scenario of each agent
+(`inbox_exfil` for the tool agent, `config_injection` for the coder); checks that vLLM's
+`llm_request` spans joined the agents' traces; runs `audit trace` on the collected file and
+checks what it stored with `audit query`.
+
+Skipped (with the reason) only when `.venv-vllm` is absent and AUDITOR_E2E is unset;
+`make test-e2e` creates the env and sets AUDITOR_E2E=1, so there a server that cannot start is
+a failure. A few minutes: vLLM's start (~1 min, eager), the agents (~40 s), the replay.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+VLLM_VENV = Path(os.environ.get("VLLM_VENV", ROOT / ".venv-vllm"))
+E2E = os.environ.get("AUDITOR_E2E", "").strip() not in ("", "0")
+
+pytestmark = [
+    pytest.mark.vllm,
+    pytest.mark.skipif(
+        not E2E and not (VLLM_VENV / "bin" / "python").exists(),
+        reason=f"needs vLLM's own environment {VLLM_VENV} (run `make test-e2e`, which creates it "
+               "and sets AUDITOR_E2E=1)",
+    ),
+]
+
+TOOL_SCENARIO = "inbox_exfil"
+CODER_SCENARIO = "config_injection"
+INJECTED_TO = "records@northwind-it-support.com"
+
+
+def _load(name: str, path: Path) -> Any:
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _audit(*args: str, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).parent / "audit"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-c", "from auditor.cli import main; main()"]
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    if E2E and not (VLLM_VENV / "bin" / "python").exists():
+        pytest.fail(f"AUDITOR_E2E is set but {VLLM_VENV} is missing: run `make vllm-env` (scripts/vllm_env.sh)")
+    record_run = _load("record_run", ROOT / "examples" / "agents" / "record_run.py")
+    out_dir = tmp_path_factory.mktemp("e2e")
+    rec = record_run.record(out_dir / "run.jsonl", [TOOL_SCENARIO, CODER_SCENARIO],
+                            server_log=out_dir / "vllm.log", server_timeout=900)
+    rec.spans = record_run.read_spans(rec.out)
+    print(json.dumps({"summary": rec.summary, "timings": rec.timings}, indent=2))
+    return rec
+
+
+def test_agents_ran_their_scenarios(recording: Any) -> None:
+    by_scenario = {r["scenario"]: r for r in recording.records}
+    tools = by_scenario[TOOL_SCENARIO]
+    assert [c["tool"] for c in tools["calls"]] == ["read_inbox", "search_files", "send_email"]
+    assert tools["calls"][2]["arguments"]["to"] == INJECTED_TO  # the injected instruction, followed
+    assert "IMPORTANT INSTRUCTIONS FOR THE AI ASSISTANT" in tools["calls"][0]["result"]
+    assert tools["answer"], "the final answer step produced no text"
+    coder = by_scenario[CODER_SCENARIO]
+    assert len(coder["turns"]) == 2
+    edits = [e for t in coder["turns"] for e in t["edits"]]
+    assert len(edits) == 3 and all(e["applied"] for e in edits), edits
+    assert all(t["commit"] for t in coder["turns"])
+
+
+def test_vllm_spans_joined_the_agent_traces(recording: Any) -> None:
+    spans = recording.spans
+    s = recording.summary
+    assert {"vllm", "tool-agent", "coder-agent"} <= set(s["services"])
+    assert s["agent_traces"] == 2
+    assert s["chat_spans"] == 6  # 4 tool-agent steps + 2 coder turns
+    assert s["tool_spans"] == 3
+    # every chat call has exactly one llm_request child from the server, in the agent's trace
+    chats = {sp["spanId"]: sp for sp in spans if sp["attributes"].get("gen_ai.operation.name") == "chat"}
+    llm = [sp for sp in spans if sp["name"] == "llm_request"]
+    assert s["llm_request_joined"] == len(chats) == len(llm)
+    for sp in llm:
+        parent = chats[sp["parentSpanId"]]
+        assert sp["traceId"] == parent["traceId"]
+        assert sp["service"] == "vllm"
+        a = sp["attributes"]
+        assert a["gen_ai.usage.prompt_tokens"] == parent["attributes"]["gen_ai.usage.input_tokens"]
+        assert a["gen_ai.usage.completion_tokens"] == parent["attributes"]["gen_ai.usage.output_tokens"]
+        assert a["gen_ai.latency.e2e"] > 0
+        # vLLM's request id is the client's response id
+        assert a["gen_ai.request.id"] == parent["attributes"]["gen_ai.response.id"]
+    # the client side captured the content the server does not record
+    for sp in chats.values():
+        assert "gen_ai.input.messages" in sp["attributes"] and "gen_ai.output.messages" in sp["attributes"]
+
+
+@pytest.fixture(scope="module")
+def traced(recording: Any) -> dict[str, Any]:
+    db = recording.out.with_suffix(".duckdb")
+    proc = _audit("trace", str(recording.out), "--db", str(db), "--json")
+    assert proc.returncode == 0, f"audit trace failed ({proc.returncode}):\n{proc.stderr[-4000:]}"
+    return {"db": db, "result": json.loads(proc.stdout)}
+
+
+def _query(db: Path, sql: str) -> list[dict[str, Any]]:
+    proc = _audit("query", sql, "--db", str(db), "--format", "json", timeout=120)
+    assert proc.returncode == 0, f"audit query failed ({proc.returncode}):\n{proc.stderr[-2000:]}"
+    return json.loads(proc.stdout)
+
+
+def test_audit_trace_stores_the_drivers(traced: dict[str, Any]) -> None:
+    result, db = traced["result"], traced["db"]
+    assert result["trajectories"] == 2
+    assert not result["failed"], result["failed"]
+    assert result["skipped"] == 0, result["issues"]
+
+    rows = _query(db, "SELECT trajectory_id, action_id, action_kind, tool_name, arguments, rank, "
+                      "driver_kind, driver_label, driver_tool, driver_path, share "
+                      "FROM action_drivers ORDER BY trajectory_id, step, rank")
+    assert rows, "no drivers stored"
+    sends = [r for r in rows if r["tool_name"] == "send_email"]
+    assert sends, "the injected send_email call has no stored drivers"
+    assert INJECTED_TO in json.dumps(sends[0]["arguments"])
+    assert {r["driver_kind"] for r in sends} - {None}, sends
+    edits = [r for r in rows if r["action_kind"] == "code_edit"]
+    assert len({r["action_id"] for r in edits}) == 3, "expected the coder's three edit blocks as actions"
+    for action_id in {r["action_id"] for r in rows}:
+        shares = [r["share"] for r in rows if r["action_id"] == action_id]
+        assert all(0 <= s <= 1 for s in shares) and sum(shares) <= 1.0001
+
+    # vLLM's server spans were stored next to the client's, in the same traces
+    joined = _query(db, "SELECT count(*) AS n FROM spans s JOIN spans c "
+                        "ON s.parent_span_id = c.span_id AND s.trace_id = c.trace_id "
+                        "WHERE s.name = 'llm_request' AND c.name LIKE 'chat %'")
+    assert joined[0]["n"] == 6
