@@ -192,3 +192,19 @@ def test_default_limit_from_model_config(replay_tokenizer):
 
     assert default_max_tokens(SimpleNamespace(config=SimpleNamespace(max_position_embeddings=2048))) == 2048
     assert default_max_tokens(SimpleNamespace(config=SimpleNamespace(max_position_embeddings=131072))) == 8192
+
+
+def test_template_that_rewrites_whitespace(replay_tokenizer):
+    """A template that flattens newlines: fields no longer match verbatim, so each segment is found
+    on its own with any whitespace run matching any other."""
+    tok = copy.copy(replay_tokenizer)
+    tok.chat_template = TEMPLATES["chatml"].replace("message.content + '<|im_end|>", "message.content | replace('\\n', ' ') + '<|im_end|>")
+    traj = agent_trajectory(tools=False)
+    rendered = render_trajectory(traj, tok)
+    assert "Subject: Lunch Are we" in rendered.text
+    assert rendered.unplaced == []
+    for seg in rendered.segments:
+        span = rendered.text[rendered.offsets[seg.token_start][0]:rendered.offsets[seg.token_end - 1][1]]
+        if seg.provenance.field != "tool_call":
+            flat, text = " ".join(span.split()), " ".join(seg.text.split())
+            assert text in flat and len(flat) - len(text) <= 4, seg.id  # at most a shared token's overhang
