@@ -157,7 +157,7 @@ def template_caps(tokenizer: "PreTrainedTokenizerBase") -> TemplateCaps:
     """Probe (once per template text) what the tokenizer's chat template writes by itself."""
     template = tokenizer.chat_template
     if not template:
-        raise ValueError("the tokenizer has no chat template; set tokenizer.chat_template")
+        raise ValueError("the tokenizer has no chat template: pass one (Auditor(chat_template=...)) or set tokenizer.chat_template")
     if not isinstance(template, str):  # named templates: use the default one
         template = template.get("default") or next(iter(template.values()))
     if template not in _CAPS:
