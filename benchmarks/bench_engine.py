@@ -127,7 +127,6 @@ def main(argv: list[str] | None = None) -> int:
     N = args.target_context
     ids = all_ids[:N]
     fwd_s, fwd_mem = plain_forward(ids)
-    fwd_s = min(fwd_s, plain_forward(ids)[0])
     log(f"sweep 1: plain forward over {N} tokens: {fwd_s:.2f}s")
     with PeakMemory(device) as pm:
         cache = capture(model, ids, dtype=args.dtype)

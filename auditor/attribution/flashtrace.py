@@ -79,17 +79,30 @@ def source_vectors(cache: StateCache, layer: int, j0: int, j1: int, w_out: torch
     return torch.bmm(v, w_out)
 
 
-def _target_rows(cache: StateCache, layer: int, weights: torch.Tensor):
-    """Union of target rows and their weights: rows [t], w [B, t], aggregated M/X/Y [B, d] and
-    the attention weights w·r (sandwich) [B, t]."""
-    rows = torch.nonzero((weights != 0).any(0)).squeeze(1)
-    w = weights[:, rows].to(cache.device)
-    rows_d = rows.to(cache.device)
-    M = w @ cache.mid[layer][rows_d].float()
-    X = w @ cache.resid[layer][rows_d].float()
-    Y = w @ cache.resid[layer + 1][rows_d].float()
-    w_attn = w if cache.out_scale is None else w * cache.out_scale[layer][rows_d].float()
-    return rows, w_attn, M, X, Y
+def aggregate_layer(cache: StateCache, layer: int, weights: torch.Tensor, prefix: int,
+                    chunk_size: int = DEFAULT_CHUNK):
+    """Target aggregates of one layer, walking the target rows `chunk_size` at a time.
+
+    Returns M_T, X_T, Y_T [B, d] (weighted sums of m, x, y over the target rows) and the
+    attention column sums A [B, H, P] with weights w·r (r = 1/rms(a) for sandwich norms)."""
+    rows_all = torch.nonzero((weights != 0).any(0)).squeeze(1)
+    B, d = weights.shape[0], cache.hidden_size
+    M = torch.zeros(B, d, device=cache.device)
+    X = torch.zeros(B, d, device=cache.device)
+    Y = torch.zeros(B, d, device=cache.device)
+    A = torch.zeros(B, cache.n_heads, prefix, device=cache.device)
+    for c0 in range(0, rows_all.numel(), chunk_size):
+        rows = rows_all[c0:c0 + chunk_size]
+        rows_d = rows.to(cache.device)
+        w = weights[:, rows].to(cache.device)  # [B, t]
+        M += w @ cache.mid[layer][rows_d].float()
+        X += w @ cache.resid[layer][rows_d].float()
+        Y += w @ cache.resid[layer + 1][rows_d].float()
+        if cache.out_scale is not None:
+            w = w * cache.out_scale[layer][rows_d].float()
+        probs = cache.attention_rows(layer, rows, prefix)  # [H, t, P]
+        A += torch.einsum("bt,htp->bhp", w, probs)
+    return M, X, Y, A
 
 
 @torch.no_grad()
@@ -116,8 +129,7 @@ def span_pass(
     # source chunk sized so one [B, H, n, d] block stays about chunk_size·H·d floats
     src_chunk = max(1, chunk_size // B)
     for l in range(L):
-        rows, w_attn, M, X, Y = _target_rows(cache, l, weights)
-        A = column_sums(cache, l, rows, w_attn, P, chunk_size)  # [B, H, P]
+        M, X, Y, A = aggregate_layer(cache, l, weights, P, chunk_size)  # [B, d] ×3, [B, H, P]
         w_out = cache.out_heads(l)
         M_norm = _l1(M)  # [B]
         E = torch.zeros(B, P, device=dev)
@@ -213,4 +225,4 @@ def flashtrace(
     return HopsOutput(S, hop_scores, rhos, shares)
 
 
-__all__ = ["span_pass", "flashtrace", "column_sums", "source_vectors", "prox", "SpanPass", "HopsOutput", "DEFAULT_CHUNK"]
+__all__ = ["span_pass", "flashtrace", "aggregate_layer", "column_sums", "source_vectors", "prox", "SpanPass", "HopsOutput", "DEFAULT_CHUNK"]
