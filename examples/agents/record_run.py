@@ -194,9 +194,11 @@ def record(out: Path, scenarios: list[str], *, base_url: str | None = None, coll
     log(f"audit collect listening at {collector.url} -> {out}")
     try:
         if base_url is None:
-            kw: dict[str, Any] = {"otlp_endpoint": collector.url}
-            if server_log is not None:
-                kw["log_path"] = server_log
+            # Its own log and pid file: a server from `make vllm-up` may be running alongside.
+            run_dir = vllm_server.RUN_DIR
+            kw: dict[str, Any] = {"otlp_endpoint": collector.url,
+                                  "log_path": server_log or run_dir / "record-server.log",
+                                  "pid_path": run_dir / f"record-{os.getpid()}.pid"}
             server = vllm_server.VLLMServer(**kw)
             log(f"starting vLLM (log {server.log_path}) ...")
             server.start(wait=True, timeout=server_timeout)
