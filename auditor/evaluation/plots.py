@@ -48,7 +48,10 @@ def plot_deletion(report: "EvalReport", path: str | Path) -> Path:
         ax.set_xlabel("fraction of input tokens deleted")
         ax.set_ylabel("normalised log p(R, O)")
         ax.set_ylim(-0.02, 1.02)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+        else:  # every curve undefined (deleting all inputs did not lower the log-probability)
+            ax.text(0.5, 0.5, "no defined deletion curve", ha="center", va="center", transform=ax.transAxes)
     for ax in list(axes.flat)[len(tasks):]:
         ax.axis("off")
     fig.tight_layout()

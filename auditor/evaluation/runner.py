@@ -161,12 +161,13 @@ class EvalRecord:
     recovery: float
     rise: float
     mas: float
-    seconds: float
+    seconds: float  # wall-clock time of the attribution call
     n_tokens: int
     n_inputs: int
     n_reasoning: int
     n_output: int
     n_gold: int
+    cpu_seconds: float = float("nan")  # CPU time of this process (all threads) for the call
     flow_ratios: list[float] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
     rise_curve: list[float] = field(default_factory=list)
@@ -194,6 +195,7 @@ class SummaryRow:
     rise: float
     mas: float
     seconds: float
+    cpu_seconds: float = float("nan")
     nan_deletion: int = 0  # traces whose deletion curve was undefined
 
 
@@ -214,6 +216,7 @@ class EvalReport:
                 task=t, variant=v, method=m, n=len(rs),
                 recovery=_mean([r.recovery for r in rs]), rise=_mean([r.rise for r in rs]),
                 mas=_mean([r.mas for r in rs]), seconds=_mean([r.seconds for r in rs]),
+                cpu_seconds=_mean([r.cpu_seconds for r in rs]),
                 nan_deletion=sum(1 for r in rs if math.isnan(r.rise)),
             )
             for (t, v, m), rs in groups.items()
@@ -229,6 +232,7 @@ class EvalReport:
                         task="mean", variant=v, method=m, n=sum(r.n for r in sel),
                         recovery=_mean([r.recovery for r in sel]), rise=_mean([r.rise for r in sel]),
                         mas=_mean([r.mas for r in sel]), seconds=_mean([r.seconds for r in sel]),
+                        cpu_seconds=_mean([r.cpu_seconds for r in sel]),
                         nan_deletion=sum(r.nan_deletion for r in sel),
                     ))
         return rows
@@ -272,7 +276,7 @@ def _default_attribute() -> AttributeFn:
 
 def attribute_prepared(model, prep: Prepared, spec: MethodSpec, attribute: AttributeFn | None = None,
                        neutral_id: int | None = None):
-    """Run one engine method on a prepared trace; returns (scores over X, flow ratios, seconds).
+    """Run one engine method on a prepared trace: (scores over X, flow ratios, wall s, CPU s).
 
     Leave-one-out replaces a segment with the same neutral token the deletion test uses.
     """
@@ -283,13 +287,13 @@ def attribute_prepared(model, prep: Prepared, spec: MethodSpec, attribute: Attri
     options: dict[str, Any] = {}
     if spec.method == "loo" and neutral_id is not None:
         options["replacement_id"] = neutral_id
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = attribute(model, prep.input_ids, target, method=spec.method, hops=spec.hops, **options)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     scores = torch.as_tensor(result.token_scores, dtype=torch.float64).flatten()
     x = torch.tensor(prep.inputs, dtype=torch.long)
     flows = [float(f) for f in (getattr(result, "flow_ratios", None) or [])]
-    return scores[x], flows, seconds
+    return scores[x], flows, seconds, cpu
 
 
 def evaluate_traces(
@@ -322,12 +326,12 @@ def evaluate_traces(
                 n_gold=int(sum(prep.gold)),
             )
             try:
-                scores, flows, seconds = attribute_prepared(model, prep, spec, attribute, baseline)
+                scores, flows, seconds, cpu = attribute_prepared(model, prep, spec, attribute, baseline)
                 rec = M.recovery_rate(scores, prep.gold)
                 dt = M.deletion_test(logprob, prep.input_ids, prep.inputs, scores, baseline,
                                      steps=steps, batch_size=batch_size, endpoints=endpoints)
                 records.append(EvalRecord(
-                    **common, recovery=rec, rise=dt.rise, mas=dt.mas, seconds=seconds,
+                    **common, recovery=rec, rise=dt.rise, mas=dt.mas, seconds=seconds, cpu_seconds=cpu,
                     flow_ratios=flows, logprobs=dt.logprobs, rise_curve=dt.rise_curve, mas_curve=dt.mas_curve,
                 ))
             except Exception as exc:  # noqa: BLE001 - one failing method must not sink the run

@@ -98,7 +98,10 @@ class TaskSpec:
 _TASK_RE = re.compile(r"^(?:(mq)-?q(\d+)|(mv)-?v(\d+)|(vt)-?h(\d+)-?c(\d+))$")
 
 #: The task set `audit eval all` and the benchmark run (small enough for SmolLM2-135M on a CPU).
-DEFAULT_TASKS: tuple[str, ...] = ("mq-q2", "mv-v2", "vt-h2-c3", "vt-h4-c1")
+#: ``mq-q1`` (a single needle) is not in the paper's Table 1, which starts at q2; it is here
+#: because it is the one task SmolLM2-135M answers right, so its rows use the model's own
+#: reasoning rather than gold traces.
+DEFAULT_TASKS: tuple[str, ...] = ("mq-q1", "mq-q2", "mv-v2", "vt-h2-c3", "vt-h4-c1")
 
 
 def parse_task(name: str) -> TaskSpec:

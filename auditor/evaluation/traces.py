@@ -101,39 +101,86 @@ def _stop_ids(tokenizer) -> list[int]:
     return sorted(set(out))
 
 
-@torch.no_grad()
-def model_trace(model, tokenizer, example: TaskExample, *, max_new_tokens: int = 96) -> Trace:
-    """Greedy generation by ``model``; split at the last ``Answer:``; checked against the gold.
+def _token_index_at(tokenizer, ids: list[int], char: int) -> int:
+    """Index of the token whose decoded text covers character ``char`` of ``decode(ids)``."""
+    for i in range(len(ids) + 1):
+        if len(tokenizer.decode(ids[:i], skip_special_tokens=False)) > char:
+            return max(0, i - 1)
+    return len(ids)
 
-    The output span starts at the first generated token whose text reaches into the marker;
-    the end-of-turn token is dropped. Without a marker everything is reasoning, the output is
-    empty and the trace is wrong.
-    """
-    rendered, _ = render_prompt(tokenizer, example.prompt)
-    prompt_ids = _ids(tokenizer, rendered)
+
+def _cut_reasoning(text: str) -> int:
+    """Where a free-running reasoning should end: before the first line that repeats an earlier
+    line (small models loop), else after the last complete line, else the whole text."""
+    seen: set[str] = set()
+    pos = 0
+    for line in text.splitlines(keepends=True):
+        key = re.sub(r"^\s*(?:[-*•]|\d+[.)])\s*", "", line).strip()  # ignore list markers
+        if key and key in seen:
+            return pos
+        if key:
+            seen.add(key)
+        pos += len(line)
+    last_nl = text.rfind("\n")
+    return last_nl + 1 if last_nl > 0 else len(text)
+
+
+def _greedy(model, ids: list[int], max_new_tokens: int, stops: list[int]) -> list[int]:
     device = next(model.parameters()).device
-    stops = _stop_ids(tokenizer)
-    ids = torch.tensor([prompt_ids], device=device)
+    t = torch.tensor([ids], device=device)
     gen = model.generate(
-        ids,
-        attention_mask=torch.ones_like(ids),
+        t,
+        attention_mask=torch.ones_like(t),
         max_new_tokens=max_new_tokens,
         do_sample=False,
         eos_token_id=stops or None,
         pad_token_id=stops[0] if stops else None,
-    )[0, len(prompt_ids):].tolist()
-    while gen and gen[-1] in stops:
-        gen.pop()
+    )[0, len(ids):].tolist()
+    for k, tok in enumerate(gen):
+        if tok in stops:
+            return gen[:k]
+    return gen
+
+
+@torch.no_grad()
+def model_trace(model, tokenizer, example: TaskExample, *, max_new_tokens: int = 96,
+                answer_tokens: int = 32) -> Trace:
+    """Greedy generation by ``model``, checked against the gold answers.
+
+    1. The model reasons freely (up to ``max_new_tokens``). If it writes ``Answer:`` itself, the
+       output starts at the token where the marker starts.
+    2. Otherwise the reasoning is cut before its first repeated line (or after its last complete
+       line), ``\\nAnswer:`` is appended and the model writes the answer (up to
+       ``answer_tokens``, to the end of the line). The output is the marker and that answer.
+
+    The end-of-turn token is never part of the output. The trace is right when the answer
+    contains every gold answer (:func:`is_correct`).
+    """
+    rendered, _ = render_prompt(tokenizer, example.prompt)
+    prompt_ids = _ids(tokenizer, rendered)
+    stops = _stop_ids(tokenizer)
+    gen = _greedy(model, prompt_ids, max_new_tokens, stops)
     text = tokenizer.decode(gen, skip_special_tokens=False)
     marker_at = text.lower().rfind(ANSWER_MARKER.lower())
-    split = len(gen)
-    if marker_at >= 0:
-        # First token whose decoded prefix extends past the marker's first character.
-        for i in range(len(gen) + 1):
-            if len(tokenizer.decode(gen[:i], skip_special_tokens=False)) > marker_at:
-                split = i - 1
-                break
-    reasoning_ids, output_ids = gen[:split], gen[split:]
+    forced = marker_at < 0
+    if not forced:
+        split = _token_index_at(tokenizer, gen, marker_at)
+        reasoning_ids, output_ids = gen[:split], gen[split:]
+        nl = tokenizer.decode(output_ids, skip_special_tokens=False).find("\n", len(ANSWER_MARKER) + 2)
+        if nl > 0:  # keep the answer line only
+            output_ids = output_ids[:_token_index_at(tokenizer, output_ids, nl)]
+    else:
+        cut = _cut_reasoning(text)
+        reasoning_ids = gen[:_token_index_at(tokenizer, gen, cut)] if cut < len(text) else gen
+        reasoning_text = tokenizer.decode(reasoning_ids, skip_special_tokens=False)
+        marker = ANSWER_MARKER if reasoning_text.endswith("\n") or not reasoning_text else "\n" + ANSWER_MARKER
+        marker_ids = _ids(tokenizer, marker)
+        answer = _greedy(model, prompt_ids + reasoning_ids + marker_ids, answer_tokens, stops)
+        answer_text = tokenizer.decode(answer, skip_special_tokens=False)
+        nl = answer_text.find("\n", 1)
+        if nl > 0:
+            answer = answer[:_token_index_at(tokenizer, answer, nl)]
+        output_ids = marker_ids + answer
     output_text = tokenizer.decode(output_ids, skip_special_tokens=False)
     return Trace(
         example=example,
@@ -142,8 +189,8 @@ def model_trace(model, tokenizer, example: TaskExample, *, max_new_tokens: int =
         output_ids=output_ids,
         reasoning_text=tokenizer.decode(reasoning_ids, skip_special_tokens=False),
         output_text=output_text,
-        correct=is_correct(example, answer_part(text)) and bool(output_ids),
-        info={"generated": text},
+        correct=bool(output_ids) and is_correct(example, answer_part(output_text)),
+        info={"generated": text, "answer_forced": forced},
     )
 
 
