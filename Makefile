@@ -8,12 +8,13 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup model demo test test-fast bench docs clean help
+.PHONY: setup model browser demo test test-fast bench docs clean help
 
 help:
 	@echo "make demo   - set up, then audit the example trajectories end to end on the embedded model"
 	@echo "make test   - set up, then run the whole test suite"
 	@echo "make bench  - run the benchmarks (writes benchmarks/results and docs/benchmarks)"
+	@echo "make test-fast - the quick tiers only (no embedded model, browser or vLLM)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -34,17 +35,33 @@ model: $(STAMP)
 demo: model
 	$(BIN)/python -m auditor.demo
 
-test: model
-	$(BIN)/python -m pytest -q
+# Debian's Chromium drives the HTML report's browser tests (installed once, as root).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "Chromium is missing: sudo apt-get install -y chromium (the browser tests need it)"; exit 1; fi; }
+
+# The whole suite: unit tests, the embedded model, headless Chromium, and a real vLLM server
+# (its own venv, .venv-vllm). `make test-fast` skips the heavy tiers for quick loops.
+test: model browser vllm-env
+	AUDITOR_E2E=1 AUDITOR_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow and not vllm and not browser"
 
+# Each writes benchmarks/results/NAME.json and docs/benchmarks/NAME.md (the engine and the
+# evaluation take the longest: ~15-20 min each on 2 CPU cores).
 bench: model
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/bench_engine.py
+	$(BIN)/python benchmarks/bench_receiver.py
+	$(BIN)/python benchmarks/bench_store.py
+	$(BIN)/python benchmarks/bench_check.py
+	$(BIN)/python benchmarks/bench_eval.py
 
 docs: setup
 	$(BIN)/python -m auditor.docs_gen
 
 clean:
 	rm -rf $(VENV) .pytest_cache demo.duckdb
+
+include mk/vllm.mk
