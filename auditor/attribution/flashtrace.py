@@ -66,6 +66,7 @@ def column_sums(cache: StateCache, layer: int, rows: torch.Tensor, w_rows: torch
         r = rows[c0:c0 + chunk_size]
         probs = cache.attention_rows(layer, r, prefix)  # [H, t, P]
         A += torch.einsum("bt,htp->bhp", w_rows[:, c0:c0 + chunk_size], probs)
+        del probs
     return A
 
 
@@ -102,6 +103,7 @@ def aggregate_layer(cache: StateCache, layer: int, weights: torch.Tensor, prefix
             w = w * cache.out_scale[layer][rows_d].float()
         probs = cache.attention_rows(layer, rows, prefix)  # [H, t, P]
         A += torch.einsum("bt,htp->bhp", w, probs)
+        del probs  # free before the next chunk is built: at most one chunk alive
     return M, X, Y, A
 
 
@@ -142,6 +144,7 @@ def span_pass(
             if threshold > 0:
                 e = torch.where(e < threshold, torch.zeros_like(e), e)
             E[:, j0:j1] = e.sum(1)
+            del f, C, e  # at most one source chunk alive
         r = prox(X, M)  # [B]
         Z = E.sum(-1) + r
         safe = torch.where(Z > 0, Z, torch.ones_like(Z))

@@ -110,6 +110,7 @@ def _attend(query, key, value, params: AttnParams, row_chunk: int = 256) -> torc
         probs = attention_rows(query[0, :, r0:r1], key[0, :, :r1], rows, params)  # [H, t, r1]
         o = torch.matmul(probs.reshape(G, rep, r1 - r0, r1), value[0, :, :r1].float().unsqueeze(1))
         out[r0:r1] = o.reshape(H, r1 - r0, dh).transpose(0, 1).to(query.dtype)
+        del probs, o
     return out.unsqueeze(0)
 
 
