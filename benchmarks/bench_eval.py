@@ -118,14 +118,15 @@ def _flow(report: EvalReport) -> str:
     return _f(sum(rhos) / len(rhos)) if rhos else "–"
 
 
-def write_markdown(report: EvalReport, command: str, wall: float, path: Path) -> None:
+def write_markdown(report: EvalReport, command: str, wall: float, path: Path,
+                   load: list[float] | None = None) -> None:
     s = report.settings
     gen_lines = []
     for task, g in report.generation.items():
         used = g.get("used", {})
         gen_lines.append(f"| {task} | {g.get('right', 0)}/{g.get('generated', 0)} | {used.get('model', 0)} | "
                          f"{used.get('gold', 0)} |")
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    load_txt = ", ".join(f"{x:.1f}" for x in (load or os.getloadavg()))
     notes = _notes(report)
     text = f"""# Evaluation benchmark: are the attributions right?
 
@@ -139,7 +140,7 @@ Produced by
 Model: the embedded SmolLM2-135M-Instruct (float32, CPU). Tasks: {", ".join(s["tasks"])}, {s["n"]} examples
 each, user messages of about {s["length"]} tokens (seed {s["seed"]}). Machine: {os.cpu_count()} CPUs,
 {platform.platform()}, Python {platform.python_version()}, torch {torch.__version__}, {s["torch_threads"]}
-torch threads; the machine was shared with other jobs (load average {load} at the end), so
+torch threads; the machine was shared with other jobs (load average {load_txt} at the end), so
 wall-clock seconds are inflated; the CPU column (this process, all threads) is steadier.
 Whole run: {wall / 60:.1f} minutes.
 
@@ -201,14 +202,29 @@ The `trace` column says which kind each row averages; `model` rows are the paper
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tasks", nargs="+", default=list(DEFAULT_TASKS))
-    ap.add_argument("--n", type=int, default=3)
+    ap.add_argument("--n", type=int, default=2)
     ap.add_argument("--length", type=int, default=512)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--variant", default="auto", choices=["auto", "model", "gold"])
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (default 1: on a shared 2-core machine more threads only contend; 0 = torch's default)")
     ap.add_argument("--quick", action="store_true", help="1 example of 2 tasks at 256 tokens; writes nothing")
+    ap.add_argument("--from-json", type=Path, default=None,
+                    help="rewrite the docs (markdown, plots) from a saved results file instead of running")
+    ap.add_argument("--docs", type=Path, default=DOCS, help="folder for eval.md and the PNGs")
+    ap.add_argument("--results", type=Path, default=RESULTS, help="results JSON to write")
     args = ap.parse_args()
+    if args.from_json:
+        import json
+
+        data = json.loads(args.from_json.read_text())
+        report = EvalReport.from_dict(data)
+        save_plots(report, args.docs, prefix="eval")
+        write_markdown(report, data["settings"].get("command", "python benchmarks/bench_eval.py"),
+                       float(data["settings"].get("wall_seconds") or 0), args.docs / "eval.md",
+                       load=data["settings"].get("load_average_end"))
+        print(f"rewrote {args.docs / 'eval.md'} and the plots from {args.from_json}")
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.quick:
@@ -223,10 +239,11 @@ def main() -> None:
     command = "python benchmarks/bench_eval.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     report.settings["command"] = command.strip()
     report.settings["load_average_end"] = list(os.getloadavg())
-    report.save_json(RESULTS)
-    save_plots(report, DOCS, prefix="eval")
-    write_markdown(report, command.strip(), wall, DOCS / "eval.md")
-    print(f"wrote {RESULTS}, {DOCS / 'eval.md'}, {DOCS / 'eval_deletion.png'}, {DOCS / 'eval_recovery.png'}")
+    report.settings["wall_seconds"] = round(wall, 1)
+    report.save_json(args.results)
+    save_plots(report, args.docs, prefix="eval")
+    write_markdown(report, command.strip(), wall, args.docs / "eval.md")
+    print(f"wrote {args.results}, {args.docs / 'eval.md'} and the plots under {args.docs}")
 
 
 if __name__ == "__main__":

@@ -245,6 +245,20 @@ class EvalReport:
             "records": [asdict(r) for r in self.records],
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "EvalReport":
+        """Rebuild a report from :meth:`to_dict` output (nulls read back as NaN)."""
+        nan_fields = ("recovery", "rise", "mas", "seconds", "cpu_seconds")
+        records = []
+        for r in data.get("records", []):
+            r = dict(r)
+            for k in nan_fields:
+                if r.get(k) is None:
+                    r[k] = float("nan")
+            records.append(EvalRecord(**r))
+        return cls(settings=dict(data.get("settings", {})), records=records,
+                   generation=dict(data.get("generation", {})))
+
     def save_json(self, path: str | Path) -> Path:
         import json
 

@@ -130,5 +130,7 @@ def test_run_eval_end_to_end_tiny(tiny, tmp_path):
     path = report.save_json(tmp_path / "eval.json")
     data = json.loads(path.read_text())
     assert data["settings"]["tasks"] == ["mq-q2", "vt-h1-c2"] and len(data["records"]) == len(report.records)
+    again = R.EvalReport.from_dict(data)
+    assert [(r.method, r.recovery) for r in again.records] == [(r.method, r.recovery) for r in report.records]
     for p in save_plots(report, tmp_path):
         assert p.stat().st_size > 1000

@@ -101,3 +101,29 @@ def test_gold_trace_tokens():
     assert tr.variant == "gold" and tr.correct
     assert tr.output_text.startswith("Answer:")
     assert tok.decode(tr.output_ids).lower().startswith("answer :")
+
+
+def test_cut_reasoning_stops_loops():
+    from auditor.evaluation.traces import _cut_reasoning
+
+    loop = "The numbers are:\n1. 5415842\n2. 5974661\n3. 5974661\n4. 5415842\n"
+    assert loop[:_cut_reasoning(loop)] == "The numbers are:\n1. 5415842\n2. 5974661\n"
+    partial = "Line one.\nLine two is cut mid"
+    assert partial[:_cut_reasoning(partial)] == "Line one.\n"
+    assert _cut_reasoning("no newline at all") == len("no newline at all")
+
+
+def test_model_trace_and_auto_fallback_on_a_tiny_model():
+    from auditor.evaluation.traces import collect_traces, model_trace
+    from auditor.testing import tiny_model, tiny_tokenizer
+
+    tok, model = tiny_tokenizer(), tiny_model("llama")
+    ex = T.generate("mq-q1", 1, length=40)[0]
+    tr = model_trace(model, tok, ex, max_new_tokens=6, answer_tokens=3)
+    assert tr.variant == "model" and not tr.correct  # a random model does not find the needle
+    assert tr.output_ids and tok.decode(tr.output_ids).lower().lstrip().startswith("answer")
+    assert tr.info["answer_forced"]
+    traces, stats = collect_traces(model, tok, [ex], variant="auto", max_new_tokens=6)
+    assert [t.variant for t in traces] == ["gold"] and stats["generated"] == 1 and stats["right"] == 0
+    traces, _ = collect_traces(model, tok, [ex], variant="model", max_new_tokens=6)
+    assert traces == []
