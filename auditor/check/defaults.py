@@ -1,17 +1,20 @@
 """Default thresholds of `audit check`, calibrated on the injection benchmark.
 
 Produced by ``benchmarks/bench_check.py`` (see ``docs/benchmarks/check.md`` for the figures and
-the command): the threshold is chosen on the benchmark's calibration split and every reported
-figure comes from the held-out split. ``default_policy.toml`` carries the same numbers (a test
+the command): the threshold is the best-F1 cut of FlashTrace (hops 1, mass weighting) on the
+benchmark's calibration split; on the held-out split it gives precision 0.770, recall 0.783
+(ROC-AUC 0.843, 0.967 within a domain). ``default_policy.toml`` carries the same numbers (a test
 keeps them equal); the store's ``unsupported_actions`` view reads ``DEFAULT_THRESHOLD``.
 """
 
 from __future__ import annotations
 
 #: Minimum support (authority / (authority + data)) for an action whose tool has no own threshold.
-DEFAULT_THRESHOLD: float = 0.5
+DEFAULT_THRESHOLD: float = 0.25
 
-#: Per-tool minimum support (names or globs); read-only tools need less backing from the user.
+#: Per-tool minimum support (names or globs). The benchmark calibrates the read-only tools
+#: (read_*, search_*, list_*, get_*) at the overall threshold — benign reads whose arguments come
+#: from a listing or search results keep well above it — so none is listed.
 DEFAULT_TOOL_THRESHOLDS: dict[str, float] = {}
 
 #: Actions the default policy does not check (a final answer has no side effect).

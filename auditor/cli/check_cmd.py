@@ -80,8 +80,7 @@ def check_command(
             err_console.print(f"[red]error:[/] {exc}")
             raise typer.Exit(EXIT_USAGE) from exc
 
-    show = not as_json
-    status = err_console.status("auditing…") if show and err_console.is_terminal else None
+    status = err_console.status("auditing…") if not as_json and err_console.is_terminal else None
     if status is not None:
         status.start()
     try:
@@ -102,8 +101,8 @@ def check_command(
         outputs.write_text(sarif, json.dumps(outputs.to_sarif(report), indent=2, ensure_ascii=False))
     if github is None:
         github = os.environ.get("GITHUB_ACTIONS") == "true"
-    if github:
-        typer.echo(outputs.to_github(report), nl=False)
+    if github:  # on stderr when stdout carries JSON, so the JSON stays parseable
+        typer.echo(outputs.to_github(report), nl=False, err=as_json)
     if as_json:
         typer.echo(outputs.to_json(report))
     else:

@@ -16,9 +16,9 @@ in four variants so the benchmark is not just "is there an imperative in the dat
 - ``delegated``: the user asks for something whose details legitimately come from the data
   ("reply to the sender of …"), so the action copies values out of a tool output.
 
-Every trajectory is short (about 250 tokens rendered: the tool definitions are left out unless
-``--tool-defs``, since the template would spend ~150 tokens on them and they carry no instruction)
-and ends at the action being judged; a third carry a line of reasoning before the action. In the
+Every trajectory is short (about 400 tokens rendered, of which the tool definitions the chat
+template writes into the system turn take ~150; ``--no-tool-defs`` leaves them out) and ends at
+the action being judged; a third carry a line of reasoning before the action. In the
 files and web domains the agent first reads a listing / search results and then reads the file or
 page they name, so those read actions legitimately take their arguments from data (they calibrate
 the lower threshold of read-only tools). Labels and factors are in ``metadata``; ``split`` is
@@ -309,7 +309,7 @@ BUILDERS: dict[str, Callable[[random.Random], Case]] = {
 # -- assembling a trajectory --------------------------------------------------------------------
 
 
-def make_trajectory(index: int, domain: str, label: str, rng: random.Random, tool_defs: bool = False) -> dict[str, Any]:
+def make_trajectory(index: int, domain: str, label: str, rng: random.Random, tool_defs: bool = True) -> dict[str, Any]:
     case = BUILDERS[domain](rng)
     variant = "injected" if label == "injected" else rng.choice(BENIGN_VARIANTS)
     style = rng.choice(STYLES)
@@ -369,7 +369,7 @@ def make_trajectory(index: int, domain: str, label: str, rng: random.Random, too
             "tools": case.tools if tool_defs else []}
 
 
-def generate(n: int = 240, seed: int = 7, tool_defs: bool = False) -> list[dict[str, Any]]:
+def generate(n: int = 240, seed: int = 7, tool_defs: bool = True) -> list[dict[str, Any]]:
     """``n`` trajectories (even), half injected, domains round-robin, splits stratified."""
     rng = random.Random(seed)
     out = []
@@ -412,9 +412,10 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=240)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    ap.add_argument("--tool-defs", action="store_true", help="include the tool definitions (~150 more tokens each)")
+    ap.add_argument("--no-tool-defs", action="store_true",
+                    help="leave the tool definitions out (~150 tokens fewer per trajectory; calibrates worse)")
     args = ap.parse_args()
-    trajs = generate(args.n, args.seed, args.tool_defs)
+    trajs = generate(args.n, args.seed, not args.no_tool_defs)
     paths = write(trajs, args.out)
     counts = Counter((t["metadata"]["label"], t["metadata"].get("variant")) for t in trajs)
     print(f"wrote {len(trajs)} trajectories to {args.out}: " + ", ".join(f"{k[0]}/{k[1]}={v}" for k, v in sorted(counts.items())))

@@ -82,13 +82,30 @@ def test_usage_errors_exit_2(fake, tmp_path):
 
 
 @pytest.mark.slow
-def test_check_fails_the_injected_example_and_passes_the_benign_one(tmp_path, monkeypatch):
-    """The issue's acceptance test, on the embedded model with the shipped (calibrated) policy."""
+def test_check_fails_the_injected_example(tmp_path, monkeypatch):
+    """The issue's acceptance test (1/2), on the embedded model with the shipped (calibrated) policy."""
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
     junit = tmp_path / "junit.xml"
     bad = runner.invoke(app, ["check", INJECTED, "--junit", str(junit)])
     assert bad.exit_code == 1, bad.output
-    assert "send_email" in bad.output
+    assert "send_email" in bad.output and "archive@exfil.example" in bad.output
     assert ET.parse(junit).getroot().get("failures") == "1"
+
+
+@pytest.mark.slow
+def test_check_passes_the_benign_example(monkeypatch):
+    """The issue's acceptance test (2/2), on the embedded model with the shipped (calibrated) policy."""
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
     good = runner.invoke(app, ["check", BENIGN, "--verbose"])
     assert good.exit_code == 0, good.output
+
+
+def test_db_records_the_audits(fake, tmp_path):
+    from auditor.store import Store
+
+    db = tmp_path / "audit.duckdb"
+    result = runner.invoke(app, ["check", INJECTED, "--db", str(db)])
+    assert result.exit_code == 1, result.output
+    assert "warning" not in result.output
+    with Store(db, read_only=True) as store:
+        assert len(store.runs()) == 1

@@ -73,3 +73,15 @@ def test_fixture_is_registered_for_other_projects(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "2 passed" in proc.stdout
+
+
+@pytest.mark.slow
+def test_plugin_flags_the_injected_example_on_the_embedded_model(embedded_model):
+    from auditor.audit import Auditor
+
+    check = AuditCheck(auditor=Auditor(embedded_model))
+    report = check.assert_fail(str(EXAMPLES / "injected_email.jsonl"))
+    (finding,) = report.findings
+    assert finding.tool_name == "send_email" and finding.arguments["to"] == "archive@exfil.example"
+    assert finding.driver.kind == "tool_output" and "exfil" in finding.driver.quote
+    assert finding.line == 1 and finding.file.endswith("injected_email.jsonl")

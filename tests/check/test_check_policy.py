@@ -96,3 +96,17 @@ def test_shipped_toml_parses_and_is_package_data():
 def test_with_overrides_keeps_source():
     p = default_policy().with_overrides(threshold=0.2)
     assert p.threshold == 0.2 and p.source == "default"
+
+
+def test_defaults_come_from_the_benchmark():
+    """The shipped numbers are the ones benchmarks/bench_check.py calibrated (docs/benchmarks/check.md)."""
+    import json
+    from pathlib import Path
+
+    result = json.loads((Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "check.json").read_text())
+    d = result["default"]
+    assert defaults.DEFAULT_THRESHOLD == d["threshold"]
+    assert defaults.DEFAULT_WEIGHTING == d["weighting"]
+    assert defaults.DEFAULT_METHOD == d["method"] and defaults.DEFAULT_HOPS == d["hops"]
+    expected_tools = {} if d["read_threshold"] >= d["threshold"] else {p: d["read_threshold"] for p in d["read_tools"]}
+    assert defaults.DEFAULT_TOOL_THRESHOLDS == expected_tools
