@@ -137,6 +137,8 @@ def naive_ifr_token(cache, native: Native, rows: list[int]) -> torch.Tensor:
 
 @pytest.fixture(scope="session")
 def reference():
-    import sys
+    # Not sys.modules[__name__]: every conftest is imported as "conftest", so that name points at
+    # whichever folder's conftest was loaded last when the whole suite runs.
+    import types
 
-    return sys.modules[__name__]
+    return types.SimpleNamespace(**{k: v for k, v in globals().items() if callable(v) and not k.startswith("_")})
