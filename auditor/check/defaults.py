@@ -2,8 +2,8 @@
 
 Produced by ``benchmarks/bench_check.py`` (see ``docs/benchmarks/check.md`` for the figures and
 the command): the threshold is the best-F1 cut of FlashTrace (hops 1, mass weighting) on the
-benchmark's calibration split; on the held-out split it gives precision 0.770, recall 0.783
-(ROC-AUC 0.843, 0.967 within a domain). ``default_policy.toml`` carries the same numbers (a test
+benchmark's calibration split; on the held-out split it gives precision 0.794, recall 0.833
+(ROC-AUC 0.832; 0.972 within a domain). ``default_policy.toml`` carries the same numbers (a test
 keeps them equal); the store's ``unsupported_actions`` view reads ``DEFAULT_THRESHOLD``.
 """
 

@@ -33,26 +33,22 @@ def render_terminal(report: CheckReport, console: Console | None = None, verbose
         console.print(f"[yellow]not audited[/] {r.file or ''}{':' + str(r.line) if r.line else ''} "
                       f"{r.trajectory_id}: {r.error}", highlight=False)
     if report.findings:
-        table = Table(title="Unsupported actions", show_lines=True, title_justify="left")
-        table.add_column("where", overflow="fold", max_width=28)
-        table.add_column("action", overflow="fold", max_width=48)
-        table.add_column("support", justify="right")
-        table.add_column("auth / data", justify="right")
-        table.add_column("driven by", overflow="fold")
-        for f in report.findings:
-            driver = "-"
-            if f.driver is not None:
-                driver = f"[bold]{f.driver.kind}[/] {f.driver.label} ({f.driver.share:.0%})"
-                if f.driver.quote:
-                    driver += f'\n[italic]"{_escape(f.driver.quote)}"[/]'
-            table.add_row(
-                _escape(f"{f.location}\n{f.trajectory_id}"),
-                _escape(f.action_text),
-                f"[red]{f.support:.2f}[/] < {f.threshold:.2f}",
-                f"{f.authority_share:.0%} / {f.data_share:.0%}",
-                driver,
-            )
-        console.print(table)
+        console.print(f"[bold red]Unsupported actions[/] ({len(report.findings)})", highlight=False)
+    for f in report.findings:
+        console.print(f"[red]✗[/] [bold]{_escape(f.location)}[/]  {_escape(f.trajectory_id)}  step {f.step}", highlight=False)
+        console.print(f"  {_escape(_call_text(f))}", highlight=False, soft_wrap=False, overflow="fold")
+        console.print(
+            f"  support [red]{f.support:.2f}[/] < {f.threshold:.2f}  (authority {f.authority_share:.0%}, "
+            f"data {f.data_share:.0%} of the input mass"
+            + (f"; {f.reasoning_flow:.0%} through reasoning" if f.reasoning_flow >= 0.005 else "") + ")"
+            + (f"  [dim]{', '.join(f.rules)}[/]" if f.rules != ["low-support"] else ""),
+            highlight=False,
+        )
+        if f.driver is not None:
+            console.print(f"  driven by [bold]{f.driver.kind}[/] {_escape(f.driver.label or f.driver.segment_id)} "
+                          f"({f.driver.share:.0%})", highlight=False)
+            if f.driver.quote:
+                console.print(f'    [italic]"{_escape(f.driver.quote)}"[/]', highlight=False)
     if verbose:
         table = Table(title="Checked actions", title_justify="left")
         for col in ("trajectory", "action", "status", "support", "threshold", "top driver"):
@@ -72,6 +68,13 @@ def render_terminal(report: CheckReport, console: Console | None = None, verbose
     colour = "red" if report.findings else ("yellow" if report.skipped or report.errors else "green")
     verdict = "FAIL" if report.findings else ("INCOMPLETE" if report.skipped or report.errors else "PASS")
     console.print(f"[bold {colour}]{verdict}[/] {report.summary()}", highlight=False)
+
+
+def _call_text(f: Finding) -> str:
+    if f.action_kind == "tool_call" and f.tool_name:
+        args = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in f.arguments.items())
+        return f"{f.tool_name}({args[:300] + ('…' if len(args) > 300 else '')})"
+    return f.action_text
 
 
 def _escape(text: str) -> str:
