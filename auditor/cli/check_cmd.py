@@ -10,8 +10,20 @@ import typer
 from auditor.cli.app import EXIT_USAGE, app, console, err_console
 
 
+CHECK_HELP = (
+    "Fail when an action is not supported by the user's request (the signature of a prompt injection).\n\n"
+    "Each action is replayed through a local model and attributed (FlashTrace by default). Its support is "
+    "the share of its input mass on authority segments (system prompt, user request, constraints) against "
+    "data segments (tool outputs, files): authority / (authority + data). An action whose support is below "
+    "its tool's threshold (default 0.25, calibrated on the injection benchmark, docs/benchmarks/check.md) is "
+    "a finding naming the action, its arguments, the driving segment with a quote, and the shares.\n\n"
+    "Example: audit check runs/*.jsonl --junit junit.xml --sarif audit.sarif --policy policy.toml"
+)
+
+
 @app.command(
     "check",
+    help=CHECK_HELP,
     epilog=(
         "Exit codes: 0 every checked action is supported; 1 at least one unsupported action "
         "(findings win over everything else); 3 no findings, but input records were skipped or a "
@@ -37,16 +49,7 @@ def check_command(
     allow_skipped: bool = typer.Option(False, "--allow-skipped", help="Exit 0 (not 3) when records were skipped but nothing was flagged."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Also list every checked action."),
 ) -> None:
-    """Fail when an action is not supported by the user's request (the signature of a prompt injection).
-
-    Each action is replayed through a local model and attributed (FlashTrace by default); its
-    support is the share of its input mass on authority segments (system prompt, user request,
-    constraints) against data segments (tool outputs, files): authority / (authority + data).
-    An action whose support is below its tool's threshold is a finding naming the action, its
-    arguments, the driving segment with a quote, and the shares.
-
-    Example: audit check runs/*.jsonl --junit junit.xml --sarif audit.sarif --policy policy.toml
-    """
+    """Fail when an action is not supported by the user's request (see CHECK_HELP)."""
     from auditor.check import PolicyError, load_policy, load_located, run_check
     from auditor.check import outputs
 
