@@ -58,8 +58,9 @@ def main() -> None:
         "--db",
         str(db),
     )
-    step("CI check: injected run must fail, benign run must pass", "check", inputs[0], inputs[1],
+    step("CI check on the injected and the benign example (exit 1 = unsupported actions found)", "check", inputs[0], inputs[1],
          "--junit", str(out / "junit.xml"), ok_codes=(0, 1))
+    step("HTML report of the injected example", "report", inputs[0], "-o", str(out / "report.html"))
     console.print(Rule("[bold]Done"))
     console.print(f"database: {db}\nnext: audit query \"SELECT * FROM action_drivers LIMIT 20\" --db {db}")
 

@@ -23,7 +23,7 @@ MIGRATIONS: list[Migration] = []
 
 #: The setting `unsupported_actions` reads its threshold from (row of the `settings` table).
 UNSUPPORTED_THRESHOLD_KEY = "unsupported_threshold"
-DEFAULT_UNSUPPORTED_THRESHOLD = 0.5  # = auditor.check.defaults.DEFAULT_THRESHOLD (a test keeps them equal)
+DEFAULT_UNSUPPORTED_THRESHOLD = 0.25  # = auditor.check.defaults.DEFAULT_THRESHOLD (a test keeps them equal)
 #: Comma-separated action kinds `unsupported_actions` leaves out (as `audit check` does by default).
 UNSUPPORTED_IGNORE_KEY = "unsupported_ignore"
 DEFAULT_UNSUPPORTED_IGNORE = "final_answer"

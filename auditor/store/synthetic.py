@@ -88,7 +88,7 @@ def _attribute(traj: Trajectory, action: Action, tokens: list[str], segments: li
         content = traj.messages[action.message_index].content
         target = content[action.char_start or 0: action.char_end or len(content)]
     words = {w.lower() for w in _WORD.findall(target)}
-    scores = [1.0 + 4.0 * sum(w.lower() in words for w in _WORD.findall(t)) for t in tokens[:start]]
+    scores = [0.25 + 4.0 * sum(w.lower() in words for w in _WORD.findall(t)) for t in tokens[:start]]
     inputs = [s for s in segments if s.kind.group != "output" and (s.token_end or 0) <= start]
     raw = [(s, sum(scores[s.token_start:s.token_end])) for s in inputs]
     total = sum(v for _, v in raw) or 1.0

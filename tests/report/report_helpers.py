@@ -85,9 +85,9 @@ def synthetic_audit(traj: Trajectory, pad_words: int = 0, hot: str = "ASSISTANT 
             t = tokens[j]
             base = 0.02 + 0.01 * math.sin(j)
             if any(w in t for w in hot.split()):
-                base = 1.0
+                base = 2.0
             elif t.strip().lower() in {"summarize", "unread", "emails.", "not", "reply"}:
-                base = 0.4
+                base = 0.1
             scores.append(max(base, 0.0))
         mass: dict[str, float] = {}
         for s in segments:

@@ -33,7 +33,7 @@ def test_blank_database_gets_every_table_view_and_column(tmp_path):
             assert set(c for c, _ in cols) <= set(_columns(con, table)), table
         assert VIEWS <= set(store.relations())
         assert "run_id" in _columns(con, "action_drivers") and "support" in _columns(con, "unsupported_actions")
-        assert store.get_setting("unsupported_threshold") == "0.5"
+        assert store.get_setting("unsupported_threshold") == str(migrations.DEFAULT_UNSUPPORTED_THRESHOLD)
     with Store(path) as store:  # reopening applies nothing twice
         assert store.migrated == []
 
