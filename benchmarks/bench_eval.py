@@ -96,20 +96,49 @@ def _notes(report: EvalReport) -> list[str]:
             best_b = max(bvals) if higher else min(bvals)
             better = best_ft[0] > best_b[0] if higher else best_ft[0] < best_b[0]
             if not better:
+                gap = abs(best_ft[0] - best_b[0])
+                size = " — a tie at this sample size" if gap < 0.01 else f" — a gap of {gap:.3f}"
                 notes.append(f"{task} ({variant} traces), {label}: FlashTrace's best ({best_ft[1]}, {_f(best_ft[0])}) "
-                             f"does not beat {best_b[1]} ({_f(best_b[0])}).")
+                             f"does not beat {best_b[1]} ({_f(best_b[0])}){size}.")
     return notes
 
 
 def _hop_effect(report: EvalReport) -> list[str]:
     out = []
-    rows = [r for r in report.summary() if r.task == "mean"] or report.summary()
-    for variant in dict.fromkeys(r.variant for r in rows):
-        ft = {r.method: r for r in rows if r.variant == variant and r.method.startswith("flashtrace")}
+    summary = report.summary()
+    for variant in dict.fromkeys(r.variant for r in summary):
+        rows = [r for r in summary if r.variant == variant]
+        means = [r for r in rows if r.task == "mean"]
+        scope = "mean over tasks" if means else f"{rows[0].task} only"
+        ft = {r.method: r for r in (means or rows) if r.method.startswith("flashtrace")}
         if len(ft) > 1:
-            parts = ", ".join(f"{m}: recovery {_f(r.recovery)}, RISE {_f(r.rise)}, MAS {_f(r.mas)}" for m, r in ft.items())
-            out.append(f"{variant} traces, mean over tasks — {parts}.")
+            parts = "; ".join(f"{m}: recovery {_f(r.recovery)}, RISE {_f(r.rise)}, MAS {_f(r.mas)}" for m, r in ft.items())
+            out.append(f"{variant} traces ({scope}) — {parts}.")
     return out
+
+
+def _hop_trend(report: EvalReport) -> str:
+    """Whether recovery and RISE get better with each FlashTrace hop, task by task."""
+    rows = [r for r in report.summary() if r.task != "mean" and r.method.startswith("flashtrace")]
+    groups: dict[tuple[str, str], list[SummaryRow]] = {}
+    for r in rows:
+        groups.setdefault((r.task, r.variant), []).append(r)
+    worse: list[str] = []
+    better = 0
+    for (task, _), group in groups.items():
+        group.sort(key=lambda r: int(r.method.rsplit("-h", 1)[1]))
+        for a, b in zip(group, group[1:]):
+            if b.recovery < a.recovery - 1e-9:
+                worse.append(f"recovery on {task} ({a.method} → {b.method})")
+            if b.rise > a.rise + 1e-9:
+                worse.append(f"RISE on {task} ({a.method} → {b.method})")
+            better += (b.recovery > a.recovery + 1e-9) + (b.rise < a.rise - 1e-9)
+    if not groups:
+        return "No FlashTrace hop comparison in this run."
+    if not worse:
+        return (f"Hops: recovery and RISE never get worse from one hop count to the next, on any task "
+                f"({better} of the steps improve); the paper found one hop enough on its tasks.")
+    return "Hops: more hops made things worse for " + "; ".join(worse) + "."
 
 
 def _flow(report: EvalReport) -> str:
@@ -181,19 +210,45 @@ The `trace` column says which kind each row averages; `model` rows are the paper
 
 ## Honest notes
 
-- Where FlashTrace does **not** beat a baseline in this run (read off the table above):
+- Where FlashTrace does **not** beat a baseline in this run (read off the table above, its best
+  hop count against the best baseline):
 {chr(10).join("  - " + x for x in notes) or "  - nowhere in this run."}
-- This is a 135M-parameter model on short ({s["length"]}-token) contexts with {s["n"]} examples per
-  task: the differences between methods are within the noise of a few examples, and the paper's
-  margins (Qwen-3 8B, 1024 tokens, 100 examples per task) should not be expected. The point of
-  this run is that every method and metric works end to end and the numbers are reproducible.
-- Leave-one-out is a strong baseline here by construction: it removes whole sentences, and the
-  gold units *are* whole sentences, so its scores are uniform over each needle; it also needs one
-  forward pass per sentence, which the `s / attribution` column shows.
-- Gold traces quote the needles verbatim, which makes hop 1 easy for span methods (the reasoning
-  copies the input); model traces are the harder, realistic case but there are few right ones.
+- What each method explains: every method attributes the answer line O (`Target.output`);
+  FlashTrace with hops ≥ 1 also follows the mass that lands on the reasoning R back to the
+  input; the baselines are direct, as in the paper (Appendix D.1: scores on R and O dropped,
+  inputs ranked). RISE and MAS score log p(R, O), so they reward finding what the *reasoning*
+  needed too.
+- Leave-one-out has the lowest recovery although it removes whole sentences (the gold units).
+  The answer copies its value from the reasoning, so with the reasoning in place deleting the
+  needle sentence barely moves log p(answer): in a spot check (an mq-q1 gold trace, 256 tokens) it even
+  rose (segment score −0.34) while deleting the question dropped it by 6.4 nats. This is the
+  paper's "information absorption" in its plainest form, not a bug in the baseline. It is also
+  by far the slowest method (one forward pass per sentence). Its flat per-sentence scores can
+  still do well on MAS, which rewards scores whose magnitudes match the response.
+- Attention's RISE is close to FlashTrace's on the needle tasks, where one short sentence
+  carries the answer and the last layer looks straight at it; on variable tracking, where the
+  chain has to be followed, it falls far behind.
+- `ifr-token` and `flashtrace-h0` explain the same target (the per-token average against the
+  span aggregate) and score close together. Here the answer line is only ~10 tokens, so
+  per-token IFR is about as fast; the speed gap grows with the target span (see
+  `docs/benchmarks/engine.md`).
+- {_hop_trend(report)}
+- Scale: a 135M-parameter model, {s["length"]}-token contexts, {s["n"]} examples per task. The
+  model answers single-needle questions right; on two needles its reasoning usually lists the
+  right numbers before looping into made-up ones, but its answer line does not name them all,
+  and on variable tracking it fails outright (the generated text of every failure is in the
+  JSON, under `generation`), so those rows use gold traces. The paper's margins (Qwen-3 8B,
+  1024 tokens, 100 examples per task) are not to be expected; the point is that every method
+  and metric runs end to end, the hop effect shows, and the numbers are reproducible (seeded
+  generators, greedy decoding).
+- Gold traces quote the needles verbatim, which makes the hop through the reasoning easy for
+  span methods; model traces are the realistic case, but there are few right ones.
 - RISE/MAS are undefined (and left out of the means; counted in the table) when deleting every
-  input token does not lower the log-probability of the trace.
+  input token does not lower the log-probability of the trace (none in this run unless the
+  table says so).
+- Seconds are wall-clock on a 2-core machine shared with other jobs, with one torch thread
+  (more threads only contended); the whole run took {wall / 60:.0f} minutes, most of it the
+  20-step deletion tests (19 forward passes per method and example) and leave-one-out.
 """
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
@@ -219,6 +274,7 @@ def main() -> None:
 
         data = json.loads(args.from_json.read_text())
         report = EvalReport.from_dict(data)
+        report.save_json(args.from_json)  # the summary is recomputed from the records
         save_plots(report, args.docs, prefix="eval")
         write_markdown(report, data["settings"].get("command", "python benchmarks/bench_eval.py"),
                        float(data["settings"].get("wall_seconds") or 0), args.docs / "eval.md",

@@ -206,7 +206,8 @@ class EvalReport:
     generation: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> list[SummaryRow]:
-        """Means per (task, variant, method), then a "mean" row per (variant, method)."""
+        """Means per (task, variant, method), then a "mean" row per (variant, method) averaging
+        the task means (only for variants that span two tasks or more)."""
         groups: dict[tuple[str, str, str], list[EvalRecord]] = {}
         for r in self.records:
             if r.error is None:
@@ -221,13 +222,13 @@ class EvalReport:
             )
             for (t, v, m), rs in groups.items()
         ]
-        tasks = {r.task for r in rows}
-        if len(tasks) > 1:
-            for v in dict.fromkeys(r.variant for r in rows):
-                for m in dict.fromkeys(r.method for r in rows):
-                    sel = [r for r in rows if r.variant == v and r.method == m]
-                    if not sel:
-                        continue
+        per_task = list(rows)
+        for v in dict.fromkeys(r.variant for r in per_task):
+            if len({r.task for r in per_task if r.variant == v}) < 2:
+                continue  # a mean over one task would only repeat its rows
+            for m in dict.fromkeys(r.method for r in per_task):
+                sel = [r for r in per_task if r.variant == v and r.method == m]
+                if sel:
                     rows.append(SummaryRow(
                         task="mean", variant=v, method=m, n=sum(r.n for r in sel),
                         recovery=_mean([r.recovery for r in sel]), rise=_mean([r.rise for r in sel]),

@@ -224,7 +224,8 @@ def collect_traces(
                 right += 1
                 traces.append(tr)
             else:
-                failures.append({"uid": ex.uid, "generated": tr.info.get("generated", "")[:400]})
+                failures.append({"uid": ex.uid, "generated": tr.info.get("generated", "")[:400],
+                                 "output": tr.output_text[:200]})
                 if variant == "auto":
                     traces.append(gold_trace(tokenizer, ex))
         if progress:
