@@ -217,8 +217,7 @@ def test_span_dump_with_bad_lines_keeps_every_valid_span(runner, db):
     from auditor.loading import load_path
 
     dump = Path(__file__).resolve().parents[1] / "collectors" / "data" / "otlp_genai.jsonl"
-    if not dump.exists():
-        pytest.skip("collectors test data not present")
+    assert dump.exists(), "tests/collectors/data/make_data.py writes this dump"
     expected = load_path(dump)
     assert expected.spans and expected.skipped
     result = trace(runner, db, dump, "--no-attribute")

@@ -57,7 +57,8 @@ def test_collect_receives_and_flushes_on_sigterm(tmp_path):
     assert "stopped: 4 spans from 1 requests stored" in tail
     spans, issues = read_otlp_json(out)
     assert len(spans) == 4 and issues == []
-    store_mod = pytest.importorskip("auditor.store")
+    import auditor.store as store_mod
+
     with store_mod.Store(db, read_only=True) as store:
         assert store.connection.execute("SELECT count(*) FROM spans").fetchone()[0] == 4
 
