@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace.export import (
     SpanExportResult,
 )
 
+from auditor.collectors.files import flush_to_disk
 from auditor.collectors.spans import spans_from_readable, to_otlp_json_line
 
 
@@ -54,11 +55,7 @@ class JsonlSpanExporter(SpanExporter):
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         with self._lock:
             if self._fh is not None:
-                self._fh.flush()
-                try:
-                    os.fsync(self._fh.fileno())
-                except OSError:
-                    pass
+                flush_to_disk(self._fh)
         return True
 
     def shutdown(self) -> None:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Sequence
 from urllib.parse import urlsplit
 
+from auditor.collectors.files import flush_to_disk
 from auditor.collectors.spans import SpanError, SpanRecord, spans_from_otlp_json, spans_from_otlp_proto, to_otlp_json_line
 
 TRACES_PATH = "/v1/traces"
@@ -364,11 +365,7 @@ class OTLPReceiver:
             self._thread.join(timeout=10)
         with self._write_lock:
             if self._fh is not None:
-                self._fh.flush()
-                try:
-                    os.fsync(self._fh.fileno())
-                except OSError:
-                    pass
+                flush_to_disk(self._fh)
                 self._fh.close()
                 self._fh = None
         self._server = None
