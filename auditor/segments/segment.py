@@ -83,10 +83,10 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-def _paragraphs(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
-    """Trimmed non-empty paragraph ranges (blank-line separated) of ``text[start:end]``."""
+def _split_trimmed(text: str, separator: "re.Pattern[str]", start: int, end: int) -> Iterator[tuple[int, int]]:
+    """Trimmed non-empty ranges of ``text[start:end]`` between matches of ``separator``."""
     pos = start
-    for m in _BLANK.finditer(text, start, end):
+    for m in separator.finditer(text, start, end):
         s, e = _trim(text, pos, m.start())
         if e > s:
             yield s, e
@@ -94,6 +94,11 @@ def _paragraphs(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
     s, e = _trim(text, pos, end)
     if e > s:
         yield s, e
+
+
+def _paragraphs(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+    """Trimmed non-empty paragraph ranges (blank-line separated) of ``text[start:end]``."""
+    yield from _split_trimmed(text, _BLANK, start, end)
 
 
 def _line_groups(text: str, start: int, end: int, limit: int) -> Iterator[tuple[int, int]]:
@@ -197,15 +202,7 @@ def _user_units(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
             if e > s:
                 yield s, e
             continue
-        piece_start = ls
-        for m in _SENTENCE_END.finditer(text, ls, le):
-            s, e = _trim(text, piece_start, m.start())
-            if e > s:
-                yield s, e
-            piece_start = m.end()
-        s, e = _trim(text, piece_start, le)
-        if e > s:
-            yield s, e
+        yield from _split_trimmed(text, _SENTENCE_END, ls, le)
 
 
 def is_constraint(unit: str) -> bool:
