@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from .baselines import attention_baseline, ifr_token, loo
+from .baselines import attention_baseline, ifr_token, loo, loo_segments, loo_shared
 from .flashtrace import DEFAULT_CHUNK, flashtrace
 from .memory import PeakMemory
 from .result import AttributionResult, ResolvedTarget, Target
@@ -47,10 +47,14 @@ def _run_attention(cache: StateCache, target: ResolvedTarget, hops: int, chunk_s
     return out.token_scores, out.hop_scores, [], out.layer_shares, out.extra
 
 
+def _loo_options(kw: dict) -> dict:
+    """Pop loo's options from kw (the per-target and the shared path read them alike)."""
+    return {"replacement_id": kw.pop("replacement_id", None), "segment_size": int(kw.pop("segment_size", 8)),
+            "batch_size": int(kw.pop("batch_size", 4)), "progress": kw.pop("progress", None)}
+
+
 def _run_loo(model, input_ids, target: ResolvedTarget, hops: int, chunk_size: int, kw: dict):
-    out = loo(model, input_ids, target, replacement_id=kw.pop("replacement_id", None),
-              segment_size=int(kw.pop("segment_size", 8)), batch_size=int(kw.pop("batch_size", 4)),
-              progress=kw.pop("progress", None))
+    out = loo(model, input_ids, target, **_loo_options(kw))
     return out.token_scores, out.hop_scores, [], out.layer_shares, out.extra
 
 
@@ -121,10 +125,24 @@ def _one(model, ids: torch.Tensor, target: Target, method: Method, hops: int, ch
             kw.pop("attention", None)
             scores, hop_scores, rhos, shares, extra = method.run(model, ids, rt, hops, chunk_size, kw)
             forward_seconds = 0.0
+    _check_consumed(method, kw)
+    with_cache = method.uses_cache and cache is not None
+    return _result(ids, target, rt, method, hops, chunk_size, (scores, hop_scores, rhos, shares, extra),
+                   dtype=cache.dtype if with_cache else next(model.parameters()).dtype, device=device,
+                   seconds=time.perf_counter() - start, cpu_seconds=time.process_time() - cpu_start,
+                   forward_seconds=forward_seconds, shared=shared, peak_bytes=pm.peak_bytes,
+                   cache_bytes=cache.nbytes() if with_cache else 0)
+
+
+def _check_consumed(method: Method, kw: dict) -> None:
     if kw:
         raise TypeError(f"method {method.name!r} got unexpected keyword arguments: {', '.join(sorted(kw))}")
-    seconds = time.perf_counter() - start
-    cpu_seconds = time.process_time() - cpu_start
+
+
+def _result(ids: torch.Tensor, target: Target, rt: ResolvedTarget, method: Method, hops: int, chunk_size: int,
+            outputs: tuple, *, dtype, device, seconds: float, cpu_seconds: float, forward_seconds: float,
+            shared: bool, peak_bytes: int, cache_bytes: int) -> AttributionResult:
+    scores, hop_scores, rhos, shares, extra = outputs
     n = ids.numel()
     info: dict[str, Any] = {
         "method": method.name,
@@ -133,14 +151,14 @@ def _one(model, ids: torch.Tensor, target: Target, method: Method, hops: int, ch
         "n_output": len(rt.output),
         "n_reasoning": len(rt.reasoning),
         "n_inputs": len(rt.inputs),
-        "dtype": _dtype_name(cache.dtype if (method.uses_cache and cache is not None) else next(model.parameters()).dtype),
+        "dtype": _dtype_name(dtype),
         "device": str(device),
         "seconds": seconds,
         "cpu_seconds": cpu_seconds,
         "forward_seconds": forward_seconds,
         "shared_forward": shared,
-        "peak_memory_bytes": int(pm.peak_bytes),
-        "cache_bytes": int(cache.nbytes()) if (method.uses_cache and cache is not None) else 0,
+        "peak_memory_bytes": int(peak_bytes),
+        "cache_bytes": int(cache_bytes),
         "chunk_size": chunk_size,
         "versions": _versions(),
         **extra,
@@ -155,6 +173,35 @@ def _one(model, ids: torch.Tensor, target: Target, method: Method, hops: int, ch
         info=info,
         target=target.to_dict(),
     )
+
+
+def _loo_groups(resolved: list[ResolvedTarget], segment_size: int) -> list[list[int]]:
+    """Indices of targets with identical loo segments, groups of two or more (see `loo_shared`)."""
+    by_key: dict[tuple, list[int]] = {}
+    for k, rt in enumerate(resolved):
+        by_key.setdefault(tuple(loo_segments(rt, segment_size)), []).append(k)
+    return [g for g in by_key.values() if len(g) > 1]
+
+
+def _loo_group(model, ids: torch.Tensor, targets: list[Target], resolved: list[ResolvedTarget], group: list[int],
+               method: Method, hops: int, chunk_size: int, kw: dict) -> dict[int, AttributionResult]:
+    """Results of one `_loo_groups` group from one set of forwards; each target's info["seconds"],
+    info["cpu_seconds"] are the group's time split evenly and info["peak_memory_bytes"] is the group's peak."""
+    kw = dict(kw)
+    kw.pop("attention", None)
+    options = _loo_options(kw)
+    _check_consumed(method, kw)
+    device = model_device(model)
+    start, cpu_start = time.perf_counter(), time.process_time()
+    with PeakMemory(device) as pm:
+        outs = loo_shared(model, ids, [resolved[k] for k in group], **options)
+    seconds = (time.perf_counter() - start) / len(group)
+    cpu_seconds = (time.process_time() - cpu_start) / len(group)
+    return {k: _result(ids, targets[k], resolved[k], method, hops, chunk_size,
+                       (o.token_scores, o.hop_scores, [], o.layer_shares, o.extra),
+                       dtype=next(model.parameters()).dtype, device=device, seconds=seconds, cpu_seconds=cpu_seconds,
+                       forward_seconds=0.0, shared=True, peak_bytes=pm.peak_bytes, cache_bytes=0)
+            for k, o in zip(group, outs)}
 
 
 def _fit(s: torch.Tensor, n: int) -> torch.Tensor:
@@ -210,6 +257,10 @@ def attribute_many(
     each target is a prefix of `input_ids`, and a causal model's states for a prefix are the
     states of the full sequence. Returns one result per target, in order; each result's
     info["forward_seconds"] is the shared forward's time and info["shared_forward"] is True.
+
+    loo: targets with the same segments (e.g. the per-argument targets of a tool call, which share
+    their action's spans) share their ablated forwards (`loo_shared`); the results equal separate
+    `attribute(..., method="loo")` calls, and info["seconds"] is the group's time split evenly.
     """
     m = get_method(method)
     ids = as_input_ids(input_ids)
@@ -224,9 +275,17 @@ def attribute_many(
         forward_seconds = cache.forward_seconds
     elif cache is not None:
         forward_seconds = cache.forward_seconds
+    groups = _loo_groups(resolved, int(kw.get("segment_size", 8))) if m.name == "loo" else []
+    group_of = {k: g for g in groups for k in g}
+    done: dict[int, AttributionResult] = {}
     results = []
     for k, t in enumerate(targets):
-        results.append(_one(model, ids, t, m, hops, chunk_size, dtype, cache, kw, forward_seconds, shared=True))
+        if k in group_of:
+            if k not in done:
+                done.update(_loo_group(model, ids, targets, resolved, group_of[k], m, hops, chunk_size, kw))
+            results.append(done.pop(k))
+        else:
+            results.append(_one(model, ids, t, m, hops, chunk_size, dtype, cache, kw, forward_seconds, shared=True))
         if progress is not None:
             progress(k + 1, len(targets))
     return results

@@ -11,6 +11,7 @@
 - `loo`: leave-one-segment-out. Each segment (Target.spans, or runs of at most `segment_size`
   consecutive input tokens) is replaced by `replacement_id` and the drop of the target's
   weighted log-probability Σ_i w_i log p(tok_i | prefix) is the score of every token in it.
+  `loo_shared` runs targets with the same segments on one set of ablated forwards.
 """
 
 from __future__ import annotations
@@ -111,9 +112,15 @@ def default_segments(inputs: list[int], segment_size: int) -> list[tuple[int, in
     return segs
 
 
-def _target_logprob(model, batch_ids: torch.Tensor, target: ResolvedTarget) -> torch.Tensor:
-    """Σ_i w_i log p(token_i | prefix) for each row of batch_ids [B, P]: [B] float32."""
-    pos = torch.tensor(target.output, dtype=torch.long)
+def loo_segments(target: ResolvedTarget, segment_size: int) -> list[tuple[int, int]]:
+    """The segments loo ablates for `target`: its spans (or default runs of its inputs), clipped to target.end."""
+    segments = target.spans if target.spans is not None else default_segments(target.inputs, segment_size)
+    return [(a, min(b, target.end)) for a, b in segments if a < target.end]
+
+
+def _token_logprobs(model, batch_ids: torch.Tensor, positions: list[int]) -> torch.Tensor:
+    """log p(batch_ids[:, p] | batch_ids[:, :p]) for each row of batch_ids [B, P] and each p: [B, |positions|] float32."""
+    pos = torch.tensor(positions, dtype=torch.long)
     if int(pos[0]) == 0:
         raise ValueError("loo needs output positions >= 1 (position 0 has no prefix to predict it)")
     keep = (pos - 1).to(batch_ids.device)
@@ -122,42 +129,71 @@ def _target_logprob(model, batch_ids: torch.Tensor, target: ResolvedTarget) -> t
         logits = model(input_ids=batch_ids, attention_mask=mask, logits_to_keep=keep, use_cache=False).logits
     except TypeError:  # models without logits_to_keep
         logits = model(input_ids=batch_ids, attention_mask=mask, use_cache=False).logits[:, keep]
-    logp = torch.log_softmax(logits.float(), dim=-1)  # [B, |O|, V]
+    logp = torch.log_softmax(logits.float(), dim=-1)  # [B, |positions|, V]
     tok = batch_ids[:, pos.to(batch_ids.device)]
-    picked = logp.gather(-1, tok.unsqueeze(-1)).squeeze(-1)  # [B, |O|]
-    w = torch.tensor(target.weights, device=picked.device)
-    return (picked * w).sum(-1)
+    return logp.gather(-1, tok.unsqueeze(-1)).squeeze(-1)
 
 
 @torch.no_grad()
 def loo(model, input_ids, target: ResolvedTarget, *, replacement_id: int | None = None, segment_size: int = 8,
         batch_size: int = 4, progress=None) -> BaselineOutput:
-    ids = as_input_ids(input_ids)[: target.end]
+    """Leave-one-segment-out for one target: 1 + ceil(segments / batch_size) forwards over ids[:target.end]."""
+    return loo_shared(model, input_ids, [target], replacement_id=replacement_id, segment_size=segment_size,
+                      batch_size=batch_size, progress=progress)[0]
+
+
+@torch.no_grad()
+def loo_shared(model, input_ids, targets: list[ResolvedTarget], *, replacement_id: int | None = None,
+               segment_size: int = 8, batch_size: int = 4, progress=None) -> list[BaselineOutput]:
+    """`loo` for several targets with the same segments (`loo_segments`), sharing the forwards.
+
+    Why: the per-argument targets of a tool call share their action's segments (Target.spans) and
+    their outputs are sub-ranges of the call's output, so one ablated forward per segment over the
+    longest prefix serves them all: in a causal model the logits at p-1 depend only on ids[:p], and
+    every (clipped) segment ends by every target's end, so each target sees exactly the ablated
+    prefix that its own `loo` would build. Cost: 1 + ceil(segments / batch_size) forwards for the
+    group instead of per target. Each output equals `loo(model, input_ids, target, ...)`.
+    """
+    segments = loo_segments(targets[0], segment_size)
+    if any(loo_segments(t, segment_size) != segments for t in targets[1:]):
+        raise ValueError("loo_shared needs targets with the same segments")
+    ids = as_input_ids(input_ids)[: max(t.end for t in targets)]
     device = model_device(model)
     if replacement_id is None:
         cfg = model.config
         replacement_id = next((x for x in (getattr(cfg, "pad_token_id", None), getattr(cfg, "eos_token_id", None))
                                if isinstance(x, int)), 0)
-    segments = target.spans if target.spans is not None else default_segments(target.inputs, segment_size)
-    segments = [(a, min(b, target.end)) for a, b in segments if a < target.end]
-    base = _target_logprob(model, ids[None].to(device), target)[0]
-    seg_scores: list[float] = []
+    positions = sorted({p for t in targets for p in t.output})
+    column = {p: k for k, p in enumerate(positions)}
+    cols = [torch.tensor([column[p] for p in t.output], dtype=torch.long) for t in targets]
+    wts = [torch.tensor(t.weights) for t in targets]
+
+    def logprobs(batch: torch.Tensor) -> list[torch.Tensor]:  # per target: Σ_i w_i log p(tok_i | prefix), [B]
+        picked = _token_logprobs(model, batch.to(device), positions)
+        return [(picked[:, c.to(picked.device)] * w.to(picked.device)).sum(-1) for c, w in zip(cols, wts)]
+
+    base = [lp[0] for lp in logprobs(ids[None])]
+    seg_scores: list[list[float]] = [[] for _ in targets]
     for s0 in range(0, len(segments), batch_size):
         chunk = segments[s0:s0 + batch_size]
         batch = ids[None].repeat(len(chunk), 1)
         for k, (a, b) in enumerate(chunk):
             batch[k, a:b] = replacement_id
-        lp = _target_logprob(model, batch.to(device), target)
-        seg_scores += (base - lp).float().cpu().tolist()
+        for k, lp in enumerate(logprobs(batch)):
+            seg_scores[k] += (base[k] - lp).float().cpu().tolist()
         if progress is not None:
             progress(min(s0 + batch_size, len(segments)), len(segments))
     N = as_input_ids(input_ids).numel()
-    scores = torch.zeros(N)
-    for (a, b), sc in zip(segments, seg_scores):
-        scores[a:b] = sc
-    scores = _restrict(scores, target.inputs, normalise=False)
-    return BaselineOutput(scores, [scores], {}, {"segments": [list(s) for s in segments], "segment_scores": seg_scores,
-                                                 "base_logprob": float(base), "replacement_id": int(replacement_id)})
+    outs = []
+    for t, b, ss in zip(targets, base, seg_scores):
+        scores = torch.zeros(N)
+        for (a, e), sc in zip(segments, ss):
+            scores[a:e] = sc
+        scores = _restrict(scores, t.inputs, normalise=False)
+        outs.append(BaselineOutput(scores, [scores], {}, {"segments": [list(s) for s in segments], "segment_scores": ss,
+                                                          "base_logprob": float(b), "replacement_id": int(replacement_id)}))
+    return outs
 
 
-__all__ = ["ifr_token", "attention_baseline", "loo", "default_segments", "BaselineOutput"]
+__all__ = ["ifr_token", "attention_baseline", "loo", "loo_shared", "loo_segments", "default_segments",
+           "BaselineOutput"]
