@@ -17,6 +17,11 @@ own FlashTrace split, taken from the segments that end before the action starts:
 - output ``O``: the action's own tokens (a tool call from its name to the end of its arguments,
   an edit block, the final answer).
 
+Each argument of a tool call (and an edit's path, search and replace text) is a further target of
+the same forward: ``O`` is the value's tokens and the call's tokens before it join ``R``. The
+action's explanation answers "what drove this call"; an argument's answers "what chose this
+recipient", which is what the CI check needs when a body rightly summarises data.
+
 Template tokens (role markers, special tokens, the text a template or the renderer adds such as
 tool-definition blocks and ``<tool_call>`` wrappers) belong to no segment, so they are in neither
 ``X`` nor ``R``: they can take part of a hop's mass (reported as ``by_kind["template"]`` in each
@@ -34,7 +39,8 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from auditor.results import ActionAttribution, Driver, HopFlow, RunInfo, TrajectoryAudit
+from auditor.results import ActionAttribution, ArgumentAttribution, Driver, HopFlow, RunInfo, TrajectoryAudit
+from auditor.segments.arguments import ArgumentSpan, argument_spans
 from auditor.segments.render import RenderedTrajectory, render_trajectory
 from auditor.segments.segment import segment_trajectory
 from auditor.trajectory import Segment, SegmentKind, Trajectory
@@ -84,6 +90,9 @@ class Auditor:
         8192. Longer trajectories drop middle turns (see `auditor.segments.render`).
     chat_template: a Jinja chat template (its text, or a path to a ``.jinja`` file) to render
         with instead of the tokenizer's own, e.g. the template the agent was served with.
+    arguments: also explain every argument of each tool call (and the path, search and replace
+        text of each edit) as its own target, from the same forward pass (`ActionAttribution.arguments`;
+        the check judges actions by their decisive arguments). Costs one target per argument.
     chunk_size, **method_options: passed to `attribute_many`.
     """
 
@@ -98,6 +107,7 @@ class Auditor:
         max_tokens: int | None = None,
         model_name: str | None = None,
         chat_template: str | os.PathLike[str] | None = None,
+        arguments: bool = True,
         **method_options: Any,
     ) -> None:
         from auditor.attribution import get_method
@@ -107,6 +117,7 @@ class Auditor:
         self.hops = int(hops)
         self.dtype = dtype
         self.max_tokens = max_tokens
+        self.arguments = bool(arguments)
         self.method_options = method_options
         if isinstance(model, tuple):
             self.model, self.tokenizer = model
@@ -150,7 +161,7 @@ class Auditor:
                                  model=self.model)
 
     def run_info(self, run_id: str | None = None) -> RunInfo:
-        settings: dict[str, Any] = {"max_tokens": self.max_tokens}
+        settings: dict[str, Any] = {"max_tokens": self.max_tokens, "arguments": self.arguments}
         if self.chat_template is not None:
             import hashlib
 
@@ -184,6 +195,7 @@ class Auditor:
         segs = rendered.segments
         targets: list[Target] = []
         plans: list[tuple[Any, Segment, list[Segment], list[Segment]]] = []
+        arg_plans: list[list[ArgumentSpan]] = []
         unplaced = list(rendered.unplaced)
         for action in traj.actions:
             if action.id in rendered.dropped_actions:
@@ -196,24 +208,47 @@ class Auditor:
             before = [s for s in segs if (s.token_end or 0) <= ts and s.id != out.id]
             inputs = [s for s in before if s.kind.group == "input"]
             inter = [s for s in before if s.kind.group != "input"]
-            targets.append(Target(
-                output=range(ts, out.token_end or ts),
-                reasoning=_positions(inter),
-                inputs=_positions(inputs),
-                spans=[(s.token_start or 0, s.token_end or 0) for s in inputs] or None,
-            ))
+            x, r, spans = _positions(inputs), _positions(inter), [(s.token_start or 0, s.token_end or 0) for s in inputs] or None
+            targets.append(Target(output=range(ts, out.token_end or ts), reasoning=r, inputs=x, spans=spans))
             plans.append((action, out, inputs, inter))
+            args = argument_spans(action, rendered.text, rendered.offsets, ts, out.token_end or ts) if self.arguments else []
+            # an argument's target: its value's tokens; the call's tokens before it are generated
+            # text the value follows from, so they join the reasoning R (hop 1 resolves them)
+            args = [a for a in args if a.token_start < a.token_end]
+            for a in args:
+                targets.append(Target(output=range(a.token_start, a.token_end),
+                                      reasoning=r + list(range(ts, a.token_start)), inputs=x, spans=spans))
+            arg_plans.append(args)
         results = []
         if targets:
+            on_target = None
             if callable(progress):
-                progress(0, len(targets))
+                # progress counts actions: target k (actions and their arguments, in order) maps to
+                # the number of actions whose targets are all done
+                ends, n = [], 0
+                for args in arg_plans:
+                    n += 1 + len(args)
+                    ends.append(n)
+                done = [sum(e <= k for e in ends) for k in range(n + 1)]
+                progress(0, len(plans))
+                on_target = lambda d, t: progress(done[d], len(plans)) if d in ends else None  # noqa: E731
             results = attribute_many(self.model, rendered.input_ids, targets, method=self.method, hops=self.hops,
-                                     progress=progress if callable(progress) else None, **self.method_options)
+                                     progress=on_target, **self.method_options)
         kinds = _kind_of_positions(rendered)
-        attributions = [
-            _roll_up(action, out, inputs, inter, result, kinds)
-            for (action, out, inputs, inter), result in zip(plans, results)
-        ]
+        attributions = []
+        k = 0
+        for (action, out, inputs, inter), args in zip(plans, arg_plans):
+            attr = _roll_up(action, out, inputs, inter, results[k], kinds)
+            arg_results = results[k + 1:k + 1 + len(args)]
+            k += 1 + len(args)
+            attr.arguments = [
+                ArgumentAttribution(name=a.name, token_start=a.token_start, token_end=a.token_end,
+                                    drivers=_drivers(inputs, res.token_scores),
+                                    flow_ratio=float(res.flow_ratios[0]) if res.flow_ratios else 0.0)
+                for a, res in zip(args, arg_results)
+            ]
+            attr.seconds += sum(float(res.info.get("seconds", 0.0)) for res in arg_results)
+            attributions.append(attr)
         forward = float(results[0].info.get("forward_seconds", 0.0)) if results else 0.0
         return TrajectoryAudit(
             run=run,
@@ -293,17 +328,22 @@ def _kind_of_positions(rendered: RenderedTrajectory) -> list[tuple[str, Segment 
     return kinds
 
 
-def _roll_up(action: Any, out: Segment, inputs: list[Segment], inter: list[Segment], result: Any,
-             kinds: list[tuple[str, Segment | None]]) -> ActionAttribution:
-    S = result.token_scores
+def _drivers(inputs: list[Segment], S: Any) -> list[Driver]:
+    """Input segments ranked by summed token score, with shares of the total."""
     scores = [(s, float(S[s.token_start:s.token_end].sum())) for s in inputs]
     total = sum(v for _, v in scores)
     order = sorted(range(len(scores)), key=lambda k: (-scores[k][1], k))
-    drivers = [
+    return [
         Driver(segment_id=scores[k][0].id, kind=scores[k][0].kind, label=scores[k][0].label,
                score=scores[k][1], share=(scores[k][1] / total) if total > 0 else 0.0, rank=r)
         for r, k in enumerate(order, 1)
     ]
+
+
+def _roll_up(action: Any, out: Segment, inputs: list[Segment], inter: list[Segment], result: Any,
+             kinds: list[tuple[str, Segment | None]]) -> ActionAttribution:
+    S = result.token_scores
+    drivers = _drivers(inputs, S)
     hops: list[HopFlow] = []
     end = out.token_end or 0
     for h, hs in enumerate(result.hop_scores):

@@ -35,8 +35,27 @@ class HopFlow(_Model):
     by_kind: dict[str, float] = Field(default_factory=dict)  # share of the hop's mass per segment kind
 
 
+class ArgumentAttribution(_Model):
+    """The explanation of one argument of an action, from the same forward pass as the action.
+
+    ``name`` is a tool-call argument (``to``, ``statement``) or a code edit's ``path``,
+    ``search`` or ``replace``; the target is the tokens of its value, ``[token_start, token_end)``
+    of the rendered sequence, and the action's tokens before it count as reasoning (hop 1 sends
+    their mass on to what drove them). Drivers are ranked like the action's and sum to 1 likewise.
+    """
+
+    name: str
+    token_start: int
+    token_end: int
+    drivers: list[Driver]
+    flow_ratio: float = 0.0  # rho_0: share of hop 0's mass on model-generated tokens
+
+    def share_of(self, kinds: set[SegmentKind] | frozenset[SegmentKind]) -> float:
+        return sum(d.share for d in self.drivers if d.kind in kinds)
+
+
 class ActionAttribution(_Model):
-    """The explanation of one action."""
+    """The explanation of one action (and, for tool calls and edits, of each argument)."""
 
     action: Action
     drivers: list[Driver]  # ranked, input segments only
@@ -49,6 +68,10 @@ class ActionAttribution(_Model):
     output_end: int = 0
     layer_shares: dict[str, list[float]] = Field(default_factory=dict)
     seconds: float = 0.0
+    arguments: list[ArgumentAttribution] = Field(default_factory=list)  # per argument, in call order
+
+    def argument(self, name: str) -> ArgumentAttribution | None:
+        return next((a for a in self.arguments if a.name == name), None)
 
     def top(self, n: int = 3) -> list[Driver]:
         return self.drivers[:n]

@@ -88,7 +88,7 @@ def test_targets_split_x_r_o(tiny, monkeypatch):
     monkeypatch.setattr(attribution, "attribute_many", spy)
     auditor = Auditor(tiny, hops=1)
     rendered = auditor.render(agent_trajectory(tools=False))
-    Auditor(tiny).audit(agent_trajectory(tools=False))
+    Auditor(tiny, arguments=False).audit(agent_trajectory(tools=False))  # argument targets: test_replay_arguments
     kind_at = {p: s for s in rendered.segments for p in range(s.token_start, s.token_end)}
     for action, target in zip(rendered.trajectory.actions, seen["targets"]):
         out = rendered.action_segment(action.id)
