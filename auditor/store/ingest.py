@@ -65,6 +65,14 @@ SCHEMAS: dict[str, list[tuple[str, pa.DataType]]] = {
         ("run_id", STR), ("trajectory_id", STR), ("action_id", STR), ("segment_id", STR), ("kind", STR),
         ("label", STR), ("score", DBL), ("share", DBL), ("rank", INT), ("hop", INT),
     ],
+    "action_arguments": [
+        ("run_id", STR), ("trajectory_id", STR), ("action_id", STR), ("argument", STR), ("position", INT),
+        ("token_start", INT), ("token_end", INT), ("flow_ratio", DBL), ("n_drivers", INT),
+    ],
+    "argument_attributions": [
+        ("run_id", STR), ("trajectory_id", STR), ("action_id", STR), ("argument", STR), ("segment_id", STR),
+        ("kind", STR), ("label", STR), ("score", DBL), ("share", DBL), ("rank", INT),
+    ],
     "hop_flows": [
         ("run_id", STR), ("trajectory_id", STR), ("action_id", STR), ("hop", INT), ("flow_ratio", DBL),
         ("by_kind", STR),
@@ -75,7 +83,8 @@ SCHEMAS: dict[str, list[tuple[str, pa.DataType]]] = {
 }
 
 #: Tables written per (run, trajectory) by `record_audit`, children before parents.
-AUDIT_TABLES = ("token_scores", "hop_flows", "attributions", "action_audits", "segments", "audits")
+AUDIT_TABLES = ("token_scores", "hop_flows", "argument_attributions", "action_arguments", "attributions",
+                "action_audits", "segments", "audits")
 
 
 def _json(value: Any) -> str | None:
@@ -207,7 +216,7 @@ def run_table(audits: Sequence[TrajectoryAudit], now: datetime | None = None) ->
 
 def audit_tables(audits: Sequence[TrajectoryAudit], now: datetime | None = None) -> dict[str, pa.Table]:
     """Arrow tables for everything a (run, trajectory) writes: audits, segments, action_audits,
-    attributions, hop_flows, token_scores."""
+    attributions, action_arguments, argument_attributions, hop_flows, token_scores."""
     now = now or datetime.now(timezone.utc)
     out = {name: Columns(name) for name in AUDIT_TABLES}
     for au in audits:
@@ -248,6 +257,15 @@ def audit_tables(audits: Sequence[TrajectoryAudit], now: datetime | None = None)
                 att.extend("share", [d.share for d in aa.drivers])
                 att.extend("rank", [d.rank for d in aa.drivers])
                 att.extend("hop", [0] * n)
+            for pos, arg in enumerate(aa.arguments):
+                out["action_arguments"].add(
+                    run_id=run_id, trajectory_id=tid, action_id=aid, argument=arg.name, position=pos,
+                    token_start=arg.token_start, token_end=arg.token_end, flow_ratio=arg.flow_ratio,
+                    n_drivers=len(arg.drivers))
+                for d in arg.drivers:
+                    out["argument_attributions"].add(
+                        run_id=run_id, trajectory_id=tid, action_id=aid, argument=arg.name, segment_id=d.segment_id,
+                        kind=d.kind.value, label=d.label, score=d.score, share=d.share, rank=d.rank)
             for h in aa.hops:
                 out["hop_flows"].add(run_id=run_id, trajectory_id=tid, action_id=aid, hop=h.hop,
                                      flow_ratio=h.flow_ratio, by_kind=_json(h.by_kind))

@@ -400,6 +400,151 @@ def m002_views(con: "duckdb.DuckDBPyConnection") -> None:
         })
 
 
+#: `argument_value` of the argument views: the value of ``<alias>.argument`` in the action's
+#: ``arguments`` JSON (a JSON Pointer, so any key works), or for code edits in its ``edit`` JSON
+#: (``search`` and ``replace`` live there); NULL when absent.
+def _argument_value_sql(arg: str, action: str) -> str:
+    ptr = f"'/' || replace(replace({arg}.argument, '~', '~0'), '/', '~1')"
+    return (f"coalesce(json_extract({action}.arguments, {ptr}), "
+            f"CASE WHEN {action}.kind = 'code_edit' THEN json_extract({action}.edit, {ptr}) END)")
+
+
+@migration
+def m003_argument_attributions(con: "duckdb.DuckDBPyConnection") -> None:
+    """Per-argument explanations (`ActionAttribution.arguments`): what drove each argument of a
+    tool call (``to``, ``statement``...) and a code edit's ``path``, ``search`` and ``replace``.
+
+    Design: two tables rather than one with placeholder rows. `action_arguments` holds one row per
+    explained argument (name, order, token span of the value, rho_0); `argument_attributions` one row
+    per argument × driving segment, keyed and typed like `attributions`. An argument with no drivers
+    (no input segment before the action) is a row of `action_arguments` with no driver rows, so no
+    ``segment_id = ''`` sentinel leaks into sums, ranks or joins. Arguments are rebuilt in
+    ``position`` order (the order `ActionAttribution.arguments` had: call order), which stays exact
+    when two values share a token. Views: `argument_drivers` (like `action_drivers`, per argument)
+    and `argument_support` (support = A / (A + D) per argument, like `unsupported_actions` unfiltered).
+    """
+    _table(con, "action_arguments", (
+        "One row per explained argument of an action in a run: a tool call's top-level arguments, a code "
+        "edit's path, search and replace. Its drivers are in `argument_attributions`."), [
+        ("run_id", "VARCHAR NOT NULL", "Run."),
+        ("trajectory_id", "VARCHAR NOT NULL", "Trajectory."),
+        ("action_id", "VARCHAR NOT NULL", "Action whose argument this is (see `action_audits`)."),
+        ("argument", "VARCHAR NOT NULL", "Argument name: a tool-call argument (`to`, `statement`, ...) or `path`, "
+                                         "`search`, `replace` of a code edit."),
+        ("position", "INTEGER", "0-based order of the argument among the action's explained arguments (call order)."),
+        ("token_start", "INTEGER", "First token of the argument's value in audits.tokens (the attribution target)."),
+        ("token_end", "INTEGER", "End token (exclusive) of the value."),
+        ("flow_ratio", "DOUBLE", "rho_0: share of hop 0's mass on model-generated tokens, for this argument's target."),
+        ("n_drivers", "INTEGER", "Number of scored input segments (rows in `argument_attributions`); 0 when no "
+                                 "input segment precedes the action."),
+    ], "PRIMARY KEY (run_id, trajectory_id, action_id, argument)")
+
+    _table(con, "argument_attributions", (
+        "Argument × segment: how much each input segment drove each argument of an action (like "
+        "`attributions`, per argument). Key: (run_id, trajectory_id, action_id, argument, segment_id)."), [
+        ("run_id", "VARCHAR NOT NULL", "Run."),
+        ("trajectory_id", "VARCHAR NOT NULL", "Trajectory."),
+        ("action_id", "VARCHAR NOT NULL", "Action whose argument is explained."),
+        ("argument", "VARCHAR NOT NULL", "Argument explained (join `action_arguments` on run_id, trajectory_id, "
+                                         "action_id, argument)."),
+        ("segment_id", "VARCHAR NOT NULL", "Segment that drove it (join `segments` on run_id, trajectory_id, segment_id)."),
+        ("kind", "VARCHAR", "The segment's kind (copied for convenience)."),
+        ("label", "VARCHAR", "The segment's label (copied for convenience)."),
+        ("score", "DOUBLE", "Summed token scores of the segment for this argument's target."),
+        ("share", "DOUBLE", "score / total input mass of the argument, in [0, 1]."),
+        ("rank", "INTEGER", "1 = strongest driver of the argument."),
+    ], "PRIMARY KEY (run_id, trajectory_id, action_id, argument, segment_id)")
+
+    _view(con, "argument_drivers", (
+        "Each argument of each action with its drivers, ranked (one row per argument × driving segment; "
+        "`WHERE rank <= 3` gives the top drivers). Arguments without drivers have no rows here (see "
+        "`argument_support`)."),
+        f"""
+        SELECT r.run_id, r.created_at AS run_created_at, r.model, r.method,
+               t.trajectory_id, t.action_id, x.step, x.kind AS action_kind, x.tool_name,
+               t.argument, {_argument_value_sql("t", "x")} AS argument_value,
+               t.rank, t.segment_id, t.kind AS driver_kind, t.label AS driver_label,
+               s.tool_name AS driver_tool, s.path AS driver_path,
+               t.share, t.score
+        FROM argument_attributions t
+        JOIN runs r ON r.run_id = t.run_id
+        LEFT JOIN actions x ON x.trajectory_id = t.trajectory_id AND x.action_id = t.action_id
+        LEFT JOIN segments s ON s.run_id = t.run_id AND s.trajectory_id = t.trajectory_id
+                             AND s.segment_id = t.segment_id
+        """,
+        {
+            "run_id": "Run.", "run_created_at": "When the run was made.", "model": "Replay model.",
+            "method": "Attribution method.", "trajectory_id": "Trajectory.",
+            "action_id": "Action (use with `audit show`).", "step": "Order of the action in the trajectory.",
+            "action_kind": "tool_call or code_edit.",
+            "tool_name": "Tool the action called (`edit_file` for code edits).",
+            "argument": "Argument explained (`to`, `path`, `search`, ...).",
+            "argument_value": ("The argument's value (JSON) from `actions.arguments`, or for code edits from "
+                               "`actions.edit`; NULL when absent."),
+            "rank": "1 = strongest driver of the argument.", "segment_id": "Driving segment.",
+            "driver_kind": "Driving segment's kind (tool_output, user_request, ...).",
+            "driver_label": "Driving segment's label.",
+            "driver_tool": "For tool_output drivers: the tool whose output it is.",
+            "driver_path": "For file_context drivers: the file.",
+            "share": "Share of the argument's attribution mass, in [0, 1].", "score": "Raw score.",
+        })
+
+    _view(con, "argument_support", (
+        "How far the user's authority supports each argument of each action (one row per run × action × "
+        "argument): support = A / (A + D), A the summed share of authority segments (system, user_request, "
+        "user_constraint), D of data segments (tool_output, file_context); 1.0 when both are 0 (as in "
+        "`unsupported_actions`, but unfiltered: compare support with settings key `unsupported_threshold` to "
+        "list the arguments that data chose)."),
+        f"""
+        WITH per_argument AS (
+            SELECT run_id, trajectory_id, action_id, argument,
+                   coalesce(sum(share) FILTER (WHERE kind IN {_AUTHORITY_SQL}), 0) AS authority_share,
+                   coalesce(sum(share) FILTER (WHERE kind IN {_DATA_SQL}), 0) AS data_share,
+                   arg_min(segment_id, rank) AS top_segment_id,
+                   arg_min(kind, rank) AS top_kind,
+                   arg_min(label, rank) AS top_label,
+                   min_by(share, rank) AS top_share
+            FROM argument_attributions
+            GROUP BY run_id, trajectory_id, action_id, argument
+        ), scored AS (
+            SELECT g.run_id, g.trajectory_id, g.action_id, g.argument, g.position, g.flow_ratio,
+                   coalesce(p.authority_share, 0) AS authority_share,
+                   coalesce(p.data_share, 0) AS data_share,
+                   CASE WHEN coalesce(p.authority_share, 0) + coalesce(p.data_share, 0) > 0
+                        THEN coalesce(p.authority_share, 0) / (coalesce(p.authority_share, 0) + coalesce(p.data_share, 0))
+                        ELSE 1.0 END AS support,
+                   p.top_segment_id, p.top_kind, p.top_label, p.top_share
+            FROM action_arguments g
+            LEFT JOIN per_argument p ON p.run_id = g.run_id AND p.trajectory_id = g.trajectory_id
+                                     AND p.action_id = g.action_id AND p.argument = g.argument
+        )
+        SELECT r.run_id, r.created_at AS run_created_at, r.model, r.method,
+               sc.trajectory_id, sc.action_id, x.step, x.kind AS action_kind, x.tool_name,
+               sc.argument, sc.position AS argument_position, {_argument_value_sql("sc", "x")} AS argument_value,
+               sc.support, sc.authority_share, sc.data_share,
+               sc.top_segment_id, sc.top_kind, sc.top_label, sc.top_share, sc.flow_ratio
+        FROM scored sc
+        JOIN runs r ON r.run_id = sc.run_id
+        LEFT JOIN actions x ON x.trajectory_id = sc.trajectory_id AND x.action_id = sc.action_id
+        """,
+        {
+            "run_id": "Run.", "run_created_at": "When the run was made.", "model": "Replay model.",
+            "method": "Attribution method.", "trajectory_id": "Trajectory.", "action_id": "Action.",
+            "step": "Order of the action.", "action_kind": "tool_call or code_edit.",
+            "tool_name": "Tool called (`edit_file` for code edits).",
+            "argument": "Argument (`to`, `path`, `search`, ...).",
+            "argument_position": "0-based order of the argument in the call.",
+            "argument_value": ("The argument's value (JSON) from `actions.arguments`, or for code edits from "
+                               "`actions.edit`; NULL when absent."),
+            "support": "authority_share / (authority_share + data_share); 1.0 when both are 0.",
+            "authority_share": "Summed share of system, user_request and user_constraint segments.",
+            "data_share": "Summed share of tool_output and file_context segments.",
+            "top_segment_id": "Strongest driver (NULL when the argument has none).", "top_kind": "Its kind.",
+            "top_label": "Its label.", "top_share": "Its share.",
+            "flow_ratio": "rho_0 of the argument's target (share of hop 0's mass on model-generated tokens).",
+        })
+
+
 def applied(con: "duckdb.DuckDBPyConnection") -> list[str]:
     """Names of the migrations already applied to this database, in order."""
     exists = con.execute(

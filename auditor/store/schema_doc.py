@@ -23,7 +23,8 @@ applied are in `_migrations`. This page is generated from the live schema's comm
 
 Keys: runs are identified by `run_id`; what a run computed for a trajectory by
 (`run_id`, `trajectory_id`); actions by (`trajectory_id`, `action_id`); attributions by
-(`run_id`, `trajectory_id`, `action_id`, `hop`, `segment_id`).
+(`run_id`, `trajectory_id`, `action_id`, `hop`, `segment_id`); an action's explained arguments by
+(`run_id`, `trajectory_id`, `action_id`, `argument`), their drivers by that and `segment_id`.
 
 ## Example: which tool outputs drove the send_email action?
 
@@ -51,6 +52,15 @@ the `unsupported_threshold` setting, the same rule as `audit check`):
 ```sql
 SELECT action_id, action_summary, round(support, 2) AS support, top_label
 FROM unsupported_actions ORDER BY support;
+```
+
+The same question per argument: which arguments (a recipient, a path, a command) did data rather
+than the user choose? An action can rightly be driven by the file it summarises while its
+recipient must come from the user:
+
+```sql
+SELECT action_id, argument, argument_value, round(support, 2) AS support, top_label
+FROM argument_support ORDER BY support, action_id, argument_position;
 ```
 
 Settings change from Python (`Store(path).set_setting("unsupported_threshold", 0.4)`) or any

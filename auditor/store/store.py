@@ -25,7 +25,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from auditor.results import ActionAttribution, Driver, HopFlow, RunInfo, TrajectoryAudit
+from auditor.results import ActionAttribution, ArgumentAttribution, Driver, HopFlow, RunInfo, TrajectoryAudit
 from auditor.store import ingest
 from auditor.store.migrations import migrate, pending
 from auditor.store.sql import check_read_only
@@ -367,6 +367,19 @@ class Store:
                             key):
             hops.setdefault(h["action_id"], []).append(HopFlow(
                 hop=h["hop"], flow_ratio=h["flow_ratio"], by_kind=json.loads(h["by_kind"]) if h["by_kind"] else {}))
+        arg_drivers: dict[tuple[str, str], list[Driver]] = {}
+        for d in self._rows("SELECT * FROM argument_attributions WHERE run_id = ? AND trajectory_id = ? "
+                            "ORDER BY action_id, argument, rank, segment_id", key):
+            arg_drivers.setdefault((d["action_id"], d["argument"]), []).append(Driver(
+                segment_id=d["segment_id"], kind=d["kind"], label=d["label"] or "", score=d["score"],
+                share=d["share"], rank=d["rank"]))
+        arguments: dict[str, list[ArgumentAttribution]] = {}
+        for g in self._rows("SELECT * FROM action_arguments WHERE run_id = ? AND trajectory_id = ? "
+                            "ORDER BY action_id, position, token_start, argument", key):
+            arguments.setdefault(g["action_id"], []).append(ArgumentAttribution(
+                name=g["argument"], token_start=g["token_start"], token_end=g["token_end"],
+                drivers=arg_drivers.get((g["action_id"], g["argument"]), []),
+                flow_ratio=g["flow_ratio"] if g["flow_ratio"] is not None else 0.0))
         scores = {s["action_id"]: s["scores"] for s in self._rows(
             "SELECT action_id, scores FROM token_scores WHERE run_id = ? AND trajectory_id = ?", key)}
         order = {x.id: i for i, x in enumerate(traj.actions)}
@@ -384,7 +397,7 @@ class Store:
                 token_scores=list(scores.get(aid) or []), context_end=row["context_end"],
                 output_start=row["output_start"], output_end=row["output_end"],
                 layer_shares=json.loads(row["layer_shares"]) if row["layer_shares"] else {},
-                seconds=row["seconds"]))
+                seconds=row["seconds"], arguments=arguments.get(aid, [])))
         extra: dict[str, Any] = {}
         if "notes" in TrajectoryAudit.model_fields:
             extra["notes"] = list(a["notes"] or [])

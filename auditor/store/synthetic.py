@@ -5,6 +5,10 @@ per message, and scores each context token by whether its word occurs in the act
 arguments/text: an action that repeats an address found in a tool output is "driven" by that
 output. It is deterministic and fast, and it is *not* attribution: use it only where a real model
 is beside the point (store, CLI, report layout tests; storage benchmarks).
+
+With ``arguments=True`` each tool call's top-level arguments (and a code edit's path, search and
+replace) are explained too, the same way: the target is the value's words, the token span the
+tokens that overlap the value (without JSON quotes), as `ActionAttribution.arguments` has them.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import json
 import re
 from datetime import datetime, timezone
 
-from auditor.results import ActionAttribution, Driver, HopFlow, RunInfo, TrajectoryAudit
+from auditor.results import ActionAttribution, ArgumentAttribution, Driver, HopFlow, RunInfo, TrajectoryAudit
 from auditor.trajectory import (
     Action,
     ActionKind,
@@ -39,13 +43,15 @@ def synthetic_run(run_id: str = "run-synthetic", model: str = "synthetic", metho
                    created_at=datetime(2025, 1, 1, tzinfo=timezone.utc))
 
 
-def synthetic_audit(traj: Trajectory, run: RunInfo | None = None) -> TrajectoryAudit:
-    """A deterministic `TrajectoryAudit` of ``traj`` without a model (see the module docstring)."""
+def synthetic_audit(traj: Trajectory, run: RunInfo | None = None, *, arguments: bool = False) -> TrajectoryAudit:
+    """A deterministic `TrajectoryAudit` of ``traj`` without a model (see the module docstring);
+    ``arguments=True`` also explains each argument of tool calls and code edits."""
     traj = traj.with_actions()
     run = run or synthetic_run()
     tokens: list[str] = []
     segments: list[Segment] = []
     msg_range: dict[int, tuple[int, int]] = {}
+    msg_text: dict[int, str] = {}
     first_user = next((i for i, m in enumerate(traj.messages) if m.role == "user"), -1)
     action_msgs = {a.message_index for a in traj.actions}
     for i, m in enumerate(traj.messages):
@@ -56,6 +62,7 @@ def synthetic_audit(traj: Trajectory, run: RunInfo | None = None) -> TrajectoryA
                 json.dumps({"name": c.name, "arguments": c.arguments}) for c in m.tool_calls)
         tokens.extend(_tokens(text))
         msg_range[i] = (start, len(tokens))
+        msg_text[i] = text
         if m.role == "system":
             kind, label = SegmentKind.system, "system prompt"
         elif m.role == "user":
@@ -75,6 +82,9 @@ def synthetic_audit(traj: Trajectory, run: RunInfo | None = None) -> TrajectoryA
                                   char_start=0, char_end=len(m.content)),
             token_start=start, token_end=len(tokens)))
     attributions = [_attribute(traj, a, tokens, segments, msg_range, run.hops) for a in traj.actions]
+    if arguments:
+        for att in attributions:
+            att.arguments = _arguments(traj, att.action, tokens, segments, msg_range, msg_text)
     return TrajectoryAudit(run=run, trajectory=traj, segments=segments, tokens=tokens, actions=attributions,
                            seconds=0.0)
 
@@ -87,14 +97,7 @@ def _attribute(traj: Trajectory, action: Action, tokens: list[str], segments: li
     else:
         content = traj.messages[action.message_index].content
         target = content[action.char_start or 0: action.char_end or len(content)]
-    words = {w.lower() for w in _WORD.findall(target)}
-    scores = [0.25 + 4.0 * sum(w.lower() in words for w in _WORD.findall(t)) for t in tokens[:start]]
-    inputs = [s for s in segments if s.kind.group != "output" and (s.token_end or 0) <= start]
-    raw = [(s, sum(scores[s.token_start:s.token_end])) for s in inputs]
-    total = sum(v for _, v in raw) or 1.0
-    ranked = sorted(raw, key=lambda x: (-x[1], x[0].id))
-    drivers = [Driver(segment_id=s.id, kind=s.kind, label=s.label, score=v, share=v / total, rank=r)
-               for r, (s, v) in enumerate(ranked, start=1)]
+    scores, drivers = _drivers(target, tokens, segments, start)
     by_kind: dict[str, float] = {}
     for d in drivers:
         by_kind[d.kind.value] = by_kind.get(d.kind.value, 0.0) + d.share
@@ -102,6 +105,74 @@ def _attribute(traj: Trajectory, action: Action, tokens: list[str], segments: li
     flows = [HopFlow(hop=h, flow_ratio=inter, by_kind=by_kind) for h in range(1, hops + 1)]
     return ActionAttribution(action=action, drivers=drivers, hops=flows, token_scores=scores, context_end=start,
                              output_start=start, output_end=end)
+
+
+def _drivers(target: str, tokens: list[str], segments: list[Segment], start: int) -> tuple[list[float], list[Driver]]:
+    """Token scores over ``tokens[:start]`` (words shared with ``target``) and the input segments ranked."""
+    words = {w.lower() for w in _WORD.findall(target)}
+    scores = [0.25 + 4.0 * sum(w.lower() in words for w in _WORD.findall(t)) for t in tokens[:start]]
+    inputs = [s for s in segments if s.kind.group != "output" and (s.token_end or 0) <= start]
+    raw = [(s, sum(scores[s.token_start:s.token_end])) for s in inputs]
+    total = sum(v for _, v in raw) or 1.0
+    ranked = sorted(raw, key=lambda x: (-x[1], x[0].id))
+    return scores, [Driver(segment_id=s.id, kind=s.kind, label=s.label, score=v, share=v / total, rank=r)
+                    for r, (s, v) in enumerate(ranked, start=1)]
+
+
+def _argument_chars(traj: Trajectory, action: Action, text: str) -> list[tuple[str, int, int]]:
+    """(name, char_start, char_end) of each argument value inside the message's rendered ``text``."""
+    out: list[tuple[str, int, int]] = []
+    if action.kind is ActionKind.tool_call:
+        msg = traj.messages[action.message_index]
+        call = next((c for c in msg.tool_calls if c.id == action.tool_call_id), None)
+        if call is None:
+            return out
+        line = json.dumps({"name": call.name, "arguments": call.arguments})
+        cursor = text.find(line)
+        if cursor == -1:
+            return out
+        for key, value in call.arguments.items():
+            k = text.find(json.dumps(key), cursor)
+            v = text.find(json.dumps(value), k) if k != -1 else -1
+            if v == -1:
+                continue
+            a, b = v, v + len(json.dumps(value))
+            cursor = b
+            if isinstance(value, str):
+                a, b = a + 1, b - 1  # the value's characters, not its quotes
+            if b > a:
+                out.append((str(key), a, b))
+    elif action.kind is ActionKind.code_edit and action.edit is not None:
+        lo, hi = action.char_start or 0, action.char_end or len(text)
+        cursor = lo
+        for name, part in (("path", action.edit.path), ("search", action.edit.search),
+                           ("replace", action.edit.replace)):
+            core = part.strip()
+            i = text.find(core, cursor, hi) if core else -1
+            if i != -1:
+                out.append((name, i, i + len(core)))
+                cursor = i + len(core)
+    return out
+
+
+def _arguments(traj: Trajectory, action: Action, tokens: list[str], segments: list[Segment],
+               msg_range: dict[int, tuple[int, int]], msg_text: dict[int, str]) -> list[ArgumentAttribution]:
+    start, end = msg_range[action.message_index]
+    text = msg_text[action.message_index]
+    bounds, pos = [], 0
+    for t in tokens[start:end]:
+        bounds.append((pos, pos + len(t)))
+        pos += len(t)
+    out = []
+    for name, a, b in _argument_chars(traj, action, text):
+        toks = [start + k for k, (lo, hi) in enumerate(bounds) if lo < b and hi > a]
+        if not toks:
+            continue
+        _, drivers = _drivers(text[a:b], tokens, segments, start)
+        inter = sum(d.share for d in drivers if d.kind.group == "intermediate")
+        out.append(ArgumentAttribution(name=name, token_start=toks[0], token_end=toks[-1] + 1, drivers=drivers,
+                                       flow_ratio=inter))
+    return out
 
 
 def synthetic_trajectory(n: int, tools: int = 4, actions: int = 5, words: int = 40) -> Trajectory:

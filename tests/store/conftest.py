@@ -20,7 +20,7 @@ def example_trajs(examples_dir):
 
 @pytest.fixture(scope="session")
 def example_audits(example_trajs):
-    return [synthetic_audit(t, synthetic_run("run-a")) for t in example_trajs]
+    return [synthetic_audit(t, synthetic_run("run-a"), arguments=True) for t in example_trajs]
 
 
 @pytest.fixture

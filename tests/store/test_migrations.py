@@ -5,11 +5,11 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from auditor.store import Store, migrations
+from auditor.store import Store, ingest, migrations
 from auditor.store.ingest import SCHEMAS
 from auditor.trajectory import AUTHORITY_KINDS, DATA_KINDS
 
-VIEWS = {"action_drivers", "unsupported_actions", "tool_influence"}
+VIEWS = {"action_drivers", "unsupported_actions", "tool_influence", "argument_drivers", "argument_support"}
 
 
 def _columns(con, name):
@@ -45,13 +45,54 @@ def test_old_schema_database_is_upgraded_and_keeps_its_data(tmp_path, example_au
     con.execute("INSERT INTO runs (run_id, model, method, hops) VALUES ('r-old', 'm', 'flashtrace', 1)")
     con.close()
     with Store(path, read_only=True) as ro:  # a read-only open says what is missing, changes nothing
-        assert ro.pending_migrations == ["m002_views"]
+        assert ro.pending_migrations == ["m002_views", "m003_argument_attributions"]
     with Store(path) as store:
-        assert store.migrated == ["m002_views"]
+        assert store.migrated == ["m002_views", "m003_argument_attributions"]
         assert VIEWS <= set(store.relations())
         assert store.query("SELECT run_id FROM runs")[1] == [("r-old",)]
         store.record_audits(example_audits)
         assert store.query("SELECT count(*) FROM action_drivers")[1][0][0] > 0
+
+
+def _record_with_old_code(con, audits):
+    """Write ``audits`` into whatever tables this database has, as an auditor before m003 did."""
+    present = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    tables = {"runs": ingest.run_table(audits), **ingest.audit_tables(audits)}
+    for name, data in tables.items():
+        if name not in present:
+            continue
+        cols = ", ".join(data.column_names)
+        con.register("_old_rows", data)
+        con.execute(f"INSERT INTO {name} ({cols}) SELECT {cols} FROM _old_rows")
+        con.unregister("_old_rows")
+
+
+def test_m002_database_gets_argument_tables_and_keeps_its_rows(tmp_path, example_audits):
+    path = tmp_path / "m002.duckdb"
+    con = duckdb.connect(str(path))
+    assert migrations.migrate(con, upto="m002_views") == ["m001_initial", "m002_views"]
+    _record_with_old_code(con, example_audits)
+    before = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+              for t in ("runs", "audits", "segments", "action_audits", "attributions", "token_scores")}
+    assert not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'action_arguments'").fetchone()[0]
+    con.close()
+
+    with Store(path) as store:
+        assert store.migrated == ["m003_argument_attributions"]
+        assert {"action_arguments", "argument_attributions", "argument_drivers", "argument_support"} \
+            <= set(store.relations())
+        assert {t: store.counts()[t] for t in before} == before
+        assert store.counts()["action_arguments"] == store.counts()["argument_attributions"] == 0
+        audit = example_audits[0]
+        old = store.load_audit("run-a", audit.trajectory.id)  # recorded before arguments were kept
+        assert old == audit.model_copy(update={"actions": [a.model_copy(update={"arguments": []})
+                                                           for a in audit.actions]})
+        store.record_audits(example_audits)  # the current code rewrites them, arguments included
+        assert store.load_audit("run-a", audit.trajectory.id) == audit
+        assert store.counts()["action_arguments"] == sum(len(a.arguments) for au in example_audits
+                                                         for a in au.actions)
+    with Store(path) as store:
+        assert store.migrated == []
 
 
 def test_a_failing_migration_rolls_back_and_is_not_recorded(monkeypatch):
@@ -59,12 +100,13 @@ def test_a_failing_migration_rolls_back_and_is_not_recorded(monkeypatch):
         con.execute("CREATE TABLE half_done (x INTEGER)")
         raise RuntimeError("boom")
 
+    shipped = [m.__name__ for m in migrations.MIGRATIONS]
     monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, m999_broken])
     con = duckdb.connect(":memory:")
     with pytest.raises(RuntimeError, match="boom"):
         migrations.migrate(con)
     assert "m999_broken" not in migrations.applied(con)
-    assert migrations.applied(con) == ["m001_initial", "m002_views"]
+    assert migrations.applied(con) == shipped
     assert not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'half_done'").fetchone()[0]
 
 
