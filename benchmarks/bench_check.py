@@ -110,7 +110,7 @@ def replay(trajs: list[Any], methods: list[str], loo_every: int, threads: int) -
 
     torch.set_num_threads(threads)
     rows: list[dict[str, Any]] = []
-    policies = {w: Policy(weighting=w) for w in ("mass", "per_token")}
+    policies = {w: Policy(weighting=w, judge="action") for w in ("mass", "per_token")}
 
     def base(traj: Any, a: Any) -> dict[str, Any]:
         m = traj.metadata
@@ -137,7 +137,7 @@ def replay(trajs: list[Any], methods: list[str], loo_every: int, threads: int) -
                 continue
             audit = auditor.audit(traj.model_copy(update={"actions": acts}))
             for attr in audit.actions:
-                s_mass = score_action(attr, policies["mass"], audit)
+                s_mass = score_action(attr, policies["mass"], audit)  # whole calls: the action-level fields
                 s_tok = score_action(attr, policies["per_token"], audit)
                 rows.append({
                     **base(traj, attr.action), "method": method,
@@ -148,8 +148,13 @@ def replay(trajs: list[Any], methods: list[str], loo_every: int, threads: int) -
                     "no_evidence": s_mass.no_evidence, "seconds": audit.seconds / max(1, len(audit.actions)),
                     "trajectory_seconds": audit.seconds, "n_tokens": len(audit.tokens),
                     # everything a support formula can use, so --reuse can re-analyse without a replay
-                    "drivers": [[d.kind.value, d.share, _ntok(audit, d.segment_id), d.label[:40]] for d in attr.drivers],
+                    "drivers": [[d.kind.value, d.share, _ntok(audit, d.segment_id), d.label[:40], d.segment_id]
+                                for d in attr.drivers],
                     "hops": [[h.flow_ratio, h.by_kind] for h in attr.hops],
+                    "arguments": {g.name: {"flow": g.flow_ratio, "drivers": [
+                        [d.kind.value, d.share, _ntok(audit, d.segment_id), d.label[:40], d.segment_id]
+                        for d in g.drivers]}
+                        for g in attr.arguments},
                 })
             if k % 20 == 0 or k == len(subset):
                 el = time.perf_counter() - t0
@@ -159,15 +164,82 @@ def replay(trajs: list[Any], methods: list[str], loo_every: int, threads: int) -
 
 # -- analysis -----------------------------------------------------------------------------------
 
+#: How an action is judged (auditor.check.policy: judge / decisive_arguments). "either" is reported,
+#: not shippable: supported when the whole call OR its decisive arguments are.
+JUDGES = ("action", "arguments", "every argument")
+REPORTED_JUDGES = JUDGES + ("either",)
 
-def _risk(row: dict[str, Any], weighting: str) -> float:
+
+class _Shape:
+    """What scoring needs of an audit for per-token weighting: each segment's token count."""
+
+    def __init__(self, ntok: dict[str, int]) -> None:
+        self.ntok = ntok
+
+    def segment(self, segment_id: str) -> Any:
+        from types import SimpleNamespace
+
+        return SimpleNamespace(token_start=0, token_end=self.ntok[segment_id], text="")
+
+
+def _rebuild(row: dict[str, Any]) -> tuple[Any, _Shape]:
+    """The row's ActionAttribution (drivers and argument drivers; ids by label) for `score_action`."""
+    from auditor.results import ActionAttribution, ArgumentAttribution, Driver, HopFlow
+    from auditor.trajectory import Action, ActionKind
+
+    ntok: dict[str, int] = {}
+
+    def drivers(items: list[list[Any]]) -> list[Any]:
+        out = []
+        for rank, (kind, share, n, label, *sid) in enumerate(items, 1):
+            seg = sid[0] if sid else f"s:{label}"
+            ntok[seg] = max(1, int(n))
+            out.append(Driver(segment_id=seg, kind=kind, label=label, score=share, share=share, rank=rank))
+        return out
+
+    tool = row["tool"]
+    kind = ActionKind(tool) if tool in ("code_edit", "final_answer") else ActionKind.tool_call
+    action = Action(id=f"{row['trajectory']}:{row['step']}", kind=kind, message_index=0, step=row["step"],
+                    tool_name=tool if kind is ActionKind.tool_call else None)
+    base = drivers(row["drivers"])
+    args = [ArgumentAttribution(name=name, token_start=0, token_end=1, drivers=drivers(g["drivers"]), flow_ratio=g["flow"])
+            for name, g in (row.get("arguments") or {}).items()]
+    hops = [HopFlow(hop=h, flow_ratio=f, by_kind=bk) for h, (f, bk) in enumerate(row.get("hops") or [])]
+    return ActionAttribution(action=action, drivers=base, hops=hops, arguments=args), _Shape(ntok)
+
+
+def _judge_policy(weighting: str, judge: str) -> Any:
+    from auditor.check.policy import Policy
+
+    if judge == "action":
+        return Policy(weighting=weighting, judge="action")
+    if judge == "every argument":
+        return Policy(weighting=weighting, judge="arguments", decisive_arguments=["*"])
+    return Policy(weighting=weighting, judge="arguments")
+
+
+def support(row: dict[str, Any], weighting: str, judge: str) -> float:
+    """The row's support under a weighting and a judge, scored by `auditor.check.scoring` itself."""
+    key = f"_support:{weighting}:{judge}"
+    if key not in row:
+        if judge == "either":
+            row[key] = max(support(row, weighting, "action"), support(row, weighting, "arguments"))
+        else:
+            from auditor.check.scoring import score_action
+
+            attr, shape = _rebuild(row)
+            row[key] = score_action(attr, _judge_policy(weighting, judge), shape).support  # type: ignore[arg-type]
+    return row[key]
+
+
+def _risk(row: dict[str, Any], weighting: str, judge: str = "action") -> float:
     if row["method"] == "keyword":
         return row["risk"]
-    return 1.0 - row[f"support_{weighting}"]
+    return 1.0 - support(row, weighting, judge)
 
 
-def evaluate(rows: list[dict[str, Any]], method: str, weighting: str) -> dict[str, Any]:
-    """Thresholds on calibration, figures on held-out, for one method and weighting."""
+def evaluate(rows: list[dict[str, Any]], method: str, weighting: str, judge: str = "action") -> dict[str, Any]:
+    """Thresholds on calibration, figures on held-out, for one method, weighting and judge."""
     from auditor.check.calibration import best_threshold, confusion, low_quantile_cut, roc_auc
 
     mine = [r for r in rows if r["method"] == method]
@@ -176,10 +248,11 @@ def evaluate(rows: list[dict[str, Any]], method: str, weighting: str) -> dict[st
     cal = [r for r in targets if r["split"] == "calibration"]
     held = [r for r in targets if r["split"] == "heldout"]
     out: dict[str, Any] = {"method": method, "weighting": weighting if method != "keyword" else None,
+                           "judge": judge if method != "keyword" else None,
                            "n_calibration": len(cal), "n_heldout": len(held)}
     if not cal or not held:
         return out
-    risk = lambda rs: [_risk(r, weighting) for r in rs]  # noqa: E731
+    risk = lambda rs: [_risk(r, weighting, judge) for r in rs]  # noqa: E731
     lab = lambda rs: [r["label"] for r in rs]  # noqa: E731
     cut = best_threshold(risk(cal), lab(cal))
     out["auc_calibration"] = roc_auc(risk(cal), lab(cal))
@@ -204,8 +277,8 @@ def evaluate(rows: list[dict[str, Any]], method: str, weighting: str) -> dict[st
         out["threshold"] = round(1.0 - cut, 4)  # flag when support < threshold
     # read-only tools: benign reads whose arguments come from data
     if method != "keyword" and reads:
-        cal_reads = [1.0 - _risk(r, weighting) for r in reads if r["split"] == "calibration"]
-        held_reads = [1.0 - _risk(r, weighting) for r in reads if r["split"] == "heldout"]
+        cal_reads = [1.0 - _risk(r, weighting, judge) for r in reads if r["split"] == "calibration"]
+        held_reads = [1.0 - _risk(r, weighting, judge) for r in reads if r["split"] == "heldout"]
         t_read = min(low_quantile_cut(cal_reads, READ_FP_RATE), out["threshold"])
         out["read_threshold"] = t_read
         out["read_fp_calibration"] = sum(v < t_read for v in cal_reads) / max(1, len(cal_reads))
@@ -224,8 +297,8 @@ def evaluate(rows: list[dict[str, Any]], method: str, weighting: str) -> dict[st
             pos = [r for r in rs if r["label"]]
             neg = [r for r in rs if not r["label"]]
             cell[g] = {"n_injected": len(pos), "n_benign": len(neg),
-                       "recall": sum(_risk(r, weighting) > cut for r in pos) / len(pos) if pos else None,
-                       "fpr": sum(_risk(r, weighting) > cut for r in neg) / len(neg) if neg else None}
+                       "recall": sum(_risk(r, weighting, judge) > cut for r in pos) / len(pos) if pos else None,
+                       "fpr": sum(_risk(r, weighting, judge) > cut for r in neg) / len(neg) if neg else None}
         by[key] = cell
     out["heldout_by"] = by
     secs = [r["trajectory_seconds"] for r in mine if "trajectory_seconds" in r and r["target"]]
@@ -239,7 +312,7 @@ def _cuts(scores: list[float]) -> list[float]:
     return sorted({round(c, 2) for c in [(a + b) / 2 for a, b in zip(vals, vals[1:])] + [vals[-1]]})
 
 
-def per_tool(rows: list[dict[str, Any]], weighting: str) -> dict[str, Any]:
+def per_tool(rows: list[dict[str, Any]], weighting: str, judge: str) -> dict[str, Any]:
     """FlashTrace with one threshold per target tool (each chosen on calibration): reported, not shipped."""
     from auditor.check.calibration import Confusion, best_threshold, confusion
 
@@ -250,14 +323,14 @@ def per_tool(rows: list[dict[str, Any]], weighting: str) -> dict[str, Any]:
         held = [r for r in fl if r["tool"] == tool and r["split"] == "heldout"]
         if not cal or not held:
             continue
-        cut = best_threshold([_risk(r, weighting) for r in cal], [r["label"] for r in cal])
+        cut = best_threshold([_risk(r, weighting, judge) for r in cal], [r["label"] for r in cal])
         thresholds[tool] = round(1.0 - cut, 4)
-        c = confusion([_risk(r, weighting) for r in held], [r["label"] for r in held], cut)
+        c = confusion([_risk(r, weighting, judge) for r in held], [r["label"] for r in held], cut)
         total = [total[0] + c.tp, total[1] + c.fp, total[2] + c.tn, total[3] + c.fn]
     return {"thresholds": thresholds, "heldout": Confusion(float("nan"), *total).as_dict()}
 
 
-def rule_effects(rows: list[dict[str, Any]], threshold: float, weighting: str) -> dict[str, Any]:
+def rule_effects(rows: list[dict[str, Any]], threshold: float, weighting: str, judge: str) -> dict[str, Any]:
     """Would the extra rules help FlashTrace? F1 on calibration with each rule on."""
     from auditor.check.calibration import Confusion
 
@@ -271,7 +344,7 @@ def rule_effects(rows: list[dict[str, Any]], threshold: float, weighting: str) -
             ("+ data-driven reasoning (flow > 0.3)", lambda r: (r["reasoning_flow"] or 0) > 0.3
              and r["reasoning_support"] is not None and r["reasoning_support"] < threshold),
         ):
-            flags = [(r[f"support_{weighting}"] < threshold) or extra(r) for r in rs]
+            flags = [(support(r, weighting, judge) < threshold) or extra(r) for r in rs]
             tp = sum(f and r["label"] for f, r in zip(flags, rs))
             fp = sum(f and not r["label"] for f, r in zip(flags, rs))
             fn = sum((not f) and r["label"] for f, r in zip(flags, rs))
@@ -281,23 +354,39 @@ def rule_effects(rows: list[dict[str, Any]], threshold: float, weighting: str) -
 
 
 def analyse(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Choose the judge and weighting (FlashTrace, best calibration F1), then compare methods under it."""
     methods = [m for m in ("flashtrace", "attention", "loo", "keyword") if any(r["method"] == m for r in rows)]
+    judged = any(r.get("arguments") for r in rows if r["method"] != "keyword")
+    judges = JUDGES if judged else ("action",)
+    # every model method under every judge (mass weighting): is it the judge or the method that helps?
+    judge_table = [evaluate(rows, m, "mass", j) for m in methods if m != "keyword"
+                   for j in (REPORTED_JUDGES if judged else ("action",))]
+    # the shipped (weighting, judge): FlashTrace's best calibration F1 among policy-expressible judges
+    options = [evaluate(rows, "flashtrace", w, j) for w in ("mass", "per_token") for j in judges] \
+        if "flashtrace" in methods else []
+    options = [e for e in options if "calibration" in e]
+    chosen = max(options, key=lambda e: (e["calibration"]["f1"], e["auc_calibration"], e["weighting"] == "mass",
+                                         e["judge"] == "arguments")) if options else None
+    judge = chosen["judge"] if chosen else "action"
     table = []
     for m in methods:
         for w in (("mass", "per_token") if m != "keyword" else ("mass",)):
-            table.append(evaluate(rows, m, w))
-    # the shipped weighting: the better FlashTrace calibration AUC
-    fl = [e for e in table if e["method"] == "flashtrace" and "auc_calibration" in e]
-    chosen = max(fl, key=lambda e: (e["auc_calibration"], e["weighting"] == "mass")) if fl else None
-    result: dict[str, Any] = {"table": table}
+            table.append(evaluate(rows, m, w, judge))
+    result: dict[str, Any] = {"table": table, "judges": judge_table, "judge": judge,
+                              "judge_options": [{k: e.get(k) for k in ("weighting", "judge", "auc_calibration",
+                                                                       "threshold")} | {"f1_calibration": e["calibration"]["f1"]}
+                                                for e in options]}
     if chosen:
+        from auditor.check.defaults import DEFAULT_DECISIVE_ARGUMENTS
+
         result["default"] = {
-            "method": "flashtrace", "hops": 1, "weighting": chosen["weighting"],
+            "method": "flashtrace", "hops": 1, "weighting": chosen["weighting"], "judge": judge,
+            "decisive_arguments": list(DEFAULT_DECISIVE_ARGUMENTS),
             "threshold": chosen["threshold"], "read_threshold": chosen.get("read_threshold"),
             "read_tools": list(READ_TOOLS),
         }
-        result["rules"] = rule_effects(rows, chosen["threshold"], chosen["weighting"])
-        result["per_tool"] = per_tool(rows, chosen["weighting"])
+        result["rules"] = rule_effects(rows, chosen["threshold"], chosen["weighting"], judge)
+        result["per_tool"] = per_tool(rows, chosen["weighting"], judge)
         result["examples"] = examples_check({**result["default"], "low_fpr": chosen.get("low_fpr")})
     return result
 
@@ -309,14 +398,15 @@ def examples_check(chosen: dict[str, Any]) -> dict[str, Any]:
     from auditor.check import Policy, check_paths
     from auditor.models import load_model
 
-    policy = Policy(threshold=0.0, weighting=chosen["weighting"])
+    policy = Policy(threshold=0.0, weighting=chosen["weighting"], judge=chosen.get("judge", "action"))
     auditor = Auditor(load_model(), method="flashtrace", hops=1)
     read_thr = chosen.get("read_threshold")
     points = {"shipped": chosen["threshold"], "low_fpr": (chosen.get("low_fpr") or {}).get("threshold")}
     out: dict[str, Any] = {}
     for name in ("injected_email", "benign_budget_email"):
         rep = check_paths([ROOT / "examples" / f"{name}.jsonl"], policy, auditor)
-        acts = [{"tool": v.tool_name or v.action_kind, "support": v.support}
+        acts = [{"tool": v.tool_name or v.action_kind, "support": v.support, "argument": v.argument,
+                 "action_support": v.action_support}
                 for r in rep.results for v in r.verdicts if v.status != "ignored"]
         verdicts = {}
         for point, thr in points.items():
@@ -473,7 +563,7 @@ def write_doc(result: dict[str, Any], meta: dict[str, Any]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description="Benchmark and calibrate audit check.")
     ap.add_argument("--methods", default="flashtrace,attention,loo,keyword")
-    ap.add_argument("--loo-every", type=int, default=3, help="replay LOO on every n-th trajectory (it is the slowest)")
+    ap.add_argument("--loo-every", type=int, default=2, help="replay LOO on every n-th trajectory (it is the slowest)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core machine)")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N trajectories (smoke runs)")
     ap.add_argument("--reuse", action="store_true", help="skip the replay; re-analyse benchmarks/results/check_raw.jsonl")

@@ -19,7 +19,7 @@ from auditor.check.runner import (
     make_auditor,
     run_check,
 )
-from auditor.check.scoring import RULES, SupportScore, score_action, support_of
+from auditor.check.scoring import RULES, SupportScore, argument_supports, score_action, support_of
 
 __all__ = [
     "ActionVerdict",
@@ -46,4 +46,5 @@ __all__ = [
     "run_check",
     "score_action",
     "support_of",
+    "argument_supports",
 ]

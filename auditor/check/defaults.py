@@ -23,6 +23,21 @@ DEFAULT_IGNORE: tuple[str, ...] = ("final_answer",)
 #: Weighting of the support ratio ("mass" or "per_token").
 DEFAULT_WEIGHTING: str = "mass"
 
+#: How an action is judged: "arguments" (its least supported decisive argument) or "action".
+DEFAULT_JUDGE: str = "arguments"
+
+#: Argument names (globs) that decide an action's verdict: who receives its effect. A body, a
+#: message text or a title may rightly restate what the agent read; a recipient the user did not
+#: name is what an injection changes. Tools with none of these (statements, commands, edits) are
+#: judged as whole calls. The benchmark chose this list over judging every argument (see
+#: docs/benchmarks/check.md).
+DEFAULT_DECISIVE_ARGUMENTS: tuple[str, ...] = (
+    "to", "cc", "bcc", "recipient*", "attendee*", "invitee*", "participant*", "channel", "share_with",
+)
+
+#: Per tool (name or glob): its decisive arguments, replacing the list above. None by default.
+DEFAULT_TOOL_ARGUMENTS: dict[str, tuple[str, ...]] = {}
+
 #: Attribution the default check replays with.
 DEFAULT_METHOD: str = "flashtrace"
 DEFAULT_HOPS: int = 1

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from auditor.check.policy import Policy
 from auditor.check.scoring import RULES, SupportScore
 from auditor.results import ActionAttribution, Driver, TrajectoryAudit
+from auditor.trajectory import Action
 
 QUOTE_TOKENS = 16  # width of the hottest-token window a quote is cut around
 QUOTE_CHARS = 200
@@ -54,6 +55,9 @@ class Finding(_Model):
     reasoning_flow: float = 0.0
     driver: DriverRef | None = None  # the data segment that drove it (or the top driver)
     rules: list[str] = Field(default_factory=list)
+    argument: str | None = None  # the decisive argument the verdict rests on (None: the whole call)
+    argument_supports: dict[str, float] = Field(default_factory=dict)  # each decisive argument's support
+    action_support: float | None = None  # the whole call's support, for reference
 
     @property
     def action_text(self) -> str:
@@ -89,6 +93,9 @@ class ActionVerdict(_Model):
     top_driver: DriverRef | None = None
     no_evidence: bool = False
     seconds: float = 0.0
+    argument: str | None = None
+    argument_supports: dict[str, float] = Field(default_factory=dict)
+    action_support: float | None = None
 
 
 class TrajectoryResult(_Model):
@@ -259,6 +266,9 @@ def make_verdict(attr: ActionAttribution, score: SupportScore, audit: Trajectory
         top_driver=driver_ref(score.top_driver, audit, attr),
         no_evidence=score.no_evidence,
         seconds=attr.seconds,
+        argument=score.argument,
+        argument_supports=score.argument_supports,
+        action_support=score.action_support,
     )
 
 
@@ -274,9 +284,12 @@ def make_finding(
     driving = score.top_data_driver or score.top_driver
     ref = driver_ref(driving, audit, attr)
     what = a.summary
+    if score.argument is not None:
+        what += f": its {argument_text(a, score.argument)}"
+    mass = "of the argument's input mass" if score.argument is not None else "of input mass"
     msg = (
         f"{what} is not supported by the user's request: support {score.support:.2f} < {score.threshold:.2f} "
-        f"(authority {score.authority_share:.0%}, data {score.data_share:.0%} of input mass)"
+        f"(authority {score.authority_share:.0%}, data {score.data_share:.0%} {mass})"
     )
     if score.rules and score.rules[0] != "low-support":
         msg = f"{what}: {RULES[score.rules[0]]} (support {score.support:.2f}, threshold {score.threshold:.2f})"
@@ -304,4 +317,15 @@ def make_finding(
         data_share=score.data_share,
         reasoning_flow=score.reasoning_flow,
         driver=ref,
+        argument=score.argument,
+        argument_supports=score.argument_supports,
+        action_support=score.action_support,
     )
+
+
+def argument_text(action: Action, name: str, limit: int = 60) -> str:
+    """``to = "x@y.org"`` for a tool argument; ``replace text`` for an edit part."""
+    if name in action.arguments:
+        value = json.dumps(action.arguments[name], ensure_ascii=False)
+        return f"{name} = {value[:limit] + ('…' if len(value) > limit else '')}"
+    return f"{name} text" if name in ("search", "replace") else name

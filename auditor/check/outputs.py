@@ -37,9 +37,12 @@ def render_terminal(report: CheckReport, console: Console | None = None, verbose
     for f in report.findings:
         console.print(f"[red]✗[/] [bold]{_escape(f.location)}[/]  {_escape(f.trajectory_id)}  step {f.step}", highlight=False)
         console.print(f"  {_escape(_call_text(f))}", highlight=False, soft_wrap=False, overflow="fold")
+        if f.argument is not None:
+            whole = "" if f.action_support is None else f"; the call as a whole: {f.action_support:.2f}"
+            console.print(f"  judged by its [bold]{_escape(f.argument)}[/] argument{whole}", highlight=False)
         console.print(
             f"  support [red]{f.support:.2f}[/] < {f.threshold:.2f}  (authority {f.authority_share:.0%}, "
-            f"data {f.data_share:.0%} of the input mass"
+            f"data {f.data_share:.0%} of the {'argument' if f.argument else 'input'} mass"
             + (f"; {f.reasoning_flow:.0%} through reasoning" if f.reasoning_flow >= 0.005 else "") + ")"
             + (f"  [dim]{', '.join(f.rules)}[/]" if f.rules != ["low-support"] else ""),
             highlight=False,
@@ -51,7 +54,7 @@ def render_terminal(report: CheckReport, console: Console | None = None, verbose
                 console.print(f'    [italic]"{_escape(f.driver.quote)}"[/]', highlight=False)
     if verbose:
         table = Table(title="Checked actions", title_justify="left")
-        for col in ("trajectory", "action", "status", "support", "threshold", "top driver"):
+        for col in ("trajectory", "action", "judged by", "status", "support", "threshold", "top driver"):
             table.add_column(col, overflow="fold")
         for r in report.results:
             for v in r.verdicts:
@@ -59,6 +62,7 @@ def render_terminal(report: CheckReport, console: Console | None = None, verbose
                 table.add_row(
                     _escape(r.trajectory_id),
                     _escape(f"{v.tool_name or v.action_kind}"),
+                    "-" if v.status == "ignored" else _escape(v.argument or "whole call"),
                     f"[{style}]{v.status}[/]",
                     "-" if v.support is None else f"{v.support:.2f}",
                     "-" if v.threshold is None else f"{v.threshold:.2f}",
@@ -171,6 +175,10 @@ def _finding_details(f: Finding) -> str:
         f"data share {f.data_share:.3f}, reasoning flow {f.reasoning_flow:.3f}",
         f"rules: {', '.join(f.rules)}",
     ]
+    if f.argument is not None:
+        lines.insert(2, f"judged by argument: {f.argument} (decisive arguments' supports: "
+                        + ", ".join(f"{k} {v:.3f}" for k, v in f.argument_supports.items())
+                        + ("" if f.action_support is None else f"; whole call {f.action_support:.3f}") + ")")
     if f.driver is not None:
         lines.append(f"driving segment: {f.driver.kind} '{f.driver.label}' [{f.driver.segment_id}] share {f.driver.share:.3f}")
         if f.driver.quote:

@@ -10,6 +10,11 @@ A policy file, every key optional (missing keys take the defaults in
     threshold = 0.5                 # minimum support for any action not listed below
     weighting = "mass"              # "mass" or "per_token" (see auditor.check.scoring)
     ignore = ["final_answer", "list_*"]   # tool names, action kinds or glob patterns
+    judge = "arguments"             # "arguments" (decisive arguments) or "action" (the whole call)
+    decisive_arguments = ["to", "cc", "recipient*"]   # argument names (globs) that decide the verdict
+
+    [arguments]                     # per tool: its decisive arguments (replaces the list above)
+    transfer_funds = ["account", "amount"]
 
     [tools]                         # per-tool minimum support; keys are names or globs
     send_email = 0.6
@@ -19,7 +24,17 @@ A policy file, every key optional (missing keys take the defaults in
     data_top_driver = false         # also flag when the strongest driver is a data segment
     max_reasoning_flow = 1.0        # flag when more than this share flowed through data-driven reasoning
 
-Most specific tool key wins: an exact name beats a glob, a longer glob beats a shorter one.
+Most specific tool key wins: an exact name beats a glob, a longer glob beats a shorter one
+(for ``[tools]`` and ``[arguments]`` alike).
+
+With ``judge = "arguments"`` an action is judged by its *decisive* arguments, the ones that say
+who receives its effect (a recipient, an attendee, a channel), not those that restate what the
+agent read (an email body summarising a file): the least supported decisive argument sets the
+action's support. They are the arguments named for the tool in ``[arguments]``, else those matching
+``decisive_arguments``. An action with no decisive argument explained (a statement, a command, an
+edit, or an audit made without arguments) is judged as a whole call. The default list comes from
+the injection benchmark, where it beat judging whole calls and judging every argument (see
+``docs/benchmarks/check.md``).
 """
 
 from __future__ import annotations
@@ -76,6 +91,15 @@ class Policy(BaseModel):
     tools: dict[str, float] = Field(default_factory=lambda: dict(defaults.DEFAULT_TOOL_THRESHOLDS), description="Per-tool minimum support (names or globs).")
     ignore: list[str] = Field(default_factory=lambda: list(defaults.DEFAULT_IGNORE), description="Tool names, action kinds or glob patterns to skip.")
     weighting: Literal["mass", "per_token"] = defaults.DEFAULT_WEIGHTING  # type: ignore[assignment]
+    judge: Literal["arguments", "action"] = Field(
+        defaults.DEFAULT_JUDGE,  # type: ignore[arg-type]
+        description="Judge an action by its decisive arguments (the least supported one) or as a whole call.")
+    decisive_arguments: list[str] = Field(
+        default_factory=lambda: list(defaults.DEFAULT_DECISIVE_ARGUMENTS),
+        description="Argument names (globs) that decide an action's verdict under judge = 'arguments'.")
+    arguments: dict[str, list[str]] = Field(
+        default_factory=lambda: {k: list(v) for k, v in defaults.DEFAULT_TOOL_ARGUMENTS.items()},
+        description="Per tool (name or glob): its decisive argument names (globs), replacing decisive_arguments.")
     rules: Rules = Field(default_factory=Rules)
     source: str = Field("", description="Where the policy came from (file path or 'default').", exclude=True)
 
@@ -105,12 +129,15 @@ class Policy(BaseModel):
         """The minimum support for a tool: exact key, else the most specific matching glob, else `threshold`."""
         if tool_name is None:
             return self.threshold
-        if tool_name in self.tools:
-            return self.tools[tool_name]
-        matches = [(len(pat.replace("*", "")), pat) for pat in self.tools if fnmatch.fnmatchcase(tool_name, pat)]
-        if matches:
-            return self.tools[max(matches)[1]]
-        return self.threshold
+        found = _most_specific(self.tools, tool_name)
+        return self.threshold if found is None else found
+
+    def decisive_for(self, tool_name: str | None, names: list[str]) -> list[str]:
+        """Which of ``names`` (an action's explained arguments) decide the verdict, in their order."""
+        patterns = _most_specific(self.arguments, tool_name) if tool_name is not None else None
+        if patterns is None:
+            patterns = self.decisive_arguments
+        return [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
 
     def ignores(self, action: Action) -> bool:
         """True when the action's tool name or kind matches an entry of `ignore` (globs allowed)."""
@@ -125,6 +152,14 @@ class Policy(BaseModel):
         out = Policy.model_validate(data)
         out.source = self.source
         return out
+
+
+def _most_specific(table: dict[str, Any], name: str) -> Any:
+    """``table``'s value for ``name``: the exact key, else the longest matching glob, else None."""
+    if name in table:
+        return table[name]
+    matches = [(len(pat.replace("*", "")), pat) for pat in table if fnmatch.fnmatchcase(name, pat)]
+    return table[max(matches)[1]] if matches else None
 
 
 DEFAULT_POLICY_RESOURCE = "default_policy.toml"
@@ -148,7 +183,7 @@ def parse_policy(text: str, source: str = "<string>", base: Policy | None = None
         data = data["check"]  # also accept everything under a [check] table (pyproject-style)
     merged: dict[str, Any] = base.model_dump() if base is not None else {}
     for key, value in data.items():
-        if key in ("tools", "rules") and isinstance(value, dict) and isinstance(merged.get(key), dict):
+        if key in ("tools", "rules", "arguments") and isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = {**merged[key], **value}
         else:
             merged[key] = value

@@ -17,6 +17,13 @@ Segments of other kinds (earlier turns, reasoning that hop 1 did not resolve) co
 side. With no authority and no data mass at all, support is 1.0 (nothing to judge) and the
 action is marked ``no_evidence``.
 
+With ``judge = "arguments"`` (the default) the same ratio is taken per decisive argument, from
+that argument's own drivers (`ActionAttribution.arguments`), and the action's support is the
+lowest of them: an email whose body rightly summarises a file but whose recipient the user named
+is supported; one whose recipient came from the file is not. The shares, top driver and quote
+then describe that argument (``SupportScore.argument``). Actions without a decisive argument
+explained fall back to the whole call.
+
 An action is **unsupported** (a finding) when any of these holds:
 
 1. ``support < threshold`` for its tool (``Policy.threshold_for``) — rule ``low-support``;
@@ -65,6 +72,9 @@ class SupportScore:
     top_data_driver: Driver | None = None
     rules: list[str] = field(default_factory=list)  # the rules that fired
     no_evidence: bool = False
+    argument: str | None = None  # the decisive argument the verdict rests on (None: the whole call)
+    argument_supports: dict[str, float] = field(default_factory=dict)  # every decisive argument's support
+    action_support: float | None = None  # the whole call's support, for reference
 
     @property
     def flagged(self) -> bool:
@@ -92,35 +102,63 @@ def _segment_tokens(audit: TrajectoryAudit | None, segment_id: str) -> int:
     return max(1, seg.token_end - seg.token_start)
 
 
-def kind_shares(attr: ActionAttribution, policy: Policy) -> tuple[float, float, float]:
-    """(authority, data, other) mass shares of the action's drivers; negative shares (a segment that
-    works *against* the action, which leave-one-out can report) count as zero."""
-    a = sum(max(0.0, x.share) for x in attr.drivers if x.kind in policy.authority_kinds)
-    d = sum(max(0.0, x.share) for x in attr.drivers if x.kind in policy.data_kinds)
-    total = sum(max(0.0, x.share) for x in attr.drivers)
+def _shares(drivers: list[Driver], policy: Policy) -> tuple[float, float, float]:
+    a = sum(max(0.0, x.share) for x in drivers if x.kind in policy.authority_kinds)
+    d = sum(max(0.0, x.share) for x in drivers if x.kind in policy.data_kinds)
+    total = sum(max(0.0, x.share) for x in drivers)
     return a, d, max(0.0, total - a - d)
 
 
-def support_of(attr: ActionAttribution, policy: Policy, audit: TrajectoryAudit | None = None) -> float | None:
-    """The support ratio under the policy's weighting; None when there is no authority or data mass."""
-    a, d, _ = kind_shares(attr, policy)
+def _support(drivers: list[Driver], policy: Policy, audit: TrajectoryAudit | None) -> float | None:
+    a, d, _ = _shares(drivers, policy)
     if policy.weighting == "per_token":
-        n_a = sum(_segment_tokens(audit, x.segment_id) for x in attr.drivers if x.kind in policy.authority_kinds)
-        n_d = sum(_segment_tokens(audit, x.segment_id) for x in attr.drivers if x.kind in policy.data_kinds)
+        n_a = sum(_segment_tokens(audit, x.segment_id) for x in drivers if x.kind in policy.authority_kinds)
+        n_d = sum(_segment_tokens(audit, x.segment_id) for x in drivers if x.kind in policy.data_kinds)
         a = a / n_a if n_a else 0.0
         d = d / n_d if n_d else 0.0
     return _ratio(a, d)
 
 
+def kind_shares(attr: ActionAttribution, policy: Policy) -> tuple[float, float, float]:
+    """(authority, data, other) mass shares of the whole action's drivers; negative shares (a
+    segment that works *against* the action, which leave-one-out can report) count as zero."""
+    return _shares(attr.drivers, policy)
+
+
+def support_of(attr: ActionAttribution, policy: Policy, audit: TrajectoryAudit | None = None) -> float | None:
+    """The whole action's support ratio under the policy's weighting; None when there is no
+    authority or data mass."""
+    return _support(attr.drivers, policy, audit)
+
+
+def argument_supports(attr: ActionAttribution, policy: Policy, audit: TrajectoryAudit | None = None) -> dict[str, float]:
+    """Support of each decisive argument that has authority or data mass, in argument order."""
+    names = policy.decisive_for(attr.action.tool_name, [g.name for g in attr.arguments])
+    out: dict[str, float] = {}
+    for g in attr.arguments:
+        if g.name in names and g.name not in out:
+            value = _support(g.drivers, policy, audit)
+            if value is not None:
+                out[g.name] = value
+    return out
+
+
 def score_action(attr: ActionAttribution, policy: Policy, audit: TrajectoryAudit | None = None) -> SupportScore:
     """Apply the formula and the rules above to one explained action."""
-    a, d, other = kind_shares(attr, policy)
-    support = support_of(attr, policy, audit)
+    action_support = support_of(attr, policy, audit)
+    drivers, argument, per_arg = attr.drivers, None, {}
+    if policy.judge == "arguments":
+        per_arg = argument_supports(attr, policy, audit)
+        if per_arg:
+            argument = min(per_arg, key=lambda n: per_arg[n])
+            drivers = next(g for g in attr.arguments if g.name == argument).drivers
+    a, d, other = _shares(drivers, policy)
+    support = per_arg[argument] if argument is not None else action_support
     no_evidence = support is None
     support = 1.0 if support is None else support
     threshold = policy.threshold_for(attr.action.tool_name)
 
-    ranked = sorted(attr.drivers, key=lambda x: (x.rank, -x.share))
+    ranked = sorted(drivers, key=lambda x: (x.rank, -x.share))
     top = ranked[0] if ranked else None
     top_data = next((x for x in ranked if x.kind in policy.data_kinds), None)
 
@@ -156,6 +194,9 @@ def score_action(attr: ActionAttribution, policy: Policy, audit: TrajectoryAudit
         top_data_driver=top_data,
         rules=rules,
         no_evidence=no_evidence,
+        argument=argument,
+        argument_supports=per_arg,
+        action_support=action_support,
     )
 
 

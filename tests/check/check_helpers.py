@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from auditor.loading import load_path
-from auditor.results import ActionAttribution, Driver, HopFlow, RunInfo, TrajectoryAudit
+from auditor.results import ArgumentAttribution, ActionAttribution, Driver, HopFlow, RunInfo, TrajectoryAudit
 from auditor.trajectory import Provenance, Segment, SegmentKind, Trajectory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,9 +25,17 @@ def segments_for(traj: Trajectory) -> list[Segment]:
     return segs
 
 
+def _drivers(shares: dict[str, float], by_id: dict) -> list[Driver]:
+    ranked = sorted(shares.items(), key=lambda kv: -kv[1])
+    return [Driver(segment_id=sid, kind=by_id[sid].kind, label=by_id[sid].label, score=s, share=s, rank=r + 1)
+            for r, (sid, s) in enumerate(ranked)]
+
+
 def build_audit(traj: Trajectory, shares: dict[int, dict[str, float]], hops: dict[int, list[HopFlow]] | None = None,
-                token_scores: dict[int, list[float]] | None = None, tokens: list[str] | None = None) -> TrajectoryAudit:
-    """shares[step] = {segment_id: share}; actions without an entry are left out of the audit."""
+                token_scores: dict[int, list[float]] | None = None, tokens: list[str] | None = None,
+                arguments: dict[int, dict[str, dict[str, float]]] | None = None) -> TrajectoryAudit:
+    """shares[step] = {segment_id: share}; actions without an entry are left out of the audit.
+    arguments[step] = {argument name: {segment_id: share}} gives per-argument drivers."""
     traj = traj.with_actions()
     segs = segments_for(traj)
     by_id = {s.id: s for s in segs}
@@ -35,11 +43,11 @@ def build_audit(traj: Trajectory, shares: dict[int, dict[str, float]], hops: dic
     for action in traj.actions:
         if action.step not in shares:
             continue
-        ranked = sorted(shares[action.step].items(), key=lambda kv: -kv[1])
-        drivers = [Driver(segment_id=sid, kind=by_id[sid].kind, label=by_id[sid].label, score=s, share=s, rank=r + 1)
-                   for r, (sid, s) in enumerate(ranked)]
+        drivers = _drivers(shares[action.step], by_id)
+        args = [ArgumentAttribution(name=name, token_start=k, token_end=k + 1, drivers=_drivers(sh, by_id))
+                for k, (name, sh) in enumerate((arguments or {}).get(action.step, {}).items())]
         attrs.append(ActionAttribution(action=action, drivers=drivers, hops=(hops or {}).get(action.step, []),
-                                       token_scores=(token_scores or {}).get(action.step, [])))
+                                       token_scores=(token_scores or {}).get(action.step, []), arguments=args))
     run = RunInfo(run_id="r1", model="hand-built", method="flashtrace", hops=1, auditor_version="test")
     return TrajectoryAudit(run=run, trajectory=traj, segments=segs, tokens=tokens or [], actions=attrs)
 

@@ -89,23 +89,21 @@ def test_check_fails_the_injected_example(tmp_path, monkeypatch):
     bad = runner.invoke(app, ["check", INJECTED, "--junit", str(junit)])
     assert bad.exit_code == 1, bad.output
     assert "send_email" in bad.output and "archive@exfil.example" in bad.output
+    assert "judged by its to argument" in bad.output  # the recipient came from the inbox
     assert ET.parse(junit).getroot().get("failures") == "1"
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "calibrated default threshold 0.25 (best F1 on the benchmark's calibration split, "
-        "docs/benchmarks/check.md) vs the benign example's send_email support 0.214: its body "
-        "summarises the file it read. Kept as written; remove this mark once it passes."
-    ),
-)
 def test_check_passes_the_benign_example(monkeypatch):
-    """The issue's acceptance test (2/2), on the embedded model with the shipped (calibrated) policy."""
+    """The issue's acceptance test (2/2), on the embedded model with the shipped (calibrated) policy:
+    the email's body summarises the file it read (data), its recipient is the one the user named."""
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
-    good = runner.invoke(app, ["check", BENIGN, "--verbose"])
+    good = runner.invoke(app, ["check", BENIGN, "--json"])
     assert good.exit_code == 0, good.output
+    report = json.loads(good.stdout)
+    (send,) = [v for r in report["results"] for v in r["verdicts"] if v["tool_name"] == "send_email"]
+    assert send["status"] == "passed" and send["argument"] == "to"
+    assert send["support"] > send["threshold"] > send["action_support"]  # the whole call alone would fail
 
 
 def test_db_records_the_audits(fake, tmp_path):

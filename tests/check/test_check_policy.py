@@ -21,6 +21,9 @@ def test_default_policy_matches_defaults_module():
     assert p.tools == defaults.DEFAULT_TOOL_THRESHOLDS
     assert tuple(p.ignore) == defaults.DEFAULT_IGNORE
     assert p.weighting == defaults.DEFAULT_WEIGHTING
+    assert p.judge == defaults.DEFAULT_JUDGE
+    assert tuple(p.decisive_arguments) == defaults.DEFAULT_DECISIVE_ARGUMENTS
+    assert p.arguments == {k: list(v) for k, v in defaults.DEFAULT_TOOL_ARGUMENTS.items()}
     assert p.authority_kinds == {SegmentKind.system, SegmentKind.user_request, SegmentKind.user_constraint}
     assert p.data_kinds == {SegmentKind.tool_output, SegmentKind.file_context}
     assert p.rules.data_top_driver == defaults.DEFAULT_DATA_TOP_DRIVER
@@ -110,3 +113,21 @@ def test_defaults_come_from_the_benchmark():
     assert defaults.DEFAULT_METHOD == d["method"] and defaults.DEFAULT_HOPS == d["hops"]
     expected_tools = {} if d["read_threshold"] >= d["threshold"] else {p: d["read_threshold"] for p in d["read_tools"]}
     assert defaults.DEFAULT_TOOL_THRESHOLDS == expected_tools
+
+
+def test_decisive_arguments_per_tool_override_the_list():
+    p = parse_policy('decisive_arguments = ["to", "recipient*"]\n[arguments]\ntransfer_funds = ["account", "amount"]\n'
+                     '"send_*" = ["number"]\nsend_email = ["to", "cc"]')
+    assert p.decisive_for("share_file", ["path", "recipient_email"]) == ["recipient_email"]
+    assert p.decisive_for("transfer_funds", ["memo", "amount", "account"]) == ["amount", "account"]
+    assert p.decisive_for("send_sms", ["to", "number"]) == ["number"]  # the glob beats the list
+    assert p.decisive_for("send_email", ["body", "cc", "to"]) == ["cc", "to"]  # the exact name beats the glob
+    assert p.decisive_for(None, ["to"]) == ["to"]
+    assert default_policy().decisive_for("run_command", ["command"]) == []  # judged as a whole call
+
+
+def test_bad_judge_and_arguments_are_named():
+    with pytest.raises(PolicyError, match="judge"):
+        parse_policy('judge = "vibes"')
+    with pytest.raises(PolicyError, match="arguments.send_email"):
+        parse_policy('[arguments]\nsend_email = "to"')

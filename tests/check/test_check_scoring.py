@@ -140,3 +140,42 @@ def test_audit_errors_are_reported_not_raised(injected):
 def test_nothing_to_check_needs_no_auditor(injected):
     report = check_trajectories([injected], parse_policy('ignore = ["*"]'), auditor=None)
     assert report.passed and report.checked_actions == 0
+
+
+# the injected example's send_email: the body restates the inbox (data), the recipient is the question
+SEND_ARGS = {"to": {"m1": 0.7, "m3": 0.3}, "subject": {"m1": 0.2, "m3": 0.8}, "body": {"m1": 0.1, "m3": 0.9}}
+
+
+def test_arguments_judge_by_the_least_supported_decisive_argument(injected):
+    audit = build_audit(injected, INJECTED, arguments={1: SEND_ARGS})
+    send = audit.actions[1]
+    s = score_action(send, parse_policy("threshold = 0.5"), audit)
+    assert s.argument == "to" and s.argument_supports == {"to": pytest.approx(0.7)}  # body, subject: not decisive
+    assert s.support == pytest.approx(0.7) and not s.flagged
+    assert s.authority_share == pytest.approx(0.7) and s.data_share == pytest.approx(0.3)  # the argument's shares
+    assert s.action_support == pytest.approx(0.2 / 0.9)
+    # the same action judged as a whole call is flagged
+    whole = score_action(send, parse_policy('threshold = 0.5\njudge = "action"'), audit)
+    assert whole.argument is None and whole.support == pytest.approx(0.2 / 0.9) and whole.flagged
+    # with every argument decisive, the body (restating data) decides and the call is flagged
+    every = score_action(send, parse_policy('threshold = 0.5\ndecisive_arguments = ["*"]'), audit)
+    assert every.argument == "body" and every.support == pytest.approx(0.1) and every.flagged
+
+
+def test_a_recipient_taken_from_data_is_flagged_with_its_driver(injected):
+    args = {1: {**SEND_ARGS, "to": {"m1": 0.1, "m3": 0.9}, "cc": {"m1": 0.6, "m3": 0.4}}}
+    audit = build_audit(injected, INJECTED, arguments=args)
+    s = score_action(audit.actions[1], parse_policy("threshold = 0.5"), audit)
+    assert s.argument == "to" and s.argument_supports == {"to": pytest.approx(0.1), "cc": pytest.approx(0.6)}
+    assert s.flagged and s.top_data_driver.segment_id == "m3"
+    (finding,) = check_audit(audit, parse_policy("threshold = 0.5")).findings
+    assert finding.argument == "to" and "its to = " in finding.message
+    assert finding.action_support == pytest.approx(0.2 / 0.9)
+
+
+def test_actions_without_decisive_arguments_are_judged_whole(injected):
+    audit = build_audit(injected, INJECTED, arguments={1: {"body": SEND_ARGS["body"]}})
+    s = score_action(audit.actions[1], parse_policy("threshold = 0.5"), audit)
+    assert s.argument is None and s.support == pytest.approx(0.2 / 0.9)
+    plain = build_audit(injected, INJECTED)  # an audit made without arguments
+    assert score_action(plain.actions[1], parse_policy("threshold = 0.5"), plain).argument is None
