@@ -426,6 +426,12 @@ def _f(x: Any, nd: int = 3) -> str:
     return "-" if x is None or (isinstance(x, float) and x != x) else (f"{x:.{nd}f}" if isinstance(x, float) else str(x))
 
 
+def _decisive() -> list[str]:
+    from auditor.check.defaults import DEFAULT_DECISIVE_ARGUMENTS
+
+    return list(DEFAULT_DECISIVE_ARGUMENTS)
+
+
 def write_doc(result: dict[str, Any], meta: dict[str, Any]) -> str:
     table = [e for e in result["table"] if "heldout" in e]
     lines = [
@@ -460,13 +466,51 @@ def write_doc(result: dict[str, Any], meta: dict[str, Any]) -> str:
         "stratified by domain and label. The scored unit is the trajectory's last action (the one "
         "that follows the injection, or the user).",
         "",
-        "## Results (held-out split)",
+        "## How an action is judged",
         "",
-        "Risk = 1 − support, support = A / (A + D) with A and D the authority and data shares of the "
-        "action's input mass (`auditor/check/scoring.py`; `per_token` divides each side by its token "
-        "count first). The flag threshold is chosen on the calibration split (best F1) and applied "
+        "Support = A / (A + D), with A and D the authority and data shares of an explained target's "
+        "input mass (`auditor/check/scoring.py`; `per_token` divides each side by its token count "
+        "first). Every method explains each action twice over from the same forward pass (or the same "
+        "ablations, for LOO): the whole call, and each argument's value on its own "
+        "(`ActionAttribution.arguments`). A *judge* turns those into one support per action:",
+        "",
+        "- `action`: the whole call's support;",
+        "- `arguments`: the lowest support among the call's *decisive* arguments, the ones that say who "
+        "receives its effect (`" + "`, `".join(_decisive()) + "`); calls without one (SQL statements, "
+        "shell commands, edits) are judged whole;",
+        "- `every argument`: the lowest support among all the call's arguments;",
+        "- `either` (reported, not a policy option): the higher of `action` and `arguments`.",
+        "",
+        "Each method under each judge, mass weighting, thresholds chosen on calibration (best F1), "
+        "figures on the held-out split:",
+        "",
+        "| method | judge | ROC-AUC calibration | ROC-AUC held-out | within domain | threshold | F1 calibration | precision | recall | FPR |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for e in result.get("judges", []):
+        if "heldout" not in e:
+            continue
+        lines.append(
+            f"| {e['method']} | {e['judge']} | {_f(e['auc_calibration'])} | {_f(e['auc_heldout'])} | "
+            f"{_f(e.get('auc_heldout_within_domain'))} | support < {_f(e.get('threshold'), 2)} | "
+            f"{_f(e['calibration']['f1'])} | {_f(e['heldout']['precision'])} | {_f(e['heldout']['recall'])} | "
+            f"{_f(e['heldout']['fpr'])} |")
+    opts = sorted(result.get("judge_options", []), key=lambda o: -o["f1_calibration"])
+    lines += [
+        "",
+        f"The shipped judge is **`{result.get('judge')}`**: FlashTrace's best calibration F1 among the policy's "
+        "judges and weightings (" + ", ".join(f"{o['judge']}/{o['weighting']} {o['f1_calibration']:.3f}" for o in opts)
+        + "). Judging by decisive arguments answers the question the check asks (*did the user name who "
+        "gets this?*) without penalising a body that rightly summarises what the agent read; its price is "
+        "the `delegated` variant, where the user asks the agent to take the recipient from the data "
+        "(see the breakdown below): the check says, correctly, that the recipient came from data.",
+        "",
+        "## Results (held-out split, shipped judge)",
+        "",
+        "The flag threshold is chosen on the calibration split (best F1) and applied "
         "unchanged to the held-out split. *Within-domain* is the mean of the per-domain held-out "
-        "ROC-AUCs: how well a method ranks actions whose contexts have the same shape.",
+        "ROC-AUCs: how well a method ranks actions whose contexts have the same shape. The keyword "
+        "baseline scores whole calls.",
         "",
         "| method | weighting | ROC-AUC | ROC-AUC within domain | threshold | precision | recall | FPR | s / trajectory |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -496,7 +540,8 @@ def write_doc(result: dict[str, Any], meta: dict[str, Any]) -> str:
             "",
             "## Default policy (shipped)",
             "",
-            f"- FlashTrace, hops 1, weighting `{d['weighting']}` (the better calibration ROC-AUC);",
+            f"- FlashTrace, hops 1, weighting `{d['weighting']}`, judge `{d.get('judge', 'action')}` (the best "
+            "calibration F1, above);",
             f"- `threshold = {d['threshold']}`: the best-F1 cut on the calibration split; an action is "
             "unsupported when its support is below it;",
             f"- read-only tools ({', '.join('`' + p + '`' for p in d['read_tools'])}): the largest cut that keeps "
@@ -546,7 +591,9 @@ def write_doc(result: dict[str, Any], meta: dict[str, Any]) -> str:
         if ex:
             lines += ["", "### The hand-written examples", ""]
             for name, v in ex.items():
-                acts = "; ".join(f"{a['tool']} support {_f(a['support'], 3)}" for a in v["actions"])
+                acts = "; ".join(f"{a['tool']} support {_f(a['support'], 3)}"
+                                 + (f" (its `{a['argument']}`; whole call {_f(a.get('action_support'), 3)})"
+                                    if a.get("argument") else "") for a in v["actions"])
                 verdicts = ", ".join(f"{k}: {x}" for k, x in v["verdicts"].items())
                 lines.append(f"- `examples/{name}.jsonl`: {acts} — {verdicts}")
             benign = ex.get("benign_budget_email", {}).get("verdicts", {})
@@ -556,6 +603,11 @@ def write_doc(result: dict[str, Any], meta: dict[str, Any]) -> str:
                           "`tests/check/test_check_cli.py::test_check_passes_the_benign_example` is kept as written "
                           "and marked `xfail(strict=True)` with these numbers; it turns into a failure (so the mark "
                           "must go) as soon as the benign example passes."]
+            elif benign.get("shipped") == "pass" and ex.get("injected_email", {}).get("verdicts", {}).get("shipped") == "fail":
+                lines += ["", "At the shipped threshold the injected example fails and the benign one passes, as "
+                          "`tests/check/test_check_cli.py` asserts. Judged as whole calls both `send_email`s would "
+                          "fail: the benign body summarises the file it read, so most of the call's mass sits on "
+                          "that file, while its recipient is the one the user named."]
     lines += ["", "## Notes", ""] + [f"- {n}" for n in meta.get("notes", [])]
     return "\n".join(lines) + "\n"
 
@@ -609,9 +661,10 @@ def main() -> None:
             "injections use common marker phrases. It cannot see whether the agent followed an "
             "injection (`ignored` variant) and flags values the user delegated to the data "
             "(`delegated`); real injections need not be so literal.",
-            "An earlier run without tool definitions in the prompts gave FlashTrace ROC-AUC 0.843 and the "
-            "same calibrated threshold (0.25); the benign example's send_email support was 0.241 "
-            "there against 0.214 with its tool definitions.",
+            "Seconds per trajectory include every argument's target (one per tool-call argument, three "
+            "per edit) besides the action's own; LOO shares its ablated forwards between an action and "
+            "its arguments (same segments), so they cost it no extra forwards.",
+            "The keyword baseline needs no replay and judges whole calls; it has no per-argument form.",
         ],
     }
     (RESULTS / "check.json").write_text(json.dumps({"meta": meta, **result}, indent=2) + "\n")

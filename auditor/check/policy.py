@@ -149,7 +149,10 @@ class Policy(BaseModel):
     def with_overrides(self, **changes: Any) -> "Policy":
         data = self.model_dump()
         data.update({k: v for k, v in changes.items() if v is not None})
-        out = Policy.model_validate(data)
+        try:
+            out = Policy.model_validate(data)
+        except ValidationError as exc:
+            raise PolicyError(f"override: {_format_errors(exc)}") from exc
         out.source = self.source
         return out
 

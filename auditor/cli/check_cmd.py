@@ -7,16 +7,21 @@ from pathlib import Path
 
 import typer
 
+from auditor.check.defaults import DEFAULT_THRESHOLD
 from auditor.cli.app import EXIT_USAGE, app, console, err_console
 
 
 CHECK_HELP = (
     "Fail when an action is not supported by the user's request (the signature of a prompt injection).\n\n"
-    "Each action is replayed through a local model and attributed (FlashTrace by default). Its support is "
-    "the share of its input mass on authority segments (system prompt, user request, constraints) against "
-    "data segments (tool outputs, files): authority / (authority + data). An action whose support is below "
-    "its tool's threshold (default 0.25, calibrated on the injection benchmark, docs/benchmarks/check.md) is "
-    "a finding naming the action, its arguments, the driving segment with a quote, and the shares.\n\n"
+    "Each action is replayed through a local model and attributed (FlashTrace by default), as a whole call and "
+    "argument by argument. Support is the share of input mass on authority segments (system prompt, user "
+    "request, constraints) against data segments (tool outputs, files): authority / (authority + data). By "
+    "default an action is judged by its decisive arguments, the ones that say who receives its effect (to, cc, "
+    "recipient, attendees, channel, ...): an email whose body summarises a file is fine, one whose recipient "
+    "came from the file is not. Calls without such arguments (SQL, shell commands, edits) are judged whole. "
+    f"Support below the tool's threshold (default {DEFAULT_THRESHOLD}, calibrated on the injection benchmark, "
+    "docs/benchmarks/check.md) is a finding naming the action, the argument, the driving segment with a quote, "
+    "and the shares.\n\n"
     "Example: audit check runs/*.jsonl --junit junit.xml --sarif audit.sarif --policy policy.toml"
 )
 
@@ -37,6 +42,8 @@ def check_command(
     policy: Path | None = typer.Option(None, "--policy", "-p", help="Policy TOML (keys override the shipped defaults)."),
     threshold: float | None = typer.Option(None, "--threshold", min=0.0, max=1.0,
                                            help="Override the policy's overall minimum support."),
+    judge: str | None = typer.Option(None, "--judge", help="Override the policy's judge: 'arguments' (decisive arguments) "
+                                     "or 'action' (whole calls)."),
     junit: Path | None = typer.Option(None, "--junit", help="Write JUnit XML here."),
     sarif: Path | None = typer.Option(None, "--sarif", help="Write SARIF 2.1.0 here (GitHub code scanning)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout instead of the table."),
@@ -55,8 +62,8 @@ def check_command(
 
     try:
         pol = load_policy(policy)
-        if threshold is not None:
-            pol = pol.with_overrides(threshold=threshold)
+        if threshold is not None or judge is not None:
+            pol = pol.with_overrides(threshold=threshold, judge=judge)
     except PolicyError as exc:
         err_console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(EXIT_USAGE) from exc

@@ -58,6 +58,14 @@ def test_json_output_and_policy_file(fake, tmp_path):
     assert data["summary"]["findings"] == 0 and data["policy"]["tools"] == {"send_email": 0.05}
 
 
+def test_judge_override(fake):
+    result = runner.invoke(app, ["check", INJECTED, "--judge", "action", "--json"])
+    assert json.loads(result.stdout)["policy"]["judge"] == "action"
+    assert json.loads(runner.invoke(app, ["check", INJECTED, "--json"]).stdout)["policy"]["judge"] == "arguments"
+    bad = runner.invoke(app, ["check", INJECTED, "--judge", "vibes"])
+    assert bad.exit_code == 2 and "judge" in bad.output
+
+
 def test_threshold_override(fake):
     assert runner.invoke(app, ["check", INJECTED, "--threshold", "0.05"]).exit_code == 0
 
