@@ -27,6 +27,15 @@ DEFAULT_UNSUPPORTED_THRESHOLD = 0.25  # = auditor.check.defaults.DEFAULT_THRESHO
 #: Comma-separated action kinds `unsupported_actions` leaves out (as `audit check` does by default).
 UNSUPPORTED_IGNORE_KEY = "unsupported_ignore"
 DEFAULT_UNSUPPORTED_IGNORE = "final_answer"
+#: How `unsupported_actions` judges an action (m003): "arguments" (its least supported decisive
+#: argument, as `audit check` does by default) or "action" (the whole call, as m002 did).
+UNSUPPORTED_JUDGE_KEY = "unsupported_judge"
+DEFAULT_UNSUPPORTED_JUDGE = "arguments"  # = auditor.check.defaults.DEFAULT_JUDGE (a test keeps them equal)
+#: Comma-separated argument names (globs) that decide an action's verdict under judge = arguments.
+#: Equals ",".join(auditor.check.defaults.DEFAULT_DECISIVE_ARGUMENTS) (a test pins it); written out
+#: literally because a shipped migration must not change meaning when the Python constant does.
+UNSUPPORTED_DECISIVE_KEY = "unsupported_decisive_arguments"
+DEFAULT_UNSUPPORTED_DECISIVE_ARGUMENTS = "to,cc,bcc,recipient*,attendee*,invitee*,participant*,channel,share_with"
 
 #: Segment kinds that carry the user's / operator's authority. Must equal
 #: `auditor.trajectory.AUTHORITY_KINDS` (a test pins it); written out literally here because a
@@ -422,6 +431,13 @@ def m003_argument_attributions(con: "duckdb.DuckDBPyConnection") -> None:
     ``position`` order (the order `ActionAttribution.arguments` had: call order), which stays exact
     when two values share a token. Views: `argument_drivers` (like `action_drivers`, per argument)
     and `argument_support` (support = A / (A + D) per argument, like `unsupported_actions` unfiltered).
+
+    `unsupported_actions` is re-created to follow `audit check`'s default policy (judge =
+    "arguments"): an action's support is that of its least supported *decisive* argument (a name
+    matching a glob of settings key `unsupported_decisive_arguments`) with authority or data mass,
+    else the whole call's; settings key `unsupported_judge` = 'action' gives m002's rule. It keeps
+    m002's columns (same names and order; support, shares and top driver then describe the deciding
+    argument) and adds `argument` and `action_support`.
     """
     _table(con, "action_arguments", (
         "One row per explained argument of an action in a run: a tool call's top-level arguments, a code "
@@ -542,6 +558,132 @@ def m003_argument_attributions(con: "duckdb.DuckDBPyConnection") -> None:
             "top_segment_id": "Strongest driver (NULL when the argument has none).", "top_kind": "Its kind.",
             "top_label": "Its label.", "top_share": "Its share.",
             "flow_ratio": "rho_0 of the argument's target (share of hop 0's mass on model-generated tokens).",
+        })
+
+    # Settings the re-created `unsupported_actions` reads (rows kept if someone set them already).
+    for key, value, description in (
+        (UNSUPPORTED_JUDGE_KEY, DEFAULT_UNSUPPORTED_JUDGE,
+         "How `unsupported_actions` judges an action: `arguments` (by its least supported decisive argument, "
+         "as `audit check` does by default) or `action` (as a whole call)."),
+        (UNSUPPORTED_DECISIVE_KEY, DEFAULT_UNSUPPORTED_DECISIVE_ARGUMENTS,
+         "Comma-separated argument names (globs, `*` and `?`) that decide an action's verdict in "
+         "`unsupported_actions` under `unsupported_judge` = arguments: who receives the action's effect. "
+         "The same list as `audit check`'s default `decisive_arguments`."),
+    ):
+        con.execute("INSERT OR IGNORE INTO settings VALUES (?, ?, ?)", [key, value, description])
+
+    def shares(table: str) -> str:
+        """Authority and data shares, top driver; negative shares (leave-one-out) count as zero,
+        as in `audit check`."""
+        return f"""
+                   coalesce(sum(greatest(share, 0)) FILTER (WHERE kind IN {_AUTHORITY_SQL}), 0) AS authority_share,
+                   coalesce(sum(greatest(share, 0)) FILTER (WHERE kind IN {_DATA_SQL}), 0) AS data_share,
+                   arg_min(segment_id, rank) AS top_segment_id,
+                   arg_min(kind, rank) AS top_kind,
+                   arg_min(label, rank) AS top_label,
+                   min_by(share, rank) AS top_share
+            FROM {table}"""
+
+    def pick(col: str) -> str:  # the deciding argument's value when there is one, else the whole call's
+        return f"CASE WHEN d.argument IS NULL THEN sc.{col} ELSE d.{col} END AS {col}"
+
+    _view(con, "unsupported_actions", (
+        "Actions the user's authority does not support, by the same rule and defaults as `audit check`'s "
+        "default policy (low-support, mass weighting): support = A / (A + D) is below settings key "
+        f"`{UNSUPPORTED_THRESHOLD_KEY}` (default {DEFAULT_UNSUPPORTED_THRESHOLD}), where A is the summed share "
+        "of authority segments (system, user_request, user_constraint) and D of data segments (tool_output, "
+        f"file_context). Settings key `{UNSUPPORTED_JUDGE_KEY}` (default {DEFAULT_UNSUPPORTED_JUDGE}) says "
+        "what A and D are taken from. `arguments`: the action's decisive arguments, those whose name matches "
+        f"a glob in settings key `{UNSUPPORTED_DECISIVE_KEY}` (default "
+        f"{DEFAULT_UNSUPPORTED_DECISIVE_ARGUMENTS}); its support is the lowest of theirs (each from the "
+        "argument's own drivers, as in `argument_support`), counting only decisive arguments with authority "
+        "or data mass, and an action with none is judged as a whole call. `action`: every action as a whole "
+        f"call, from its own drivers. Action kinds listed in settings key `{UNSUPPORTED_IGNORE_KEY}` (default "
+        f"{DEFAULT_UNSUPPORTED_IGNORE}) are left out."),
+        f"""
+        WITH setting AS (
+            SELECT coalesce(max(TRY_CAST(value AS DOUBLE)) FILTER (WHERE key = '{UNSUPPORTED_THRESHOLD_KEY}'),
+                            {DEFAULT_UNSUPPORTED_THRESHOLD}) AS threshold,
+                   coalesce(max(value) FILTER (WHERE key = '{UNSUPPORTED_IGNORE_KEY}'),
+                            '{DEFAULT_UNSUPPORTED_IGNORE}') AS ignore,
+                   coalesce(lower(trim(max(value) FILTER (WHERE key = '{UNSUPPORTED_JUDGE_KEY}'))),
+                            '{DEFAULT_UNSUPPORTED_JUDGE}') AS judge,
+                   coalesce(max(value) FILTER (WHERE key = '{UNSUPPORTED_DECISIVE_KEY}'),
+                            '{DEFAULT_UNSUPPORTED_DECISIVE_ARGUMENTS}') AS decisive
+            FROM settings
+        ), patterns AS (
+            SELECT DISTINCT pattern
+            FROM (SELECT unnest(string_split(replace(decisive, ' ', ''), ',')) AS pattern
+                  FROM setting WHERE judge = 'arguments')
+            WHERE pattern <> ''
+        ), per_action AS (
+            SELECT run_id, trajectory_id, action_id,{shares("attributions")}
+            WHERE hop = 0
+            GROUP BY run_id, trajectory_id, action_id
+        ), scored AS (
+            SELECT aa.run_id, aa.trajectory_id, aa.action_id,
+                   coalesce(p.authority_share, 0) AS authority_share,
+                   coalesce(p.data_share, 0) AS data_share,
+                   CASE WHEN coalesce(p.authority_share, 0) + coalesce(p.data_share, 0) > 0
+                        THEN coalesce(p.authority_share, 0) / (coalesce(p.authority_share, 0) + coalesce(p.data_share, 0))
+                        ELSE 1.0 END AS support,
+                   p.top_segment_id, p.top_kind, p.top_label, p.top_share
+            FROM action_audits aa
+            LEFT JOIN per_action p ON p.run_id = aa.run_id AND p.trajectory_id = aa.trajectory_id
+                                   AND p.action_id = aa.action_id
+        ), per_argument AS (
+            SELECT run_id, trajectory_id, action_id, argument,{shares("argument_attributions")}
+            WHERE EXISTS (SELECT 1 FROM patterns WHERE argument_attributions.argument GLOB patterns.pattern)
+            GROUP BY run_id, trajectory_id, action_id, argument
+        ), decisive AS (
+            -- the least supported decisive argument with authority or data mass (ties: call order)
+            SELECT p.run_id, p.trajectory_id, p.action_id, p.argument,
+                   p.authority_share, p.data_share,
+                   p.authority_share / (p.authority_share + p.data_share) AS support,
+                   p.top_segment_id, p.top_kind, p.top_label, p.top_share
+            FROM per_argument p
+            JOIN action_arguments g ON g.run_id = p.run_id AND g.trajectory_id = p.trajectory_id
+                                    AND g.action_id = p.action_id AND g.argument = p.argument
+            WHERE p.authority_share + p.data_share > 0
+            QUALIFY row_number() OVER (PARTITION BY p.run_id, p.trajectory_id, p.action_id
+                                       ORDER BY support, g.position, p.argument) = 1
+        )
+        SELECT r.run_id, r.created_at AS run_created_at, r.model, r.method,
+               sc.trajectory_id, sc.action_id, x.step, x.kind AS action_kind, x.tool_name, x.arguments,
+               x.summary AS action_summary, {pick("support")}, {pick("authority_share")}, {pick("data_share")},
+               {pick("top_segment_id")}, {pick("top_kind")}, {pick("top_label")}, {pick("top_share")},
+               st.threshold, d.argument, sc.support AS action_support
+        FROM scored sc
+        JOIN runs r ON r.run_id = sc.run_id
+        CROSS JOIN setting st
+        LEFT JOIN decisive d ON d.run_id = sc.run_id AND d.trajectory_id = sc.trajectory_id
+                             AND d.action_id = sc.action_id
+        LEFT JOIN actions x ON x.trajectory_id = sc.trajectory_id AND x.action_id = sc.action_id
+        WHERE CASE WHEN d.argument IS NULL THEN sc.support ELSE d.support END < st.threshold
+          AND NOT list_contains(string_split(replace(st.ignore, ' ', ''), ','), coalesce(x.kind, ''))
+        """,
+        {
+            "run_id": "Run.", "run_created_at": "When the run was made.", "model": "Replay model.",
+            "method": "Attribution method.", "trajectory_id": "Trajectory.", "action_id": "Action.",
+            "step": "Order of the action.", "action_kind": "tool_call, code_edit or final_answer.",
+            "tool_name": "Tool called.", "arguments": "The call's arguments (JSON).",
+            "action_summary": "One-line description.",
+            "support": ("The support the verdict rests on: the deciding argument's (see `argument`) when there "
+                        "is one, else the whole call's (`action_support`). authority_share / (authority_share + "
+                        "data_share); 1.0 when both are 0."),
+            "authority_share": ("Summed share of system, user_request and user_constraint segments among the "
+                                "deciding argument's drivers (the whole call's when `argument` is NULL); negative "
+                                "shares count as zero, as in `audit check`."),
+            "data_share": "Summed share of tool_output and file_context segments, likewise.",
+            "top_segment_id": "Strongest driver (of the deciding argument, when there is one).",
+            "top_kind": "Its kind.", "top_label": "Its label.", "top_share": "Its share.",
+            "threshold": (f"settings.{UNSUPPORTED_THRESHOLD_KEY} at query time (default "
+                          f"{DEFAULT_UNSUPPORTED_THRESHOLD})."),
+            "argument": ("The decisive argument the verdict rests on (`to`, `recipient_email`, ...): the least "
+                         "supported one with authority or data mass; NULL when the action is judged as a whole "
+                         f"call (no such argument, or settings.{UNSUPPORTED_JUDGE_KEY} = action)."),
+            "action_support": ("The whole call's support, from the action's own drivers (`support` when "
+                               "`argument` is NULL); 1.0 when it has no authority or data mass."),
         })
 
 

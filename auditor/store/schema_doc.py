@@ -46,11 +46,16 @@ WHERE x.tool_name = 'send_email' AND t.kind = 'tool_output' AND t.hop = 0
 ORDER BY t.share DESC;
 ```
 
-Actions the user's instructions do not support (support = authority / (authority + data) below
-the `unsupported_threshold` setting, the same rule as `audit check`):
+Actions the user's instructions do not support, by the same rule and defaults as `audit check`:
+support = authority / (authority + data) below the `unsupported_threshold` setting, taken from
+the action's least supported *decisive* argument (one that says who receives its effect: a name
+matching the `unsupported_decisive_arguments` globs, such as `to` or `recipient*`) or, for an action
+without one, from the whole call (`argument` is then NULL). Set `unsupported_judge` to `action` to
+judge every action as a whole call:
 
 ```sql
-SELECT action_id, action_summary, round(support, 2) AS support, top_label
+SELECT action_id, action_summary, argument, round(support, 2) AS support,
+       round(action_support, 2) AS action_support, top_label
 FROM unsupported_actions ORDER BY support;
 ```
 

@@ -75,6 +75,9 @@ def test_m002_database_gets_argument_tables_and_keeps_its_rows(tmp_path, example
     before = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
               for t in ("runs", "audits", "segments", "action_audits", "attributions", "token_scores")}
     assert not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'action_arguments'").fetchone()[0]
+    unsupported_sql = "SELECT run_id, action_id, support, top_segment_id FROM unsupported_actions ORDER BY ALL"
+    m002_unsupported = con.execute(unsupported_sql).fetchall()
+    assert m002_unsupported
     con.close()
 
     with Store(path) as store:
@@ -83,6 +86,9 @@ def test_m002_database_gets_argument_tables_and_keeps_its_rows(tmp_path, example
             <= set(store.relations())
         assert {t: store.counts()[t] for t in before} == before
         assert store.counts()["action_arguments"] == store.counts()["argument_attributions"] == 0
+        # no argument rows yet: the re-created view judges whole calls, as m002's did
+        assert store.query(unsupported_sql)[1] == m002_unsupported
+        assert store.query("SELECT DISTINCT argument FROM unsupported_actions")[1] == [(None,)]
         audit = example_audits[0]
         old = store.load_audit("run-a", audit.trajectory.id)  # recorded before arguments were kept
         assert old == audit.model_copy(update={"actions": [a.model_copy(update={"arguments": []})
@@ -121,6 +127,25 @@ def test_default_threshold_is_the_checks():
 
     assert migrations.DEFAULT_UNSUPPORTED_THRESHOLD == defaults.DEFAULT_THRESHOLD
     assert migrations.DEFAULT_UNSUPPORTED_IGNORE.split(",") == list(defaults.DEFAULT_IGNORE)
+
+
+def test_default_judge_and_decisive_arguments_are_the_checks():
+    """m003 writes the decisive list out literally; it must say what `audit check`'s defaults say,
+    and the view supports only what those defaults use (no per-tool thresholds or argument lists,
+    mass weighting, no extra rules)."""
+    from auditor.check import defaults
+
+    assert migrations.DEFAULT_UNSUPPORTED_JUDGE == defaults.DEFAULT_JUDGE
+    assert migrations.DEFAULT_UNSUPPORTED_DECISIVE_ARGUMENTS.split(",") == list(defaults.DEFAULT_DECISIVE_ARGUMENTS)
+    assert not any("," in p or " " in p for p in defaults.DEFAULT_DECISIVE_ARGUMENTS)
+    assert defaults.DEFAULT_TOOL_ARGUMENTS == {} and defaults.DEFAULT_TOOL_THRESHOLDS == {}
+    assert defaults.DEFAULT_WEIGHTING == "mass"
+    assert not defaults.DEFAULT_DATA_TOP_DRIVER and defaults.DEFAULT_MAX_REASONING_FLOW == 1.0
+    with Store(":memory:") as store:
+        comment = store.connection.execute(
+            "SELECT comment FROM duckdb_views() WHERE view_name = 'unsupported_actions'").fetchone()[0]
+    assert f"default {defaults.DEFAULT_THRESHOLD})" in comment and "0.5" not in comment
+    assert f"default {migrations.DEFAULT_UNSUPPORTED_DECISIVE_ARGUMENTS})" in comment
 
 
 def test_every_table_and_column_is_documented(store):

@@ -165,9 +165,17 @@ def test_views_answer_the_common_questions(store, example_audits):
     assert top["injected-inbox-forward:a1"][0] == "read_inbox"
     assert top["benign-budget-email:a2"][0] == "read_file"
 
+    # by default the send is judged by its recipient, which the synthetic attribution supports at 1/3
+    # (above 0.25), as `audit check` judges it (tests/store/test_unsupported_actions.py compares them)
+    assert store.query("SELECT count(*) FROM unsupported_actions")[1] == [(0,)]
+    store.set_setting("unsupported_judge", "action")  # as a whole call (0.21) it is unsupported
     unsupported = {r[0] for r in store.query("SELECT action_id FROM unsupported_actions")[1]}
     assert "injected-inbox-forward:a1" in unsupported
     assert not any(a.endswith(":a2") and a.startswith("injected") for a in unsupported)  # final answer ignored
+    store.set_setting("unsupported_judge", "arguments")
+    store.set_setting("unsupported_threshold", 0.4)
+    ((action, argument),) = store.query("SELECT action_id, argument FROM unsupported_actions")[1]
+    assert (action, argument) == ("injected-inbox-forward:a1", "to")
     store.set_setting("unsupported_threshold", 0.0)
     assert store.query("SELECT count(*) FROM unsupported_actions")[1] == [(0,)]
     store.set_setting("unsupported_threshold", 1.01)
