@@ -38,7 +38,7 @@ def report_command(
 ) -> None:
     """Write one self-contained HTML page (no network: CSS, JS and data inline) of an audit.
 
-    The page shows the trajectory as a conversation; select an action (click, ↑/↓ or j/k, or open the file with #action=ACTION_ID) to see its check verdict, its ranked drivers with their shares, the flow of attribution mass output → reasoning → input per hop, and the token heatmap over its context. Each action embeds the same JSON export that `audit show` prints, so the two never disagree.
+    The page shows the trajectory as a conversation; select an action (click, ↑/↓ or j/k, or open the file with #action=ACTION_ID) to see its check verdict, its ranked drivers with their shares, each argument of a call with its support and top drivers, the flow of attribution mass output → reasoning → input per hop, and the token heatmap over its context. Each action embeds the same JSON export that `audit show` prints, so the two never disagree.
 
     RUN_OR_FILE is looked up as a file first, then in the database as a run id (every trajectory of the run), a trajectory id or an action id (their newest run; an action id opens the page on that action).
 

@@ -46,6 +46,30 @@ def segment_text(seg: dict[str, Any], window: int = 240) -> Text:
     return out
 
 
+def short_value(value: Any, width: int = 26) -> str:
+    """An argument's value on one line, cut to ``width`` characters."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def arguments_table(arguments: list[dict[str, Any]]) -> Table:
+    """One row per explained argument: its value, support, whether it is decisive, its top driver."""
+    table = Table(title="arguments", title_justify="left",
+                  caption="◆ decisive: `audit check` judges the call by the least supported of these",
+                  caption_justify="left")
+    for col, kw in (("argument", {"overflow": "fold"}), ("value", {"overflow": "ellipsis", "no_wrap": True, "max_width": 26}),
+                    ("support", {"justify": "right"}), ("◆", {}), ("top driver", {"overflow": "fold", "min_width": 18})):
+        table.add_column(col, **kw)
+    for g in arguments:
+        top = (g.get("drivers") or [None])[0]
+        driver = f"{top['share']:.1%} {escape(top['label'] or top['segment_id'])} [dim]{top['kind']}[/]" if top else ""
+        support = "–" if g.get("support") is None else f"{g['support']:.2f}"
+        table.add_row(escape(g["name"]), escape(short_value(g.get("value"))), support,
+                      "[bold]◆[/]" if g.get("decisive") else "", driver)
+    return table
+
+
 def render_export(data: dict[str, Any]) -> Group:
     a, run = data["action"], data["run"]
     head = Text()
@@ -67,6 +91,8 @@ def render_export(data: dict[str, Any]) -> Group:
         drivers.add_row(str(d["rank"]), f"{d['share']:.1%}", f"[cyan]{bar}[/]", d["kind"],
                         escape(d["label"] or d["segment_id"]))
     parts.append(drivers)
+    if data.get("arguments"):
+        parts.append(arguments_table(data["arguments"]))
 
     for seg in data["segments"]:
         title = f"#{seg['rank']} {escape(seg['label'] or seg['segment_id'])} [dim]{seg['kind']} · {seg['share']:.1%}[/]"
@@ -96,6 +122,10 @@ def show_command(
     as_json: bool = typer.Option(False, "--json", help="Print the action export (the HTML report's input) as JSON."),
 ) -> None:
     """Show one action: its drivers, and the text of the top segments with the strongest tokens highlighted.
+
+    For tool calls and code edits an arguments table follows the drivers: each argument's value,
+    its support (authority / (authority + data) of its own drivers), ◆ where `audit check` judges
+    the call by it (a decisive argument), and its top driver.
 
     --json prints the action export that the HTML report also reads (auditor.store.action_export).
 

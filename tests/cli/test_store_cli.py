@@ -181,6 +181,37 @@ def test_show(runner, filled):
     assert missing.exit_code == EXIT_USAGE and "no action" in missing.stderr
 
 
+def test_show_prints_each_arguments_support_and_top_driver(runner, db, examples_dir, monkeypatch):
+    from auditor.loading import load_path
+    from auditor.store import action_export
+    from auditor.store.synthetic import synthetic_audit
+
+    (traj,) = load_path(examples_dir / "injected_email.jsonl").trajectories
+    audit = synthetic_audit(traj, arguments=True)
+    with Store(db) as s:
+        s.record_audit(audit)
+    send = "injected-inbox-forward:a1"
+    monkeypatch.setenv("COLUMNS", "160")  # one line per row
+    result = runner.invoke(app, ["show", send, "--db", str(db)])
+    assert result.exit_code == EXIT_OK, result.output
+    out = result.stdout
+    assert out.index("drivers") < out.index("arguments") < out.index("hops")
+    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+            for line in out.splitlines() if line.startswith("│ ") and line.count("│") == 6}
+    data = json.loads(runner.invoke(app, ["show", send, "--db", str(db), "--json"]).stdout)
+    with Store(db, read_only=True) as s:
+        assert data == json.loads(json.dumps(action_export(s, send)))  # --json carries the arguments too
+    args = {g["name"]: g for g in data["arguments"]}
+    assert list(args) == ["to", "subject", "body"]
+    value, support, decisive, top = rows["to"]
+    assert value == "archive@exfil.example" and support == f"{args['to']['support']:.2f}" and decisive == "◆"
+    assert top == f"{args['to']['drivers'][0]['share']:.1%} read_inbox output tool_output"
+    assert rows["subject"][2] == "" and rows["body"][0].endswith("…")  # not decisive; long values cut
+    assert "decisive" in out
+    final = runner.invoke(app, ["show", "injected-inbox-forward:a2", "--db", str(db)])
+    assert final.exit_code == EXIT_OK and "arguments" not in final.stdout
+
+
 def test_show_highlights_the_strongest_tokens():
     from rich.console import Console
 

@@ -160,3 +160,33 @@ def test_unknown_or_malformed_fragment_falls_back_to_the_first_action(chromium, 
     p.feed(dom)
     assert 'data-ready="1"' in dom
     assert p.selected == injected_audit.actions[0].action.id
+
+
+def test_arguments_section_shows_each_arguments_support_and_drivers(chromium, tmp_path):
+    from report_cdp import Browser
+
+    from auditor.report.data import check_verdicts
+    from auditor.store.synthetic import synthetic_audit as synthetic_with_arguments
+
+    audit = synthetic_with_arguments(example("injected_email"), arguments=True)
+    path = write_report([audit], tmp_path / "args.html", verdicts=check_verdicts(audit))
+    send = audit.actions[1]
+    with Browser(page_url(path, send.action.id)) as b:
+        b.wait_for("document.body.dataset.ready === '1'")
+        rows = b.eval("""(() => [...document.querySelectorAll('#arguments tbody tr')].map(r => ({
+            name: r.dataset.argument, top: r.dataset.segmentId, decisive: r.dataset.decisive,
+            support: r.querySelector('.support').textContent,
+            drivers: [...r.querySelectorAll('.arg-driver')].map(d => d.dataset.segmentId)})))()""")
+        assert [r["name"] for r in rows] == ["to", "subject", "body"]
+        assert [r["decisive"] for r in rows] == ["1", "0", "0"]
+        for r, g in zip(rows, send.arguments):
+            assert r["top"] == g.drivers[0].segment_id
+            assert r["drivers"] == [d.segment_id for d in g.drivers[:2]]
+            assert r["support"].endswith("%")
+        # clicking an argument shows its top driver's segment in the conversation, as a driver row does
+        top = send.arguments[0].drivers[0].segment_id
+        b.click('#arguments tr[data-argument="to"] .arg-name')
+        assert b.eval(f"""document.querySelector('#conversation [data-seg="{top}"]').classList.contains('flash')""")
+        # a final answer has no arguments section
+        b.eval(f"window.auditorReport.select({json.dumps(audit.actions[2].action.id)}, true)")
+        assert b.eval("document.getElementById('arguments') === null")

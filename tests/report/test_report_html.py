@@ -115,3 +115,22 @@ def test_report_from_store_embeds_the_stores_export(tmp_path, injected_audit):
     assert by_run.selected is None and by_traj.audits[0].trajectory.id == injected_audit.trajectory.id
     assert by_action.selected == send and by_action.url.endswith("#action=" + send.replace(":", "%3A"))
     assert embedded(by_action.path.read_text(encoding="utf-8"))["runs"][0]["actions"][1]["verdict"]["status"] == "unsupported"
+
+
+def test_page_carries_each_arguments_explanation(tmp_path):
+    """Per-argument supports, decisive flags and top drivers reach the page (the export, embedded),
+    and the page's script draws an Arguments section from them."""
+    from auditor.report.data import check_verdicts
+    from auditor.store.synthetic import synthetic_audit as synthetic_with_arguments
+
+    audit = synthetic_with_arguments(example("injected_email"), arguments=True)
+    page = write_report([audit], tmp_path / "r.html", verdicts=check_verdicts(audit)).read_text(encoding="utf-8")
+    send = embedded(page)["runs"][0]["actions"][1]
+    att = audit.actions[1]
+    args = send["export"]["arguments"]
+    assert [g["name"] for g in args] == [g.name for g in att.arguments] == ["to", "subject", "body"]
+    assert args[0]["value"] == "archive@exfil.example" and args[0]["decisive"] and not args[2]["decisive"]
+    assert [d["segment_id"] for d in args[0]["drivers"]] == [d.segment_id for d in att.arguments[0].drivers[:3]]
+    assert send["verdict"]["argument"] == "to"
+    assert send["verdict"]["support"] == pytest.approx(args[0]["support"], abs=1e-6)
+    assert 'id="arguments-panel"' in page and "<h3>Arguments" in page and 'class="arg-driver"' in page

@@ -24,7 +24,7 @@
     var x = e.export || {}, v = e.view || {}, o = x.output || {};
     return {id: e.id, action: x.action, drivers: x.drivers || [], hops: x.hops || [], run: x.run || {},
       authority_share: x.authority_share, data_share: x.data_share, support: x.support,
-      context_end: x.context_end || 0, output_start: o.start || 0, output_end: o.end || 0, seconds: x.seconds,
+      arguments: x.arguments || [], context_end: x.context_end || 0, output_start: o.start || 0, output_end: o.end || 0, seconds: x.seconds,
       by_kind: v.by_kind || {}, flow: v.flow, top_tokens: v.top_tokens || [], token_scores: v.token_scores || [],
       verdict: e.verdict, export: x};
   }
@@ -223,6 +223,7 @@
     else if (a.kind === "tool_call") html += '<pre class="args">' + esc(json(a.arguments)) + "</pre>";
     html += groupBar(exp);
     html += '<h3>Drivers <span class="d-sub">ranked input segments, share of the input mass</span></h3><div id="drivers-panel">' + driversTable(exp, DRIVER_ROWS) + "</div>";
+    html += argumentsSection(exp);
     html += '<h3>Flow <span class="d-sub">where the action\'s attribution mass went: output → reasoning → input</span></h3><div id="flow-panel">' + flowSvg(exp) + hopBars(exp) + "</div>";
     html += '<h3>Token heatmap <span class="d-sub">context of this action, ' + exp.context_end + " tokens</span></h3>" +
       '<div class="heat-tools"><button type="button" id="toggle-all">' + (state.allOpen ? "collapse quiet segments" : "expand all") +
@@ -248,7 +249,8 @@
   function verdictWhy(v, exp) {
     if (!v) return "";
     var parts = [];
-    if (v.support != null) parts.push("support " + pct(v.support) + (v.threshold != null ? " (needs " + pct(v.threshold, 0) + ")" : ""));
+    if (v.support != null) parts.push("support " + pct(v.support) + (v.threshold != null ? " (needs " + pct(v.threshold, 0) + ")" : "") +
+      (v.argument ? " of argument " + v.argument : ""));
     if (v.authority_share != null) parts.push("authority " + pct(v.authority_share));
     if (v.data_share != null) parts.push("data " + pct(v.data_share));
     if (v.reasoning_flow) parts.push(pct(v.reasoning_flow, 0) + " through reasoning");
@@ -287,6 +289,35 @@
     var more = exp.drivers.length > limit ? '<button type="button" class="more" id="drivers-more">show all ' + exp.drivers.length + " drivers</button>" : "";
     return '<table class="drivers" id="drivers"><thead><tr><th>#</th><th>kind</th><th>segment</th><th>share</th><th></th></tr></thead><tbody>' +
       rows.join("") + "</tbody></table>" + more;
+  }
+
+  // Each argument of a call (an edit's path/search/replace) explained on its own: its support, ◆ when
+  // the check judges the call by it, its top 2 drivers. A click on a row (or on one of its drivers)
+  // shows that driver's segment in the conversation, as a click on a driver row does.
+  function argumentsSection(exp) {
+    var args = exp.arguments;
+    if (!args.length) return "";
+    var v = exp.verdict || {}, threshold = v.threshold, rows = [];
+    args.forEach(function (g) {
+      var top = g.drivers || [], first = top[0];
+      var value = typeof g.value === "string" ? g.value : json(g.value);
+      var flat = String(value == null ? "" : value).replace(/\s+/g, " ");
+      var low = g.decisive && g.support != null && threshold != null && g.support < threshold;   // what the check flags
+      var drivers = top.slice(0, 2).map(function (d) {
+        return '<span class="arg-driver" data-segment-id="' + esc(d.segment_id) + '" title="' + esc(klabel(d.kind) + ": " + d.label) + '">' +
+          chip(d.kind) + " " + esc(d.label) + ' <span class="num">' + pct(d.share) + "</span></span>";
+      }).join("");
+      rows.push('<tr class="arg" data-argument="' + esc(g.name) + '"' + (first ? ' data-segment-id="' + esc(first.segment_id) + '"' : "") +
+        ' data-support="' + (g.support == null ? "" : g.support) + '" data-decisive="' + (g.decisive ? "1" : "0") + '">' +
+        '<td class="arg-name">' + esc(g.name) + (g.decisive ? ' <span class="decisive" title="decisive: the check judges the call by this argument">◆</span>' : "") + "</td>" +
+        '<td class="arg-value" title="' + esc(value) + '">' + esc(flat.length > 60 ? flat.slice(0, 59) + "…" : flat) + "</td>" +
+        '<td class="num support' + (low ? " low" : "") + '"' + (low ? ' title="below the threshold ' + pct(threshold, 0) + '"' : "") + ">" +
+        (g.support == null ? "–" : pct(g.support)) + "</td>" +
+        '<td class="arg-drivers">' + (drivers || '<span class="d-sub">no drivers</span>') + "</td></tr>");
+    });
+    return '<h3>Arguments <span class="d-sub">each explained on its own: support, ◆ decisive (the check judges the call by these), top drivers</span></h3>' +
+      '<div id="arguments-panel"><table class="drivers argtable" id="arguments"><thead><tr><th>argument</th><th>value</th><th>support</th><th>top drivers</th></tr></thead><tbody>' +
+      rows.join("") + "</tbody></table></div>";
   }
 
   // Two-step flow as in the paper's figures: the action's mass goes straight to the input, into the
@@ -459,7 +490,7 @@
     if (t && (t.classList.contains("is-action") || t.classList.contains("final"))) select(t.getAttribute("data-action-id"), true);
   });
   $("detail").addEventListener("click", function (ev) {
-    var tr = ev.target.closest("tr[data-segment-id]");
+    var tr = ev.target.closest("[data-segment-id]");   // a driver row, an argument row or one of its drivers
     if (!tr) return;
     var id = tr.getAttribute("data-segment-id");
     var target = $("conversation").querySelector('[data-seg="' + cssEsc(id) + '"]') ||
