@@ -1,11 +1,15 @@
-"""Benchmark: spans per second through `audit collect`'s OTLP/HTTP receiver.
+"""Benchmark: spans per second through `audit collect`'s OTLP/HTTP and OTLP/gRPC receivers.
 
-Two measurements, each with the receiver writing every span to a JSONL file:
+Two measurements per protocol, each with the receiver writing every span to a JSONL file:
 
 - ``raw``: client processes post pre-encoded ExportTraceServiceRequest bodies (protobuf and
   OTLP JSON, optionally gzip) over keep-alive connections: the receiver's own ceiling.
 - ``sdk``: client processes run the OpenTelemetry SDK (BatchSpanProcessor + OTLPSpanExporter,
   protobuf): what instrumented agents actually send, SDK cost included.
+
+The gRPC rows (`OTLPGrpcReceiver`, ``audit collect --grpc``) send the same pre-encoded requests
+over one channel per client (raw) or use the SDK's gRPC exporter (sdk); their clients are
+spawned, not forked, because gRPC does not survive fork.
 
 After each run the JSONL file is read back and every span must be there exactly once.
 Spans look like agent spans: GenAI attributes plus ~1 KB of message content.
@@ -35,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from auditor.collectors.readers import read_otlp_json  # noqa: E402
 from auditor.collectors.receiver import OTLPReceiver  # noqa: E402
+# auditor.collectors.grpc_receiver is imported in _run: the HTTP rows fork their clients first
 from auditor.collectors.spans import SpanRecord, to_otlp_json, to_otlp_proto  # noqa: E402
 
 CONTENT = ("You are a careful coding agent. " * 8)[:256]
@@ -85,15 +90,45 @@ def _raw_client(port: int, client: int, requests: int, size: int, body_format: s
     out.put((bad, nbytes))
 
 
-def _sdk_client(port: int, client: int, n: int, barrier: "mp.synchronize.Barrier", out: "mp.Queue") -> None:
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+def _grpc_raw_client(port: int, client: int, requests: int, size: int, use_gzip: bool,
+                     barrier: "mp.synchronize.Barrier", out: "mp.Queue") -> None:
+    import grpc
+
+    bodies = [to_otlp_proto(_batch(client, r, size)).SerializeToString() for r in range(requests)]
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    # pre-encoded bytes, as in the HTTP rows: no serializer on the client side
+    export = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")
+    compression = grpc.Compression.Gzip if use_gzip else grpc.Compression.NoCompression
+    grpc.channel_ready_future(channel).result(timeout=60)
+    barrier.wait()
+    bad = 0
+    nbytes = 0
+    for body in bodies:
+        try:
+            export(body, timeout=60, compression=compression)
+        except grpc.RpcError:
+            bad += 1
+        nbytes += len(body)  # uncompressed: gRPC compresses inside the call
+    channel.close()
+    out.put((bad, nbytes))
+
+
+def _sdk_client(port: int, client: int, n: int, barrier: "mp.synchronize.Barrier", out: "mp.Queue",
+                protocol: str = "http") -> None:
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+
+        exporter = GrpcExporter(endpoint=f"127.0.0.1:{port}", insecure=True)
+    else:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{port}/v1/traces")
     provider = TracerProvider(resource=Resource.create({"service.name": f"agent-{client}"}))
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"http://127.0.0.1:{port}/v1/traces"),
-                                                   max_queue_size=n + 1, max_export_batch_size=512,
+    provider.add_span_processor(BatchSpanProcessor(exporter, max_queue_size=n + 1, max_export_batch_size=512,
                                                    schedule_delay_millis=100))
     tracer = provider.get_tracer("bench")
     attrs = _attrs(0)
@@ -106,19 +141,29 @@ def _sdk_client(port: int, client: int, n: int, barrier: "mp.synchronize.Barrier
 
 
 def _run(kind: str, clients: int, per_client: int, size: int = 100, body_format: str = "protobuf",
-         use_gzip: bool = False) -> dict:
-    ctx = mp.get_context("fork")
+         use_gzip: bool = False, protocol: str = "http") -> dict:
+    ctx = mp.get_context("spawn" if protocol == "grpc" else "fork")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "spans.jsonl"
-        rec = OTLPReceiver(port=0, jsonl_path=path).start()
+        if protocol == "grpc":
+            from auditor.collectors.grpc_receiver import OTLPGrpcReceiver
+
+            rec = OTLPGrpcReceiver(port=0, jsonl_path=path).start()
+        else:
+            rec = OTLPReceiver(port=0, jsonl_path=path).start()
         barrier = ctx.Barrier(clients + 1)
         out = ctx.Queue()
-        if kind == "raw":
+        if kind == "raw" and protocol == "grpc":
+            procs = [ctx.Process(target=_grpc_raw_client, args=(rec.port, c, per_client, size, use_gzip, barrier, out))
+                     for c in range(clients)]
+            total = clients * per_client * size
+        elif kind == "raw":
             procs = [ctx.Process(target=_raw_client, args=(rec.port, c, per_client, size, body_format, use_gzip, barrier, out))
                      for c in range(clients)]
             total = clients * per_client * size
         else:
-            procs = [ctx.Process(target=_sdk_client, args=(rec.port, c, per_client, barrier, out)) for c in range(clients)]
+            procs = [ctx.Process(target=_sdk_client, args=(rec.port, c, per_client, barrier, out, protocol))
+                     for c in range(clients)]
             total = clients * per_client
         for p in procs:
             p.start()
@@ -133,6 +178,7 @@ def _run(kind: str, clients: int, per_client: int, size: int = 100, body_format:
         counts = Counter((s.trace_id, s.span_id) for s in spans)
         exactly_once = len(counts) == total and set(counts.values()) == {1} and not issues
         return {
+            "protocol": "gRPC" if protocol == "grpc" else "HTTP",
             "kind": kind, "body": body_format if kind == "raw" else "protobuf (SDK)",
             "gzip": use_gzip, "clients": clients, "spans": total,
             "spans_per_request": size if kind == "raw" else 512,
@@ -157,9 +203,13 @@ def main(argv: list[str] | None = None) -> int:
         _run("raw", args.clients, per, body_format="protobuf", use_gzip=True),
         _run("raw", args.clients, per, body_format="json"),
         _run("sdk", args.clients, sdk_per),
+        # gRPC last: its clients are spawned, and forking after gRPC has run in this process is unsafe
+        _run("raw", args.clients, per, body_format="protobuf", protocol="grpc"),
+        _run("raw", args.clients, per, body_format="protobuf", use_gzip=True, protocol="grpc"),
+        _run("sdk", args.clients, sdk_per, protocol="grpc"),
     ]
     for r in runs:
-        print(f"{r['kind']:>4} {r['body']:>15} gzip={str(r['gzip']):5} {r['spans']:>7} spans "
+        print(f"{r['protocol']:>4} {r['kind']:>4} {r['body']:>15} gzip={str(r['gzip']):5} {r['spans']:>7} spans "
               f"{r['seconds']:>7.2f} s  {r['spans_per_second']:>8} spans/s  exactly-once={r['stored_exactly_once']}")
     command = "python benchmarks/bench_receiver.py" + (" --quick" if args.quick else "") + \
               (f" --clients {args.clients}" if args.clients != 4 else "")
@@ -169,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                     "processor": platform.processor() or platform.machine(),
                     "load_average_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)}},
-        "receiver": "auditor.collectors.receiver.OTLPReceiver (stdlib ThreadingHTTPServer), JSONL output, loopback",
+        "receiver": "auditor.collectors.receiver.OTLPReceiver (stdlib ThreadingHTTPServer) and "
+                    "auditor.collectors.grpc_receiver.OTLPGrpcReceiver (grpcio, 8 worker threads), JSONL output, loopback",
         "results": runs,
         "headline_spans_per_second": runs[0]["spans_per_second"],
         "all_exactly_once": all(r["stored_exactly_once"] for r in runs),
@@ -185,13 +236,13 @@ def main(argv: list[str] | None = None) -> int:
 def _markdown(rep: dict) -> str:
     m = rep["machine"]
     rows = "\n".join(
-        f"| {r['kind']} | {r['body']} | {'yes' if r['gzip'] else 'no'} | {r['clients']} | {r['spans']:,} | "
+        f"| {r.get('protocol', 'HTTP')} | {r['kind']} | {r['body']} | {'yes' if r['gzip'] else 'no'} | {r['clients']} | {r['spans']:,} | "
         f"{r['seconds']:.2f} | **{r['spans_per_second']:,}** | {'yes' if r['stored_exactly_once'] else 'NO'} |"
         for r in rep["results"])
     return f"""# OTLP receiver throughput (`audit collect`)
 
-Spans per second received over OTLP/HTTP on loopback and appended to a JSONL file, with every
-span read back afterwards and checked to be stored exactly once.
+Spans per second received over OTLP/HTTP and OTLP/gRPC on loopback and appended to a JSONL
+file, with every span read back afterwards and checked to be stored exactly once.
 
 Reproduce:
 
@@ -201,14 +252,15 @@ Reproduce:
 
 (writes `benchmarks/results/receiver.json` and this page).
 
-| run | body | gzip | client processes | spans | seconds | spans/s | stored exactly once |
-|---|---|---|---|---|---|---|---|
+| protocol | run | body | gzip | client processes | spans | seconds | spans/s | stored exactly once |
+|---|---|---|---|---|---|---|---|---|
 {rows}
 
 - **raw**: client processes post pre-encoded `ExportTraceServiceRequest` bodies of 100 spans over
-  keep-alive connections; this is the receiver's own ceiling (parse, convert, write).
+  keep-alive connections (gRPC: one channel per client); this is the receiver's own ceiling
+  (parse, convert, write).
 - **sdk**: client processes run the OpenTelemetry SDK (`BatchSpanProcessor` + `OTLPSpanExporter`,
-  protobuf, batches of up to 512): what an instrumented agent sends, SDK cost included.
+  HTTP/protobuf or gRPC, batches of up to 512): what an instrumented agent sends, SDK cost included.
 - Each span carries GenAI attributes and about 1 KB of message content, like a captured chat span.
 
 Machine: {m['cpus']} CPUs ({m['processor']}), Python {m['python']}, {m['platform']}.

@@ -4,6 +4,7 @@
   `traced_tool`, `agent_span`).
 - `exporters`: `JsonlSpanExporter` (the ``run.jsonl`` file) and `setup_tracing`.
 - `receiver`: `OTLPReceiver`, the OTLP/HTTP endpoint behind ``audit collect``.
+- `grpc_receiver`: `OTLPGrpcReceiver`, the OTLP/gRPC endpoint behind ``audit collect --grpc``.
 - `spans`: `SpanRecord` and converters; `assemble`: spans -> trajectories.
 - `aider`: importers for Aider's chat history and LLM history logs.
 
@@ -70,7 +71,7 @@ def load_file(path: str | Path, fmt: str) -> LoadResult:
 _LAZY = {
     "OpenAIInstrumentor": "instrument", "tool_span": "instrument", "traced_tool": "instrument",
     "agent_span": "instrument", "JsonlSpanExporter": "exporters", "setup_tracing": "exporters",
-    "OTLPReceiver": "receiver", "SpanRecord": "spans",
+    "OTLPReceiver": "receiver", "OTLPGrpcReceiver": "grpc_receiver", "SpanRecord": "spans",
 }
 
 

@@ -1,5 +1,8 @@
 """An OTLP/HTTP trace receiver (``POST /v1/traces``) that appends what it receives to a JSONL
 file (OTLP JSON, one export per line) and/or hands the spans to a sink (the DuckDB store).
+Its OTLP/gRPC sibling (port 4317, the default of vLLM and most OpenTelemetry SDKs) is
+`auditor.collectors.grpc_receiver.OTLPGrpcReceiver`; both can share one `SpanWriter` (same
+file, same sink), which is what ``audit collect --grpc`` does.
 
 - Bodies: protobuf (``application/x-protobuf``) or JSON (``application/json``, hex or base64
   ids), optionally gzip- or deflate-compressed; built on the ``opentelemetry-proto`` messages.
@@ -11,7 +14,9 @@ file (OTLP JSON, one export per line) and/or hands the spans to a sink (the Duck
 
 vLLM (``--otlp-traces-endpoint http://127.0.0.1:4318/v1/traces`` with
 ``OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/protobuf``) and any OpenTelemetry Collector
-(``otlphttp`` exporter) can point at it.
+(``otlphttp`` exporter) can point at it. For vLLM's default OTLP/gRPC export use the gRPC
+receiver (``audit collect --grpc``; vLLM: ``--otlp-traces-endpoint 127.0.0.1:4317`` with
+``OTEL_EXPORTER_OTLP_TRACES_INSECURE=true``).
 """
 
 from __future__ import annotations
@@ -55,6 +60,62 @@ class ReceiverStats:
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
+
+
+class SpanWriter:
+    """Where received spans go: a JSONL file (one OTLP JSON export per line) and/or a sink.
+
+    Thread-safe, one batch at a time, so several receivers (OTLP/HTTP and OTLP/gRPC) can share
+    one file without interleaving lines. Each receiver `acquire`s it on start and `release`s it
+    on stop; every release flushes the file to disk, the last one closes it. `write` raises
+    `RequestError` (503: retry later, 500: do not retry) when a batch cannot be stored.
+    """
+
+    def __init__(self, jsonl_path: str | os.PathLike[str] | None = None, sink: Sink | None = None):
+        self.jsonl_path = Path(jsonl_path) if jsonl_path is not None else None
+        self.sink = sink
+        self._lock = threading.Lock()
+        self._fh: IO[str] | None = None
+        self._users = 0
+
+    def acquire(self) -> None:
+        with self._lock:
+            if self._users == 0 and self.jsonl_path is not None:
+                self.jsonl_path.parent.mkdir(parents=True, exist_ok=True)
+                self._fh = self.jsonl_path.open("a", encoding="utf-8")
+            self._users += 1
+
+    def release(self) -> None:
+        with self._lock:
+            if self._users == 0:
+                return
+            self._users -= 1
+            if self._fh is not None:
+                flush_to_disk(self._fh)
+                if self._users == 0:
+                    self._fh.close()
+                    self._fh = None
+
+    def write(self, spans: Sequence[SpanRecord]) -> None:
+        if not spans:
+            return
+        line = to_otlp_json_line(spans) + "\n" if self.jsonl_path is not None else None
+        with self._lock:
+            if line is not None:
+                if self._fh is None:
+                    raise RequestError(503, "the receiver is shutting down")
+                try:
+                    self._fh.write(line)
+                    self._fh.flush()
+                except OSError as exc:
+                    raise RequestError(503, f"cannot write {self.jsonl_path}: {exc}") from exc
+            if self.sink is not None:
+                try:
+                    self.sink(spans)
+                except Exception as exc:  # noqa: BLE001 - report to the client, keep serving
+                    if line is not None:  # already safe in the file: a retry would duplicate it there
+                        raise RequestError(500, f"spans written to {self.jsonl_path}, but the sink failed: {exc}") from exc
+                    raise RequestError(503, f"sink failed: {exc}") from exc
 
 
 class _Server(ThreadingHTTPServer):
@@ -285,6 +346,9 @@ class OTLPReceiver:
         with OTLPReceiver(port=0, jsonl_path="run.jsonl") as rec:
             exporter = OTLPSpanExporter(endpoint=rec.url)
             ...
+
+    Pass ``writer=`` (a `SpanWriter`) instead of ``jsonl_path``/``sink`` to share the output
+    with another receiver (e.g. the OTLP/gRPC one).
     """
 
     def __init__(
@@ -299,13 +363,17 @@ class OTLPReceiver:
         idle_timeout: float = 30.0,
         read_timeout: float = 30.0,
         log: Callable[[str], Any] | None = None,
+        writer: SpanWriter | None = None,
     ):
         if max_body_bytes <= 0:
             raise ValueError("max_body_bytes must be positive")
+        if writer is not None and (jsonl_path is not None or sink is not None):
+            raise ValueError("pass either writer or jsonl_path/sink, not both")
+        self.writer = writer if writer is not None else SpanWriter(jsonl_path, sink)
         self.host = host
         self.port = port
-        self.jsonl_path = Path(jsonl_path) if jsonl_path is not None else None
-        self.sink = sink
+        self.jsonl_path = self.writer.jsonl_path
+        self.sink = self.writer.sink
         self.token = token or None
         self.max_body_bytes = int(max_body_bytes)
         self.idle_timeout = idle_timeout
@@ -313,16 +381,20 @@ class OTLPReceiver:
         self.log = log
         self.stats = ReceiverStats()
         self._stats_lock = threading.Lock()
-        self._write_lock = threading.Lock()
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
-        self._fh: IO[str] | None = None
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}{TRACES_PATH}"
+
+    @property
+    def address(self) -> str:
+        """``host:port`` actually bound (after `start`)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
 
     @property
     def running(self) -> bool:
@@ -331,18 +403,14 @@ class OTLPReceiver:
     def start(self) -> "OTLPReceiver":
         if self._server is not None:
             return self
-        if self.jsonl_path is not None:
-            self.jsonl_path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = self.jsonl_path.open("a", encoding="utf-8")
+        self.writer.acquire()
         server_cls = _Server
         if ":" in self.host:
             server_cls = type("_Server6", (_Server,), {"address_family": socket.AF_INET6})
         try:
             server = server_cls((self.host, self.port), _Handler)
         except OSError:
-            if self._fh is not None:
-                self._fh.close()
-                self._fh = None
+            self.writer.release()
             raise
         server.receiver = self
         self.port = server.server_address[1]
@@ -363,11 +431,7 @@ class OTLPReceiver:
         server.server_close()  # joins handler threads (requests in flight complete)
         if self._thread is not None:
             self._thread.join(timeout=10)
-        with self._write_lock:
-            if self._fh is not None:
-                flush_to_disk(self._fh)
-                self._fh.close()
-                self._fh = None
+        self.writer.release()  # flushed to disk (closed unless another receiver shares it)
         self._server = None
 
     def __enter__(self) -> "OTLPReceiver":
@@ -410,20 +474,4 @@ class OTLPReceiver:
         return spans, len(errors), reason
 
     def _store(self, spans: list[SpanRecord]) -> None:
-        if not spans:
-            return
-        line = to_otlp_json_line(spans) + "\n" if self._fh is not None else None
-        with self._write_lock:
-            if line is not None and self._fh is not None:
-                try:
-                    self._fh.write(line)
-                    self._fh.flush()
-                except OSError as exc:
-                    raise RequestError(503, f"cannot write {self.jsonl_path}: {exc}") from exc
-            if self.sink is not None:
-                try:
-                    self.sink(spans)
-                except Exception as exc:  # noqa: BLE001 - report to the client, keep serving
-                    if line is not None:  # already safe in the file: a retry would duplicate it there
-                        raise RequestError(500, f"spans written to {self.jsonl_path}, but the sink failed: {exc}") from exc
-                    raise RequestError(503, f"sink failed: {exc}") from exc
+        self.writer.write(spans)

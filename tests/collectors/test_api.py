@@ -27,5 +27,11 @@ def test_public_names_and_signatures():
     rp = inspect.signature(receiver.OTLPReceiver).parameters
     assert list(rp)[:6] == ["host", "port", "jsonl_path", "sink", "token", "max_body_bytes"]
     assert rp["host"].default == "127.0.0.1" and rp["port"].default == 4318
+    from auditor.collectors import grpc_receiver
+
+    gp = inspect.signature(grpc_receiver.OTLPGrpcReceiver).parameters
+    assert list(gp)[:6] == list(rp)[:6] and "writer" in gp and "writer" in rp
+    assert gp["host"].default == "127.0.0.1" and gp["port"].default == 4317
+    assert c.OTLPGrpcReceiver is grpc_receiver.OTLPGrpcReceiver
     assert callable(aider.load_chat_history) and callable(aider.load_llm_history)
     assert c.OpenAIInstrumentor is instrument.OpenAIInstrumentor  # lazy re-exports
