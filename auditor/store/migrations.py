@@ -508,14 +508,15 @@ def m003_argument_attributions(con: "duckdb.DuckDBPyConnection") -> None:
     _view(con, "argument_support", (
         "How far the user's authority supports each argument of each action (one row per run × action × "
         "argument): support = A / (A + D), A the summed share of authority segments (system, user_request, "
-        "user_constraint), D of data segments (tool_output, file_context); 1.0 when both are 0 (as in "
+        "user_constraint), D of data segments (tool_output, file_context), negative shares counted as zero; "
+        "1.0 when both are 0 (as in "
         "`unsupported_actions`, but unfiltered: compare support with settings key `unsupported_threshold` to "
         "list the arguments that data chose)."),
         f"""
         WITH per_argument AS (
             SELECT run_id, trajectory_id, action_id, argument,
-                   coalesce(sum(share) FILTER (WHERE kind IN {_AUTHORITY_SQL}), 0) AS authority_share,
-                   coalesce(sum(share) FILTER (WHERE kind IN {_DATA_SQL}), 0) AS data_share,
+                   coalesce(sum(greatest(share, 0)) FILTER (WHERE kind IN {_AUTHORITY_SQL}), 0) AS authority_share,
+                   coalesce(sum(greatest(share, 0)) FILTER (WHERE kind IN {_DATA_SQL}), 0) AS data_share,
                    arg_min(segment_id, rank) AS top_segment_id,
                    arg_min(kind, rank) AS top_kind,
                    arg_min(label, rank) AS top_label,
