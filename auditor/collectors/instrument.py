@@ -1,11 +1,24 @@
 """OpenTelemetry capture of agent runs that talk to an OpenAI-compatible server (vLLM).
 
-`OpenAIInstrumentor` wraps ``chat.completions.create`` of the ``openai`` client (sync and
-async, streaming and not): each completion becomes a ``chat {model}`` CLIENT span with the
-GenAI attributes, the input/output messages, the tool definitions and the usage, and a W3C
-``traceparent`` header is injected into the request so vLLM's ``llm_request`` span joins the
-same trace. `tool_span` / `traced_tool` make ``execute_tool {name}`` spans, `agent_span` the
-``invoke_agent {name}`` root span of a run.
+`OpenAIInstrumentor` wraps two APIs of the ``openai`` client (sync and async, streaming and
+not): ``chat.completions.create`` and the Responses API's ``responses.create`` (which the
+``stream`` helpers and tool runners call too), and both ``parse`` methods (structured outputs).
+Each call becomes a ``chat {model}`` CLIENT span with the GenAI attributes, the input/output
+messages, the tool definitions and the usage, and a W3C ``traceparent`` header is injected into
+the request so vLLM's ``llm_request`` span joins the same trace. `tool_span` / `traced_tool`
+make ``execute_tool {name}`` spans, `agent_span` the ``invoke_agent {name}`` root span of a run.
+
+Both APIs give the same span shape (``gen_ai.operation.name`` = ``chat``; ``openai.api.type``
+says which API), so a run assembles into a trajectory the same way. For the Responses API:
+``instructions`` is the first (system) input message; ``input`` (a string, or a list of items:
+messages, ``function_call`` items (assistant tool calls, keyed by ``call_id``),
+``function_call_output`` items (tool results), ``reasoning`` items) and the response's
+``output`` items become messages, consecutive assistant-side items (reasoning, text, tool calls)
+making one assistant message; ``status`` (+ ``incomplete_details``) gives the finish reason
+(``stop``, ``tool_calls``, ``length``, ...). A request that continues a stored response
+(``previous_response_id``) sends only its new items; when this instrumentor recorded that
+response, its history is put back in front of them, so the span holds the whole conversation the
+model saw. History kept server-side in a ``conversation`` object is not rebuilt.
 
 Content capture is ON by default (this is an auditor: without the text nothing can be
 attributed). Turn it off with ``capture_content=False`` or the environment variable
@@ -21,6 +34,14 @@ Example::
             with tool_span(call.function.name, call.id, call.function.arguments) as t:
                 t.set_result(run_tool(call))
     provider.shutdown()
+
+or, with the Responses API::
+
+    resp = client.responses.create(model="m", instructions=system, input=items, tools=tools)
+    for item in resp.output:
+        if item.type == "function_call":
+            with tool_span(item.name, item.call_id, item.arguments) as t:
+                t.set_result(run_tool(item))
 """
 
 from __future__ import annotations
@@ -31,6 +52,7 @@ import inspect
 import json
 import os
 import threading
+from collections import OrderedDict
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Mapping
 
@@ -41,7 +63,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 # Supported client versions, declared in one place. The wrapped methods exist in openai>=1.0;
 # this module was tested against the version pinned in pyproject.toml.
-SUPPORTED_OPENAI = ">=1.0,<4"
+SUPPORTED_OPENAI = ">=1.0,<4"  # the Responses API (wrapped when present) came in 1.66
 TESTED_OPENAI = "3.57.0"
 SCOPE_NAME = "auditor.collectors.instrument"
 SCOPE_VERSION = "0.1.0"
@@ -69,7 +91,10 @@ def _json(value: Any) -> str:
 def _dump(obj: Any) -> Any:
     """pydantic objects (e.g. a ChatCompletionMessage appended back to the history) -> dicts."""
     if hasattr(obj, "model_dump"):
-        return obj.model_dump(exclude_none=True)
+        try:  # no serializer warnings in the agent's log (parsed generic models make them)
+            return obj.model_dump(exclude_none=True, warnings=False)
+        except TypeError:  # a model_dump without that keyword
+            return obj.model_dump(exclude_none=True)
     return obj
 
 
@@ -78,6 +103,13 @@ def _given(v: Any) -> bool:
     if v is None:
         return False
     return type(v).__name__ not in ("NotGiven", "Omit")
+
+
+def _get(obj: Any, key: str, default: Any = None) -> Any:
+    """``obj[key]`` for mappings, ``obj.key`` for pydantic objects."""
+    if isinstance(obj, Mapping):
+        return obj.get(key, default)
+    return getattr(obj, key, default)
 
 
 def _arguments(value: Any) -> Any:
@@ -106,17 +138,25 @@ def _content_parts(content: Any) -> list[dict[str, Any]]:
             parts.append({"type": "text", "content": str(p)})
             continue
         kind = p.get("type")
-        if kind == "text":
+        if kind in ("text", "input_text", "output_text"):  # chat; Responses input / output
             parts.append({"type": "text", "content": p.get("text", "")})
         elif kind == "refusal":
             parts.append({"type": "text", "content": p.get("refusal", "")})
-        elif kind == "image_url":
-            url = (p.get("image_url") or {}).get("url", "")
-            if url.startswith("data:"):
+        elif kind in ("image_url", "input_image"):
+            url = p.get("image_url") or ""
+            url = url.get("url", "") if isinstance(url, Mapping) else str(url)  # chat: {"url"}; Responses: str
+            if not url and p.get("file_id"):
+                parts.append({"type": "file", "modality": "image", "file_id": p.get("file_id")})
+            elif url.startswith("data:"):
                 parts.append({"type": "blob", "modality": "image", "mime_type": url[5:].split(";", 1)[0],
                               "content": url.split(",", 1)[-1]})
             else:
                 parts.append({"type": "uri", "modality": "image", "uri": url})
+        elif kind == "input_file":
+            d = {"type": "file", "file_id": p.get("file_id"), "filename": p.get("filename")}
+            if p.get("file_url"):
+                d["uri"] = p["file_url"]
+            parts.append(d)
         elif kind == "input_audio":
             audio = p.get("input_audio") or {}
             parts.append({"type": "blob", "modality": "audio", "mime_type": f"audio/{audio.get('format', '')}",
@@ -164,7 +204,8 @@ def openai_tools_to_genai(tools: Any) -> list[dict[str, Any]]:
     for t in tools or []:
         t = _dump(t)
         fn = t.get("function") if isinstance(t, Mapping) else None
-        if isinstance(fn, Mapping):
+        if isinstance(fn, Mapping) or (isinstance(t, Mapping) and t.get("type") == "function" and "name" in t):
+            fn = fn if isinstance(fn, Mapping) else t  # chat: {"function": {...}}; Responses: flat
             d = {"type": t.get("type", "function"), "name": fn.get("name")}
             if fn.get("description") is not None:
                 d["description"] = fn.get("description")
@@ -183,11 +224,140 @@ def _choice_output(message: Any, finish_reason: Any) -> dict[str, Any]:
     return msg
 
 
+# -- OpenAI Responses API items -> GenAI semantic-convention messages ------------------------------------------
+
+_TOOL_CALL_ITEMS = {"function_call": "arguments", "custom_tool_call": "input"}
+_TOOL_OUTPUT_ITEMS = ("function_call_output", "custom_tool_call_output")
+
+
+def _text_of(content: Any) -> str:
+    """A tool output (a string or a list of content parts) as text."""
+    if content is None or isinstance(content, str):
+        return content or ""
+    if isinstance(content, list):
+        parts = _content_parts(content)
+        texts = [p.get("content", "") for p in parts if p.get("type") == "text"]
+        return "".join(texts) if texts or not parts else _json(parts)
+    return _json(_dump(content))
+
+
+def _reasoning_text(item: Mapping[str, Any]) -> str:
+    """A ``reasoning`` item's text: its full reasoning text (vLLM) when present, else its summary."""
+    full = [_get(c, "text") or "" for c in item.get("content") or [] if _get(c, "type") in ("reasoning_text", None)]
+    if any(full):
+        return "".join(full)
+    return "\n\n".join(_get(c, "text") or "" for c in item.get("summary") or [])
+
+
+def responses_items_to_genai(items: Any) -> list[dict[str, Any]]:
+    """Responses API items (input or output; dicts or pydantic) -> GenAI messages.
+
+    Consecutive assistant-side items (assistant messages, ``function_call``, ``reasoning``, and
+    other item kinds such as built-in tool calls, kept as generic parts) make one assistant
+    message, so a response's output and the same items sent back as history read alike.
+    """
+    out: list[dict[str, Any]] = []
+    group: dict[str, Any] | None = None
+
+    def assistant() -> list[dict[str, Any]]:
+        nonlocal group
+        if group is None:
+            group = {"role": "assistant", "parts": []}
+            out.append(group)
+        return group["parts"]
+
+    for raw in items or []:
+        if isinstance(raw, str):
+            group = None
+            out.append({"role": "user", "parts": [{"type": "text", "content": raw}]})
+            continue
+        it = _dump(raw)
+        if not isinstance(it, Mapping):
+            continue
+        kind = it.get("type")
+        role = it.get("role")
+        if role is not None and kind in (None, "message"):
+            if role == "assistant":
+                assistant().extend(_content_parts(it.get("content")))
+            else:
+                group = None
+                out.append({"role": role, "parts": _content_parts(it.get("content"))})
+        elif kind in _TOOL_CALL_ITEMS:
+            assistant().append({"type": "tool_call", "id": it.get("call_id"), "name": it.get("name"),
+                                "arguments": _arguments(it.get(_TOOL_CALL_ITEMS[kind]))})
+        elif kind in _TOOL_OUTPUT_ITEMS:
+            group = None
+            out.append({"role": "tool", "parts": [{"type": "tool_call_response", "id": it.get("call_id"),
+                                                   "response": _text_of(it.get("output"))}]})
+        elif kind == "reasoning":
+            text = _reasoning_text(it)
+            if text:
+                assistant().append({"type": "reasoning", "content": text})
+        else:
+            assistant().append(dict(it))
+    return out
+
+
+def responses_input_to_genai(instructions: Any, input: Any) -> list[dict[str, Any]]:
+    """``instructions`` (a system message) and ``input`` (a string: one user message) -> GenAI messages."""
+    out: list[dict[str, Any]] = []
+    if _given(instructions) and instructions:
+        if isinstance(instructions, str):
+            out.append({"role": "system", "parts": [{"type": "text", "content": instructions}]})
+        else:  # a Response object echoes instructions as a list of input items
+            out.extend(responses_items_to_genai(instructions))
+    if _given(input) and input is not None:
+        out.extend(responses_items_to_genai([input] if isinstance(input, str) else input))
+    return out
+
+
+def responses_finish_reason(status: Any, incomplete_details: Any = None, items: Any = ()) -> str:
+    """A response's ``status`` as a chat-style finish reason."""
+    if status == "completed":
+        calls = any(_get(i, "type") in _TOOL_CALL_ITEMS for i in items or [])
+        return "tool_calls" if calls else "stop"
+    if status == "incomplete":
+        reason = _get(incomplete_details, "reason")
+        return {"max_output_tokens": "length"}.get(reason, reason or "incomplete")
+    if status == "failed":
+        return "error"
+    return "" if status in (None, "in_progress", "queued") else str(status)
+
+
+def responses_output_to_genai(items: Any, finish_reason: str) -> list[dict[str, Any]]:
+    msgs = responses_items_to_genai(items)
+    for m in msgs:
+        m["role"] = "assistant"
+        m["finish_reason"] = finish_reason
+    return msgs
+
+
 # -- the instrumentor ------------------------------------------------------------------------------------------
 
 
+_HISTORY_LIMIT = 256  # responses whose conversation is kept for previous_response_id
+
+
+def _targets() -> list[tuple[type, str, str, bool]]:
+    """(class, method, api, is_async) of every method to wrap in the installed openai: ``create``
+    (which the ``stream`` helpers and the tool runners call) and ``parse`` (structured outputs,
+    which posts the request itself)."""
+    from openai.resources.chat.completions import AsyncCompletions, Completions
+
+    classes = [(Completions, "chat", False), (AsyncCompletions, "chat", True)]
+    try:
+        from openai.resources.responses import AsyncResponses, Responses
+    except ImportError:  # openai < 1.66: no Responses API
+        pass
+    else:
+        classes += [(Responses, "responses", False), (AsyncResponses, "responses", True)]
+    return [(cls, method, api, is_async) for cls, api, is_async in classes for method in ("create", "parse")
+            if callable(cls.__dict__.get(method))]
+
+
 class OpenAIInstrumentor:
-    """Wraps ``openai``'s chat completions so each call becomes a ``chat {model}`` span.
+    """Wraps ``openai``'s chat completions and Responses API so each call becomes a
+    ``chat {model}`` span.
 
     Providers are passed in (``tracer_provider``), not set globally; without one the global
     provider is used. Only one instrumentor can be active at a time.
@@ -198,6 +368,10 @@ class OpenAIInstrumentor:
         self._capture_content = capture_content
         self.provider_name = provider_name
         self._originals: dict[tuple[type, str], Any] = {}
+        # response id -> the conversation up to and including that response (GenAI messages, without
+        # the request's instructions), for requests that continue it with previous_response_id
+        self._history: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        self._history_lock = threading.Lock()
 
     @property
     def capture_content(self) -> bool:
@@ -214,19 +388,17 @@ class OpenAIInstrumentor:
 
     def instrument(self) -> "OpenAIInstrumentor":
         global _ACTIVE
-        from openai.resources.chat.completions import AsyncCompletions, Completions
-
+        targets = _targets()
         with _LOCK:
             if _ACTIVE is self:
                 return self
             if _ACTIVE is not None:
                 raise RuntimeError("openai is already instrumented by another OpenAIInstrumentor; "
                                    "call its uninstrument() first")
-            orig_sync = Completions.create
-            orig_async = AsyncCompletions.create
-            self._originals = {(Completions, "create"): orig_sync, (AsyncCompletions, "create"): orig_async}
-            Completions.create = self._wrap_sync(orig_sync)  # type: ignore[method-assign]
-            AsyncCompletions.create = self._wrap_async(orig_async)  # type: ignore[method-assign]
+            self._originals = {(cls, attr): getattr(cls, attr) for cls, attr, _, _ in targets}
+            for cls, attr, api, is_async in targets:
+                wrap = self._wrap_async if is_async else self._wrap_sync
+                setattr(cls, attr, wrap(self._originals[(cls, attr)], api))
             _ACTIVE = self
         return self
 
@@ -246,26 +418,39 @@ class OpenAIInstrumentor:
         self.uninstrument()
 
     # -- span construction -------------------------------------------------------------------------------------
-    def _start(self, resource: Any, kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    _REQUEST_PARAMS = {
+        "chat": (("max_tokens", "gen_ai.request.max_tokens"),
+                 ("max_completion_tokens", "gen_ai.request.max_tokens"),
+                 ("temperature", "gen_ai.request.temperature"),
+                 ("top_p", "gen_ai.request.top_p"),
+                 ("seed", "gen_ai.request.seed"),
+                 ("frequency_penalty", "gen_ai.request.frequency_penalty"),
+                 ("presence_penalty", "gen_ai.request.presence_penalty"),
+                 ("n", "gen_ai.request.choice.count")),
+        "responses": (("max_output_tokens", "gen_ai.request.max_tokens"),
+                      ("temperature", "gen_ai.request.temperature"),
+                      ("top_p", "gen_ai.request.top_p")),
+    }
+    _API_TYPE = {"chat": "chat_completions", "responses": "responses"}  # GenAI semconv openai.api.type
+
+    def _start(self, resource: Any, kwargs: dict[str, Any],
+               api: str = "chat") -> tuple[Any, dict[str, Any], list[dict[str, Any]] | None]:
+        """Open the span of one call; returns it, the kwargs to call with (traceparent added, one-shot
+        iterables materialised) and, for the Responses API with content capture on, the conversation
+        so far (to remember under the response id)."""
         model = kwargs.get("model")
         attrs: dict[str, Any] = {
             "gen_ai.operation.name": "chat",
             "gen_ai.provider.name": self.provider_name,
+            "openai.api.type": self._API_TYPE[api],
         }
         if _given(model):
             attrs["gen_ai.request.model"] = str(model)
-        for key, attr in (("max_tokens", "gen_ai.request.max_tokens"),
-                          ("max_completion_tokens", "gen_ai.request.max_tokens"),
-                          ("temperature", "gen_ai.request.temperature"),
-                          ("top_p", "gen_ai.request.top_p"),
-                          ("seed", "gen_ai.request.seed"),
-                          ("frequency_penalty", "gen_ai.request.frequency_penalty"),
-                          ("presence_penalty", "gen_ai.request.presence_penalty"),
-                          ("n", "gen_ai.request.choice.count")):
+        for key, attr in self._REQUEST_PARAMS[api]:
             v = kwargs.get(key)
             if _given(v) and isinstance(v, (int, float)) and not isinstance(v, bool):
                 attrs[attr] = v
-        stop = kwargs.get("stop")
+        stop = kwargs.get("stop") if api == "chat" else None
         if _given(stop):
             attrs["gen_ai.request.stop_sequences"] = [stop] if isinstance(stop, str) else [str(s) for s in stop]
         conv = _CONVERSATION.get()
@@ -279,18 +464,25 @@ class OpenAIInstrumentor:
                 attrs["server.port"] = int(base.port)
         except Exception:  # noqa: BLE001 - metadata only
             pass
-        # the history may be a one-shot iterable: materialise it before reading it
-        messages = kwargs.get("messages")
-        if _given(messages) and not isinstance(messages, list):
-            messages = list(messages)
-            kwargs["messages"] = messages
+        # the history and tools may be one-shot iterables: materialise them before reading them
+        history_key = "messages" if api == "chat" else "input"
+        for key in (history_key, "tools"):
+            v = kwargs.get(key)
+            if _given(v) and not isinstance(v, (list, str)):
+                kwargs[key] = list(v)
         tools = kwargs.get("tools")
-        if _given(tools) and not isinstance(tools, list):
-            tools = list(tools)
-            kwargs["tools"] = tools
+        history: list[dict[str, Any]] | None = None
         if self.capture_content:
-            if _given(messages):
-                attrs["gen_ai.input.messages"] = _json([openai_message_to_genai(m) for m in messages])
+            if api == "chat":
+                messages = kwargs.get("messages")
+                if _given(messages):
+                    attrs["gen_ai.input.messages"] = _json([openai_message_to_genai(m) for m in messages])
+            else:
+                history = self._previous(kwargs.get("previous_response_id")) + \
+                    responses_input_to_genai(None, kwargs.get("input"))
+                inputs = responses_input_to_genai(kwargs.get("instructions"), None) + history
+                if inputs:
+                    attrs["gen_ai.input.messages"] = _json(inputs)
             if _given(tools) and tools:
                 attrs["gen_ai.tool.definitions"] = _json(openai_tools_to_genai(tools))
         name = f"chat {model}" if _given(model) else "chat"
@@ -300,7 +492,28 @@ class OpenAIInstrumentor:
         carrier: dict[str, Any] = dict(headers) if isinstance(headers, Mapping) else {}
         _PROPAGATOR.inject(carrier, context=trace.set_span_in_context(span))
         kwargs["extra_headers"] = carrier
-        return span, kwargs
+        return span, kwargs, history
+
+    def _previous(self, response_id: Any) -> list[dict[str, Any]]:
+        if not _given(response_id) or not response_id:
+            return []
+        with self._history_lock:
+            return list(self._history.get(str(response_id), []))
+
+    def _remember(self, response_id: Any, messages: list[dict[str, Any]]) -> None:
+        if not response_id:
+            return
+        with self._history_lock:
+            self._history[str(response_id)] = messages
+            self._history.move_to_end(str(response_id))
+            while len(self._history) > _HISTORY_LIMIT:
+                self._history.popitem(last=False)
+
+    def _record(self, api: str, span: Any, response: Any, history: list[dict[str, Any]] | None) -> None:
+        if api == "chat":
+            self._record_response(span, response)
+        elif hasattr(response, "output") and hasattr(response, "status"):  # not a raw-response wrapper
+            self._record_responses(span, response, history)
 
     def _record_response(self, span: Any, response: Any) -> None:
         if not hasattr(response, "choices"):
@@ -321,20 +534,54 @@ class OpenAIInstrumentor:
             span.set_attribute("gen_ai.output.messages",
                                _json([_choice_output(c.message, c.finish_reason) for c in choices]))
 
+    def _record_responses(self, span: Any, response: Any, history: list[dict[str, Any]] | None,
+                          items: list[Any] | None = None) -> None:
+        """A Responses API ``Response`` (or, for a stream that never completed, the last snapshot and
+        the ``items`` seen so far) -> the response attributes of the span."""
+        rid = _get(response, "id")
+        if rid:
+            span.set_attribute("gen_ai.response.id", str(rid))
+        model = _get(response, "model")
+        if model:
+            span.set_attribute("gen_ai.response.model", str(model))
+        if items is None:
+            items = list(_get(response, "output") or [])
+        status = _get(response, "status")
+        finish = responses_finish_reason(status, _get(response, "incomplete_details"), items)
+        span.set_attribute("gen_ai.response.finish_reasons", [finish])
+        usage = _get(response, "usage")
+        if usage is not None:
+            if _get(usage, "input_tokens") is not None:
+                span.set_attribute("gen_ai.usage.input_tokens", _get(usage, "input_tokens"))
+            if _get(usage, "output_tokens") is not None:
+                span.set_attribute("gen_ai.usage.output_tokens", _get(usage, "output_tokens"))
+        if status == "failed":
+            err = _get(response, "error")
+            span.set_attribute("error.type", str(_get(err, "code") or "response_failed"))
+            span.set_status(Status(StatusCode.ERROR, str(_get(err, "message") or "response failed")[:500]))
+        if self.capture_content:
+            outputs = responses_output_to_genai(items, finish)
+            span.set_attribute("gen_ai.output.messages", _json(outputs))
+            if history is not None and status in ("completed", "incomplete"):
+                self._remember(rid, history + outputs)
+
     @staticmethod
     def _record_error(span: Any, exc: BaseException) -> None:
         span.set_attribute("error.type", type(exc).__qualname__)
         span.record_exception(exc)
         span.set_status(Status(StatusCode.ERROR, str(exc)[:500]))
 
-    def _wrap_sync(self, original: Callable[..., Any]) -> Callable[..., Any]:
+    def _stream_state(self, api: str, span: Any, history: list[dict[str, Any]] | None) -> "_StreamStateBase":
+        return _StreamState(self, span) if api == "chat" else _ResponsesStreamState(self, span, history)
+
+    def _wrap_sync(self, original: Callable[..., Any], api: str = "chat") -> Callable[..., Any]:
         inst = self
 
         @functools.wraps(original)
         def create(resource: Any, *args: Any, **kwargs: Any) -> Any:
             if _suppressed():
                 return original(resource, *args, **kwargs)
-            span, kwargs = inst._start(resource, kwargs)
+            span, kwargs, history = inst._start(resource, kwargs, api)
             with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
                 try:
                     result = original(resource, *args, **kwargs)
@@ -343,9 +590,9 @@ class OpenAIInstrumentor:
                     span.end()
                     raise
             if kwargs.get("stream") is True and hasattr(result, "__next__"):
-                return _TracedStream(result, _StreamState(inst, span))
+                return _TracedStream(result, inst._stream_state(api, span, history))
             try:
-                inst._record_response(span, result)
+                inst._record(api, span, result, history)
             finally:
                 span.end()
             return result
@@ -353,14 +600,14 @@ class OpenAIInstrumentor:
         create.__auditor_wrapped__ = original  # type: ignore[attr-defined]
         return create
 
-    def _wrap_async(self, original: Callable[..., Any]) -> Callable[..., Any]:
+    def _wrap_async(self, original: Callable[..., Any], api: str = "chat") -> Callable[..., Any]:
         inst = self
 
         @functools.wraps(original)
         async def create(resource: Any, *args: Any, **kwargs: Any) -> Any:
             if _suppressed():
                 return await original(resource, *args, **kwargs)
-            span, kwargs = inst._start(resource, kwargs)
+            span, kwargs, history = inst._start(resource, kwargs, api)
             with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
                 try:
                     result = await original(resource, *args, **kwargs)
@@ -369,9 +616,9 @@ class OpenAIInstrumentor:
                     span.end()
                     raise
             if kwargs.get("stream") is True and hasattr(result, "__anext__"):
-                return _TracedAsyncStream(result, _StreamState(inst, span))
+                return _TracedAsyncStream(result, inst._stream_state(api, span, history))
             try:
-                inst._record_response(span, result)
+                inst._record(api, span, result, history)
             finally:
                 span.end()
             return result
@@ -383,18 +630,45 @@ class OpenAIInstrumentor:
 # -- streaming -----------------------------------------------------------------------------------------------------
 
 
-class _StreamState:
-    """Accumulates chunks into the final messages; ends the span exactly once."""
+class _StreamStateBase:
+    """Accumulates a stream's events (``add``); ``finish`` records them on the span (``_record``)
+    and ends it, exactly once, whether the stream was consumed, closed early or failed."""
 
     def __init__(self, inst: OpenAIInstrumentor, span: Any):
         self.inst = inst
         self.span = span
+        self._ended = False
+        self._lock = threading.Lock()
+
+    def add(self, event: Any) -> None:
+        raise NotImplementedError
+
+    def _record(self, span: Any) -> None:
+        raise NotImplementedError
+
+    def finish(self, exc: BaseException | None = None) -> None:
+        with self._lock:
+            if self._ended:
+                return
+            self._ended = True
+        span = self.span
+        try:
+            self._record(span)
+            if exc is not None:
+                OpenAIInstrumentor._record_error(span, exc)
+        finally:
+            span.end()
+
+
+class _StreamState(_StreamStateBase):
+    """Chat completions: chunks -> the final messages."""
+
+    def __init__(self, inst: OpenAIInstrumentor, span: Any):
+        super().__init__(inst, span)
         self.choices: dict[int, dict[str, Any]] = {}
         self.response_id: str | None = None
         self.model: str | None = None
         self.usage: Any = None
-        self._ended = False
-        self._lock = threading.Lock()
 
     def add(self, chunk: Any) -> None:
         try:
@@ -427,48 +701,106 @@ class _StreamState:
         except Exception:  # noqa: BLE001 - never break the agent's stream
             pass
 
-    def finish(self, exc: BaseException | None = None) -> None:
-        with self._lock:
-            if self._ended:
-                return
-            self._ended = True
-        span = self.span
+    def _record(self, span: Any) -> None:
+        if self.response_id:
+            span.set_attribute("gen_ai.response.id", self.response_id)
+        if self.model:
+            span.set_attribute("gen_ai.response.model", self.model)
+        ordered = [self.choices[i] for i in sorted(self.choices)]
+        span.set_attribute("gen_ai.response.finish_reasons", [st["finish"] or "" for st in ordered])
+        if self.usage is not None:
+            if getattr(self.usage, "prompt_tokens", None) is not None:
+                span.set_attribute("gen_ai.usage.input_tokens", self.usage.prompt_tokens)
+            if getattr(self.usage, "completion_tokens", None) is not None:
+                span.set_attribute("gen_ai.usage.output_tokens", self.usage.completion_tokens)
+        if self.inst.capture_content:
+            out = []
+            for st in ordered:
+                msg: dict[str, Any] = {"role": "assistant"}
+                if st["reasoning"]:
+                    msg["reasoning_content"] = "".join(st["reasoning"])
+                msg["content"] = "".join(st["content"]) if st["content"] or not st["calls"] else None
+                msg["tool_calls"] = [
+                    {"id": call["id"], "type": "function",
+                     "function": {"name": call["name"], "arguments": "".join(call["arguments"])}}
+                    for _, call in sorted(st["calls"].items())
+                ]
+                out.append(_choice_output(msg, st["finish"]))
+            span.set_attribute("gen_ai.output.messages", _json(out))
+
+
+class _ResponsesStreamState(_StreamStateBase):
+    """Responses API: typed events -> the final response. The ``response.completed`` (or
+    ``.incomplete`` / ``.failed``) event's response is used as is; its output items, when the
+    event leaves them out, and the output of a stream closed early are rebuilt from the
+    ``response.output_item.*`` and delta events."""
+
+    _LIFECYCLE = ("response.created", "response.queued", "response.in_progress", "response.completed",
+                  "response.incomplete", "response.failed")
+    _DELTAS = {"response.output_text.delta": "text", "response.function_call_arguments.delta": "arguments",
+               "response.custom_tool_call_input.delta": "arguments", "response.reasoning_text.delta": "reasoning",
+               "response.reasoning_summary_text.delta": "summary"}
+
+    def __init__(self, inst: OpenAIInstrumentor, span: Any, history: list[dict[str, Any]] | None):
+        super().__init__(inst, span)
+        self.history = history
+        self.response: Any = None  # the latest lifecycle snapshot
+        self.done: dict[int, Any] = {}  # output_index -> finished item
+        self.partial: dict[int, dict[str, Any]] = {}  # output_index -> {"item", "text", "arguments", ...}
+        self.error: Any = None
+
+    def add(self, event: Any) -> None:
         try:
-            if self.response_id:
-                span.set_attribute("gen_ai.response.id", self.response_id)
-            if self.model:
-                span.set_attribute("gen_ai.response.model", self.model)
-            ordered = [self.choices[i] for i in sorted(self.choices)]
-            span.set_attribute("gen_ai.response.finish_reasons", [st["finish"] or "" for st in ordered])
-            if self.usage is not None:
-                if getattr(self.usage, "prompt_tokens", None) is not None:
-                    span.set_attribute("gen_ai.usage.input_tokens", self.usage.prompt_tokens)
-                if getattr(self.usage, "completion_tokens", None) is not None:
-                    span.set_attribute("gen_ai.usage.output_tokens", self.usage.completion_tokens)
-            if self.inst.capture_content:
-                out = []
-                for st in ordered:
-                    msg: dict[str, Any] = {"role": "assistant"}
-                    if st["reasoning"]:
-                        msg["reasoning_content"] = "".join(st["reasoning"])
-                    msg["content"] = "".join(st["content"]) if st["content"] or not st["calls"] else None
-                    msg["tool_calls"] = [
-                        {"id": call["id"], "type": "function",
-                         "function": {"name": call["name"], "arguments": "".join(call["arguments"])}}
-                        for _, call in sorted(st["calls"].items())
-                    ]
-                    out.append(_choice_output(msg, st["finish"]))
-                span.set_attribute("gen_ai.output.messages", _json(out))
-            if exc is not None:
-                OpenAIInstrumentor._record_error(span, exc)
-        finally:
-            span.end()
+            kind = getattr(event, "type", None)
+            if kind in self._LIFECYCLE:
+                self.response = getattr(event, "response", None) or self.response
+            elif kind == "response.output_item.added":
+                self.partial[event.output_index] = {"item": _dump(event.item), "text": [], "arguments": [],
+                                                    "reasoning": [], "summary": []}
+            elif kind == "response.output_item.done":
+                self.done[event.output_index] = event.item
+            elif kind in self._DELTAS:
+                st = self.partial.get(getattr(event, "output_index", None))
+                if st is not None and getattr(event, "delta", None):
+                    st[self._DELTAS[kind]].append(event.delta)
+            elif kind == "error":
+                self.error = event
+        except Exception:  # noqa: BLE001 - never break the agent's stream
+            pass
+
+    def _items(self) -> list[Any]:
+        output = _get(self.response, "output")
+        if output and _get(self.response, "status") not in (None, "queued", "in_progress"):
+            return list(output)
+        items: list[Any] = []
+        for index in sorted(self.done.keys() | self.partial.keys()):
+            if index in self.done:
+                items.append(self.done[index])
+                continue
+            st = self.partial[index]
+            item = dict(st["item"]) if isinstance(st["item"], Mapping) else {}
+            kind = item.get("type")
+            if kind == "message":
+                item["content"] = [{"type": "output_text", "text": "".join(st["text"])}]
+            elif kind in _TOOL_CALL_ITEMS:
+                item[_TOOL_CALL_ITEMS[kind]] = (item.get(_TOOL_CALL_ITEMS[kind]) or "") + "".join(st["arguments"])
+            elif kind == "reasoning":
+                item["content"] = [{"type": "reasoning_text", "text": "".join(st["reasoning"])}]
+                item["summary"] = [{"type": "summary_text", "text": "".join(st["summary"])}]
+            items.append(item)
+        return items
+
+    def _record(self, span: Any) -> None:
+        self.inst._record_responses(span, self.response, self.history, items=self._items())
+        if self.error is not None:
+            span.set_attribute("error.type", str(_get(self.error, "code") or "stream_error"))
+            span.set_status(Status(StatusCode.ERROR, str(_get(self.error, "message") or "stream error")[:500]))
 
 
 class _TracedStream:
     """Behaves like ``openai.Stream``: iterate, ``with``, ``close()``; other attributes pass through."""
 
-    def __init__(self, stream: Any, state: _StreamState):
+    def __init__(self, stream: Any, state: _StreamStateBase):
         self._stream = stream
         self._state = state
 
@@ -512,7 +844,7 @@ class _TracedStream:
 class _TracedAsyncStream:
     """Behaves like ``openai.AsyncStream``."""
 
-    def __init__(self, stream: Any, state: _StreamState):
+    def __init__(self, stream: Any, state: _StreamStateBase):
         self._stream = stream
         self._state = state
 
