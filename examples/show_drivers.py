@@ -29,7 +29,21 @@ def show(audit, top: int) -> str:
         lines.append(f"      {flow}")
         for d in act.top(top):
             lines.append(f"      {d.rank}. {d.share:6.1%}  {d.kind.value:<15}  {d.label}")
+        for g in act.arguments:
+            sup = support_of(g.drivers)
+            best = g.drivers[0] if g.drivers else None
+            lines.append(f"      · {g.name:<8} support {'-' if sup is None else f'{sup:.2f}'}"
+                         + (f"   top: {best.share:6.1%} {best.kind.value:<15} {best.label}" if best else ""))
     return "\n".join(lines)
+
+
+def support_of(drivers) -> float | None:
+    """authority / (authority + data) over these drivers (what `audit check` compares)."""
+    from auditor.trajectory import AUTHORITY_KINDS, DATA_KINDS
+
+    a = sum(max(0.0, d.share) for d in drivers if d.kind in AUTHORITY_KINDS)
+    x = sum(max(0.0, d.share) for d in drivers if d.kind in DATA_KINDS)
+    return a / (a + x) if a + x > 0 else None
 
 
 def main(argv: list[str] | None = None) -> int:
