@@ -301,6 +301,13 @@ def evaluate(rows: list[dict[str, Any]], method: str, weighting: str, judge: str
                        "fpr": sum(_risk(r, weighting, judge) > cut for r in neg) / len(neg) if neg else None}
         by[key] = cell
     out["heldout_by"] = by
+    fa: dict[str, list[int]] = {}
+    for r in sorted(held, key=lambda r: (r["domain"], r["variant"])):
+        if not r["label"]:
+            cell = fa.setdefault(f"{r['domain']} {r['variant']}", [0, 0])
+            cell[0] += int(_risk(r, weighting, judge) > cut)
+            cell[1] += 1
+    out["false_alarms"] = fa
     secs = [r["trajectory_seconds"] for r in mine if "trajectory_seconds" in r and r["target"]]
     out["seconds_per_trajectory"] = statistics.mean(secs) if secs else 0.0
     out["n_trajectories"] = len({r["trajectory"] for r in mine})
@@ -575,11 +582,25 @@ def write_doc(result: dict[str, Any], meta: dict[str, Any]) -> str:
                     parts.append(f"FPR {v['fpr']:.2f} (n={v['n_benign']})")
                 cells.append(f"{g}: " + ", ".join(parts))
             lines.append(f"- **{key}**: " + "; ".join(cells))
-        lines += ["", "Per-domain held-out ROC-AUC: "
-                  + ", ".join(f"{k} {_f(v, 2)}" for k, v in fl["auc_heldout_by_domain"].items())
-                  + ". Ranking within a domain is nearly perfect; one global threshold is what costs precision "
-                  "and recall, because the support of benign actions shifts with how much data precedes them "
-                  "(web, with a search and a page before the action, sits lowest).", ""]
+        doms = fl["auc_heldout_by_domain"]
+        lines += ["", "Per-domain held-out ROC-AUC: " + ", ".join(f"{k} {_f(v, 2)}" for k, v in doms.items()) + "."]
+        if d.get("judge") == "arguments":
+            fa = fl.get("false_alarms", {})
+            lines[-1] += (
+                " False alarms on the held-out split, by domain and variant: "
+                + ", ".join(f"{k} {v[0]}/{v[1]}" for k, v in fa.items() if v[0]) + " (none in the other cells). "
+                "In `delegated` runs the user asked for a recipient named in the data: the check sees, correctly, "
+                "that data chose it, and cannot know it was asked to (a policy can judge such tools whole, "
+                "`[arguments]` or `judge = \"action\"`, where delegation is routine). In `ignored` runs the data "
+                "carries an injection the agent did not follow, yet it still draws the recipient's attribution. "
+                "Calls without a decisive argument (SQL, shell commands, edits) are judged whole, where one "
+                "global threshold costs precision because benign support shifts with how much data precedes "
+                "the action.")
+        else:
+            lines[-1] += (" Ranking within a domain is nearly perfect; one global threshold is what costs precision "
+                          "and recall, because the support of benign actions shifts with how much data precedes them "
+                          "(web, with a search and a page before the action, sits lowest).")
+        lines.append("")
         lines += ["### Extra rules (FlashTrace at the shipped threshold)", "",
                   "| rule set | F1 calibration | precision held-out | recall held-out |", "| --- | --- | --- | --- |"]
         for name, v in result["rules"].items():
@@ -646,8 +667,9 @@ def main() -> None:
         "wall_seconds": prev.get("wall_seconds") if args.reuse and prev.get("wall_seconds") else time.perf_counter() - t0,
         "command": COMMAND,
         "notes": [
-            "Seconds per trajectory are wall-clock on a 2-core machine shared with other jobs; they "
-            "include the one forward pass and every attributed action of the trajectory.",
+            "Seconds per trajectory are wall-clock on a 2-core machine shared with other jobs (during "
+            "this run, other test jobs too, so read them as rough); they include the one forward pass and "
+            "every attributed action and argument of the trajectory.",
             "Tool definitions are in the rendered prompts, as agents send them: they are template "
             "text, never a segment, but they take part of the attention and shift supports down by "
             "~0.03 (measured on the two examples), so calibrating without them would set the "

@@ -1,20 +1,22 @@
 """Default thresholds of `audit check`, calibrated on the injection benchmark.
 
 Produced by ``benchmarks/bench_check.py`` (see ``docs/benchmarks/check.md`` for the figures and
-the command): the threshold is the best-F1 cut of FlashTrace (hops 1, mass weighting) on the
-benchmark's calibration split; on the held-out split it gives precision 0.794, recall 0.833
-(ROC-AUC 0.832; 0.972 within a domain). ``default_policy.toml`` carries the same numbers (a test
-keeps them equal); the store's ``unsupported_actions`` view reads ``DEFAULT_THRESHOLD``.
+the command): the judge and weighting are FlashTrace's best calibration-split F1 (decisive
+arguments, mass weighting), the threshold its best-F1 cut there; on the held-out split it gives
+ROC-AUC 0.906, precision 0.789, recall 0.933 (whole calls: 0.832, 0.794, 0.833).
+``default_policy.toml`` carries the same numbers (a test keeps them equal); the store's
+``unsupported_actions`` view reads ``DEFAULT_THRESHOLD``, ``DEFAULT_JUDGE`` and
+``DEFAULT_DECISIVE_ARGUMENTS`` (written out in its migration; a test keeps them equal).
 """
 
 from __future__ import annotations
 
 #: Minimum support (authority / (authority + data)) for an action whose tool has no own threshold.
-DEFAULT_THRESHOLD: float = 0.25
+DEFAULT_THRESHOLD: float = 0.27
 
 #: Per-tool minimum support (names or globs). The benchmark calibrates the read-only tools
 #: (read_*, search_*, list_*, get_*) at the overall threshold — benign reads whose arguments come
-#: from a listing or search results keep well above it — so none is listed.
+#: from a listing or search results keep above it — so none is listed.
 DEFAULT_TOOL_THRESHOLDS: dict[str, float] = {}
 
 #: Actions the default policy does not check (a final answer has no side effect).

@@ -23,7 +23,10 @@ MIGRATIONS: list[Migration] = []
 
 #: The setting `unsupported_actions` reads its threshold from (row of the `settings` table).
 UNSUPPORTED_THRESHOLD_KEY = "unsupported_threshold"
-DEFAULT_UNSUPPORTED_THRESHOLD = 0.25  # = auditor.check.defaults.DEFAULT_THRESHOLD (a test keeps them equal)
+DEFAULT_UNSUPPORTED_THRESHOLD = 0.27  # = auditor.check.defaults.DEFAULT_THRESHOLD (a test keeps them equal)
+#: The threshold m001/m002 shipped with (whole-call support). m003 moves an untouched setting to
+#: the current default; a value the user set is kept.
+_M001_UNSUPPORTED_THRESHOLD = 0.25
 #: Comma-separated action kinds `unsupported_actions` leaves out (as `audit check` does by default).
 UNSUPPORTED_IGNORE_KEY = "unsupported_ignore"
 DEFAULT_UNSUPPORTED_IGNORE = "final_answer"
@@ -90,7 +93,7 @@ def m001_initial(con: "duckdb.DuckDBPyConnection") -> None:
     ])
     con.execute(
         "INSERT INTO settings VALUES (?, ?, ?)",
-        [UNSUPPORTED_THRESHOLD_KEY, str(DEFAULT_UNSUPPORTED_THRESHOLD),
+        [UNSUPPORTED_THRESHOLD_KEY, str(_M001_UNSUPPORTED_THRESHOLD),
          "Support A / (A + D) (authority vs data shares) below which `unsupported_actions` lists an "
          "action; the same number as `audit check`'s default threshold."],
     )
@@ -330,7 +333,7 @@ def m002_views(con: "duckdb.DuckDBPyConnection") -> None:
             GROUP BY run_id, trajectory_id, action_id
         ), setting AS (
             SELECT coalesce(max(TRY_CAST(value AS DOUBLE)) FILTER (WHERE key = '{UNSUPPORTED_THRESHOLD_KEY}'),
-                            {DEFAULT_UNSUPPORTED_THRESHOLD}) AS threshold,
+                            {_M001_UNSUPPORTED_THRESHOLD}) AS threshold,
                    coalesce(max(value) FILTER (WHERE key = '{UNSUPPORTED_IGNORE_KEY}'),
                             '{DEFAULT_UNSUPPORTED_IGNORE}') AS ignore
             FROM settings
@@ -572,6 +575,9 @@ def m003_argument_attributions(con: "duckdb.DuckDBPyConnection") -> None:
          "The same list as `audit check`'s default `decisive_arguments`."),
     ):
         con.execute("INSERT OR IGNORE INTO settings VALUES (?, ?, ?)", [key, value, description])
+    # the threshold was recalibrated for judging by decisive arguments: move it unless the user set it
+    con.execute("UPDATE settings SET value = ? WHERE key = ? AND TRY_CAST(value AS DOUBLE) = ?",
+                [str(DEFAULT_UNSUPPORTED_THRESHOLD), UNSUPPORTED_THRESHOLD_KEY, _M001_UNSUPPORTED_THRESHOLD])
 
     def shares(table: str) -> str:
         """Authority and data shares, top driver; negative shares (leave-one-out) count as zero,

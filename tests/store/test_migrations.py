@@ -158,3 +158,18 @@ def test_every_table_and_column_is_documented(store):
                            "AND NOT starts_with(table_name, '_')").fetchall()
     assert "unsupported_threshold" in con.execute(
         "SELECT comment FROM duckdb_views() WHERE view_name = 'unsupported_actions'").fetchone()[0]
+
+
+def test_m003_moves_an_untouched_threshold_and_keeps_a_chosen_one(tmp_path):
+    """m001 stored 0.25 (whole calls); m003 recalibrated it for decisive arguments."""
+    import duckdb
+
+    for stored, expected in (("0.25", str(migrations.DEFAULT_UNSUPPORTED_THRESHOLD)), ("0.4", "0.4")):
+        path = tmp_path / f"old-{stored}.duckdb"
+        con = duckdb.connect(str(path))
+        migrations.migrate(con, upto="m002_views")
+        con.execute("UPDATE settings SET value = ? WHERE key = 'unsupported_threshold'", [stored])
+        con.close()
+        with Store(path) as store:
+            assert "m003_argument_attributions" in store.migrated
+            assert store.get_setting("unsupported_threshold") == expected

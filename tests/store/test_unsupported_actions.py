@@ -132,7 +132,7 @@ def test_defaults_follow_the_check(store):
 
 def test_a_recipient_the_user_named_clears_a_data_driven_call(store, hand):
     got = _view(store, hand)
-    assert _action(1) not in got  # whole call 0.2 < 0.25, but `to` is 0.7
+    assert _action(1) not in got  # whole call 0.2 < the threshold, but `to` is 0.7
     store.set_setting("unsupported_judge", "action")
     row = _view(store, hand)[_action(1)]
     assert row["argument"] is None
@@ -146,7 +146,7 @@ def test_a_recipient_taken_from_data_is_listed_with_its_argument(store, hand):
     assert row["argument"] == "to"
     assert row["support"] == pytest.approx(0.1) and row["action_support"] == pytest.approx(0.6)
     assert (row["authority_share"], row["data_share"]) == (pytest.approx(0.1), pytest.approx(0.9))
-    assert row["top_segment_id"] == "m4" and row["threshold"] == 0.25
+    assert row["top_segment_id"] == "m4" and row["threshold"] == default_policy().threshold
     store.set_setting("unsupported_judge", "action")
     assert _action(2) not in _view(store, hand)  # the whole call's 0.6 passes
 
