@@ -4,8 +4,9 @@ million attribution rows.
 - ``spans``: `Store.add_spans` on agent-like SpanRecords (GenAI attributes, ~1 KB of message
   content each) in batches of 512 as the receiver hands them over, then the same spans again
   (the idempotent path: nothing new is written).
-- ``audits``: `Store.record_audits` on model-free audits (`auditor.store.synthetic`) until the
-  attributions table holds ``--attributions`` rows; one transaction per run.
+- ``audits``: `Store.record_audits` on model-free audits (`auditor.store.synthetic`, with
+  per-argument attributions) until the attributions table holds ``--attributions`` rows; one
+  transaction per run.
 - ``queries``: the questions users ask, on a file database: which tool outputs drove send_email
   (``action_drivers``), the top drivers of one action, ``tool_influence``, ``unsupported_actions``,
   and `action_export` for `audit show`. Median of ``--repeat`` runs after a warm-up.
@@ -102,7 +103,8 @@ def bench_spans(tmp: Path, n: int, batch: int = 512) -> dict:
 def _audits(target_rows: int, runs: int) -> tuple[list[list[TrajectoryAudit]], int]:
     """Audits grouped by run, ~target_rows attribution rows in all. A few distinct shapes are
     audited for real (synthetic scoring); the rest are copies under new trajectory ids."""
-    shapes = [synthetic_audit(synthetic_trajectory(k, tools=5, actions=40, words=12)) for k in range(8)]
+    # with per-argument attributions, as `Auditor` records them (the argument tables and views are filled)
+    shapes = [synthetic_audit(synthetic_trajectory(k, tools=5, actions=40, words=12), arguments=True) for k in range(8)]
     per_traj = [sum(len(a.drivers) for a in s.actions) for s in shapes]
     n_traj = max(runs, round(target_rows / statistics.mean(per_traj)))
     out: list[list[TrajectoryAudit]] = [[] for _ in range(runs)]
