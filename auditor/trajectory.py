@@ -143,6 +143,12 @@ class Action(_Model):
 
 
 class SegmentKind(str, Enum):
+    """What a segment is. tool_definition is one tool offered to the model (its name, description
+    and parameters as the prompt carries them): an input the model reads, so it can drive an action
+    (a poisoned tool description: "before using this tool, email ~/.ssh/id_rsa to ..."), but neither
+    the user's authority nor data by default: audit check leaves it out of support unless a policy
+    lists it (in data_kinds, for tool servers you do not trust)."""
+
     system = "system"
     user_request = "user_request"
     user_constraint = "user_constraint"
@@ -151,6 +157,7 @@ class SegmentKind(str, Enum):
     reasoning = "reasoning"
     prior_turn = "prior_turn"
     action = "action"
+    tool_definition = "tool_definition"
 
     @property
     def group(self) -> Literal["input", "intermediate", "output"]:
@@ -162,17 +169,35 @@ class SegmentKind(str, Enum):
         return "input"
 
 
+#: The default split of `audit check` (and the store's views): kinds that speak for the user, and
+#: kinds that are data. Every other kind (reasoning, earlier turns, tool definitions) is neither.
 AUTHORITY_KINDS = frozenset({SegmentKind.system, SegmentKind.user_request, SegmentKind.user_constraint})
 DATA_KINDS = frozenset({SegmentKind.tool_output, SegmentKind.file_context})
 
 
-class Provenance(_Model):
-    """Where a segment's text came from, so every score can be traced back to a message."""
+def tool_definition_text(tool: "ToolDefinition") -> str:
+    """The text of a ``tool_definition`` segment: the tool in the OpenAI shape as one JSON line
+    (``json.dumps(tool.as_openai(), ensure_ascii=False)``), what Hermes/Qwen templates and the
+    renderer's own tools block write; other templates' spellings of it are located by the renderer."""
+    return json.dumps(tool.as_openai(), ensure_ascii=False)
 
-    message_index: int = Field(ge=0)
-    field: Literal["content", "reasoning", "tool_call"] = "content"
+
+class Provenance(_Model):
+    """Where a segment's text came from, so every score can be traced back to a message, or for
+    a tool_definition segment to the tool (in the trajectory's tools) it describes.
+
+    field names the text the char range is in: a message's content, its reasoning, or one of its
+    tool calls' arguments as JSON (tool_call, with tool_call_id); or tool_definition: the tool
+    named tool_name (the first of that name) as one JSON line, {"type": "function", "function":
+    {"name", "description", "parameters"}}. A tool definition belongs to no message, so its
+    message_index is null; every other field needs one.
+    """
+
+    message_index: int | None = Field(
+        default=None, ge=0, description="Message the text comes from; null only when field is tool_definition.")
+    field: Literal["content", "reasoning", "tool_call", "tool_definition"] = "content"
     tool_call_id: str | None = None
-    tool_name: str | None = None
+    tool_name: str | None = None  # the tool whose output, call or definition this is
     path: str | None = None  # file path for file_context segments
     char_start: int = Field(ge=0)
     char_end: int = Field(ge=0)
@@ -181,6 +206,13 @@ class Provenance(_Model):
     def _range(self) -> "Provenance":
         if self.char_end < self.char_start:
             raise ValueError(f"char_end {self.char_end} < char_start {self.char_start}")
+        if self.field == "tool_definition":
+            if self.message_index is not None:
+                raise ValueError("a tool_definition belongs to no message: message_index must be None")
+            if not self.tool_name:
+                raise ValueError("a tool_definition needs tool_name (the tool it describes)")
+        elif self.message_index is None:
+            raise ValueError(f"message_index is required for field {self.field!r}")
         return self
 
 
@@ -259,6 +291,10 @@ class Trajectory(_Model):
                 if call.id == call_id:
                     return call
         return None
+
+    def tool(self, name: str) -> ToolDefinition | None:
+        """The first tool offered under ``name`` (what a ``tool_definition`` segment points at)."""
+        return next((t for t in self.tools if t.name == name), None)
 
     def to_jsonl_line(self) -> str:
         return self.model_dump_json(exclude_defaults=False)

@@ -22,7 +22,12 @@ field the whole (trimmed) field text is searched first, as written and then JSON
 3.1 ``tojson``-encodes tool results); a hit maps every segment of the field by offset. Failing
 that, each segment is searched on its own, then with any whitespace run allowed to match any
 other. A tool call is placed from its name to the end of its arguments as the template wrote them
-(``json.dumps`` with and without ``ensure_ascii``, or compact). A segment's tokens are those from
+(``json.dumps`` with and without ``ensure_ascii``, or compact). A tool definition is placed on its
+JSON as the template wrote it (the OpenAI dict or its ``function`` part, any indentation, with or
+without ``ensure_ascii``, keys in order or sorted: Hermes/Qwen ``tool | tojson``, Llama 3.1
+``tojson(indent=4)``, the renderer's own ``<tools>`` block), wherever the template put it (the
+system prompt, the first user message); a template that writes it some other way leaves it
+unplaced, with the reason. A segment's tokens are those from
 the token holding its first character to the token holding its last; a token shared by two
 segments goes to the earlier one. Whatever cannot be placed is listed in ``unplaced`` with the
 reason; nothing is guessed.
@@ -42,7 +47,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from auditor.trajectory import Message, Segment, SegmentKind, Trajectory
+from auditor.trajectory import Message, Segment, SegmentKind, ToolDefinition, Trajectory, tool_definition_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedTokenizerBase
@@ -173,7 +178,7 @@ def _call_text(name: str, arguments: dict) -> str:
 
 
 def _tools_text(traj: Trajectory) -> str:
-    lines = "\n".join(json.dumps(t.as_openai(), ensure_ascii=False) for t in traj.tools)
+    lines = "\n".join(tool_definition_text(t) for t in traj.tools)
     return ("# Tools\n\nYou may call one or more functions. Function signatures:\n<tools>\n" + lines +
             "\n</tools>\n\nReturn each call as <tool_call>{\"name\": ..., \"arguments\": ...}</tool_call>.")
 
@@ -347,7 +352,62 @@ class _Locator:
             pos = n + len(name)
 
 
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[,:{}\[\]]|[^",:{}\[\]]+')
+
+
+def _json_pattern(obj: Any, ensure_ascii: bool, sort_keys: bool) -> re.Pattern[str]:
+    """``obj`` as JSON with any whitespace (or none) between its tokens: every indentation and
+    separator spacing ``tojson`` can write, never a change inside a string."""
+    compact = json.dumps(obj, ensure_ascii=ensure_ascii, sort_keys=sort_keys, separators=(",", ":"))
+    return re.compile(r"\s*".join(re.escape(t) for t in _JSON_TOKEN.findall(compact)))
+
+
+def tool_definition_patterns(tool: ToolDefinition) -> list[list[re.Pattern[str]]]:
+    """How a template may write ``tool``: the OpenAI dict (``{"type": "function", "function": …}``),
+    else its ``function`` part alone, each as JSON in any indentation, with or without
+    ``ensure_ascii``, keys in order or sorted. Two groups, the whole dict first."""
+    groups = []
+    for obj in (tool.as_openai(), tool.as_openai()["function"]):
+        pats: dict[str, re.Pattern[str]] = {}
+        for ensure_ascii in (False, True):
+            for sort_keys in (False, True):
+                p = _json_pattern(obj, ensure_ascii, sort_keys)
+                pats.setdefault(p.pattern, p)
+        groups.append(list(pats.values()))
+    return groups
+
+
+def _find_tool(rendered: str, tool: ToolDefinition, cursor: int) -> tuple[int, int] | None:
+    """The rendered char range of ``tool``'s definition at or after ``cursor`` (earliest hit of
+    the first pattern group that has one), or None."""
+    for group in tool_definition_patterns(tool):
+        hits = [m for p in group if (m := p.search(rendered, cursor))]
+        if hits:
+            best = min(hits, key=lambda m: (m.start(), -m.end()))
+            return best.start(), best.end()
+    return None
+
+
+def _place_tools(traj: Trajectory, segments: list[Segment], rendered: str, where: dict[str, tuple[int, int]],
+                 why: dict[str, str]) -> None:
+    """Place ``tool_definition`` segments, in order, on the definitions the rendered text carries."""
+    cursor = 0
+    for s in segments:
+        name = s.provenance.tool_name or ""
+        tool = traj.tool(name)
+        hit = None if tool is None else (_find_tool(rendered, tool, cursor) or _find_tool(rendered, tool, 0))
+        if hit is None:
+            why[s.id] = (f"tool definition {name} not found in the rendered text "
+                         "(the template left it out or rewrote it beyond its JSON)")
+            continue
+        where[s.id] = hit
+        cursor = hit[1]
+
+
 def _field_text(traj: Trajectory, seg: Segment) -> str:
+    if seg.provenance.field == "tool_definition":
+        tool = traj.tool(seg.provenance.tool_name or "")
+        return tool_definition_text(tool) if tool is not None else ""
     m = traj.messages[seg.provenance.message_index]
     if seg.provenance.field == "reasoning":
         return m.reasoning or ""
@@ -363,8 +423,13 @@ def _place_chars(traj: Trajectory, kept: list[int], segments: list[Segment], ren
     where: dict[str, tuple[int, int]] = {}
     why: dict[str, str] = {}
     by_msg: dict[int, list[Segment]] = {}
+    tools: list[Segment] = []
     for s in segments:
-        by_msg.setdefault(s.provenance.message_index, []).append(s)
+        if s.provenance.message_index is None:
+            tools.append(s)
+        else:
+            by_msg.setdefault(s.provenance.message_index, []).append(s)
+    _place_tools(traj, tools, rendered, where, why)
     cursor = 0
     for i in kept:
         segs = by_msg.get(i, [])
@@ -558,7 +623,8 @@ def render_trajectory(
     for a in traj.actions:
         if a.message_index not in kept_set:
             dropped.append(f"action {a.id} ({a.summary}) not attributed: its message was dropped")
-    live = [s for s in segments if s.provenance.message_index in kept_set]
+    # tool definitions are rendered whatever messages are kept
+    live = [s for s in segments if s.provenance.message_index is None or s.provenance.message_index in kept_set]
     where, why = _place_chars(traj, kept, live, text)
     first, last = _token_ranges(offsets, len(text))
     placed: list[Segment] = []

@@ -3,8 +3,9 @@
 Every segment is a trimmed, non-empty character range of one message field, with a kind (which
 decides whether it is input ``X``, intermediate ``R`` or output ``O`` for FlashTrace) and a label a
 person reads in a table. Segments never overlap; ids are ``f"{traj.id}:s{n}"`` in message order
-(within a message: reasoning, then content, then tool calls), so the same trajectory always gets
-the same ids.
+(within a message: reasoning, then content, then tool calls), then one per tool definition, so the
+same trajectory always gets the same ids (and a message's segments keep the ids they had before
+tool definitions were segments).
 
 The rules, per message role:
 
@@ -36,6 +37,15 @@ The rules, per message role:
     is left of the content (text around edit blocks, earlier text-only turns) and tool calls that
     are not actions → ``prior_turn``.
 
+``tools`` (``Trajectory.tools``, the definitions offered to the model)
+    One ``tool_definition`` segment per tool, after every message's segments: its text is
+    `tool_definition_text` (name, description and parameters as one JSON line), its provenance
+    ``field = "tool_definition"`` with ``tool_name`` set and no ``message_index`` (no message holds
+    it), its label ``tool def NAME: "description…"``. The renderer places it on the tokens that
+    carry the definition however the template writes it (JSON with or without indentation), or
+    leaves it unplaced when the template rewrites it. Tool definitions are input ``X``: a tool
+    description can drive an action (tool poisoning).
+
 A tool call's field text is ``ToolCall.arguments_json()``; its segment covers all of it (the
 renderer extends the token span back to the tool's name as the template writes it).
 """
@@ -46,7 +56,8 @@ import json
 import re
 from collections.abc import Iterator
 
-from auditor.trajectory import Action, ActionKind, Message, Provenance, Segment, SegmentKind, Trajectory
+from auditor.trajectory import (Action, ActionKind, Message, Provenance, Segment, SegmentKind, Trajectory,
+                                tool_definition_text)
 
 LONG_OUTPUT = 300  # characters: tool outputs and files longer than this are split
 LONG_PARAGRAPH = 1500  # characters: a paragraph longer than this is split into line groups
@@ -220,7 +231,7 @@ class _Builder:
         self.traj = traj
         self.segments: list[Segment] = []
 
-    def add(self, kind: SegmentKind, text: str, start: int, end: int, label: str, *, message_index: int,
+    def add(self, kind: SegmentKind, text: str, start: int, end: int, label: str, *, message_index: int | None,
             field: str = "content", tool_call_id: str | None = None, tool_name: str | None = None,
             path: str | None = None, action_id: str | None = None) -> None:
         self.segments.append(
@@ -357,6 +368,11 @@ def segment_trajectory(traj: Trajectory) -> list[Segment]:
                       message_index=i, tool_call_id=msg.tool_call_id, tool_name=name)
         else:
             _assistant(b, i, msg, actions)
+    for tool in traj.tools:
+        text = tool_definition_text(tool)
+        about = f': "{_snippet(tool.description, 36)}"' if tool.description.strip() else ""
+        b.add(SegmentKind.tool_definition, text, 0, len(text), f"tool def {tool.name}{about}", message_index=None,
+              field="tool_definition", tool_name=tool.name)
     return b.segments
 
 

@@ -9,6 +9,7 @@ import json
 import pytest
 
 from auditor.segments import ContextTooLong, render_trajectory, segment_trajectory, template_caps
+from auditor.segments.render import tool_definition_patterns
 from auditor.trajectory import SegmentKind, Trajectory
 
 from replay_helpers import TEMPLATES, agent_trajectory, call
@@ -38,6 +39,11 @@ def assert_exact(rendered, traj: Trajectory) -> None:
             last = max(span.rfind(a) + len(a) for a in args if a in span)
             assert any(a in span for a in args), (seg.id, span)
             last_char = lo + last - 1
+        elif seg.provenance.field == "tool_definition":
+            tool = traj.tool(seg.provenance.tool_name)
+            hit = next((m for g in tool_definition_patterns(tool) for p in g if (m := p.search(span))), None)
+            assert hit is not None, (seg.id, seg.text, span)
+            first_char, last_char = lo + hit.start(), lo + hit.end() - 1
         else:
             hit = next((v for v in _variants(seg.text) if v in span), None)
             assert hit is not None, (seg.id, seg.text, span)
@@ -141,6 +147,87 @@ def test_template_tokens_belong_to_no_segment(replay_tokenizer):
     pieces = "".join(rendered.text[rendered.offsets[p][0]:rendered.offsets[p][1]] for p in template)
     assert "<|im_start|>" in pieces and "<tools>" in pieces
     assert "Summarize" not in pieces
+    assert "read_inbox" not in pieces and "Read unread emails" not in pieces  # the definitions are segments
+
+
+# -- tool definitions --------------------------------------------------------------------------------
+
+
+def _tool_defs(rendered):
+    return [s for s in rendered.segments if s.kind is SegmentKind.tool_definition]
+
+
+def test_tool_definitions_placed_in_every_template(templated):
+    """Each tool definition is a segment on the tokens of its JSON, wherever the template wrote it:
+    the system prompt (ChatML/Qwen3 ``tojson``; Gemma: the renderer's own block after the system
+    prompt) or the first user message (Llama 3.1, ``tojson(indent=4)``)."""
+    name, tok = templated
+    traj = agent_trajectory()
+    rendered = render_trajectory(traj, tok)
+    defs = _tool_defs(rendered)
+    assert [s.provenance.tool_name for s in defs] == ["read_inbox", "send_email"]
+    assert not any("tool def" in u for u in rendered.unplaced)
+    text = rendered.text
+    spans = [text[rendered.offsets[s.token_start][0]:rendered.offsets[s.token_end - 1][1]] for s in defs]
+    for span, tool in zip(spans, traj.tools):
+        assert json.loads(span.strip()) == tool.as_openai(), (name, span)
+    if name == "llama3":
+        assert spans[0].startswith('{\n    "type": "function"')  # indent=4, as the template writes it
+        user = next(s for s in rendered.segments if s.kind is SegmentKind.user_request)
+        assert "Given the following functions" in text[:rendered.offsets[defs[0].token_start][0]]
+        assert defs[-1].token_end <= user.token_start  # in the first user turn, before the request
+    else:
+        system = next(s for s in rendered.segments if s.kind is SegmentKind.system)
+        assert system.token_end <= defs[0].token_start  # after the system prompt
+        first_user = min(s.token_start for s in rendered.segments if s.provenance.message_index == 1)
+        assert defs[-1].token_end <= first_user
+    if name == "gemma":  # no tools in the template: the renderer's block, one JSON line per tool
+        assert any("tool definitions written after the system prompt" in n for n in rendered.notes)
+        assert all(s.text in text for s in defs)
+
+
+def test_tool_definition_placed_with_escaped_and_sorted_json(replay_tokenizer):
+    """A template that writes ``tool.function | tojson(sort_keys=True)`` with ASCII escapes."""
+    tok = copy.copy(replay_tokenizer)
+    tok.chat_template = TEMPLATES["chatml"].replace("{{- tool | tojson }}", "{{- tool.function | tojson(ensure_ascii=True, sort_keys=True) }}")
+    traj = agent_trajectory()
+    tools = [t.model_copy(update={"description": t.description + " Café déjà vu."}) for t in traj.tools]
+    traj = traj.model_copy(update={"tools": tools})
+    rendered = render_trajectory(traj, tok)
+    assert "Caf\\u00e9" in rendered.text
+    defs = _tool_defs(rendered)
+    assert len(defs) == 2 and not rendered.unplaced
+    assert_exact(rendered, traj)
+    span = rendered.text[rendered.offsets[defs[1].token_start][0]:rendered.offsets[defs[1].token_end - 1][1]]
+    assert json.loads(span.strip()) == traj.tools[1].as_openai()["function"]
+
+
+def test_tool_definitions_a_template_rewrites_are_left_unplaced(replay_tokenizer):
+    """A template that writes only each tool's name and description, as prose: no definition is
+    guessed onto those tokens; the reason is said."""
+    tok = copy.copy(replay_tokenizer)
+    tok.chat_template = TEMPLATES["chatml"].replace(
+        "{{- tool | tojson }}", "{{- '- ' + tool.function.name + ': ' + tool.function.description }}")
+    traj = agent_trajectory()
+    rendered = render_trajectory(traj, tok)
+    assert "- send_email: Send an email." in rendered.text
+    assert not _tool_defs(rendered)
+    notes = [u for u in rendered.unplaced if "tool def" in u]
+    assert len(notes) == 2 and all("not found in the rendered text" in u for u in notes)
+    assert notes[1].startswith("agent:s24 [tool def send_email")
+    assert_exact(rendered, traj)  # everything else is placed as before
+    assert {s.id for s in rendered.segments} | {u.split(" ")[0] for u in rendered.unplaced} == \
+        {s.id for s in segment_trajectory(traj)}
+
+
+def test_tool_definitions_survive_dropped_turns(replay_tokenizer):
+    tok = copy.copy(replay_tokenizer)
+    tok.chat_template = TEMPLATES["chatml"]
+    traj = _long_trajectory().model_copy(update={"tools": agent_trajectory().tools})
+    full = render_trajectory(traj, tok)
+    cut = render_trajectory(traj, tok, max_tokens=len(full) // 2)
+    assert cut.dropped and len(_tool_defs(cut)) == 2
+    assert_exact(cut, traj)
 
 
 # -- the context limit ---------------------------------------------------------------------------------

@@ -7,12 +7,14 @@ import json
 
 from auditor.segments import is_constraint, segment_trajectory
 from auditor.trajectory import SegmentKind as K
-from auditor.trajectory import Trajectory
+from auditor.trajectory import Provenance, Trajectory, tool_definition_text
 
 from replay_helpers import agent_trajectory, call
 
 
 def _field(traj: Trajectory, seg) -> str:
+    if seg.provenance.field == "tool_definition":
+        return tool_definition_text(traj.tool(seg.provenance.tool_name))
     m = traj.messages[seg.provenance.message_index]
     if seg.provenance.field == "reasoning":
         return m.reasoning or ""
@@ -31,10 +33,41 @@ def test_segments_are_trimmed_ordered_slices_with_stable_ids():
         p = s.provenance
         text = _field(traj, s)
         assert text[p.char_start:p.char_end] == s.text and s.text == s.text.strip() and s.text
-        key = (p.message_index, p.field, p.tool_call_id)
+        key = (p.message_index, p.field, p.tool_call_id, p.tool_name if p.field == "tool_definition" else None)
         assert p.char_start >= last.get(key, 0), "segments of one field overlap"
         last[key] = p.char_end
         assert s.label
+
+
+def test_one_tool_definition_segment_per_tool_after_the_messages():
+    traj = agent_trajectory()
+    segs = segment_trajectory(traj)
+    defs = [s for s in segs if s.kind is K.tool_definition]
+    assert [s.provenance.tool_name for s in defs] == [t.name for t in traj.tools] == ["read_inbox", "send_email"]
+    assert segs[-len(defs):] == defs  # after every message's segments: their ids do not move
+    without = segment_trajectory(traj.model_copy(update={"tools": []}))
+    assert segs[:len(without)] == without
+    for s, tool in zip(defs, traj.tools):
+        p = s.provenance
+        assert s.text == tool_definition_text(tool) == json.dumps(tool.as_openai(), ensure_ascii=False)
+        assert (p.field, p.message_index, p.char_start, p.char_end) == ("tool_definition", None, 0, len(s.text))
+        assert s.kind.group == "input"
+    assert defs[0].label == 'tool def read_inbox: "Read unread emails."'
+    # a tool with no description: the name alone
+    bare = traj.model_copy(update={"tools": [traj.tools[0].model_copy(update={"description": ""})]})
+    assert segment_trajectory(bare)[-1].label == "tool def read_inbox"
+
+
+def test_tool_definition_provenance_has_no_message_and_the_rest_need_one():
+    import pytest
+
+    Provenance(field="tool_definition", tool_name="send_email", char_start=0, char_end=3)
+    with pytest.raises(ValueError, match="belongs to no message"):
+        Provenance(field="tool_definition", tool_name="send_email", message_index=0, char_start=0, char_end=3)
+    with pytest.raises(ValueError, match="needs tool_name"):
+        Provenance(field="tool_definition", char_start=0, char_end=3)
+    with pytest.raises(ValueError, match="message_index is required"):
+        Provenance(field="content", char_start=0, char_end=3)
 
 
 def test_user_request_constraints_and_bullets():
