@@ -10,8 +10,9 @@
 Per trajectory there is ONE forward pass (`attribute_many`); each action is a target with its
 own FlashTrace split, taken from the segments that end before the action starts:
 
-- input ``X``: tokens of ``system``, ``user_request``, ``user_constraint``, ``tool_output`` and
-  ``file_context`` segments;
+- input ``X``: tokens of ``system``, ``user_request``, ``user_constraint``, ``tool_output``,
+  ``file_context`` and ``tool_definition`` segments (each tool offered to the model, as the
+  template or the renderer wrote it: a tool description can drive an action);
 - intermediate ``R``: tokens of ``reasoning`` and ``prior_turn`` segments and of earlier actions
   (an earlier action is a prior turn from this action's point of view);
 - output ``O``: the action's own tokens (a tool call from its name to the end of its arguments,
@@ -22,13 +23,27 @@ the same forward: ``O`` is the value's tokens and the call's tokens before it jo
 action's explanation answers "what drove this call"; an argument's answers "what chose this
 recipient", which is what the CI check needs when a body rightly summarises data.
 
-Template tokens (role markers, special tokens, the text a template or the renderer adds such as
-tool-definition blocks and ``<tool_call>`` wrappers) belong to no segment, so they are in neither
-``X`` nor ``R``: they can take part of a hop's mass (reported as ``by_kind["template"]`` in each
-`HopFlow`) but that mass is not propagated and no driver gets it. A driver's ``score`` is the sum
-of the final token scores ``S`` over its tokens and its ``share`` is that score over the summed
-scores of all the action's input segments, so the shares of an action's drivers sum to 1 (or all
-are 0 when nothing reached the inputs).
+Template tokens (role markers, special tokens, the text a template or the renderer adds around
+what it carries, such as the ``<tools>`` wrapper and preamble around the tool definitions and
+``<tool_call>`` wrappers) belong to no segment, so they are in neither ``X`` nor ``R``: they can
+take part of a hop's mass (reported as ``by_kind["template"]`` in each `HopFlow`) but that mass is
+not propagated and no driver gets it. A tool definition the template rewrote beyond its JSON is
+left unplaced (`RenderedTrajectory.unplaced`) and its tokens are template tokens. A driver's
+``score`` is the sum of the final token scores ``S`` over its tokens and its ``share`` is that score
+over the summed scores of all the action's input segments, so the shares of an action's drivers
+sum to 1 (or all are 0 when nothing reached the inputs).
+
+Making tool definitions segments (they were template tokens before) changes no other segment's
+score, with any number of hops: each hop's span pass is weighted by the output (hop 0) or by the
+previous hop's scores on ``R`` (hops 1..K), never by ``X``; ``X`` only selects which positions of
+each hop's scores are added into ``S``, and ``R`` is unchanged since tool definitions are input.
+So the definitions gain the score their tokens had as template tokens, every other driver's
+``score`` stays the same and its ``share`` shrinks by one common factor: ratios of shares, such as
+`audit check`'s support A / (A + D), do not move. The hop by-kind mass moves from ``template`` to
+``tool_definition`` likewise. The baselines: ``attention`` renormalises over ``X``, by one factor
+again; ``loo`` scores each segment by its own ablation, so the other scores hold too, but loo
+scores can be negative, and when the tool definitions pull an action's summed score to zero or
+below, every share is 0 (no evidence), as happens with any segment that does so.
 """
 
 from __future__ import annotations

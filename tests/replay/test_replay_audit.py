@@ -176,3 +176,86 @@ def test_chat_template_override(tiny, tmp_path):
     assert audit.notes == [] and audit.unplaced == []  # Qwen3 writes reasoning itself
     assert sum(s.kind is SegmentKind.reasoning for s in audit.segments) == 3
     assert len(audit.run.settings["chat_template_sha1"]) == 40
+
+
+# -- tool definitions ---------------------------------------------------------------------------------
+
+
+def _without_tool_definitions(monkeypatch):
+    """Audit as before tool definitions were segments: their tokens are template tokens again."""
+    import auditor.audit as audit_mod
+
+    real = audit_mod.segment_trajectory
+    monkeypatch.setattr(audit_mod, "segment_trajectory",
+                        lambda traj: [s for s in real(traj) if s.kind is not SegmentKind.tool_definition])
+
+
+def test_tool_definitions_are_placed_input_drivers(tiny):
+    traj = agent_trajectory()
+    audit = Auditor(tiny, hops=1).audit(traj)
+    defs = [s for s in audit.segments if s.kind is SegmentKind.tool_definition]
+    assert [s.provenance.tool_name for s in defs] == ["read_inbox", "send_email"] and audit.unplaced == []
+    first_action = min(s.token_start for s in audit.segments if s.kind is SegmentKind.action)
+    assert all(s.token_end <= first_action for s in defs)
+    for act in audit.actions:
+        rows = [d for d in act.drivers if d.kind is SegmentKind.tool_definition]
+        assert [d.segment_id for d in rows] == [d.segment_id for d in act.drivers if d.segment_id in {s.id for s in defs}]
+        assert {d.segment_id for d in rows} == {s.id for s in defs}
+        assert sum(d.share for d in rows) > 0
+        for d in rows:
+            seg = audit.segment(d.segment_id)
+            assert math.isclose(d.score, sum(act.token_scores[seg.token_start:seg.token_end]), rel_tol=1e-3, abs_tol=1e-6)
+        for g in act.arguments:
+            assert {d.segment_id for d in g.drivers if d.kind is SegmentKind.tool_definition} == {s.id for s in defs}
+        assert act.hops[0].by_kind.get("tool_definition", 0) > 0
+    row = ranked_drivers(audit)[audit.actions[0].action.id]
+    tool_row = next(r for r in row if r["kind"] == "tool_definition")
+    assert tool_row["provenance"]["message_index"] is None and tool_row["provenance"]["field"] == "tool_definition"
+    assert tool_row["text"] == next(s.text for s in defs if s.id == tool_row["segment_id"])
+
+
+@pytest.mark.parametrize("method, hops", [("flashtrace", 0), ("flashtrace", 1), ("flashtrace", 2),
+                                          ("attention", 1), ("loo", 1)])
+def test_tool_definitions_change_no_support(tiny, monkeypatch, method, hops):
+    """Making tool definitions segments moves no other segment's score (FlashTrace's hops are
+    weighted by the output and by R, never by X) and so no support A / (A + D): the tool
+    definitions take the mass their tokens had as template tokens, every other share shrinks by
+    one factor (attention renormalises over X; loo adds ablations)."""
+    from auditor.check import default_policy, score_action
+
+    traj = agent_trajectory()
+    after = Auditor(tiny, method=method, hops=hops).audit(traj)
+    with monkeypatch.context() as m:
+        _without_tool_definitions(m)
+        before = Auditor(tiny, method=method, hops=hops).audit(traj)
+    assert not [s for s in before.segments if s.kind is SegmentKind.tool_definition]
+    assert before.tokens == after.tokens
+    policies = [default_policy().with_overrides(judge=j, weighting=w)
+                for j in ("action", "arguments") for w in ("mass", "per_token")]
+    for b, a in zip(before.actions, after.actions, strict=True):
+        assert a.action.id == b.action.id
+        for policy in policies:
+            sb, sa = score_action(b, policy, before), score_action(a, policy, after)
+            assert sa.support == pytest.approx(sb.support, rel=1e-4, abs=1e-6), (a.action.id, policy.judge)
+            assert sa.argument == sb.argument
+        for gb, ga in zip([b, *b.arguments], [a, *a.arguments], strict=True):
+            old = {d.segment_id: d for d in gb.drivers}
+            new = {d.segment_id: d for d in ga.drivers if d.kind is not SegmentKind.tool_definition}
+            assert set(new) == set(old)
+            for sid, d in new.items():
+                if method != "attention":  # attention renormalises raw scores over X; the others keep them
+                    assert d.score == pytest.approx(old[sid].score, rel=1e-4, abs=1e-7)
+            if method == "loo" and sum(d.score for d in ga.drivers) <= 0:
+                # loo scores can be negative: when the tool definitions pull the total to zero or
+                # below, every share is 0 (no evidence), as for any segment that does so
+                assert all(d.share == 0 for d in ga.drivers)
+                continue
+            factor = sum(d.share for d in new.values())
+            assert factor > 0 and (factor < 1 or method == "loo")
+            for sid, d in new.items():
+                assert d.share == pytest.approx(old[sid].share * factor, rel=1e-4, abs=1e-7)
+        if method == "flashtrace":
+            for hb, ha in zip(b.hops, a.hops, strict=True):
+                assert ha.flow_ratio == pytest.approx(hb.flow_ratio, abs=1e-6)
+                moved = ha.by_kind.get("template", 0) + ha.by_kind.get("tool_definition", 0)
+                assert moved == pytest.approx(hb.by_kind.get("template", 0), abs=1e-5)
