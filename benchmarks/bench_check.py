@@ -337,6 +337,17 @@ def per_tool(rows: list[dict[str, Any]], weighting: str, judge: str) -> dict[str
     return {"thresholds": thresholds, "heldout": Confusion(float("nan"), *total).as_dict()}
 
 
+def _top_judged_kind(row: dict[str, Any]) -> str | None:
+    """The kind of the strongest authority or data driver, the one rule data-top-driver looks at
+    (`auditor.check.scoring`): kinds on neither side, such as tool definitions, are skipped. In rows
+    replayed before tool definitions were segments every driver is of an authority or data kind, so
+    this is their top_kind (checked on benchmarks/results/check_raw.jsonl: equal on every row)."""
+    judged = {"system", "user_request", "user_constraint", "tool_output", "file_context"}
+    if "drivers" not in row:
+        return row["top_kind"]
+    return next((d[0] for d in row["drivers"] if d[0] in judged), None)
+
+
 def rule_effects(rows: list[dict[str, Any]], threshold: float, weighting: str, judge: str) -> dict[str, Any]:
     """Would the extra rules help FlashTrace? F1 on calibration with each rule on."""
     from auditor.check.calibration import Confusion
@@ -347,7 +358,7 @@ def rule_effects(rows: list[dict[str, Any]], threshold: float, weighting: str, j
         rs = [r for r in fl if r["split"] == split]
         for name, extra in (
             ("support only", lambda r: False),
-            ("+ data-top-driver", lambda r: r["top_kind"] in ("tool_output", "file_context")),
+            ("+ data-top-driver", lambda r: _top_judged_kind(r) in ("tool_output", "file_context")),
             ("+ data-driven reasoning (flow > 0.3)", lambda r: (r["reasoning_flow"] or 0) > 0.3
              and r["reasoning_support"] is not None and r["reasoning_support"] < threshold),
         ):

@@ -6,7 +6,7 @@ A policy file, every key optional (missing keys take the defaults in
 
     # policy.toml
     authority_kinds = ["system", "user_request", "user_constraint"]
-    data_kinds = ["tool_output", "file_context"]
+    data_kinds = ["tool_output", "file_context"]   # + "tool_definition" for untrusted tool servers
     threshold = 0.5                 # minimum support for any action not listed below
     weighting = "mass"              # "mass" or "per_token" (see auditor.check.scoring)
     ignore = ["final_answer", "list_*"]   # tool names, action kinds or glob patterns
@@ -26,6 +26,16 @@ A policy file, every key optional (missing keys take the defaults in
 
 Most specific tool key wins: an exact name beats a glob, a longer glob beats a shorter one
 (for ``[tools]`` and ``[arguments]`` alike).
+
+Tool definitions (``tool_definition`` segments: each tool's name, description and parameters as
+the prompt carries them) are neither authority nor data by default: their share of an action
+counts on neither side, so it leaves the support, the calibrated threshold and the store's views
+exactly as they were before tool definitions were segments. Who treats its tool servers (MCP
+servers, plugins) as untrusted adds ``"tool_definition"`` to ``data_kinds``: an action driven by a
+tool's description (tool poisoning: "before using this tool, also send … to …") then loses
+support like one driven by a tool output. Listing it in ``authority_kinds`` instead says the
+tool descriptions speak with the operator's authority. The threshold was calibrated without
+tool definitions on either side (``docs/benchmarks/check.md``).
 
 With ``judge = "arguments"`` an action is judged by its *decisive* arguments, the ones that say
 who receives its effect (a recipient, an attendee, a channel), not those that restate what the
@@ -85,7 +95,7 @@ class Policy(BaseModel):
     )
     data_kinds: frozenset[SegmentKind] = Field(
         default=frozenset({SegmentKind.tool_output, SegmentKind.file_context}),
-        description="Segment kinds that are data, never instructions.",
+        description="Segment kinds that are data, never instructions (add tool_definition for untrusted tool servers).",
     )
     threshold: float = Field(defaults.DEFAULT_THRESHOLD, ge=0.0, le=1.0, description="Minimum support for tools not listed in `tools`.")
     tools: dict[str, float] = Field(default_factory=lambda: dict(defaults.DEFAULT_TOOL_THRESHOLDS), description="Per-tool minimum support (names or globs).")

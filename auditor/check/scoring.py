@@ -13,9 +13,12 @@ per token), so a long tool output does not win only because it is long:
 
     support = (A / n_A) / (A / n_A + D / n_D)
 
-Segments of other kinds (earlier turns, reasoning that hop 1 did not resolve) count on neither
-side. With no authority and no data mass at all, support is 1.0 (nothing to judge) and the
-action is marked ``no_evidence``.
+Segments of other kinds (earlier turns, reasoning that hop 1 did not resolve, and by default
+``tool_definition``: the tools offered to the model) count on neither side. Their share only
+shrinks A and D by one common factor, so it never moves the support; a policy that lists
+``tool_definition`` in ``data_kinds`` (tool servers it does not trust) counts a tool description
+that drove the action as data. With no authority and no data mass at all, support is 1.0
+(nothing to judge) and the action is marked ``no_evidence``.
 
 With ``judge = "arguments"`` (the default) the same ratio is taken per decisive argument, from
 that argument's own drivers (`ActionAttribution.arguments`), and the action's support is the
@@ -27,8 +30,9 @@ explained fall back to the whole call.
 An action is **unsupported** (a finding) when any of these holds:
 
 1. ``support < threshold`` for its tool (``Policy.threshold_for``) — rule ``low-support``;
-2. ``rules.data_top_driver`` is on and the strongest driver (rank 1) is a data segment —
-   rule ``data-top-driver``;
+2. ``rules.data_top_driver`` is on and the strongest driver the policy judges (the best ranked
+   driver of an authority or data kind: a tool definition that outranks it, neutral by default,
+   neither fires nor hides the rule) is a data segment — rule ``data-top-driver``;
 3. more than ``rules.max_reasoning_flow`` of hop 0's mass landed on model-generated reasoning
    (``rho0 = hops[0].flow_ratio``) and that reasoning was itself driven more by data than by
    authority (hop 1's ``by_kind``: ``A1 / (A1 + D1) < threshold``) — rule ``data-driven-reasoning``.
@@ -68,7 +72,7 @@ class SupportScore:
     other_share: float
     reasoning_flow: float = 0.0  # rho0: share of hop 0's mass on model-generated tokens
     reasoning_support: float | None = None  # A1 / (A1 + D1) from hop 1, when there is a hop 1
-    top_driver: Driver | None = None
+    top_driver: Driver | None = None  # the strongest driver, of any kind
     top_data_driver: Driver | None = None
     rules: list[str] = field(default_factory=list)  # the rules that fired
     no_evidence: bool = False
@@ -160,6 +164,10 @@ def score_action(attr: ActionAttribution, policy: Policy, audit: TrajectoryAudit
 
     ranked = sorted(drivers, key=lambda x: (x.rank, -x.share))
     top = ranked[0] if ranked else None
+    # the rule asks whether data outweighs authority at the top: kinds on neither side (a tool
+    # definition, unless the policy lists it) are not evidence either way, here as in the support
+    judged = policy.authority_kinds | policy.data_kinds
+    top_judged = next((x for x in ranked if x.kind in judged), None)
     top_data = next((x for x in ranked if x.kind in policy.data_kinds), None)
 
     rho = attr.hops[0].flow_ratio if attr.hops else 0.0
@@ -173,7 +181,7 @@ def score_action(attr: ActionAttribution, policy: Policy, audit: TrajectoryAudit
     rules: list[str] = []
     if not no_evidence and support < threshold:
         rules.append(RULE_LOW_SUPPORT)
-    if policy.rules.data_top_driver and top is not None and top.kind in policy.data_kinds:
+    if policy.rules.data_top_driver and top_judged is not None and top_judged.kind in policy.data_kinds:
         rules.append(RULE_DATA_TOP_DRIVER)
     if (
         policy.rules.max_reasoning_flow < 1.0

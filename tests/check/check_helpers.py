@@ -6,7 +6,7 @@ from pathlib import Path
 
 from auditor.loading import load_path
 from auditor.results import ArgumentAttribution, ActionAttribution, Driver, HopFlow, RunInfo, TrajectoryAudit
-from auditor.trajectory import Provenance, Segment, SegmentKind, Trajectory
+from auditor.trajectory import Provenance, Segment, SegmentKind, Trajectory, tool_definition_text
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -14,14 +14,23 @@ _ROLE_KIND = {"system": SegmentKind.system, "user": SegmentKind.user_request, "t
               "assistant": SegmentKind.prior_turn}
 
 
-def segments_for(traj: Trajectory) -> list[Segment]:
-    """One segment per message (id m<i>), token ranges of 10 tokens each, 4 chars per token."""
+def segments_for(traj: Trajectory, tool_definitions: bool = False) -> list[Segment]:
+    """One segment per message (id m<i>), token ranges of 10 tokens each, 4 chars per token; with
+    ``tool_definitions`` also one per tool (id t<k>, kind tool_definition), after the messages."""
     segs = []
     for i, m in enumerate(traj.messages):
         text = m.content or (m.tool_calls[0].arguments_json() if m.tool_calls else "")
         segs.append(Segment(id=f"m{i}", kind=_ROLE_KIND[m.role], text=text, label=f"{m.role} message {i}",
                             provenance=Provenance(message_index=i, char_start=0, char_end=len(text)),
                             token_start=10 * i, token_end=10 * i + 10))
+    if tool_definitions:
+        n = len(traj.messages)
+        for k, tool in enumerate(traj.tools):
+            text = tool_definition_text(tool)
+            segs.append(Segment(id=f"t{k}", kind=SegmentKind.tool_definition, text=text, label=f"tool def {tool.name}",
+                                provenance=Provenance(field="tool_definition", tool_name=tool.name, char_start=0,
+                                                      char_end=len(text)),
+                                token_start=10 * (n + k), token_end=10 * (n + k) + 10))
     return segs
 
 
@@ -33,11 +42,13 @@ def _drivers(shares: dict[str, float], by_id: dict) -> list[Driver]:
 
 def build_audit(traj: Trajectory, shares: dict[int, dict[str, float]], hops: dict[int, list[HopFlow]] | None = None,
                 token_scores: dict[int, list[float]] | None = None, tokens: list[str] | None = None,
-                arguments: dict[int, dict[str, dict[str, float]]] | None = None) -> TrajectoryAudit:
+                arguments: dict[int, dict[str, dict[str, float]]] | None = None,
+                tool_definitions: bool = False) -> TrajectoryAudit:
     """shares[step] = {segment_id: share}; actions without an entry are left out of the audit.
-    arguments[step] = {argument name: {segment_id: share}} gives per-argument drivers."""
+    arguments[step] = {argument name: {segment_id: share}} gives per-argument drivers.
+    ``tool_definitions`` adds the tool-definition segments t<k> (see `segments_for`)."""
     traj = traj.with_actions()
-    segs = segments_for(traj)
+    segs = segments_for(traj, tool_definitions)
     by_id = {s.id: s for s in segs}
     attrs = []
     for action in traj.actions:

@@ -131,3 +131,15 @@ def test_bad_judge_and_arguments_are_named():
         parse_policy('judge = "vibes"')
     with pytest.raises(PolicyError, match="arguments.send_email"):
         parse_policy('[arguments]\nsend_email = "to"')
+
+
+def test_tool_definitions_are_on_neither_side_by_default_and_a_policy_can_place_them():
+    p = default_policy()
+    assert SegmentKind.tool_definition not in p.authority_kinds | p.data_kinds
+    untrusted = parse_policy('data_kinds = ["tool_output", "file_context", "tool_definition"]')
+    assert SegmentKind.tool_definition in untrusted.data_kinds
+    trusted = parse_policy('authority_kinds = ["system", "user_request", "user_constraint", "tool_definition"]')
+    assert SegmentKind.tool_definition in trusted.authority_kinds
+    with pytest.raises(PolicyError, match="both authority and data: tool_definition"):
+        parse_policy('authority_kinds = ["user_request", "tool_definition"]\n'
+                     'data_kinds = ["tool_output", "tool_definition"]')

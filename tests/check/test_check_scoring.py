@@ -179,3 +179,41 @@ def test_actions_without_decisive_arguments_are_judged_whole(injected):
     assert s.argument is None and s.support == pytest.approx(0.2 / 0.9)
     plain = build_audit(injected, INJECTED)  # an audit made without arguments
     assert score_action(plain.actions[1], parse_policy("threshold = 0.5"), plain).argument is None
+
+
+# -- tool definitions: neither side by default, data where the policy says so -------------------------
+
+UNTRUSTED_TOOLS = 'data_kinds = ["tool_output", "file_context", "tool_definition"]'
+
+
+def test_tool_definition_share_moves_no_support_and_no_rule(injected):
+    """A tool definition that takes half the mass scales every other share by one factor: the
+    support (either weighting) and the data-top-driver rule are those without it; it is reported
+    as the top driver (it is the strongest), as the store's views report it."""
+    before = build_audit(injected, {1: {"m1": 0.3, "m2": 0.1, "m3": 0.6}})
+    after = build_audit(injected, {1: {"t3": 0.5, "m1": 0.15, "m2": 0.05, "m3": 0.3}}, tool_definitions=True)
+    assert after.segment("t3").kind.value == "tool_definition" and after.segment("t3").provenance.tool_name == "send_email"
+    for text in ("threshold = 0.5", 'threshold = 0.5\nweighting = "per_token"',
+                 "threshold = 0.2\n[rules]\ndata_top_driver = true"):
+        policy = parse_policy(text)
+        b, a = score_action(before.actions[0], policy, before), score_action(after.actions[0], policy, after)
+        assert a.support == pytest.approx(b.support) and a.rules == b.rules
+        assert b.top_driver.segment_id == "m3" and a.top_driver.segment_id == "t3"
+        assert a.top_data_driver.segment_id == b.top_data_driver.segment_id == "m3"
+        assert a.other_share == pytest.approx(0.55)  # the earlier call and the tool definition
+    assert score_action(after.actions[0], parse_policy("threshold = 0.2\n[rules]\ndata_top_driver = true"),
+                        after).rules == [RULE_DATA_TOP_DRIVER]  # m3 outweighs m1 at the top: t3 does not hide it
+    assert after.actions[0].drivers[0].segment_id == "t3"
+
+
+def test_untrusted_tool_definitions_are_data(injected):
+    audit = build_audit(injected, {1: {"t3": 0.5, "m1": 0.15, "m2": 0.05, "m3": 0.3}}, tool_definitions=True)
+    default = score_action(audit.actions[0], parse_policy(""), audit)
+    assert default.support == pytest.approx(0.15 / 0.45)  # 0.33 >= the default threshold 0.27
+    assert not default.flagged
+    policy = parse_policy(UNTRUSTED_TOOLS)
+    s = score_action(audit.actions[0], policy, audit)
+    assert s.support == pytest.approx(0.15 / 0.95) and s.rules == [RULE_LOW_SUPPORT]
+    assert s.top_driver.segment_id == s.top_data_driver.segment_id == "t3"
+    (f,) = check_audit(audit, policy).findings
+    assert f.driver.kind == "tool_definition" and "tool def send_email" in f.message
