@@ -694,6 +694,40 @@ def m003_argument_attributions(con: "duckdb.DuckDBPyConnection") -> None:
         })
 
 
+@migration
+def m004_tool_definition_segments(con: "duckdb.DuckDBPyConnection") -> None:
+    """Tool definitions are segments (kind ``tool_definition``, one per tool the trajectory offered
+    the model): a tool's description can drive an action (tool poisoning), so it is ranked among the
+    drivers like any input.
+
+    No table or view changes: ``segments.kind`` is free text and ``segments.message_index`` was
+    nullable (a tool definition belongs to no message: it is NULL there, ``field`` is
+    ``tool_definition`` and ``tool_name`` names the tool). The views' authority and data lists
+    (``_AUTHORITY_SQL``, ``_DATA_SQL``) leave tool definitions on neither side, as `audit check`'s
+    default policy does, so every support and verdict is what it was. Only the comments that list
+    the kinds or say where a segment's text comes from are brought up to date.
+    """
+    docs = {
+        ("segments", "kind"): ("system, user_request, user_constraint, tool_output, file_context, tool_definition, "
+                               "reasoning, prior_turn or action."),
+        ("segments", "message_index"): "Provenance: message the text comes from (NULL for tool_definition segments).",
+        ("segments", "field"): ("Provenance: content, reasoning or tool_call of that message, or tool_definition "
+                                "(the tool's definition, which belongs to no message)."),
+        ("segments", "tool_name"): ("Provenance: tool whose output (tool_output), call or definition "
+                                    "(tool_definition) this is."),
+        ("segments", "char_start"): "Provenance: start offset in the message field (or in the tool definition's JSON).",
+        ("action_drivers", "driver_tool"): "For tool_output and tool_definition drivers: the tool whose output or definition it is.",
+        ("action_drivers", "driver_message_index"): "Message the driving text comes from (NULL for tool definitions).",
+        ("argument_drivers", "driver_tool"): "For tool_output and tool_definition drivers: the tool whose output or definition it is.",
+        ("argument_support", "top_segment_id"): ("Strongest driver of any kind, a tool definition included "
+                                                 "(NULL when the argument has none)."),
+        ("unsupported_actions", "top_segment_id"): ("Strongest driver of any kind, a tool definition included (of the "
+                                                    "deciding argument, when there is one)."),
+    }
+    for (table, col), doc in docs.items():
+        con.execute(f"COMMENT ON COLUMN {table}.{col} IS {_lit(doc)}")
+
+
 def applied(con: "duckdb.DuckDBPyConnection") -> list[str]:
     """Names of the migrations already applied to this database, in order."""
     exists = con.execute(

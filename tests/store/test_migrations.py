@@ -45,9 +45,9 @@ def test_old_schema_database_is_upgraded_and_keeps_its_data(tmp_path, example_au
     con.execute("INSERT INTO runs (run_id, model, method, hops) VALUES ('r-old', 'm', 'flashtrace', 1)")
     con.close()
     with Store(path, read_only=True) as ro:  # a read-only open says what is missing, changes nothing
-        assert ro.pending_migrations == ["m002_views", "m003_argument_attributions"]
+        assert ro.pending_migrations == ["m002_views", "m003_argument_attributions", "m004_tool_definition_segments"]
     with Store(path) as store:
-        assert store.migrated == ["m002_views", "m003_argument_attributions"]
+        assert store.migrated == ["m002_views", "m003_argument_attributions", "m004_tool_definition_segments"]
         assert VIEWS <= set(store.relations())
         assert store.query("SELECT run_id FROM runs")[1] == [("r-old",)]
         store.record_audits(example_audits)
@@ -81,7 +81,7 @@ def test_m002_database_gets_argument_tables_and_keeps_its_rows(tmp_path, example
     con.close()
 
     with Store(path) as store:
-        assert store.migrated == ["m003_argument_attributions"]
+        assert store.migrated == ["m003_argument_attributions", "m004_tool_definition_segments"]
         assert {"action_arguments", "argument_attributions", "argument_drivers", "argument_support"} \
             <= set(store.relations())
         assert {t: store.counts()[t] for t in before} == before
