@@ -6,8 +6,9 @@ sits a ``view`` with what only a picture needs (token scores over the whole cont
 heatmap, the output → reasoning → input flow across hops, shares summed per kind), derived from
 the same audit, and the CI check's ``verdict`` when `auditor.check` is there.
 
-`report_data(audits)` wraps one or more audits: per run the conversation, the segments with their
-token ranges, the token strings once, and the actions.
+`report_data(audits)` wraps one or more audits: per run the conversation (and the tools offered,
+each the text of its ``tool_definition`` segment), the segments with their token ranges, the token
+strings once, and the actions.
 
 Plain Python over the pydantic models: no model, no I/O.
 """
@@ -20,7 +21,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
 from auditor.results import ActionAttribution, TrajectoryAudit
-from auditor.trajectory import SegmentKind
+from auditor.trajectory import SegmentKind, tool_definition_text
 
 REPORT_VERSION = 1
 TOP_TOKENS = 12
@@ -199,7 +200,8 @@ def run_data(
     segments = [{
         "id": s.id, "kind": s.kind.value, "group": s.kind.group, "label": s.label, "action_id": s.action_id,
         "message_index": s.provenance.message_index, "field": s.provenance.field,
-        "tool_call_id": s.provenance.tool_call_id, "char_start": s.provenance.char_start,
+        "tool_call_id": s.provenance.tool_call_id, "tool_name": s.provenance.tool_name,
+        "char_start": s.provenance.char_start,
         "char_end": s.provenance.char_end, "token_start": s.token_start, "token_end": s.token_end,
     } for s in audit.segments]
     return {
@@ -207,6 +209,8 @@ def run_data(
         "trajectory": {
             "id": traj.id, "source": traj.source, "metadata": traj.metadata,
             "tools": [t.name for t in traj.tools],
+            # each tool as its tool_definition segment's text (the segment carries field and tool_name)
+            "tool_definitions": [{"name": t.name, "text": tool_definition_text(t)} for t in traj.tools],
             "messages": [_message_dict(i, m) for i, m in enumerate(traj.messages)],
             "content_captured": traj.content_captured,
         },

@@ -190,3 +190,32 @@ def test_arguments_section_shows_each_arguments_support_and_drivers(chromium, tm
         # a final answer has no arguments section
         b.eval(f"window.auditorReport.select({json.dumps(audit.actions[2].action.id)}, true)")
         assert b.eval("document.getElementById('arguments') === null")
+
+
+def test_tool_definitions_show_as_segments_in_the_conversation(chromium, tmp_path):
+    """The tools offered are a block of the conversation, one segment per definition, tinted by
+    its share and counted in the block's heat like a message; their driver rows have their kind."""
+    from report_cdp import Browser
+
+    from auditor.audit import Auditor
+    from auditor.testing import tiny_model, tiny_tokenizer
+
+    audit = Auditor((tiny_model("llama"), tiny_tokenizer()), hops=1).audit(example("injected_email"))
+    path = write_report([audit], tmp_path / "tools.html")
+    send = next(a for a in audit.actions if a.action.tool_name == "send_email")
+    defs = [s for s in audit.segments if s.kind.value == "tool_definition"]
+    with Browser(page_url(path, send.action.id)) as b:
+        b.wait_for("document.body.dataset.ready === '1'")
+        got = b.eval("""(() => ({
+            names: [...document.querySelectorAll('#msg-tools .tooldef .c-name')].map(e => e.textContent),
+            segs: [...document.querySelectorAll('#msg-tools .seg')].map(e => ({id: e.dataset.seg, bg: e.style.backgroundColor})),
+            heat: document.querySelector('#msg-tools [data-msg-heat]').textContent,
+            kinds: [...document.querySelectorAll('#drivers tr[data-kind="tool_definition"]')].map(r => r.dataset.segmentId),
+            first: document.querySelector('#conversation .msg').id}))()""")
+    assert got["first"] == "msg-tools"  # before the messages, where the prompt has them
+    assert got["names"] == [t.name for t in audit.trajectory.tools]
+    assert [s["id"] for s in got["segs"]] == [s.id for s in defs]
+    shares = {d.segment_id: d.share for d in send.drivers}
+    assert all(bool(s["bg"]) == (shares[s["id"]] > 0.004 * max(shares.values())) for s in got["segs"])
+    assert got["heat"].startswith("drives ")
+    assert sorted(got["kinds"]) == sorted(s.id for s in defs)

@@ -94,3 +94,30 @@ def test_report_degrades_without_the_check(injected_audit, monkeypatch):
     assert check_verdicts(injected_audit) == {}
     (run,) = report_data([injected_audit], verdicts={})["runs"]
     assert all(a["verdict"] is None for a in run["actions"])
+
+
+@pytest.fixture(scope="module")
+def tiny_audit():
+    """The injected example (4 tools offered) audited on a tiny random model: tool definitions are segments."""
+    from auditor.audit import Auditor
+    from auditor.testing import tiny_model, tiny_tokenizer
+    from report_helpers import example
+
+    return Auditor((tiny_model("llama"), tiny_tokenizer()), hops=1).audit(example("injected_email"))
+
+
+def test_tool_definitions_are_listed_with_their_segments(tiny_audit):
+    (run,) = report_data([tiny_audit])["runs"]
+    tools = tiny_audit.trajectory.tools
+    defs = run["trajectory"]["tool_definitions"]
+    assert [d["name"] for d in defs] == run["trajectory"]["tools"] == [t.name for t in tools]
+    segs = [s for s in run["segments"] if s["kind"] == "tool_definition"]
+    assert [(s["tool_name"], s["field"], s["message_index"], s["group"]) for s in segs] == \
+        [(t.name, "tool_definition", None, "input") for t in tools]
+    by_id = {s.id: s for s in tiny_audit.segments}
+    assert [by_id[s["id"]].text for s in segs] == [d["text"] for d in defs]
+    send = next(a for a in run["actions"] if a["export"]["action"]["tool_name"] == "send_email")
+    assert send["view"]["by_kind"]["tool_definition"] > 0
+    assert sum(send["view"]["by_group"].values()) == pytest.approx(1.0, abs=1e-4)
+    rows = [d for d in send["export"]["drivers"] if d["kind"] == "tool_definition"]
+    assert len(rows) == len(tools) and all(d["message_index"] is None and d["tool_name"] for d in rows)

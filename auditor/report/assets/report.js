@@ -5,12 +5,13 @@
 (function () {
   "use strict";
   var DATA = JSON.parse(document.getElementById("report-data").textContent);
-  var KINDS = ["system", "user_request", "user_constraint", "tool_output", "file_context", "reasoning", "prior_turn", "action", "template"];
+  var KINDS = ["system", "user_request", "user_constraint", "tool_output", "file_context", "tool_definition", "reasoning", "prior_turn", "action", "template"];
   var KIND_LABEL = {system: "system", user_request: "user request", user_constraint: "user constraint",
-    tool_output: "tool output", file_context: "file", reasoning: "reasoning", prior_turn: "earlier turn", action: "action",
-    template: "template"};
+    tool_output: "tool output", file_context: "file", tool_definition: "tool definition", reasoning: "reasoning",
+    prior_turn: "earlier turn", action: "action", template: "template"};
   var KIND_COLOR = {system: "#6b5ca5", user_request: "#2b8a3e", user_constraint: "#74b816", tool_output: "#e8590c",
-    file_context: "#a6652a", reasoning: "#1c7ed6", prior_turn: "#74c0fc", action: "#495057", template: "#ced4da"};
+    file_context: "#a6652a", tool_definition: "#c2255c", reasoning: "#1c7ed6", prior_turn: "#74c0fc", action: "#495057",
+    template: "#ced4da"};
   var OTHER_COLOR = "#ced4da";
   var OPEN_ALL_LIMIT = 3000;   // tokens: below this every heatmap segment starts open
   var DRIVER_ROWS = 12;
@@ -126,6 +127,19 @@
       else (finalByMsg[a.message_index] = finalByMsg[a.message_index] || []).push(a);
     });
     if (!run.trajectory.content_captured) html.push('<p class="notes">Message content was not captured for this run.</p>');
+    // the tools offered to the model: one segment per definition (a description can drive an action)
+    var defs = run.trajectory.tool_definitions || [];
+    if (defs.length) {
+      var items = defs.map(function (t) {
+        var s = run.segments.filter(function (x) { return x.field === "tool_definition" && x.tool_name === t.name; })[0];
+        var body = esc(t.text);
+        if (s) body = '<span class="seg" data-seg="' + esc(s.id) + '" title="' + esc(klabel(s.kind) + ": " + s.label) + '">' + body + "</span>";
+        return '<div class="tooldef"><span class="c-name">' + esc(t.name) + "</span>" + (s ? "" : ' <span class="c-id">not located in the tokens</span>') +
+          '<div class="text">' + body + "</div></div>";
+      });
+      html.push('<article class="msg role-tools" id="msg-tools" data-msg="tools"><div class="m-head"><span class="m-role">tools</span>' +
+        "<span>" + defs.length + " offered</span>" + '<span class="m-heat" data-msg-heat="tools"></span></div>' + items.join("") + "</article>");
+    }
     run.trajectory.messages.forEach(function (m) {
       var head = '<span class="m-role">' + esc(m.role) + "</span>";
       if (m.role === "tool") head += "<span>" + esc(m.name || "tool") + " ← " + esc(m.tool_call_id) + "</span>";
@@ -182,7 +196,10 @@
     var share = {}, max = 0;
     exp.drivers.forEach(function (d) { share[d.segment_id] = d.share; if (d.share > max) max = d.share; });
     var msgHeat = {};
-    exp.drivers.forEach(function (d) { if (d.message_index != null) msgHeat[d.message_index] = (msgHeat[d.message_index] || 0) + d.share; });
+    exp.drivers.forEach(function (d) {
+      var key = d.message_index != null ? d.message_index : d.kind === "tool_definition" ? "tools" : null;
+      if (key != null) msgHeat[key] = (msgHeat[key] || 0) + d.share;
+    });
     var box = $("conversation");
     var segs = box.querySelectorAll(".seg");
     for (var i = 0; i < segs.length; i++) {
