@@ -387,3 +387,31 @@ def test_ambiguous_action_ids_ask_for_a_trajectory(store, example_trajs):
     with pytest.raises(StoreError, match="several trajectories"):
         store.action_view("a")
     assert store.action_view("a", trajectory_id="t2").trajectory.id == "t2"
+
+
+def test_tool_definition_segments_round_trip_and_query(store, example_trajs):
+    """A tool definition belongs to no message: its row has message_index NULL, field and
+    tool_name say which tool; unsupported_actions' support leaves it on neither side."""
+    from auditor.audit import Auditor
+    from auditor.check import default_policy, score_action
+    from auditor.testing import tiny_model, tiny_tokenizer
+
+    traj = next(t for t in example_trajs if t.tools)
+    audit = Auditor((tiny_model("llama"), tiny_tokenizer()), hops=1).audit(traj)
+    assert any(s.kind is SegmentKind.tool_definition for s in audit.segments)
+    store.record_audits([audit])
+    loaded = store.load_audit(audit.run.run_id, traj.id)
+    assert loaded.segments == audit.segments  # (token scores come back as float32)
+    assert [a.drivers for a in loaded.actions] == [a.drivers for a in audit.actions]
+    rows = store.query("SELECT tool_name, field, message_index FROM segments WHERE kind = 'tool_definition' "
+                       "ORDER BY position")[1]
+    assert rows == [(t.name, "tool_definition", None) for t in traj.tools]
+    drivers = store.query("SELECT DISTINCT driver_tool, driver_message_index FROM action_drivers "
+                          "WHERE driver_kind = 'tool_definition' ORDER BY 1")[1]
+    assert drivers == sorted((t.name, None) for t in traj.tools)
+    store.set_setting("unsupported_threshold", 1.01)  # list every checked action with its support
+    got = dict(store.query("SELECT action_id, support FROM unsupported_actions")[1])
+    policy = default_policy()
+    for attr in audit.actions:
+        if not policy.ignores(attr.action):
+            assert got[attr.action.id] == pytest.approx(score_action(attr, policy, audit).support)
