@@ -12,7 +12,7 @@ from auditor.segments import ContextTooLong, render_trajectory, segment_trajecto
 from auditor.segments.render import tool_definition_patterns
 from auditor.trajectory import SegmentKind, Trajectory
 
-from replay_helpers import TEMPLATES, agent_trajectory, call
+from replay_helpers import TEMPLATES, TOOLS, agent_trajectory, call
 
 
 def _variants(text: str) -> list[str]:
@@ -129,13 +129,14 @@ def test_gemma_parallel_calls_fall_back_to_text_mode(replay_tokenizer):
         {"role": "tool", "tool_call_id": "c1", "content": "one mail"},
         {"role": "tool", "tool_call_id": "c2", "content": "two mails"},
         {"role": "assistant", "content": "You have three mails."},
-    ]).with_actions()
+    ], TOOLS).with_actions()
     rendered = render_trajectory(traj, tok)
     assert rendered.notes[0].startswith("rendered in text mode")
     assert rendered.unplaced == []
     assert_exact(rendered, traj)
     kinds = [s.kind for s in rendered.segments]
     assert kinds.count(SegmentKind.action) == 3
+    assert kinds.count(SegmentKind.tool_definition) == 2  # the renderer's own block, in text mode too
 
 
 def test_template_tokens_belong_to_no_segment(replay_tokenizer):
