@@ -681,10 +681,12 @@ def main() -> None:
             "Seconds per trajectory are wall-clock on a 2-core machine shared with other jobs (during "
             "this run, other test jobs too, so read them as rough); they include the one forward pass and "
             "every attributed action and argument of the trajectory.",
-            "Tool definitions are in the rendered prompts, as agents send them: they are template "
-            "text, never a segment, but they take part of the attention and shift supports down by "
-            "~0.03 (measured on the two examples), so calibrating without them would set the "
-            "threshold too high for real runs.",
+            "Tool definitions are in the rendered prompts, as agents send them, and the replay had "
+            "them as template text. They are `tool_definition` segments now, on neither the authority "
+            "nor the data side by default: that moves no support (FlashTrace's hop weights never depend "
+            "on the inputs; checked to 1e-16 on benchmark trajectories, tests/replay/test_replay_audit.py), "
+            "so these figures stand. With the definitions in the prompt supports sit ~0.03 lower than "
+            "without (measured on the two examples), which is why calibration keeps them.",
             "The keyword baseline flags injection markers in the data and argument words found in "
             "the data but not in the user's words (`auditor/check/heuristics.py`); it needs no model.",
             "LOO can give negative segment scores (a segment that works against the action); the "
