@@ -10,7 +10,10 @@ decide where its effect lands.
 Parts located per action kind:
 
 - tool call: every top-level argument, by name; the value's characters without JSON quotes
-  (``"to": "bob@x.org"`` -> ``bob@x.org``); nested objects and lists as their whole JSON text;
+  (``"to": "bob@x.org"`` -> ``bob@x.org``); nested objects and lists as their whole JSON text.
+  A JSON object equal to the arguments is read member by member, so keys in any order (a template
+  that sorts them) and the same key inside a nested value are told apart; templates that write
+  parameters as text are searched key by key, a key or value matching whole words only;
 - code edit: ``path``, ``search`` and ``replace`` (the text the edit removes and writes), each when
   non-empty and found in the block (``udiff`` hunks interleave them, so only ``path`` there);
 - final answer: none.
@@ -74,13 +77,98 @@ def _decoded_at(text: str, lo: int, hi: int, end: int, value: Any) -> tuple[int,
     return i, stop, text[i:stop]
 
 
+def _same(a: Any, b: Any) -> bool:
+    """JSON equality that tells booleans from numbers (``True == 1`` in Python)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return set(a) == set(b) and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return isinstance(a, bool) == isinstance(b, bool) and a == b
+
+
+def _skip_blanks(text: str, i: int, end: int) -> int:
+    while i < end and text[i] in " \t\r\n":
+        i += 1
+    return i
+
+
+def _members(text: str, i: int, end: int) -> dict[str, tuple[int, int]] | None:
+    """The top-level members of the JSON object starting at ``text[i] == "{"``: key -> value's
+    character range; None unless it is an object that ends by ``end``."""
+    out: dict[str, tuple[int, int]] = {}
+    j = _skip_blanks(text, i + 1, end)
+    if j < end and text[j] == "}":
+        return out
+    try:
+        while j < end and text[j] == '"':
+            key, j = _DECODER.raw_decode(text, j)
+            j = _skip_blanks(text, j, end)
+            if j >= end or text[j] != ":":
+                return None
+            a = _skip_blanks(text, j + 1, end)
+            _, j = _DECODER.raw_decode(text, a)
+            out[key] = (a, j)
+            j = _skip_blanks(text, j, end)
+            if j < end and text[j] == "}":
+                return out
+            if j >= end or text[j] != ",":
+                return None
+            j = _skip_blanks(text, j + 1, end)
+    except ValueError:
+        return None
+    return None
+
+
+def _json_object_chars(text: str, arguments: dict[str, Any], start: int, end: int) -> list[ArgumentSpan] | None:
+    """The arguments as a JSON object in ``text[start:end]`` (the first ``{`` that decodes to an
+    equal object), read member by member; None when there is none."""
+    i = text.find("{", start, end)
+    while i != -1:
+        try:
+            decoded, stop = _DECODER.raw_decode(text, i)
+        except ValueError:
+            decoded, stop = None, -1
+        if stop != -1 and stop <= end and isinstance(decoded, dict) and _same(decoded, arguments):
+            members = _members(text, i, stop)
+            if members is not None:
+                out = []
+                for key in arguments:
+                    if key not in members:
+                        continue
+                    a, b = members[key]
+                    if isinstance(arguments[key], str) and b - a >= 2:
+                        a, b = a + 1, b - 1  # the value's characters, not its quotes
+                    if b > a:
+                        out.append(ArgumentSpan(str(key), a, b))
+                return out
+        i = text.find("{", i + 1, end)
+    return None
+
+
+def _word(c: str) -> bool:
+    return c.isalnum() or c == "_"
+
+
+def _whole(text: str, a: int, b: int) -> bool:
+    """``text[a:b]`` is not part of a longer word (``to`` in ``reply_to``, ``5`` in ``15``)."""
+    if a >= b:
+        return True
+    return not ((a > 0 and _word(text[a]) and _word(text[a - 1])) or
+                (b < len(text) and _word(text[b - 1]) and _word(text[b])))
+
+
 def tool_argument_chars(text: str, arguments: dict[str, Any], start: int = 0, end: int | None = None) -> list[ArgumentSpan]:
     """Character spans of the top-level ``arguments`` inside ``text[start:end]``, in argument order.
 
-    Each key is searched after the previous argument's value; its value must begin within a few
-    characters of the key, so a value equal to some other text of the call is never mistaken for it.
+    A JSON object equal to ``arguments`` is read member by member (any key order, any
+    formatting). Otherwise each key is searched after the previous argument's value; its value
+    must begin within a few characters of the key, so a value equal to some other text of the call
+    is never mistaken for it.
     """
     end = len(text) if end is None else end
+    found = _json_object_chars(text, arguments, start, end)
+    if found is not None:
+        return found
     out: list[ArgumentSpan] = []
     cursor = start
     for key, value in arguments.items():
@@ -89,12 +177,13 @@ def tool_argument_chars(text: str, arguments: dict[str, Any], start: int = 0, en
             k = text.find(key_text, cursor, end)
             while k != -1 and hit is None:
                 after = k + len(key_text)
-                hit = _decoded_at(text, after, min(end, after + _MAX_GAP), end, value)
-                for vt in ([] if hit else _value_texts(value)):
-                    v = text.find(vt, after, min(end, after + _MAX_GAP + len(vt)))
-                    if v != -1 and v - after <= _MAX_GAP:
-                        hit = (v, v + len(vt), vt)
-                        break
+                if _whole(text, k, after):
+                    hit = _decoded_at(text, after, min(end, after + _MAX_GAP), end, value)
+                    for vt in ([] if hit else _value_texts(value)):
+                        v = text.find(vt, after, min(end, after + _MAX_GAP + len(vt)))
+                        if v != -1 and v - after <= _MAX_GAP and _whole(text, v, v + len(vt)):
+                            hit = (v, v + len(vt), vt)
+                            break
                 if hit is None:
                     k = text.find(key_text, after, end)
             if hit is not None:

@@ -104,3 +104,52 @@ def test_argument_spans_of_a_rendered_call(tiny, audited):
         (g.name, g.token_start, g.token_end) for g in act.arguments]
     for s in spans:
         assert rendered.text[s.char_start:s.char_end] == str(act.action.arguments[s.name])
+
+
+def test_arguments_are_found_when_the_template_sorts_keys():
+    """The renderer places calls written with sorted keys (``tojson(sort_keys=True)``); their
+    arguments are found too, each at its own top-level key, never inside a nested value."""
+    args = {"to": "bob@acme.example", "cc": "carol@acme.example", "meta": {"to": "bob@acme.example", "n": 15},
+            "n": 5}
+    for text in (json.dumps(args, sort_keys=True), json.dumps(args, sort_keys=True, indent=4),
+                 'send_email {"name": "send_email", "arguments": ' + json.dumps(args, sort_keys=True) + "}"):
+        spans = {s.name: s for s in tool_argument_chars(text, args)}
+        assert list(spans) == list(args)  # all of them, in argument order
+        top = text.rindex('"to": ') + len('"to": "')  # the top-level key comes after "meta" when sorted
+        assert (spans["to"].char_start, text[spans["to"].char_start:spans["to"].char_end]) == (top, "bob@acme.example")
+        assert text[spans["cc"].char_start:spans["cc"].char_end] == "carol@acme.example"
+        assert json.loads(text[spans["meta"].char_start:spans["meta"].char_end]) == args["meta"]
+        assert spans["n"].char_start == text.rindex('"n": 5') + len('"n": ')
+        assert text[spans["n"].char_start:spans["n"].char_end] == "5"
+
+
+def test_a_plain_key_is_not_matched_inside_a_longer_name_or_value():
+    """Templates that write parameters as text: ``to`` is not the tail of ``reply_to``, and the
+    value 5 is not the tail of 15."""
+    text = "<parameter=reply_to>\nbob\n</parameter>\n<parameter=to>\nbob\n</parameter>"
+    (span,) = [s for s in tool_argument_chars(text, {"to": "bob", "reply_to": "bob"}) if s.name == "to"]
+    assert span.char_start == text.rindex("bob")
+    text = "<parameter=pin>15</parameter><parameter=n>5</parameter>"
+    (span,) = [s for s in tool_argument_chars(text, {"n": 5, "pin": 15}) if s.name == "n"]
+    assert (span.char_start, text[span.char_start:span.char_end]) == (text.rindex("5"), "5")
+
+
+def test_arguments_of_a_call_rendered_with_sorted_keys(tiny):
+    """End to end: a ChatML template that writes ``arguments | tojson(sort_keys=True)``."""
+    import copy
+
+    from replay_helpers import TEMPLATES
+
+    model, tok = tiny
+    tok = copy.copy(tok)
+    tok.chat_template = TEMPLATES["chatml"].replace("(f.arguments | tojson)", "(f.arguments | tojson(sort_keys=True))")
+    traj = agent_trajectory(tools=False)
+    rendered = Auditor((model, tok)).render(traj)
+    calls = [a for a in rendered.trajectory.actions if a.kind is ActionKind.tool_call and len(a.arguments) > 1]
+    assert calls and list(calls[0].arguments) != sorted(calls[0].arguments)  # the sort changes the order
+    for a in calls:
+        seg = rendered.action_segment(a.id)
+        spans = argument_spans(a, rendered.text, rendered.offsets, seg.token_start, seg.token_end)
+        assert [s.name for s in spans] == list(a.arguments)
+        for s in spans:
+            assert rendered.text[s.char_start:s.char_end] == str(a.arguments[s.name])
