@@ -605,8 +605,9 @@ def m003_argument_attributions(con: "duckdb.DuckDBPyConnection") -> None:
         f"{DEFAULT_UNSUPPORTED_DECISIVE_ARGUMENTS}); its support is the lowest of theirs (each from the "
         "argument's own drivers, as in `argument_support`), counting only decisive arguments with authority "
         "or data mass, and an action with none is judged as a whole call. `action`: every action as a whole "
-        f"call, from its own drivers. Action kinds listed in settings key `{UNSUPPORTED_IGNORE_KEY}` (default "
-        f"{DEFAULT_UNSUPPORTED_IGNORE}) are left out."),
+        f"call, from its own drivers. Actions whose kind or tool name matches a pattern listed in settings key "
+        f"`{UNSUPPORTED_IGNORE_KEY}` (comma-separated globs; default {DEFAULT_UNSUPPORTED_IGNORE}) are left out, "
+        f"as `audit check` ignores them."),
         f"""
         WITH setting AS (
             SELECT coalesce(max(TRY_CAST(value AS DOUBLE)) FILTER (WHERE key = '{UNSUPPORTED_THRESHOLD_KEY}'),
@@ -667,7 +668,9 @@ def m003_argument_attributions(con: "duckdb.DuckDBPyConnection") -> None:
                              AND d.action_id = sc.action_id
         LEFT JOIN actions x ON x.trajectory_id = sc.trajectory_id AND x.action_id = sc.action_id
         WHERE CASE WHEN d.argument IS NULL THEN sc.support ELSE d.support END < st.threshold
-          AND NOT list_contains(string_split(replace(st.ignore, ' ', ''), ','), coalesce(x.kind, ''))
+          AND NOT EXISTS (SELECT 1 FROM unnest(string_split(replace(st.ignore, ' ', ''), ',')) AS ig(pattern)
+                          WHERE ig.pattern <> '' AND (coalesce(x.kind, '') GLOB ig.pattern
+                                                      OR coalesce(x.tool_name, '') GLOB ig.pattern))
         """,
         {
             "run_id": "Run.", "run_created_at": "When the run was made.", "model": "Replay model.",

@@ -225,3 +225,40 @@ def test_verdicts_equal_the_checks(store, case, example_audits):
             assert row["authority_share"] == pytest.approx(s.authority_share), attr.action.id
             assert row["data_share"] == pytest.approx(s.data_share), attr.action.id
             assert row["top_segment_id"] == (s.top_driver.segment_id if s.top_driver else None), attr.action.id
+
+
+def test_ignore_matches_tool_names_and_globs_like_the_check(store):
+    """smolagents-style agents call a *tool* named final_answer: the check ignores it by name."""
+    from auditor.check import check_audit, default_policy, parse_policy
+    from auditor.results import ActionAttribution, Driver, RunInfo, TrajectoryAudit
+    from auditor.trajectory import Trajectory
+
+    traj = Trajectory.from_openai_messages("ign", [
+        {"role": "system", "content": "You are an agent."},
+        {"role": "user", "content": "Summarise the page."},
+        {"role": "assistant", "content": "", "tool_calls": [{"id": "x", "type": "function", "function": {
+            "name": "read_page", "arguments": '{"url": "u"}'}}]},
+        {"role": "tool", "tool_call_id": "x", "content": "page text"},
+        {"role": "assistant", "content": "", "tool_calls": [{"id": "c1", "type": "function", "function": {
+            "name": "final_answer", "arguments": '{"answer": "done"}'}}, {"id": "c2", "type": "function",
+            "function": {"name": "list_files", "arguments": '{"folder": "x"}'}}]},
+    ]).with_actions()
+    from auditor.segments import segment_trajectory
+
+    segs = [s.model_copy(update={"token_start": 10 * k, "token_end": 10 * k + 5}) for k, s in enumerate(segment_trajectory(traj))]
+    by_kind = {s.kind.value: s for s in segs}
+    low = [Driver(segment_id=by_kind["tool_output"].id, kind="tool_output", label="t", score=0.9, share=0.9, rank=1),
+           Driver(segment_id=by_kind["user_request"].id, kind="user_request", label="u", score=0.1, share=0.1, rank=2)]
+    audit = TrajectoryAudit(run=RunInfo(run_id="r-ign", model="m", method="flashtrace", hops=1, auditor_version="t"),
+                            trajectory=traj, segments=segs, actions=[ActionAttribution(action=a, drivers=low) for a in traj.actions])
+    store.record_audit(audit)
+
+    def listed() -> set[str]:
+        return {r[0] for r in store.query("SELECT tool_name FROM unsupported_actions WHERE run_id = 'r-ign'")[1]}
+
+    def flagged(policy) -> set[str]:
+        return {v.tool_name for r in [check_audit(audit, policy)] for v in r.verdicts if v.status == "failed"}
+
+    assert listed() == flagged(default_policy()) == {"read_page", "list_files"}
+    store.set_setting("unsupported_ignore", "final_answer, list_*")
+    assert listed() == flagged(parse_policy('ignore = ["final_answer", "list_*"]')) == {"read_page"}
