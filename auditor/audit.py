@@ -259,7 +259,8 @@ class Auditor:
             attr.arguments = [
                 ArgumentAttribution(name=a.name, token_start=a.token_start, token_end=a.token_end,
                                     drivers=_drivers(inputs, res.token_scores),
-                                    flow_ratio=float(res.flow_ratios[0]) if res.flow_ratios else 0.0)
+                                    flow_ratio=float(res.flow_ratios[0]) if res.flow_ratios else 0.0,
+                                    token_scores=[_compact(x) for x in res.token_scores[:a.token_start].tolist()])
                 for a, res in zip(args, arg_results)
             ]
             attr.seconds += sum(float(res.info.get("seconds", 0.0)) for res in arg_results)

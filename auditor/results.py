@@ -49,6 +49,9 @@ class ArgumentAttribution(_Model):
     token_end: int
     drivers: list[Driver]
     flow_ratio: float = 0.0  # rho_0: share of hop 0's mass on model-generated tokens
+    # Token scores for this argument's target, compact like the action's: positions
+    # [0, token_start) of the rendered sequence (the context plus the call's tokens before the value).
+    token_scores: list[float] = Field(default_factory=list)
 
     def share_of(self, kinds: set[SegmentKind] | frozenset[SegmentKind]) -> float:
         return sum(d.share for d in self.drivers if d.kind in kinds)

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from auditor.check.policy import Policy
 from auditor.check.scoring import RULES, SupportScore
-from auditor.results import ActionAttribution, Driver, TrajectoryAudit
+from auditor.results import ActionAttribution, ArgumentAttribution, Driver, TrajectoryAudit
 from auditor.trajectory import Action
 
 QUOTE_TOKENS = 16  # width of the hottest-token window a quote is cut around
@@ -185,9 +185,28 @@ def _clean_token(tok: str) -> str:
     return tok.replace("Ġ", " ").replace("Ċ", "\n").replace("▁", " ")
 
 
-def quote_segment(audit: TrajectoryAudit | None, attr: ActionAttribution | None, segment_id: str) -> str:
+def _quote_scores(attr: ActionAttribution | None, argument: str | None) -> list[float]:
+    """The token scores a quote is cut from: the named argument's when it has any (the words that
+    chose the argument the verdict rests on), else the whole call's."""
+    if attr is None:
+        return []
+    if argument is not None:
+        arg = _argument(attr, argument)
+        if arg is not None and arg.token_scores:
+            return arg.token_scores
+    return attr.token_scores
+
+
+def _argument(attr: ActionAttribution, name: str) -> ArgumentAttribution | None:
+    return next((g for g in attr.arguments if g.name == name), None)
+
+
+def quote_segment(audit: TrajectoryAudit | None, attr: ActionAttribution | None, segment_id: str,
+                  argument: str | None = None) -> str:
     """The hottest words of a segment for this action: the highest-scoring window of tokens,
-    widened to its line in the segment's text; the segment's start when there are no token scores."""
+    widened to its line in the segment's text; the segment's start when there are no token scores.
+    With ``argument`` (the argument a verdict rests on) the window is cut from that argument's token
+    scores, falling back to the call's when it has none."""
     if audit is None:
         return ""
     try:
@@ -196,19 +215,18 @@ def quote_segment(audit: TrajectoryAudit | None, attr: ActionAttribution | None,
         return ""
     text = seg.text
     fallback = _squash(text[:QUOTE_CHARS]) + ("…" if len(text) > QUOTE_CHARS else "")
+    scores = _quote_scores(attr, argument)
     if (
-        attr is None
-        or not attr.token_scores
+        not scores
         or not audit.tokens
         or seg.token_start is None
         or seg.token_end is None
     ):
         return fallback
-    lo, hi = seg.token_start, min(seg.token_end, len(attr.token_scores), len(audit.tokens))
+    lo, hi = seg.token_start, min(seg.token_end, len(scores), len(audit.tokens))
     if hi <= lo:
         return fallback
     width = min(QUOTE_TOKENS, hi - lo)
-    scores = attr.token_scores
     window = sum(scores[lo : lo + width])
     best, best_at = window, lo
     for start in range(lo + 1, hi - width + 1):
@@ -236,7 +254,9 @@ def _squash(s: str) -> str:
     return " ".join(s.split())
 
 
-def driver_ref(driver: Driver | None, audit: TrajectoryAudit | None, attr: ActionAttribution | None) -> DriverRef | None:
+def driver_ref(driver: Driver | None, audit: TrajectoryAudit | None, attr: ActionAttribution | None,
+               argument: str | None = None) -> DriverRef | None:
+    """``driver`` quoted; with ``argument`` the quote is cut from that argument's token scores."""
     if driver is None:
         return None
     return DriverRef(
@@ -244,7 +264,7 @@ def driver_ref(driver: Driver | None, audit: TrajectoryAudit | None, attr: Actio
         kind=driver.kind.value,
         label=driver.label,
         share=driver.share,
-        quote=quote_segment(audit, attr, driver.segment_id),
+        quote=quote_segment(audit, attr, driver.segment_id, argument),
     )
 
 
@@ -263,7 +283,7 @@ def make_verdict(attr: ActionAttribution, score: SupportScore, audit: Trajectory
         data_share=score.data_share,
         reasoning_flow=score.reasoning_flow,
         margin=score.margin,
-        top_driver=driver_ref(score.top_driver, audit, attr),
+        top_driver=driver_ref(score.top_driver, audit, attr, score.argument),
         no_evidence=score.no_evidence,
         seconds=attr.seconds,
         argument=score.argument,
@@ -282,7 +302,7 @@ def make_finding(
 ) -> Finding:
     a = attr.action
     driving = score.top_data_driver or score.top_driver
-    ref = driver_ref(driving, audit, attr)
+    ref = driver_ref(driving, audit, attr, score.argument)
     what = a.summary
     if score.argument is not None:
         what += f": its {argument_text(a, score.argument)}"

@@ -67,7 +67,7 @@ SCHEMAS: dict[str, list[tuple[str, pa.DataType]]] = {
     ],
     "action_arguments": [
         ("run_id", STR), ("trajectory_id", STR), ("action_id", STR), ("argument", STR), ("position", INT),
-        ("token_start", INT), ("token_end", INT), ("flow_ratio", DBL), ("n_drivers", INT),
+        ("token_start", INT), ("token_end", INT), ("flow_ratio", DBL), ("n_drivers", INT), ("scores", FLOATS),
     ],
     "argument_attributions": [
         ("run_id", STR), ("trajectory_id", STR), ("action_id", STR), ("argument", STR), ("segment_id", STR),
@@ -261,7 +261,7 @@ def audit_tables(audits: Sequence[TrajectoryAudit], now: datetime | None = None)
                 out["action_arguments"].add(
                     run_id=run_id, trajectory_id=tid, action_id=aid, argument=arg.name, position=pos,
                     token_start=arg.token_start, token_end=arg.token_end, flow_ratio=arg.flow_ratio,
-                    n_drivers=len(arg.drivers))
+                    n_drivers=len(arg.drivers), scores=list(arg.token_scores) if arg.token_scores else None)
                 for d in arg.drivers:
                     out["argument_attributions"].add(
                         run_id=run_id, trajectory_id=tid, action_id=aid, argument=arg.name, segment_id=d.segment_id,

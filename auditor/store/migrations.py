@@ -456,6 +456,9 @@ def m003_argument_attributions(con: "duckdb.DuckDBPyConnection") -> None:
         ("flow_ratio", "DOUBLE", "rho_0: share of hop 0's mass on model-generated tokens, for this argument's target."),
         ("n_drivers", "INTEGER", "Number of scored input segments (rows in `argument_attributions`); 0 when no "
                                  "input segment precedes the action."),
+        ("scores", "FLOAT[]", "Token scores for the argument's target, compact: scores[i] = importance of "
+                              "audits.tokens[i] for the argument, i < token_start (1-based in SQL: scores[i + 1]); "
+                              "NULL when not recorded."),
     ], "PRIMARY KEY (run_id, trajectory_id, action_id, argument)")
 
     _table(con, "argument_attributions", (

@@ -379,7 +379,8 @@ class Store:
             arguments.setdefault(g["action_id"], []).append(ArgumentAttribution(
                 name=g["argument"], token_start=g["token_start"], token_end=g["token_end"],
                 drivers=arg_drivers.get((g["action_id"], g["argument"]), []),
-                flow_ratio=g["flow_ratio"] if g["flow_ratio"] is not None else 0.0))
+                flow_ratio=g["flow_ratio"] if g["flow_ratio"] is not None else 0.0,
+                token_scores=list(g["scores"] or [])))
         scores = {s["action_id"]: s["scores"] for s in self._rows(
             "SELECT action_id, scores FROM token_scores WHERE run_id = ? AND trajectory_id = ?", key)}
         order = {x.id: i for i, x in enumerate(traj.actions)}

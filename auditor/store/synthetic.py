@@ -8,7 +8,8 @@ is beside the point (store, CLI, report layout tests; storage benchmarks).
 
 With ``arguments=True`` each tool call's top-level arguments (and a code edit's path, search and
 replace) are explained too, the same way: the target is the value's words, the token span the
-tokens that overlap the value (without JSON quotes), as `ActionAttribution.arguments` has them.
+tokens that overlap the value (without JSON quotes), as `ActionAttribution.arguments` has them,
+with token scores over the tokens before the value.
 """
 
 from __future__ import annotations
@@ -109,14 +110,19 @@ def _attribute(traj: Trajectory, action: Action, tokens: list[str], segments: li
 
 def _drivers(target: str, tokens: list[str], segments: list[Segment], start: int) -> tuple[list[float], list[Driver]]:
     """Token scores over ``tokens[:start]`` (words shared with ``target``) and the input segments ranked."""
-    words = {w.lower() for w in _WORD.findall(target)}
-    scores = [0.25 + 4.0 * sum(w.lower() in words for w in _WORD.findall(t)) for t in tokens[:start]]
+    scores = _scores(target, tokens, start)
     inputs = [s for s in segments if s.kind.group != "output" and (s.token_end or 0) <= start]
     raw = [(s, sum(scores[s.token_start:s.token_end])) for s in inputs]
     total = sum(v for _, v in raw) or 1.0
     ranked = sorted(raw, key=lambda x: (-x[1], x[0].id))
     return scores, [Driver(segment_id=s.id, kind=s.kind, label=s.label, score=v, share=v / total, rank=r)
                     for r, (s, v) in enumerate(ranked, start=1)]
+
+
+def _scores(target: str, tokens: list[str], end: int) -> list[float]:
+    """Token scores over ``tokens[:end]``: 0.25, plus 4 per word shared with ``target``."""
+    words = {w.lower() for w in _WORD.findall(target)}
+    return [0.25 + 4.0 * sum(w.lower() in words for w in _WORD.findall(t)) for t in tokens[:end]]
 
 
 def _argument_chars(traj: Trajectory, action: Action, text: str) -> list[tuple[str, int, int]]:
@@ -171,7 +177,7 @@ def _arguments(traj: Trajectory, action: Action, tokens: list[str], segments: li
         _, drivers = _drivers(text[a:b], tokens, segments, start)
         inter = sum(d.share for d in drivers if d.kind.group == "intermediate")
         out.append(ArgumentAttribution(name=name, token_start=toks[0], token_end=toks[-1] + 1, drivers=drivers,
-                                       flow_ratio=inter))
+                                       flow_ratio=inter, token_scores=_scores(text[a:b], tokens, toks[0])))
     return out
 
 

@@ -43,9 +43,11 @@ def _drivers(shares: dict[str, float], by_id: dict) -> list[Driver]:
 def build_audit(traj: Trajectory, shares: dict[int, dict[str, float]], hops: dict[int, list[HopFlow]] | None = None,
                 token_scores: dict[int, list[float]] | None = None, tokens: list[str] | None = None,
                 arguments: dict[int, dict[str, dict[str, float]]] | None = None,
-                tool_definitions: bool = False) -> TrajectoryAudit:
+                tool_definitions: bool = False,
+                argument_token_scores: dict[int, dict[str, list[float]]] | None = None) -> TrajectoryAudit:
     """shares[step] = {segment_id: share}; actions without an entry are left out of the audit.
-    arguments[step] = {argument name: {segment_id: share}} gives per-argument drivers.
+    arguments[step] = {argument name: {segment_id: share}} gives per-argument drivers;
+    argument_token_scores[step] = {argument name: scores} their token scores.
     ``tool_definitions`` adds the tool-definition segments t<k> (see `segments_for`)."""
     traj = traj.with_actions()
     segs = segments_for(traj, tool_definitions)
@@ -55,7 +57,9 @@ def build_audit(traj: Trajectory, shares: dict[int, dict[str, float]], hops: dic
         if action.step not in shares:
             continue
         drivers = _drivers(shares[action.step], by_id)
-        args = [ArgumentAttribution(name=name, token_start=k, token_end=k + 1, drivers=_drivers(sh, by_id))
+        arg_scores = (argument_token_scores or {}).get(action.step, {})
+        args = [ArgumentAttribution(name=name, token_start=k, token_end=k + 1, drivers=_drivers(sh, by_id),
+                                    token_scores=arg_scores.get(name, []))
                 for k, (name, sh) in enumerate((arguments or {}).get(action.step, {}).items())]
         attrs.append(ActionAttribution(action=action, drivers=drivers, hops=(hops or {}).get(action.step, []),
                                        token_scores=(token_scores or {}).get(action.step, []), arguments=args))

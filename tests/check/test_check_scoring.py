@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from auditor.check import check_audit, check_audits, check_trajectories, parse_policy, score_action
@@ -171,6 +173,35 @@ def test_a_recipient_taken_from_data_is_flagged_with_its_driver(injected):
     (finding,) = check_audit(audit, parse_policy("threshold = 0.5")).findings
     assert finding.argument == "to" and "its to = " in finding.message
     assert finding.action_support == pytest.approx(0.2 / 0.9)
+
+
+def test_quote_comes_from_the_deciding_arguments_token_scores(injected):
+    """The call's hottest words in the inbox are not the ones that chose the recipient: a finding
+    that rests on `to` quotes the window hot in the argument's token scores, not the call's."""
+    words = re.findall(r"\S+\s*", injected.messages[3].content)[:40]
+    tokens = [""] * 30 + words + [""] * (50 - len(words))  # segment m3 widened to tokens 30..70, one word each
+    call, arg = [0.0] * 80, [0.0] * 80
+    call[30 + 1] = 1.0  # the call's hottest word: bob's address, in the first mail
+    arg[30 + next(i for i, w in enumerate(words) if "archive@exfil.example" in w)] = 1.0  # the injected address
+    args = {1: {**SEND_ARGS, "to": {"m1": 0.1, "m3": 0.9}}}
+
+    def audit_of(argument_token_scores):
+        audit = build_audit(injected, INJECTED, arguments=args, token_scores={1: call}, tokens=tokens,
+                            argument_token_scores=argument_token_scores)
+        audit.segments[3].token_end = 30 + len(words)
+        return audit
+
+    policy = parse_policy("threshold = 0.5")
+    result = check_audit(audit_of({1: {"to": arg}}), policy)
+    (f,) = result.findings
+    assert f.argument == "to" and f.driver.segment_id == "m3"
+    assert "archive@exfil.example" in f.driver.quote and "bob@acme.example" not in f.driver.quote
+    (verdict,) = [v for v in result.verdicts if v.argument == "to"]
+    assert verdict.top_driver.segment_id == "m3" and verdict.top_driver.quote == f.driver.quote
+    # without the argument's token scores the quote falls back to the call's; the verdict is the same
+    (g,) = check_audit(audit_of(None), policy).findings
+    assert "bob@acme.example" in g.driver.quote and "archive@exfil.example" not in g.driver.quote
+    assert (g.argument, g.support, g.rules) == (f.argument, f.support, f.rules)
 
 
 def test_actions_without_decisive_arguments_are_judged_whole(injected):

@@ -68,6 +68,7 @@ def test_every_argument_of_every_call_is_explained(audited):
             assert [d.rank for d in g.drivers] == list(range(1, len(g.drivers) + 1))
             assert {d.segment_id for d in g.drivers} == {d.segment_id for d in act.drivers}
             assert math.isclose(sum(d.share for d in g.drivers), 1.0, rel_tol=1e-5)
+            assert len(g.token_scores) == g.token_start  # compact: the context and the call before the value
 
 
 def test_an_argument_equals_its_own_single_target_run(tiny, audited):
@@ -88,6 +89,8 @@ def test_an_argument_equals_its_own_single_target_run(tiny, audited):
         seg = audited.segment(d.segment_id)
         assert math.isclose(d.score, float(res.token_scores[seg.token_start:seg.token_end].sum()),
                             rel_tol=1e-4, abs_tol=1e-7)
+    for x, y in zip(g.token_scores, res.token_scores[:g.token_start].tolist(), strict=True):
+        assert math.isclose(x, y, rel_tol=1e-3, abs_tol=1e-6)  # compacted to 5 digits, batched vs alone
 
 
 def test_arguments_can_be_turned_off(tiny):
