@@ -33,7 +33,8 @@ from typing import Any, Callable
 import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-from auditor.collectors.receiver import DEFAULT_MAX_BODY_BYTES, ReceiverStats, RequestError, Sink, SpanWriter
+from auditor.collectors.receiver import (DEFAULT_MAX_BODY_BYTES, ReceiverStats, RequestError, Sink, SpanWriter,
+                                         receiver_writer)
 from auditor.collectors.spans import SpanError, spans_from_otlp_proto
 
 DEFAULT_GRPC_PORT = 4317
@@ -133,11 +134,7 @@ class OTLPGrpcReceiver:
         log: Callable[[str], Any] | None = None,
         writer: SpanWriter | None = None,
     ):
-        if max_body_bytes <= 0:
-            raise ValueError("max_body_bytes must be positive")
-        if writer is not None and (jsonl_path is not None or sink is not None):
-            raise ValueError("pass either writer or jsonl_path/sink, not both")
-        self.writer = writer if writer is not None else SpanWriter(jsonl_path, sink)
+        self.writer = receiver_writer(writer, jsonl_path, sink, max_body_bytes)
         self.host = host
         self.port = port
         self.jsonl_path: Path | None = self.writer.jsonl_path

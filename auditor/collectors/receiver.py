@@ -43,6 +43,17 @@ DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 Sink = Callable[[Sequence[SpanRecord]], Any]
 
 
+def receiver_writer(writer: "SpanWriter | None", jsonl_path: str | os.PathLike[str] | None, sink: Sink | None,
+                    max_body_bytes: int) -> "SpanWriter":
+    """The shared receiver options, checked once for both protocols: the writer to append through
+    (given, or built from ``jsonl_path``/``sink``) and a positive body limit."""
+    if max_body_bytes <= 0:
+        raise ValueError("max_body_bytes must be positive")
+    if writer is not None and (jsonl_path is not None or sink is not None):
+        raise ValueError("pass either writer or jsonl_path/sink, not both")
+    return writer if writer is not None else SpanWriter(jsonl_path, sink)
+
+
 class RequestError(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message)
@@ -365,11 +376,7 @@ class OTLPReceiver:
         log: Callable[[str], Any] | None = None,
         writer: SpanWriter | None = None,
     ):
-        if max_body_bytes <= 0:
-            raise ValueError("max_body_bytes must be positive")
-        if writer is not None and (jsonl_path is not None or sink is not None):
-            raise ValueError("pass either writer or jsonl_path/sink, not both")
-        self.writer = writer if writer is not None else SpanWriter(jsonl_path, sink)
+        self.writer = receiver_writer(writer, jsonl_path, sink, max_body_bytes)
         self.host = host
         self.port = port
         self.jsonl_path = self.writer.jsonl_path
