@@ -25,16 +25,14 @@ from __future__ import annotations
 import hmac
 import os
 import socket
-import threading
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, Callable
 
 import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-from auditor.collectors.receiver import (DEFAULT_MAX_BODY_BYTES, ReceiverStats, RequestError, Sink, SpanWriter,
-                                         receiver_writer)
+from auditor.collectors.receiver import (DEFAULT_MAX_BODY_BYTES, ReceiverBase, RequestError, Sink,
+                                         SpanWriter)
 from auditor.collectors.spans import SpanError, spans_from_otlp_proto
 
 DEFAULT_GRPC_PORT = 4317
@@ -107,7 +105,7 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
         return response
 
 
-class OTLPGrpcReceiver:
+class OTLPGrpcReceiver(ReceiverBase):
     """OTLP/gRPC trace receiver. ``port=0`` picks a free port (read ``.port`` after `start`).
 
     Example::
@@ -134,35 +132,18 @@ class OTLPGrpcReceiver:
         log: Callable[[str], Any] | None = None,
         writer: SpanWriter | None = None,
     ):
-        self.writer = receiver_writer(writer, jsonl_path, sink, max_body_bytes)
-        self.host = host
-        self.port = port
-        self.jsonl_path: Path | None = self.writer.jsonl_path
-        self.sink = self.writer.sink
-        self.token = token or None
-        self.max_body_bytes = int(max_body_bytes)
+        super().__init__(host, port, jsonl_path, sink, token, max_body_bytes, log, writer)
+        # stats.bytes: serialized (uncompressed) message sizes
         self.max_workers = max_workers
         self.grace = grace
-        self.log = log
-        self.stats = ReceiverStats()  # bytes: serialized (uncompressed) message sizes
-        self._stats_lock = threading.Lock()
         self._server: grpc.Server | None = None
         self._executor: ThreadPoolExecutor | None = None
 
     @property
-    def address(self) -> str:
-        """``host:port`` actually bound (after `start`): the exporter's endpoint with insecure=True."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
-
-    @property
     def url(self) -> str:
-        """``http://host:port``: the endpoint form OTEL_EXPORTER_OTLP_ENDPOINT takes (http = plaintext)."""
+        """``http://host:port``: the endpoint form OTEL_EXPORTER_OTLP_ENDPOINT takes (http = plaintext);
+        `address` (``host:port``) is the exporter's endpoint with insecure=True."""
         return f"http://{self.address}"
-
-    @property
-    def running(self) -> bool:
-        return self._server is not None
 
     def start(self) -> "OTLPGrpcReceiver":
         if self._server is not None:

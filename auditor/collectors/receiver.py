@@ -43,15 +43,39 @@ DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 Sink = Callable[[Sequence[SpanRecord]], Any]
 
 
-def receiver_writer(writer: "SpanWriter | None", jsonl_path: str | os.PathLike[str] | None, sink: Sink | None,
-                    max_body_bytes: int) -> "SpanWriter":
-    """The shared receiver options, checked once for both protocols: the writer to append through
-    (given, or built from ``jsonl_path``/``sink``) and a positive body limit."""
-    if max_body_bytes <= 0:
-        raise ValueError("max_body_bytes must be positive")
-    if writer is not None and (jsonl_path is not None or sink is not None):
-        raise ValueError("pass either writer or jsonl_path/sink, not both")
-    return writer if writer is not None else SpanWriter(jsonl_path, sink)
+class ReceiverBase:
+    """What the OTLP/HTTP and OTLP/gRPC receivers share: their options, the writer both append
+    through (given, or built from ``jsonl_path``/``sink``), the stats and the bound address."""
+
+    _server: Any = None
+
+    def __init__(self, host: str, port: int, jsonl_path: str | os.PathLike[str] | None, sink: Sink | None,
+                 token: str | None, max_body_bytes: int, log: Callable[[str], Any] | None,
+                 writer: "SpanWriter | None") -> None:
+        if max_body_bytes <= 0:
+            raise ValueError("max_body_bytes must be positive")
+        if writer is not None and (jsonl_path is not None or sink is not None):
+            raise ValueError("pass either writer or jsonl_path/sink, not both")
+        self.writer = writer if writer is not None else SpanWriter(jsonl_path, sink)
+        self.host = host
+        self.port = port
+        self.jsonl_path: Path | None = self.writer.jsonl_path
+        self.sink = self.writer.sink
+        self.token = token or None
+        self.max_body_bytes = int(max_body_bytes)
+        self.log = log
+        self.stats = ReceiverStats()
+        self._stats_lock = threading.Lock()
+
+    @property
+    def address(self) -> str:
+        """``host:port`` actually bound (after `start`)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
 
 
 class RequestError(Exception):
@@ -349,7 +373,7 @@ def _decompress(raw: bytes, encoding: str | None, limit: int) -> bytes:
     return out
 
 
-class OTLPReceiver:
+class OTLPReceiver(ReceiverBase):
     """OTLP/HTTP trace receiver. ``port=0`` picks a free port (read ``.port`` after `start`).
 
     Example::
@@ -376,36 +400,16 @@ class OTLPReceiver:
         log: Callable[[str], Any] | None = None,
         writer: SpanWriter | None = None,
     ):
-        self.writer = receiver_writer(writer, jsonl_path, sink, max_body_bytes)
-        self.host = host
-        self.port = port
-        self.jsonl_path = self.writer.jsonl_path
-        self.sink = self.writer.sink
-        self.token = token or None
-        self.max_body_bytes = int(max_body_bytes)
+        super().__init__(host, port, jsonl_path, sink, token, max_body_bytes, log, writer)
         self.idle_timeout = idle_timeout
         self.read_timeout = read_timeout
-        self.log = log
-        self.stats = ReceiverStats()
-        self._stats_lock = threading.Lock()
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}{TRACES_PATH}"
-
-    @property
-    def address(self) -> str:
-        """``host:port`` actually bound (after `start`)."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
-
-    @property
-    def running(self) -> bool:
-        return self._server is not None
+        return f"http://{self.address}{TRACES_PATH}"
 
     def start(self) -> "OTLPReceiver":
         if self._server is not None:
