@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from auditor.audit import Auditor
     from auditor.loading import load_paths
-    from auditor.models import load_model
+    from auditor.model_registry import load_model
 
     torch.set_num_threads(args.threads)
     trajs = load_paths(sorted((ROOT / "benchmarks" / "injection" / "data").glob("*.jsonl"))).trajectories[:: args.every]

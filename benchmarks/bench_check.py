@@ -106,7 +106,7 @@ def replay(trajs: list[Any], methods: list[str], loo_every: int, threads: int) -
     from auditor.check.heuristics import keyword_risk
     from auditor.check.policy import Policy
     from auditor.check.scoring import score_action
-    from auditor.models import load_model
+    from auditor.model_registry import load_model
 
     torch.set_num_threads(threads)
     rows: list[dict[str, Any]] = []
@@ -184,7 +184,7 @@ class _Shape:
 
 def _rebuild(row: dict[str, Any]) -> tuple[Any, _Shape]:
     """The row's ActionAttribution (drivers and argument drivers; ids by label) for `score_action`."""
-    from auditor.results import ActionAttribution, ArgumentAttribution, Driver, HopFlow
+    from auditor.audit.schema import ActionAttribution, ArgumentAttribution, Driver, HopFlow
     from auditor.trajectory import Action, ActionKind
 
     ntok: dict[str, int] = {}
@@ -414,7 +414,7 @@ def examples_check(chosen: dict[str, Any]) -> dict[str, Any]:
     the shipped threshold and at the low-false-alarm one."""
     from auditor.audit import Auditor
     from auditor.check import Policy, check_paths
-    from auditor.models import load_model
+    from auditor.model_registry import load_model
 
     policy = Policy(threshold=0.0, weighting=chosen["weighting"], judge=chosen.get("judge", "action"))
     auditor = Auditor(load_model(), method="flashtrace", hops=1)

@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     from auditor.attribution import Target, attribute, capture
     from auditor.attribution.memory import PeakMemory
-    from auditor.models import load_model
+    from auditor.model_registry import load_model
 
     model, _tok = load_model()
     device = next(model.parameters()).device

@@ -4,7 +4,7 @@ million attribution rows.
 - ``spans``: `Store.add_spans` on agent-like SpanRecords (GenAI attributes, ~1 KB of message
   content each) in batches of 512 as the receiver hands them over, then the same spans again
   (the idempotent path: nothing new is written).
-- ``audits``: `Store.record_audits` on model-free audits (`auditor.store.synthetic`, with
+- ``audits``: `Store.record_audits` on model-free audits (`auditor.testing.audits`, with
   per-argument attributions) until the attributions table holds ``--attributions`` rows; one
   transaction per run.
 - ``queries``: the questions users ask, on a file database: which tool outputs drove send_email
@@ -33,9 +33,9 @@ sys.path.insert(0, str(ROOT))
 
 import duckdb  # noqa: E402
 
-from auditor.results import TrajectoryAudit  # noqa: E402
+from auditor.audit.schema import TrajectoryAudit  # noqa: E402
 from auditor.store import Store, action_export  # noqa: E402
-from auditor.store.synthetic import synthetic_audit, synthetic_run, synthetic_trajectory  # noqa: E402
+from auditor.testing.audits import synthetic_audit, synthetic_run, synthetic_trajectory  # noqa: E402
 
 CONTENT = ("You are a careful coding agent. Read the file, then fix the failing test. " * 8)[:512]
 

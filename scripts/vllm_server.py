@@ -3,7 +3,7 @@
 
 vLLM runs from its own environment (``.venv-vllm``, made by ``scripts/vllm_env.sh``) so its pins
 never touch the core ``.venv``. It serves the embedded SmolLM2 (the safetensors directory that
-``auditor.models.provision_embedded()`` converts once into the user cache) and exports its
+``auditor.model_registry.provision_embedded()`` converts once into the user cache) and exports its
 ``llm_request`` spans over OTLP/HTTP to ``audit collect`` (or any OTLP receiver).
 
 Usage (run with the core venv's python; it finds the model and launches vLLM's python)::
@@ -53,7 +53,7 @@ def free_port() -> int:
 def model_dir(spec: str | None = None) -> Path:
     if spec:
         return Path(spec).expanduser().resolve()
-    from auditor.models import provision_embedded  # core venv; converts once, reused afterwards
+    from auditor.model_registry import provision_embedded  # core venv; converts once, reused afterwards
 
     return provision_embedded()
 

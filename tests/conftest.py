@@ -23,6 +23,6 @@ def examples_dir() -> Path:
 @pytest.fixture(scope="session")
 def embedded_model():
     """The embedded SmolLM2 (provisioned by `make test` before pytest runs), loaded once."""
-    from auditor.models import load_model
+    from auditor.model_registry import load_model
 
     return load_model()

@@ -1,7 +1,7 @@
 """One forward pass that keeps what attribution needs: the `StateCache`.
 
 `capture(model, input_ids)` runs the model's decoder once and records, per layer l (names as in
-TransformerLens, pinned by a test; shapes in `auditor.attribution.typing`):
+TransformerLens, pinned by a test; shape letters at the end):
 
     layers.{l}.resid_pre        x[l]  [N, d]
     layers.{l}.resid_mid        m[l]  [N, d]   the model's own post-attention state
@@ -18,6 +18,12 @@ memory-leanly (SDPA, or row chunks when soft-capping needs the eager formula). N
 kept; `StateCache.attention_rows` recomputes exactly the rows a target needs, with the same
 causal mask, sliding window, scaling and soft-capping the model used. ``store_attention=True``
 keeps the full maps instead (tests use it to show stored and recomputed attention agree).
+
+Shape letters used in every module's comments: N tokens in the captured sequence; P the prefix
+length of one target (max target position + 1: only positions < P matter); L layers; H query
+heads, G key/value heads (GQA: head h reads kv-head h // (H // G)); dh head size, d hidden size;
+B targets processed together (1 for a span, |O| for per-token IFR batches); t target rows and n
+source positions in the current chunk.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Library first: ``check_paths`` / ``check_trajectories`` replay and attribute trajectories, score
 each action's support (``auditor.check.scoring``) under a ``Policy`` and return a ``CheckReport``
-that ``auditor.check.outputs`` turns into terminal, JUnit, SARIF, JSON or GitHub output.
+that ``auditor.check.formats`` turns into terminal, JUnit, SARIF, JSON or GitHub output.
 """
 
 from __future__ import annotations

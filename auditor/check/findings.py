@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from auditor.check.policy import Policy
 from auditor.check.scoring import RULES, SupportScore
-from auditor.results import ActionAttribution, ArgumentAttribution, Driver, TrajectoryAudit
+from auditor.audit.schema import ActionAttribution, ArgumentAttribution, Driver, TrajectoryAudit
 from auditor.trajectory import Action
 
 QUOTE_TOKENS = 16  # width of the hottest-token window a quote is cut around

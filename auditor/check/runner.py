@@ -18,7 +18,7 @@ from auditor.check.findings import CheckReport, SkippedRecord, TrajectoryResult,
 from auditor.check.policy import Policy, default_policy
 from auditor.check.scoring import score_action
 from auditor.loading import load_path, sniff_format
-from auditor.results import TrajectoryAudit
+from auditor.audit.schema import TrajectoryAudit
 from auditor.trajectory import Trajectory
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -46,7 +46,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from auditor.check.policy import Policy
-from auditor.results import ActionAttribution, Driver, TrajectoryAudit
+from auditor.audit.schema import ActionAttribution, Driver, TrajectoryAudit
 from auditor.trajectory import SegmentKind
 
 RULE_LOW_SUPPORT = "low-support"

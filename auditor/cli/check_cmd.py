@@ -59,7 +59,7 @@ def check_command(
 ) -> None:
     """Fail when an action is not supported by the user's request (see CHECK_HELP)."""
     from auditor.check import PolicyError, load_policy, load_located, run_check
-    from auditor.check import outputs
+    from auditor.check import formats
 
     try:
         pol = load_policy(policy)
@@ -78,7 +78,7 @@ def check_command(
 
     auditor = None
     if any(not pol.ignores(a) for item in located for a in item.trajectory.with_actions().actions):
-        from auditor import models as model_registry
+        from auditor import model_registry
 
         try:
             from auditor.check.runner import make_auditor
@@ -105,19 +105,19 @@ def check_command(
         _record(db, audits)
 
     if junit is not None:
-        outputs.write_text(junit, outputs.to_junit(report))
+        formats.write_text(junit, formats.to_junit(report))
     if sarif is not None:
         import json
 
-        outputs.write_text(sarif, json.dumps(outputs.to_sarif(report), indent=2, ensure_ascii=False))
+        formats.write_text(sarif, json.dumps(formats.to_sarif(report), indent=2, ensure_ascii=False))
     if github is None:
         github = os.environ.get("GITHUB_ACTIONS") == "true"
     if github:  # on stderr when stdout carries JSON, so the JSON stays parseable
-        typer.echo(outputs.to_github(report), nl=False, err=as_json)
+        typer.echo(formats.to_github(report), nl=False, err=as_json)
     if as_json:
-        typer.echo(outputs.to_json(report))
+        typer.echo(formats.to_json(report))
     else:
-        outputs.render_terminal(report, console, verbose=verbose)
+        formats.render_terminal(report, console, verbose=verbose)
     raise typer.Exit(report.exit_code(allow_skipped=allow_skipped))
 
 

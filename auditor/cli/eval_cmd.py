@@ -18,7 +18,7 @@ from auditor.cli.app import EXIT_USAGE, app, console, err_console
 
 def _load_model(spec: str | None) -> tuple[Any, Any]:
     """The model and tokenizer to evaluate (a seam: tests substitute a tiny model)."""
-    from auditor.models import load_model
+    from auditor.model_registry import load_model
 
     return load_model(spec)
 
@@ -125,7 +125,7 @@ def eval_command(
     if variant not in ("auto", "model", "gold"):
         err_console.print(f"[red]error:[/] --variant must be auto, model or gold; got {variant!r}")
         raise typer.Exit(EXIT_USAGE)
-    from auditor.models import ModelNotAvailable
+    from auditor.model_registry import ModelNotAvailable
 
     try:
         loaded, tokenizer = _load_model(model)
@@ -138,7 +138,7 @@ def eval_command(
         report = run_eval(tasks, method=methods, hops=list(hops or DEFAULT_HOPS), n=n, length=length, seed=seed,
                           variant=variant, model=loaded, tokenizer=tokenizer, max_new_tokens=max_new_tokens,
                           progress=_RichProgress(bar))
-    from auditor.models import EMBEDDED_NAME
+    from auditor.model_registry import EMBEDDED_NAME
 
     report.settings["model"] = model or EMBEDDED_NAME
     json_path = report.save_json(out / "eval.json")

@@ -7,7 +7,7 @@ import json
 import typer
 from rich.table import Table
 
-from auditor import models as model_registry
+from auditor import model_registry
 from auditor.cli.app import EXIT_USAGE, app, console, err_console
 
 

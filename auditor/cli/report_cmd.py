@@ -63,7 +63,7 @@ def report_command(
     try:
         if path.is_file():
             def make() -> Any:
-                from auditor import models as model_registry
+                from auditor import model_registry
 
                 try:
                     return _make_auditor(model=model, method=method, hops=hops)

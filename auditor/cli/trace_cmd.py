@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from auditor.cli.app import EXIT_OK, EXIT_SKIPPED, EXIT_USAGE, app, console, err_console
-from auditor.results import TrajectoryAudit
+from auditor.audit.schema import TrajectoryAudit
 from auditor.store.ingest import trajectory_sha256
 from auditor.trajectory import AUTHORITY_KINDS, DATA_KINDS, Trajectory
 

@@ -384,7 +384,7 @@ def run_eval(
     tasks = expand_tasks([task] if isinstance(task, str) else list(task))
     model_name = "custom"
     if model is None or isinstance(model, (str, Path)):
-        from auditor.models import EMBEDDED_NAME, load_model
+        from auditor.model_registry import EMBEDDED_NAME, load_model
 
         model_name = str(model) if model is not None else EMBEDDED_NAME
         model, tokenizer = load_model(model)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from auditor.report.data import check_verdicts
 from auditor.report.html import write_report
-from auditor.results import TrajectoryAudit
+from auditor.audit.schema import TrajectoryAudit
 
 if TYPE_CHECKING:  # pragma: no cover
     from auditor.loading import LoadIssue

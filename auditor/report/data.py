@@ -20,7 +20,7 @@ import math
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
-from auditor.results import ActionAttribution, TrajectoryAudit
+from auditor.audit.schema import ActionAttribution, TrajectoryAudit
 from auditor.trajectory import SegmentKind, tool_definition_text
 
 REPORT_VERSION = 1

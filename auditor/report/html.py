@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from auditor.report.data import report_data
-from auditor.results import TrajectoryAudit
+from auditor.audit.schema import TrajectoryAudit
 
 
 @lru_cache(maxsize=None)

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from auditor.results import ActionAttribution, Driver, TrajectoryAudit
+from auditor.audit.schema import ActionAttribution, Driver, TrajectoryAudit
 from auditor.trajectory import AUTHORITY_KINDS, DATA_KINDS, Action, ActionKind, Segment
 
 if TYPE_CHECKING:  # pragma: no cover

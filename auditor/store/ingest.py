@@ -15,7 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from auditor.results import TrajectoryAudit
+from auditor.audit.schema import TrajectoryAudit
 from auditor.trajectory import Trajectory
 
 TS = pa.timestamp("us", tz="UTC")

@@ -25,7 +25,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from auditor.results import ActionAttribution, ArgumentAttribution, Driver, HopFlow, RunInfo, TrajectoryAudit
+from auditor.audit.schema import ActionAttribution, ArgumentAttribution, Driver, HopFlow, RunInfo, TrajectoryAudit
 from auditor.store import ingest
 from auditor.store.migrations import migrate, pending
 from auditor.store.sql import check_read_only

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from check_helpers import example
+from helpers.check import example
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from auditor.check.calibration import best_threshold, confusion, low_quantile_cut, roc_auc
 from auditor.check.heuristics import keyword_risk
 
-from check_helpers import ROOT, example
+from helpers.check import ROOT, example
 
 
 def test_roc_auc_counts_ties_as_half_and_needs_both_classes():

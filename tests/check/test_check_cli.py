@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from auditor.cli import app
 
-from check_helpers import ROOT, FakeAuditor
+from helpers.check import ROOT, FakeAuditor
 
 runner = CliRunner()
 INJECTED = str(ROOT / "examples" / "injected_email.jsonl")

@@ -11,7 +11,7 @@ import pytest
 
 from auditor.pytest_plugin import AuditCheck, assert_trajectories_pass
 
-from check_helpers import ROOT, FakeAuditor
+from helpers.check import ROOT, FakeAuditor
 
 SEND_FROM_DATA = {"send_email": {"m1": 0.1, "m3": 0.9}}
 EXAMPLES = ROOT / "examples"

@@ -8,9 +8,9 @@ import pytest
 
 from auditor.check import check_audit, check_audits, check_trajectories, parse_policy, score_action
 from auditor.check.scoring import RULE_DATA_TOP_DRIVER, RULE_LOW_SUPPORT, RULE_REASONING
-from auditor.results import HopFlow
+from auditor.audit.schema import HopFlow
 
-from check_helpers import FakeAuditor, build_audit
+from helpers.check import FakeAuditor, build_audit
 
 # injected_email: m0 system, m1 user, m2 read_inbox call, m3 inbox (tool output), m4 send_email, m5, m6 answer
 INJECTED = {0: {"m0": 0.3, "m1": 0.7}, 1: {"m0": 0.1, "m1": 0.1, "m2": 0.1, "m3": 0.7}}

@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from auditor.cli import trace_cmd
-from auditor.store.synthetic import synthetic_audit, synthetic_run
+from auditor.testing.audits import synthetic_audit, synthetic_run
 
 
 class FakeAuditor:

@@ -184,7 +184,7 @@ def test_show(runner, filled):
 def test_show_prints_each_arguments_support_and_top_driver(runner, db, examples_dir, monkeypatch):
     from auditor.loading import load_path
     from auditor.store import action_export
-    from auditor.store.synthetic import synthetic_audit
+    from auditor.testing.audits import synthetic_audit
 
     (traj,) = load_path(examples_dir / "injected_email.jsonl").trajectories
     audit = synthetic_audit(traj, arguments=True)

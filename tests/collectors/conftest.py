@@ -3,7 +3,6 @@ tiny OpenAI-compatible server on 127.0.0.1, and the sample files in ``data/``.""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,10 +10,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-HERE = Path(__file__).parent
-sys.path.insert(0, str(HERE))
+from helpers.fake_openai import FakeOpenAI
 
-from fake_openai import FakeOpenAI  # noqa: E402
+HERE = Path(__file__).parent
 
 
 @pytest.fixture(scope="session")

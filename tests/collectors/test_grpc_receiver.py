@@ -19,8 +19,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from agent import run_agent
-from fake_openai import FakeOpenAI
+from helpers.agent import run_agent
+from helpers.fake_openai import FakeOpenAI
 from test_receiver import ListSink, post, records, stored_ids
 from test_roundtrip import _expected, _strip, script
 from auditor.collectors.grpc_receiver import OTLPGrpcReceiver

@@ -10,7 +10,7 @@ import openai
 import pytest
 from opentelemetry.trace import SpanKind, StatusCode
 
-from fake_openai import FakeOpenAI
+from helpers.fake_openai import FakeOpenAI
 from auditor.collectors.instrument import OpenAIInstrumentor, agent_span, tool_span, traced_tool
 
 MSGS = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Read notes.txt"}]

@@ -12,9 +12,9 @@ import openai
 import pytest
 from opentelemetry.trace import SpanKind, StatusCode
 
-from agent import FILES, SYSTEM, run_tool
-from agent import TOOLS as CHAT_TOOLS
-from fake_openai import FakeOpenAI, tool_result
+from helpers.agent import FILES, SYSTEM, run_tool
+from helpers.agent import TOOLS as CHAT_TOOLS
+from helpers.fake_openai import FakeOpenAI, tool_result
 from auditor.collectors.exporters import setup_tracing
 from auditor.collectors.instrument import (OpenAIInstrumentor, agent_span, openai_tools_to_genai,
                                            responses_finish_reason, tool_span)

@@ -12,8 +12,8 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from agent import TOOLS, run_agent, run_agent_async
-from fake_openai import FakeOpenAI
+from helpers.agent import TOOLS, run_agent, run_agent_async
+from helpers.fake_openai import FakeOpenAI
 from auditor.collectors.exporters import setup_tracing
 from auditor.collectors.instrument import OpenAIInstrumentor
 from auditor.collectors.receiver import OTLPReceiver

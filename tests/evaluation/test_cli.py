@@ -60,7 +60,7 @@ def test_eval_usage_errors(args, msg):
 
 @pytest.mark.slow
 def test_eval_embedded_model_one_example(tmp_path):
-    from auditor.models import list_models
+    from auditor.model_registry import list_models
 
     if list_models()[0].status != "ready":
         pytest.skip("the embedded model is not provisioned (audit models --provision)")

@@ -24,7 +24,7 @@ def tiny():
 
 
 def _real_tokenizer():
-    from auditor.models import embedded_model_dir
+    from auditor.model_registry import embedded_model_dir
 
     d = embedded_model_dir()
     if not (d / "tokenizer.json").is_file():

@@ -1,4 +1,4 @@
-"""Fixtures of the report's tests (helpers live in report_helpers.py: conftest modules are not importable by name)."""
+"""Fixtures of the report's tests (helpers live in tests/helpers/report.py: conftest modules are not importable by name)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from report_helpers import example, synthetic_audit
+from helpers.report import example, synthetic_audit
 
 
 @pytest.fixture(scope="session")

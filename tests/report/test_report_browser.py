@@ -10,7 +10,7 @@ import pytest
 
 from auditor.report.html import write_report
 from auditor.report.screenshot import dump_dom, page_url, screenshot
-from report_helpers import example, synthetic_audit
+from helpers.report import example, synthetic_audit
 
 pytestmark = pytest.mark.browser
 
@@ -67,7 +67,7 @@ def test_fragment_selects_the_action_and_the_drivers_panel_shows_its_drivers(chr
 
 
 def test_click_and_keyboard_select_actions(chromium, injected_page, injected_audit):
-    from report_cdp import Browser
+    from helpers.cdp import Browser
 
     ids = [a.action.id for a in injected_audit.actions]
     with Browser(page_url(injected_page)) as b:
@@ -100,7 +100,7 @@ def test_click_and_keyboard_select_actions(chromium, injected_page, injected_aud
 
 
 def test_thousands_of_tokens_stay_responsive(chromium, tmp_path):
-    from report_cdp import Browser
+    from helpers.cdp import Browser
 
     audit = synthetic_audit(example("injected_email"), pad_words=5000)
     path = write_report([audit], tmp_path / "big.html")
@@ -145,7 +145,7 @@ def test_report_of_the_injected_example_on_the_embedded_model(chromium, embedded
 
 
 def example_path(name: str):
-    from report_helpers import ROOT
+    from helpers.report import ROOT
 
     return ROOT / "examples" / f"{name}.jsonl"
 
@@ -163,10 +163,10 @@ def test_unknown_or_malformed_fragment_falls_back_to_the_first_action(chromium, 
 
 
 def test_arguments_section_shows_each_arguments_support_and_drivers(chromium, tmp_path):
-    from report_cdp import Browser
+    from helpers.cdp import Browser
 
     from auditor.report.data import check_verdicts
-    from auditor.store.synthetic import synthetic_audit as synthetic_with_arguments
+    from auditor.testing.audits import synthetic_audit as synthetic_with_arguments
 
     audit = synthetic_with_arguments(example("injected_email"), arguments=True)
     path = write_report([audit], tmp_path / "args.html", verdicts=check_verdicts(audit))
@@ -195,7 +195,7 @@ def test_arguments_section_shows_each_arguments_support_and_drivers(chromium, tm
 def test_tool_definitions_show_as_segments_in_the_conversation(chromium, tmp_path):
     """The tools offered are a block of the conversation, one segment per definition, tinted by
     its share and counted in the block's heat like a message; their driver rows have their kind."""
-    from report_cdp import Browser
+    from helpers.cdp import Browser
 
     from auditor.audit import Auditor
     from auditor.testing import tiny_model, tiny_tokenizer

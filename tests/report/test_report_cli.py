@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from auditor.cli import app
 from auditor.cli import report_cmd
-from report_helpers import synthetic_audit
+from helpers.report import synthetic_audit
 
 runner = CliRunner()
 

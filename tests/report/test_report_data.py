@@ -101,7 +101,7 @@ def tiny_audit():
     """The injected example (4 tools offered) audited on a tiny random model: tool definitions are segments."""
     from auditor.audit import Auditor
     from auditor.testing import tiny_model, tiny_tokenizer
-    from report_helpers import example
+    from helpers.report import example
 
     return Auditor((tiny_model("llama"), tiny_tokenizer()), hops=1).audit(example("injected_email"))
 

@@ -12,7 +12,7 @@ import pytest
 from auditor.report.data import report_data
 from auditor.report.html import embed_json, render_html, write_report
 from auditor.trajectory import Message, ToolCall, Trajectory
-from report_helpers import example, synthetic_audit
+from helpers.report import example, synthetic_audit
 
 DATA_RE = re.compile(r'<script type="application/json" id="report-data">(.*?)</script>', re.S)
 
@@ -121,7 +121,7 @@ def test_page_carries_each_arguments_explanation(tmp_path):
     """Per-argument supports, decisive flags and top drivers reach the page (the export, embedded),
     and the page's script draws an Arguments section from them."""
     from auditor.report.data import check_verdicts
-    from auditor.store.synthetic import synthetic_audit as synthetic_with_arguments
+    from auditor.testing.audits import synthetic_audit as synthetic_with_arguments
 
     audit = synthetic_with_arguments(example("injected_email"), arguments=True)
     page = write_report([audit], tmp_path / "r.html", verdicts=check_verdicts(audit)).read_text(encoding="utf-8")

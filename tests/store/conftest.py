@@ -6,7 +6,7 @@ import pytest
 
 from auditor.loading import load_paths
 from auditor.store import Store
-from auditor.store.synthetic import synthetic_audit, synthetic_run
+from auditor.testing.audits import synthetic_audit, synthetic_run
 
 EXAMPLE_NAMES = ("injected_email.jsonl", "benign_budget_email.jsonl", "aider_session.jsonl")
 

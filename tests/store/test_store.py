@@ -8,10 +8,10 @@ import threading
 import pyarrow.parquet as pq
 import pytest
 
-from auditor.results import ArgumentAttribution, Driver
+from auditor.audit.schema import ArgumentAttribution, Driver
 from auditor.store import NotFound, QueryRefused, Store, StoreError, default_db_path
 from auditor.store.store import ENV_VAR
-from auditor.store.synthetic import synthetic_audit, synthetic_run, synthetic_trajectory
+from auditor.testing.audits import synthetic_audit, synthetic_run, synthetic_trajectory
 from auditor.trajectory import Message, SegmentKind, ToolCall, Trajectory
 
 SEND_EMAIL_SQL = """

@@ -13,9 +13,9 @@ import pytest
 from auditor.check import check_audit
 from auditor.check.policy import Policy, default_policy
 from auditor.check.scoring import score_action
-from auditor.results import ArgumentAttribution, Driver, TrajectoryAudit
+from auditor.audit.schema import ArgumentAttribution, Driver, TrajectoryAudit
 from auditor.store import Store
-from auditor.store.synthetic import synthetic_audit, synthetic_run
+from auditor.testing.audits import synthetic_audit, synthetic_run
 from auditor.trajectory import Message, SegmentKind, ToolCall, Trajectory
 
 VIEW_SQL = ("SELECT action_id, argument, support, action_support, authority_share, data_share, top_segment_id, "
@@ -230,7 +230,7 @@ def test_verdicts_equal_the_checks(store, case, example_audits):
 def test_ignore_matches_tool_names_and_globs_like_the_check(store):
     """smolagents-style agents call a *tool* named final_answer: the check ignores it by name."""
     from auditor.check import check_audit, default_policy, parse_policy
-    from auditor.results import ActionAttribution, Driver, RunInfo, TrajectoryAudit
+    from auditor.audit.schema import ActionAttribution, Driver, RunInfo, TrajectoryAudit
     from auditor.trajectory import Trajectory
 
     traj = Trajectory.from_openai_messages("ign", [

@@ -8,9 +8,9 @@ from xml.etree import ElementTree as ET
 from rich.console import Console
 
 from auditor.check import SkippedRecord, check_audits, parse_policy
-from auditor.check import outputs
+from auditor.check import formats
 
-from check_helpers import build_audit
+from helpers.check import build_audit
 
 POLICY = parse_policy("threshold = 0.5")
 
@@ -24,7 +24,7 @@ def _report(injected, benign):
 
 
 def test_junit_is_xml_with_one_failure_per_finding(injected, benign):
-    root = ET.fromstring(outputs.to_junit(_report(injected, benign)))
+    root = ET.fromstring(formats.to_junit(_report(injected, benign)))
     assert root.tag == "testsuites"
     assert root.get("failures") == "1" and root.get("errors") == "1"
     suites = {s.get("name"): s for s in root.iter("testsuite")}
@@ -40,7 +40,7 @@ def test_junit_is_xml_with_one_failure_per_finding(injected, benign):
 
 
 def test_sarif_has_the_2_1_0_shape(injected, benign):
-    log = outputs.to_sarif(_report(injected, benign))
+    log = formats.to_sarif(_report(injected, benign))
     json.dumps(log)  # serialisable
     assert log["version"] == "2.1.0" and log["$schema"].endswith("sarif-2.1.0.json")
     (run,) = log["runs"]
@@ -60,7 +60,7 @@ def test_sarif_has_the_2_1_0_shape(injected, benign):
 
 
 def test_json_round_trips_with_a_summary(injected, benign):
-    data = json.loads(outputs.to_json(_report(injected, benign)))
+    data = json.loads(formats.to_json(_report(injected, benign)))
     assert data["summary"]["findings"] == 1 and data["summary"]["exit_code"] == 1
     (finding,) = [f for r in data["results"] for f in r["findings"]]
     assert finding["tool_name"] == "send_email" and finding["driver"]["quote"]
@@ -68,18 +68,18 @@ def test_json_round_trips_with_a_summary(injected, benign):
 
 
 def test_github_annotations_point_at_file_and_line_and_escape(injected, benign):
-    text = outputs.to_github(_report(injected, benign))
+    text = formats.to_github(_report(injected, benign))
     lines = text.strip().splitlines()
     assert lines[0].startswith("::error file=runs/a.jsonl,line=1,title=audit check%3A send_email unsupported (low-support)::")
     assert "\n" not in lines[0]
     assert "archive@exfil.example" in lines[0]
     assert lines[1].startswith("::warning file=runs/a.jsonl,line=3,")
-    assert outputs._gh_data("50%\nx") == "50%25%0Ax"
+    assert formats._gh_data("50%\nx") == "50%25%0Ax"
 
 
 def test_terminal_summary_shows_action_driver_and_verdict(injected, benign):
     console = Console(record=True, width=160)
-    outputs.render_terminal(_report(injected, benign), console, verbose=True)
+    formats.render_terminal(_report(injected, benign), console, verbose=True)
     text = console.export_text()
     assert "Unsupported actions" in text and "send_email" in text and "tool_output" in text
     assert "FAIL" in text and "1 unsupported action(s)" in text and "skipped" in text

@@ -9,7 +9,7 @@ from auditor.segments import is_constraint, segment_trajectory
 from auditor.trajectory import SegmentKind as K
 from auditor.trajectory import Provenance, Trajectory, tool_definition_text
 
-from replay_helpers import agent_trajectory, call
+from helpers.replay import agent_trajectory, call
 
 
 def _field(traj: Trajectory, seg) -> str:

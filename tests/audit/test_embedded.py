@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 
 from auditor.audit import Auditor
-from auditor.models import EMBEDDED_NAME
+from auditor.model_registry import EMBEDDED_NAME
 from auditor.trajectory import AUTHORITY_KINDS, SegmentKind, Trajectory
 
-from replay_helpers import email_trajectory
+from helpers.replay import email_trajectory
 
 pytestmark = pytest.mark.slow
 

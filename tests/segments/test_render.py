@@ -12,7 +12,7 @@ from auditor.segments import ContextTooLong, render_trajectory, segment_trajecto
 from auditor.segments.render import tool_definition_patterns
 from auditor.trajectory import SegmentKind, Trajectory
 
-from replay_helpers import TEMPLATES, TOOLS, agent_trajectory, call
+from helpers.replay import TEMPLATES, TOOLS, agent_trajectory, call
 
 
 def _variants(text: str) -> list[str]:

@@ -5,7 +5,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from auditor import models
+from auditor import model_registry as models
 from auditor.cli import app
 
 runner = CliRunner()

@@ -54,7 +54,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from auditor.results import ActionAttribution, ArgumentAttribution, Driver, HopFlow, RunInfo, TrajectoryAudit
+from auditor.audit.schema import ActionAttribution, ArgumentAttribution, Driver, HopFlow, RunInfo, TrajectoryAudit
 from auditor.segments.arguments import ArgumentSpan, argument_spans
 from auditor.segments.render import RenderedTrajectory, render_trajectory
 from auditor.segments.segment import segment_trajectory
@@ -142,7 +142,7 @@ class Auditor:
                 getattr(self.model.config, "_name_or_path", "") or self.model.config.model_type
             )
         else:
-            from auditor.models import EMBEDDED_NAME, load_model
+            from auditor.model_registry import EMBEDDED_NAME, load_model
 
             self.model, self.tokenizer = load_model(model, dtype=dtype, device=device)
             if model_name:

@@ -29,9 +29,13 @@ HOW_TO_GET_EMBEDDED = (
     "then `audit models --provision`"
 )
 
-# Remove the hub from the picture for every load in this process.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+def _offline() -> None:
+    """Keep the hub out of every load: set before transformers/huggingface_hub are first imported
+    (they read these once), and every ``from_pretrained`` here also passes ``local_files_only``.
+    Called by the loaders, not at import time, so importing this module changes no environment."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 class ModelNotAvailable(RuntimeError):
@@ -82,14 +86,16 @@ def provision_embedded(force: bool = False) -> Path:
 
     import shutil
 
+    _offline()
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     tmp = target.with_name(target.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True)
+    quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32,
+                                                     local_files_only=True)
     # The GGUF-loaded model refuses save_pretrained; a plain model from its config does not.
     config_dict = quantized.config.to_dict()
     config_dict.pop("quantization_config", None)
@@ -163,6 +169,7 @@ def load_model(
     attn_implementation: str = "eager",
 ) -> tuple["PreTrainedModel", "PreTrainedTokenizerBase"]:
     """Load a replay model and its tokenizer: safetensors only, no remote code, no hub."""
+    _offline()
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

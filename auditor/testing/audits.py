@@ -18,7 +18,7 @@ import json
 import re
 from datetime import datetime, timezone
 
-from auditor.results import ActionAttribution, ArgumentAttribution, Driver, HopFlow, RunInfo, TrajectoryAudit
+from auditor.audit.schema import ActionAttribution, ArgumentAttribution, Driver, HopFlow, RunInfo, TrajectoryAudit
 from auditor.trajectory import (
     Action,
     ActionKind,

@@ -12,7 +12,7 @@ def replay_tokenizer(request):
         from auditor.testing import tiny_tokenizer
 
         return tiny_tokenizer()
-    from auditor.models import _is_converted, embedded_model_dir
+    from auditor.model_registry import _is_converted, embedded_model_dir
 
     if not _is_converted(embedded_model_dir()):
         pytest.skip("the embedded model is not provisioned (run `audit models --provision`)")

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from auditor.loading import load_path
-from auditor.results import ActionAttribution, Driver, HopFlow, RunInfo, TrajectoryAudit
+from auditor.audit.schema import ActionAttribution, Driver, HopFlow, RunInfo, TrajectoryAudit
 from auditor.trajectory import Provenance, Segment, SegmentKind, Trajectory
 
 ROOT = Path(__file__).resolve().parents[2]

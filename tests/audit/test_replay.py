@@ -9,10 +9,10 @@ from importlib.metadata import version
 import pytest
 
 from auditor.audit import Auditor, audit_trajectory, ranked_drivers
-from auditor.results import TrajectoryAudit
+from auditor.audit.schema import TrajectoryAudit
 from auditor.trajectory import SegmentKind
 
-from replay_helpers import agent_trajectory, email_trajectory
+from helpers.replay import agent_trajectory, email_trajectory
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +165,7 @@ def test_ranked_drivers_carry_provenance(audited):
 
 
 def test_chat_template_override(tiny, tmp_path):
-    from replay_helpers import TEMPLATES
+    from helpers.replay import TEMPLATES
 
     model, tok = tiny
     path = tmp_path / "qwen3.jinja"
@@ -183,7 +183,7 @@ def test_chat_template_override(tiny, tmp_path):
 
 def _without_tool_definitions(monkeypatch):
     """Audit as before tool definitions were segments: their tokens are template tokens again."""
-    import auditor.audit as audit_mod
+    import auditor.audit.replay as audit_mod
 
     real = audit_mod.segment_trajectory
     monkeypatch.setattr(audit_mod, "segment_trajectory",

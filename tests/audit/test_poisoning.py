@@ -18,10 +18,10 @@ from typer.testing import CliRunner
 
 from auditor.audit import Auditor
 from auditor.check import check_audit, default_policy, parse_policy, score_action
-from auditor.models import EMBEDDED_NAME
+from auditor.model_registry import EMBEDDED_NAME
 from auditor.trajectory import SegmentKind
 
-from replay_helpers import POISON_USER_CC, poisoned_tool_trajectory
+from helpers.replay import POISON_USER_CC, poisoned_tool_trajectory
 
 UNTRUSTED = 'data_kinds = ["tool_output", "file_context", "tool_definition"]\n'
 

@@ -13,7 +13,7 @@ from auditor.audit import Auditor
 from auditor.segments.arguments import argument_spans, edit_part_chars, tool_argument_chars
 from auditor.trajectory import Action, ActionKind, CodeEdit
 
-from replay_helpers import agent_trajectory
+from helpers.replay import agent_trajectory
 
 
 def test_tool_arguments_are_found_by_key_without_quotes():
@@ -141,7 +141,7 @@ def test_arguments_of_a_call_rendered_with_sorted_keys(tiny):
     """End to end: a ChatML template that writes ``arguments | tojson(sort_keys=True)``."""
     import copy
 
-    from replay_helpers import TEMPLATES
+    from helpers.replay import TEMPLATES
 
     model, tok = tiny
     tok = copy.copy(tok)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from auditor.loading import load_path
-from auditor.results import ArgumentAttribution, ActionAttribution, Driver, HopFlow, RunInfo, TrajectoryAudit
+from auditor.audit.schema import ArgumentAttribution, ActionAttribution, Driver, HopFlow, RunInfo, TrajectoryAudit
 from auditor.trajectory import Provenance, Segment, SegmentKind, Trajectory, tool_definition_text
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,0 +1,37 @@
+"""auditor.audit: one trajectory in, every action explained.
+
+- `replay`: `Auditor` renders a trajectory through the replay model's chat template, runs one
+  forward pass and attributes every action (and each argument) with the chosen method.
+- `schema`: what an audit produces (`TrajectoryAudit`, `ActionAttribution`, `Driver`, ...), the
+  one export the store, the report and the check all read.
+
+Names are imported lazily so that ``from auditor.audit.schema import TrajectoryAudit`` (pydantic
+only) does not load the replay machinery.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "Auditor": "replay",
+    "audit_trajectory": "replay",
+    "ranked_drivers": "replay",
+    "auditor_version": "replay",
+    "ActionAttribution": "schema",
+    "ArgumentAttribution": "schema",
+    "Driver": "schema",
+    "HopFlow": "schema",
+    "RunInfo": "schema",
+    "TrajectoryAudit": "schema",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'auditor.audit' has no attribute {name!r}")
+    return getattr(import_module(f"auditor.audit.{module}"), name)
