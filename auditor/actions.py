@@ -8,16 +8,22 @@ segments that later actions are attributed through.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from auditor.edits import parse_edit_blocks
-from auditor.trajectory import Action, ActionKind
-
-if TYPE_CHECKING:  # pragma: no cover
-    from auditor.trajectory import Trajectory
+from auditor.edits import EDIT_FORMATS, parse_edit_blocks
+from auditor.trajectory import Action, ActionKind, Trajectory
 
 
-def derive_actions(traj: "Trajectory", edit_format: str | None = None) -> list[Action]:
+def with_actions(traj: Trajectory) -> Trajectory:
+    """``traj`` itself when it lists its actions, else a copy with actions derived from its
+    messages; ``metadata.edit_format`` (an Aider edit format: diff, whole, udiff, ...) says how to
+    read code edits in assistant replies. The one place actions are derived for a loaded trajectory."""
+    if traj.actions:
+        return traj
+    fmt = traj.metadata.get("edit_format") if isinstance(traj.metadata, dict) else None
+    known = fmt if fmt in EDIT_FORMATS else None  # Aider's other modes (architect, ask) hold no edit blocks of their own
+    return traj.model_copy(update={"actions": derive_actions(traj, known)})
+
+
+def derive_actions(traj: Trajectory, edit_format: str | None = None) -> list[Action]:
     actions: list[Action] = []
 
     def add(**kw: object) -> None:

@@ -138,11 +138,16 @@ def _whole(text: str) -> list[EditBlock]:
     ]
 
 
+EDIT_FORMATS = ("diff", "diff-fenced", "udiff", "whole")
+
+
 def parse_edit_blocks(text: str, fmt: str | None = None) -> list[EditBlock]:
     """All edit blocks in ``text``, in order. ``fmt`` forces one format; by default the first
     format that finds blocks wins (SEARCH/REPLACE, then udiff, then whole-file)."""
     parsers = {"diff": _search_replace, "diff-fenced": _search_replace, "udiff": _udiff, "whole": _whole}
     if fmt:
+        if fmt not in parsers:
+            raise ValueError(f"unknown edit format {fmt!r}; known: {', '.join(EDIT_FORMATS)}")
         return parsers[fmt](text)
     for parser in (_search_replace, _udiff):
         blocks = parser(text)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from auditor.trajectory import Trajectory
+from auditor.actions import with_actions
 
 if TYPE_CHECKING:  # pragma: no cover
     from auditor.collectors.spans import SpanRecord
@@ -73,7 +74,7 @@ def parse_trajectory_line(text: str, file: str, line: int) -> tuple[Trajectory |
     if not isinstance(data, dict):
         return None, [LoadIssue(file, f"expected a JSON object, got {type(data).__name__}", line=line)]
     try:
-        return Trajectory.model_validate(data).with_actions(), []
+        return with_actions(Trajectory.model_validate(data)), []
     except ValidationError as exc:
         return None, [
             LoadIssue(file, f"{e['msg']}", line=line, field=_loc(e)) for e in exc.errors(include_url=False)

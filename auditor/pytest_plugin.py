@@ -20,6 +20,8 @@ Importing this module is cheap: torch and the model load on the first check.
 
 from __future__ import annotations
 
+from auditor.actions import with_actions
+
 import glob
 from collections.abc import Iterable
 from pathlib import Path
@@ -108,7 +110,7 @@ class AuditCheck:
 
         located, skipped = _collect(trajectories)
         pol = _resolve_policy(policy if policy is not None else self.policy)
-        needs_model = any(not pol.ignores(a) for item in located for a in item.trajectory.with_actions().actions)
+        needs_model = any(not pol.ignores(a) for item in located for a in with_actions(item.trajectory).actions)
         report, _ = run_check(located, pol, self.auditor if needs_model else None)
         report.skipped[:0] = skipped
         return report

@@ -276,15 +276,7 @@ class Trajectory(_Model):
                 raise ValueError(f"action {action.id}: message_index {action.message_index} out of range")
         return self
 
-    # -- convenience -------------------------------------------------------------------------
-    def with_actions(self) -> "Trajectory":
-        """Return a copy whose actions are derived from the messages when none were given."""
-        if self.actions:
-            return self
-        from auditor.actions import derive_actions
-
-        return self.model_copy(update={"actions": derive_actions(self)})
-
+    # -- convenience (actions are derived by `auditor.actions.with_actions`) ----------------------
     def tool_call(self, call_id: str) -> ToolCall | None:
         for msg in self.messages:
             for call in msg.tool_calls:

@@ -5,6 +5,8 @@ Run: .venv/bin/python examples/make_examples.py  (the committed .jsonl files are
 
 from __future__ import annotations
 
+from auditor.actions import with_actions
+
 import json
 from pathlib import Path
 
@@ -100,8 +102,8 @@ def main() -> None:
     from auditor.trajectory import Trajectory
 
     for name, spec in {"benign_budget_email": benign, "injected_email": injected, "aider_session": aider}.items():
-        traj = Trajectory.from_openai_messages(spec["id"], spec["messages"], spec.get("tools"),
-                                               source=spec["source"], metadata=spec["metadata"]).with_actions()
+        traj = with_actions(Trajectory.from_openai_messages(spec["id"], spec["messages"], spec.get("tools"),
+                                               source=spec["source"], metadata=spec["metadata"]))
         (HERE / f"{name}.jsonl").write_text(traj.model_dump_json() + "\n")
         print(name, [a.summary for a in traj.actions])
 

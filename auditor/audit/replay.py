@@ -59,6 +59,7 @@ from auditor.segments.arguments import ArgumentSpan, argument_spans
 from auditor.segments.render import RenderedTrajectory, render_trajectory
 from auditor.segments.segment import segment_trajectory
 from auditor.trajectory import Segment, SegmentKind, Trajectory
+from auditor.actions import with_actions
 
 Progress = Callable[[int, int], None]
 
@@ -81,15 +82,6 @@ def _positions(segments: Iterable[Segment]) -> list[int]:
     for s in segments:
         out.extend(range(s.token_start or 0, s.token_end or 0))
     return out
-
-
-def _with_actions(traj: Trajectory) -> Trajectory:
-    if traj.actions:
-        return traj
-    from auditor.actions import derive_actions
-
-    fmt = traj.metadata.get("edit_format") if isinstance(traj.metadata, dict) else None
-    return traj.model_copy(update={"actions": derive_actions(traj, fmt)})
 
 
 class Auditor:
@@ -171,7 +163,7 @@ class Auditor:
     # -- pieces, usable on their own ---------------------------------------------------------------
     def render(self, traj: Trajectory) -> RenderedTrajectory:
         """Segment and render ``traj`` (no attribution)."""
-        traj = _with_actions(traj)
+        traj = with_actions(traj)
         return render_trajectory(traj, self.tokenizer, segment_trajectory(traj), max_tokens=self.max_tokens,
                                  model=self.model)
 

@@ -20,6 +20,7 @@ from auditor.check.scoring import score_action
 from auditor.loading import load_path, sniff_format
 from auditor.audit.schema import TrajectoryAudit
 from auditor.trajectory import Trajectory
+from auditor.actions import with_actions
 
 if TYPE_CHECKING:  # pragma: no cover
     from auditor.audit import Auditor
@@ -145,7 +146,7 @@ def run_check(
     audits: list[TrajectoryAudit] = []
     t0 = time.perf_counter()
     for item in items:
-        traj = item.trajectory.with_actions()
+        traj = with_actions(item.trajectory)
         checked = [a for a in traj.actions if not policy.ignores(a)]
         ignored = [a for a in traj.actions if policy.ignores(a)]
         if not checked:

@@ -9,6 +9,7 @@ import typer
 
 from auditor.check.defaults import DEFAULT_THRESHOLD
 from auditor.cli.app import EXIT_USAGE, app, console, err_console
+from auditor.actions import with_actions
 
 
 CHECK_HELP = (
@@ -77,7 +78,7 @@ def check_command(
         raise typer.Exit(EXIT_USAGE)
 
     auditor = None
-    if any(not pol.ignores(a) for item in located for a in item.trajectory.with_actions().actions):
+    if any(not pol.ignores(a) for item in located for a in with_actions(item.trajectory).actions):
         from auditor import model_registry
 
         try:

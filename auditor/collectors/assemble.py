@@ -30,6 +30,7 @@ from auditor.loading import LoadIssue
 from auditor.trajectory import Message, ToolCall, ToolDefinition, Trajectory
 
 from auditor.collectors.spans import SpanRecord
+from auditor.actions import with_actions
 
 CHAT_OPERATIONS = {"chat", "text_completion", "generate_content", "completion"}
 _ROLE_MAP = {"developer": "system", "model": "assistant", "function": "tool", "human": "user", "ai": "assistant"}
@@ -618,7 +619,7 @@ def _build(key: str, spans: list[SpanRecord], vllm: dict[str, dict[str, Any]],
     try:
         traj = Trajectory(id=key, source="otel", metadata=meta, tools=tool_defs, messages=messages,
                           content_captured=content_captured)
-        return traj.with_actions()
+        return with_actions(traj)
     except ValidationError as exc:
         issues.append(_issue(anchor, f"trace {trace_id}: trajectory rejected: {exc.errors()[0]['msg']}", "error"))
         return None

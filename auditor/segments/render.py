@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from auditor.trajectory import Message, Segment, SegmentKind, ToolDefinition, Trajectory, tool_definition_text
+from auditor.actions import with_actions
 
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedTokenizerBase
@@ -561,7 +562,7 @@ def render_trajectory(
     """
     from auditor.segments.segment import segment_trajectory
 
-    traj = traj.with_actions()
+    traj = with_actions(traj)
     if segments is None:
         segments = segment_trajectory(traj)
     limit = max_tokens or default_max_tokens(model, tokenizer)

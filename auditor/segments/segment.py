@@ -58,6 +58,7 @@ from collections.abc import Iterator
 
 from auditor.trajectory import (Action, ActionKind, Message, Provenance, Segment, SegmentKind, Trajectory,
                                 tool_definition_text)
+from auditor.actions import with_actions
 
 LONG_OUTPUT = 300  # characters: tool outputs and files longer than this are split
 LONG_PARAGRAPH = 1500  # characters: a paragraph longer than this is split into line groups
@@ -350,7 +351,7 @@ def segment_trajectory(traj: Trajectory) -> list[Segment]:
 
     Actions come from ``traj.actions``, derived from the messages when the trajectory has none.
     """
-    actions = traj.with_actions().actions
+    actions = with_actions(traj).actions
     b = _Builder(traj)
     for i, msg in enumerate(traj.messages):
         if msg.role == "system":

@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from auditor.audit.schema import TrajectoryAudit
 from auditor.trajectory import Trajectory
+from auditor.actions import with_actions
 
 TS = pa.timestamp("us", tz="UTC")
 STR = pa.string()
@@ -172,7 +173,7 @@ def trajectory_tables(trajs: Sequence[Trajectory], now: datetime | None = None) 
         latest[t.id] = t
     tcols, mcols, acols = Columns("trajectories"), Columns("messages"), Columns("actions")
     for traj in latest.values():
-        traj = traj.with_actions()
+        traj = with_actions(traj)
         doc = traj.to_jsonl_line()
         meta = traj.metadata or {}
         trace_id = meta.get("trace_id") or meta.get("otel.trace_id")

@@ -30,6 +30,7 @@ from auditor.store import ingest
 from auditor.store.migrations import migrate, pending
 from auditor.store.sql import check_read_only
 from auditor.trajectory import Provenance, Segment, Trajectory
+from auditor.actions import with_actions
 
 DEFAULT_DB_NAME = "auditor.duckdb"
 ENV_VAR = "AUDITOR_DB"
@@ -171,7 +172,7 @@ class Store:
     def _upsert_trajectories(self, con: duckdb.DuckDBPyConnection, trajs: Sequence[Trajectory]) -> int:
         latest: dict[str, Trajectory] = {}
         for t in trajs:
-            latest[t.id] = t.with_actions()
+            latest[t.id] = with_actions(t)
         shas = {tid: ingest.trajectory_sha256(t) for tid, t in latest.items()}
         ids = pa.table({"trajectory_id": pa.array(list(shas), pa.string())})
         con.register("_traj_ids", ids)

@@ -29,6 +29,7 @@ from auditor.trajectory import (
     ToolCall,
     Trajectory,
 )
+from auditor.actions import with_actions
 
 _TOKEN = re.compile(r"\S+\s*|\s+")
 _WORD = re.compile(r"[A-Za-z0-9@._-]+")
@@ -47,7 +48,7 @@ def synthetic_run(run_id: str = "run-synthetic", model: str = "synthetic", metho
 def synthetic_audit(traj: Trajectory, run: RunInfo | None = None, *, arguments: bool = False) -> TrajectoryAudit:
     """A deterministic `TrajectoryAudit` of ``traj`` without a model (see the module docstring);
     ``arguments=True`` also explains each argument of tool calls and code edits."""
-    traj = traj.with_actions()
+    traj = with_actions(traj)
     run = run or synthetic_run()
     tokens: list[str] = []
     segments: list[Segment] = []
@@ -192,4 +193,4 @@ def synthetic_trajectory(n: int, tools: int = 4, actions: int = 5, words: int = 
         msgs.append(Message(role="assistant", tool_calls=[call]))
         body = " ".join(f"w{(n * 7 + k * 13 + j) % 997}" for j in range(words))
         msgs.append(Message(role="tool", tool_call_id=call.id, content=f"report {n} part {k}: {body}"))
-    return Trajectory(id=f"synthetic-{n}", source="synthetic", messages=msgs).with_actions()
+    return with_actions(Trajectory(id=f"synthetic-{n}", source="synthetic", messages=msgs))

@@ -53,3 +53,22 @@ def test_sniffing(tmp_path, examples_dir):
     md = tmp_path / ".aider.chat.history.md"
     md.write_text("# aider chat started at 2026-01-01 10:00:00\n")
     assert sniff_format(md) == "aider-chat-history"
+
+
+def test_edit_format_whole_in_metadata_yields_a_code_edit(tmp_path):
+    """A JSONL trajectory whose metadata says Aider's ``whole`` edit format loads with its whole-file
+    edit as a code-edit action (not as a final answer: the edit would be lost)."""
+    reply = "app/util.py\n```python\ndef add(a, b):\n    return a + b\n```\n"
+    line = json.dumps({"id": "w1", "metadata": {"edit_format": "whole"},
+                       "messages": [{"role": "user", "content": "Add an add function to app/util.py"},
+                                    {"role": "assistant", "content": reply}]})
+    path = tmp_path / "whole.jsonl"
+    path.write_text(line + "\n")
+    result = load_path(path)
+    assert result.issues == []
+    (traj,) = result.trajectories
+    kinds = [a.kind.value for a in traj.actions]
+    assert kinds == ["code_edit"], kinds
+    edit = traj.actions[0].edit
+    assert edit is not None and edit.path == "app/util.py" and edit.format == "whole"
+    assert "return a + b" in edit.replace

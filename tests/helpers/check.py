@@ -7,6 +7,7 @@ from pathlib import Path
 from auditor.loading import load_path
 from auditor.audit.schema import ArgumentAttribution, ActionAttribution, Driver, HopFlow, RunInfo, TrajectoryAudit
 from auditor.trajectory import Provenance, Segment, SegmentKind, Trajectory, tool_definition_text
+from auditor.actions import with_actions
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,7 +50,7 @@ def build_audit(traj: Trajectory, shares: dict[int, dict[str, float]], hops: dic
     arguments[step] = {argument name: {segment_id: share}} gives per-argument drivers;
     argument_token_scores[step] = {argument name: scores} their token scores.
     ``tool_definitions`` adds the tool-definition segments t<k> (see `segments_for`)."""
-    traj = traj.with_actions()
+    traj = with_actions(traj)
     segs = segments_for(traj, tool_definitions)
     by_id = {s.id: s for s in segs}
     attrs = []

@@ -10,6 +10,7 @@ from pathlib import Path
 from auditor.loading import load_path
 from auditor.audit.schema import ActionAttribution, Driver, HopFlow, RunInfo, TrajectoryAudit
 from auditor.trajectory import Provenance, Segment, SegmentKind, Trajectory
+from auditor.actions import with_actions
 
 ROOT = Path(__file__).resolve().parents[2]
 _WORD = re.compile(r"\s*\S+|\s+")
@@ -18,7 +19,7 @@ _ROLE_KIND = {"system": SegmentKind.system, "user": SegmentKind.user_request, "t
 
 def example(name: str) -> Trajectory:
     (traj,) = load_path(ROOT / "examples" / f"{name}.jsonl").trajectories
-    return traj.with_actions()
+    return with_actions(traj)
 
 
 def synthetic_audit(traj: Trajectory, pad_words: int = 0, hot: str = "ASSISTANT INSTRUCTION",
@@ -27,7 +28,7 @@ def synthetic_audit(traj: Trajectory, pad_words: int = 0, hot: str = "ASSISTANT 
     message field, and score each action: tokens containing ``hot`` words get most of the mass.
 
     ``pad_words`` appends that many filler words to the first tool output (large-context tests)."""
-    traj = traj.with_actions()
+    traj = with_actions(traj)
     tokens: list[str] = []
     segments: list[Segment] = []
     action_span: dict[str, tuple[int, int]] = {}

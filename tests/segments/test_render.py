@@ -11,6 +11,7 @@ import pytest
 from auditor.segments import ContextTooLong, render_trajectory, segment_trajectory, template_caps
 from auditor.segments.render import tool_definition_patterns
 from auditor.trajectory import SegmentKind, Trajectory
+from auditor.actions import with_actions
 
 from helpers.replay import TEMPLATES, TOOLS, agent_trajectory, call
 
@@ -104,13 +105,13 @@ def test_template_features_used_natively(templated):
 def test_qwen3_drops_earlier_turn_reasoning_and_says_so(replay_tokenizer):
     tok = copy.copy(replay_tokenizer)
     tok.chat_template = TEMPLATES["qwen3"]
-    traj = Trajectory.from_openai_messages("multi", [
+    traj = with_actions(Trajectory.from_openai_messages("multi", [
         {"role": "user", "content": "Read the inbox."},
         {"role": "assistant", "content": "Done reading.", "reasoning_content": "First I read it."},
         {"role": "user", "content": "Now send Bob a note."},
         {"role": "assistant", "content": "", "reasoning_content": "Bob gets a note.",
          "tool_calls": [call("c1", "send_email", to="bob@acme.example", body="hi")]},
-    ]).with_actions()
+    ]))
     rendered = render_trajectory(traj, tok)
     assert_exact(rendered, traj)
     assert len(rendered.unplaced) == 1 and rendered.unplaced[0].startswith("multi:s1 ")
@@ -121,7 +122,7 @@ def test_qwen3_drops_earlier_turn_reasoning_and_says_so(replay_tokenizer):
 def test_gemma_parallel_calls_fall_back_to_text_mode(replay_tokenizer):
     tok = copy.copy(replay_tokenizer)
     tok.chat_template = TEMPLATES["gemma"]
-    traj = Trajectory.from_openai_messages("par", [
+    traj = with_actions(Trajectory.from_openai_messages("par", [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "Read two inboxes."},
         {"role": "assistant", "content": "", "tool_calls": [call("c1", "read_inbox", limit=1),
@@ -129,7 +130,7 @@ def test_gemma_parallel_calls_fall_back_to_text_mode(replay_tokenizer):
         {"role": "tool", "tool_call_id": "c1", "content": "one mail"},
         {"role": "tool", "tool_call_id": "c2", "content": "two mails"},
         {"role": "assistant", "content": "You have three mails."},
-    ], TOOLS).with_actions()
+    ], TOOLS))
     rendered = render_trajectory(traj, tok)
     assert rendered.notes[0].startswith("rendered in text mode")
     assert rendered.unplaced == []
@@ -242,7 +243,7 @@ def _long_trajectory(turns: int = 8) -> Trajectory:
         msgs.append({"role": "tool", "tool_call_id": f"c{k}",
                      "content": f"Page {k}: " + " ".join(f"mail {k}-{j} about the quarterly plan." for j in range(12))})
     msgs.append({"role": "assistant", "content": "Nothing is urgent."})
-    return Trajectory.from_openai_messages("long", msgs).with_actions()
+    return with_actions(Trajectory.from_openai_messages("long", msgs))
 
 
 def test_drop_policy_keeps_system_request_and_recent_turns(replay_tokenizer):

@@ -8,6 +8,7 @@ import json
 from auditor.segments import is_constraint, segment_trajectory
 from auditor.trajectory import SegmentKind as K
 from auditor.trajectory import Provenance, Trajectory, tool_definition_text
+from auditor.actions import with_actions
 
 from helpers.replay import agent_trajectory, call
 
@@ -134,7 +135,7 @@ def test_untracked_tool_calls_are_prior_turns():
         {"role": "tool", "tool_call_id": "c1", "content": "none"},
         {"role": "assistant", "content": "Nothing new."},
     ])
-    traj = traj.model_copy(update={"actions": [a for a in traj.with_actions().actions if a.kind.value == "final_answer"]})
+    traj = traj.model_copy(update={"actions": [a for a in with_actions(traj).actions if a.kind.value == "final_answer"]})
     kinds = [(s.kind, s.provenance.field) for s in segment_trajectory(traj)]
     assert kinds == [(K.user_request, "content"), (K.prior_turn, "tool_call"), (K.tool_output, "content"),
                      (K.action, "content")]

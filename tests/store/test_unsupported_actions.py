@@ -17,6 +17,7 @@ from auditor.audit.schema import ArgumentAttribution, Driver, TrajectoryAudit
 from auditor.store import Store
 from auditor.testing.audits import synthetic_audit, synthetic_run
 from auditor.trajectory import Message, SegmentKind, ToolCall, Trajectory
+from auditor.actions import with_actions
 
 VIEW_SQL = ("SELECT action_id, argument, support, action_support, authority_share, data_share, top_segment_id, "
             "threshold FROM unsupported_actions WHERE run_id = ? AND trajectory_id = ?")
@@ -72,7 +73,7 @@ def _trajectory(tid: str) -> Trajectory:
         messages.append(Message(role="assistant", tool_calls=[ToolCall(id=f"c{i}", name=name, arguments=args)]))
         messages.append(Message(role="tool", tool_call_id=f"c{i}", name=name, content="ok"))
     messages.append(Message(role="assistant", content="Done."))
-    return Trajectory(id=tid, source="test", messages=messages).with_actions()
+    return with_actions(Trajectory(id=tid, source="test", messages=messages))
 
 
 def _audit(tid: str, plan: dict[int, tuple[list, dict]], run: str = "run-hand") -> TrajectoryAudit:
@@ -233,7 +234,7 @@ def test_ignore_matches_tool_names_and_globs_like_the_check(store):
     from auditor.audit.schema import ActionAttribution, Driver, RunInfo, TrajectoryAudit
     from auditor.trajectory import Trajectory
 
-    traj = Trajectory.from_openai_messages("ign", [
+    traj = with_actions(Trajectory.from_openai_messages("ign", [
         {"role": "system", "content": "You are an agent."},
         {"role": "user", "content": "Summarise the page."},
         {"role": "assistant", "content": "", "tool_calls": [{"id": "x", "type": "function", "function": {
@@ -242,7 +243,7 @@ def test_ignore_matches_tool_names_and_globs_like_the_check(store):
         {"role": "assistant", "content": "", "tool_calls": [{"id": "c1", "type": "function", "function": {
             "name": "final_answer", "arguments": '{"answer": "done"}'}}, {"id": "c2", "type": "function",
             "function": {"name": "list_files", "arguments": '{"folder": "x"}'}}]},
-    ]).with_actions()
+    ]))
     from auditor.segments import segment_trajectory
 
     segs = [s.model_copy(update={"token_start": 10 * k, "token_end": 10 * k + 5}) for k, s in enumerate(segment_trajectory(traj))]
