@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from auditor.check.exit_codes import EXIT_FINDINGS, EXIT_OK, EXIT_SKIPPED
 from auditor.check.policy import Policy
 from auditor.check.scoring import RULES, SupportScore
 from auditor.audit.schema import ActionAttribution, ArgumentAttribution, Driver, TrajectoryAudit
@@ -156,8 +157,6 @@ class CheckReport(_Model):
     def exit_code(self, allow_skipped: bool = False) -> int:
         """1 when any action is unsupported; else 3 when an input record was skipped or a trajectory
         could not be audited (unless ``allow_skipped``); else 0. See `audit check --help`."""
-        from auditor.cli.app import EXIT_FINDINGS, EXIT_OK, EXIT_SKIPPED
-
         if self.findings:
             return EXIT_FINDINGS
         if (self.skipped or self.errors) and not allow_skipped:
