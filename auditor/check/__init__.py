@@ -16,7 +16,6 @@ from auditor.check.runner import (
     check_paths,
     check_trajectories,
     load_located,
-    make_auditor,
     run_check,
 )
 from auditor.check.scoring import RULES, SupportScore, argument_supports, score_action, support_of
@@ -41,7 +40,6 @@ __all__ = [
     "default_policy",
     "load_located",
     "load_policy",
-    "make_auditor",
     "parse_policy",
     "run_check",
     "score_action",

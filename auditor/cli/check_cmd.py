@@ -9,7 +9,6 @@ import typer
 
 from auditor.check.defaults import DEFAULT_THRESHOLD
 from auditor.cli.app import EXIT_USAGE, app, console, err_console
-from auditor.actions import with_actions
 
 
 CHECK_HELP = (
@@ -59,6 +58,7 @@ def check_command(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Also list every checked action."),
 ) -> None:
     """Fail when an action is not supported by the user's request (see CHECK_HELP)."""
+    from auditor.audit import AuditorUnavailable
     from auditor.check import PolicyError, load_policy, load_located, run_check
     from auditor.check import formats
 
@@ -77,26 +77,14 @@ def check_command(
         err_console.print("[red]error:[/] no trajectory could be read from the given files")
         raise typer.Exit(EXIT_USAGE)
 
-    auditor = None
-    if any(not pol.ignores(a) for item in located for a in with_actions(item.trajectory).actions):
-        from auditor import model_registry
-
-        try:
-            from auditor.check.runner import make_auditor
-
-            auditor = make_auditor(model=model, method=method, hops=hops)
-        except model_registry.ModelNotAvailable as exc:
-            err_console.print(f"[red]error:[/] {exc}")
-            raise typer.Exit(EXIT_USAGE) from exc
-        except (ValueError, KeyError) as exc:  # unknown method and the like
-            err_console.print(f"[red]error:[/] {exc}")
-            raise typer.Exit(EXIT_USAGE) from exc
-
     status = err_console.status("auditing…") if not as_json and err_console.is_terminal else None
     if status is not None:
         status.start()
     try:
-        report, audits = run_check(located, pol, auditor)
+        report, audits = run_check(located, pol, settings={"model": model, "method": method, "hops": hops})
+    except AuditorUnavailable as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(EXIT_USAGE) from exc
     finally:
         if status is not None:
             status.stop()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -12,30 +11,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from auditor.cli.app import EXIT_OK, EXIT_SKIPPED, EXIT_USAGE, app, console, err_console
+from auditor.audit.runs import AuditorUnavailable, audit_each, run_id_for
 from auditor.audit.schema import TrajectoryAudit
-from auditor.store.ingest import trajectory_sha256
-from auditor.trajectory import AUTHORITY_KINDS, DATA_KINDS, Trajectory
-
-
-def run_id_for(trajs: list[Trajectory], *, model: str | None, method: str, hops: int, dtype: str,
-               max_tokens: int | None) -> str:
-    """A run id derived from what is audited and how: the same inputs and options give the same
-    id, so rerunning `audit trace` after a crash resumes the run instead of starting another."""
-    from auditor import __version__
-
-    key = {
-        "trajectories": sorted(trajectory_sha256(t) for t in trajs),
-        "model": model or "embedded", "method": method, "hops": hops, "dtype": dtype,
-        "max_tokens": max_tokens, "version": __version__,
-    }
-    return "run-" + hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _make_auditor(**kw: Any) -> Any:
-    """The replay engine (a seam: tests substitute a model-free one)."""
-    from auditor.audit import Auditor
-
-    return Auditor(**kw)
+from auditor.trajectory import AUTHORITY_KINDS, DATA_KINDS
 
 
 @app.command("trace")
@@ -90,30 +68,26 @@ def trace_command(
         store.add_trajectories(result.trajectories)
         trajs = result.trajectories
         if attribute and trajs:
-            run_id = run_id_for(trajs, model=model, method=method, hops=hops, dtype=dtype, max_tokens=max_tokens)
+            settings = {"model": model, "method": method, "hops": hops, "dtype": dtype, "max_tokens": max_tokens,
+                        "device": device}
+            run_id = run_id_for(trajs, settings)
             done = set() if force else set(store.audited(run_id))
-            auditor = None
-            for i, traj in enumerate(trajs, start=1):
-                if traj.id in done:
-                    audits.append((store.load_audit(run_id, traj.id), True))
-                    continue
-                if auditor is None:
-                    try:
-                        auditor = _make_auditor(model=model, method=method, hops=hops, dtype=dtype, device=device,
-                                                max_tokens=max_tokens)
-                    except (ValueError, KeyError, RuntimeError, OSError, ImportError) as exc:
-                        err_console.print(f"[red]error:[/] cannot start the replay: {escape(str(exc))}")
-                        raise typer.Exit(EXIT_USAGE) from exc
-                try:
-                    with err_console.status(f"auditing {escape(traj.id)} ({i}/{len(trajs)})"):
-                        audit = auditor.audit(traj)
-                except Exception as exc:  # noqa: BLE001 - one bad trajectory must not sink the others
-                    failed.append({"trajectory_id": traj.id, "error": f"{type(exc).__name__}: {exc}"})
-                    err_console.print(f"[red]error:[/] {escape(traj.id)}: audit failed: {escape(str(exc))}")
-                    continue
-                audit = audit.model_copy(update={"run": audit.run.model_copy(update={"run_id": run_id})})
-                store.record_audit(audit)
-                audits.append((audit, False))
+            try:
+                with err_console.status("auditing") as status:
+                    for out in audit_each(trajs, settings=settings, run_id=run_id, skip=done,
+                                          progress=lambda tid, k, n: status.update(f"auditing {escape(tid)} ({k}/{n})")):
+                        if out.resumed:
+                            audits.append((store.load_audit(run_id, out.trajectory.id), True))
+                        elif out.audit is None:
+                            failed.append({"trajectory_id": out.trajectory.id, "error": out.error or ""})
+                            err_console.print(f"[red]error:[/] {escape(out.trajectory.id)}: audit failed: "
+                                              f"{escape(out.error or '')}")
+                        else:
+                            store.record_audit(out.audit)
+                            audits.append((out.audit, False))
+            except AuditorUnavailable as exc:
+                err_console.print(f"[red]error:[/] {escape(str(exc))}")
+                raise typer.Exit(EXIT_USAGE) from exc
         threshold = float(store.get_setting("unsupported_threshold", "0.5") or 0.5)
 
     if as_json:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
+from auditor.audit.runs import audit_each
 from auditor.report.data import check_verdicts
 from auditor.report.html import write_report
 from auditor.audit.schema import TrajectoryAudit
@@ -98,7 +99,7 @@ def report_from_file(
     output: str | Path,
     *,
     auditor: Any = None,
-    make_auditor: Callable[[], Any] | None = None,
+    settings: Mapping[str, Any] | None = None,
     fmt: str | None = None,
     policy: Any = None,
     check: bool = True,
@@ -106,31 +107,25 @@ def report_from_file(
     progress: Callable[[str, int, int], Any] | None = None,
 ) -> ReportResult:
     """Load trajectories from ``path`` (any format `auditor.loading` reads), audit each one, and
-    write the report. ``auditor`` (or ``make_auditor``, called only when there is something to
-    audit) is the replay engine, by default ``auditor.audit.Auditor()``."""
+    write the report. ``auditor`` is the replay engine; None builds one from ``settings`` (model,
+    method, hops, ...; `auditor.audit.make_auditor`) when there is something to audit, and raises
+    `auditor.audit.AuditorUnavailable` when it cannot. A trajectory whose audit fails is named in
+    ``failed``; the others are reported."""
     from auditor.loading import load_paths
 
     loaded = load_paths([Path(path)], fmt)
     if not loaded.trajectories:
         where = "; ".join(str(i) for i in loaded.issues[:3])
         raise ReportError(f"no trajectory could be read from {path}" + (f" ({where})" if where else ""))
-    if auditor is None:
-        if make_auditor is None:
-            from auditor.audit import Auditor
-
-            make_auditor = Auditor
-        auditor = make_auditor()
     audits: list[TrajectoryAudit] = []
     failed: list[str] = []
-    run = auditor.run_info() if hasattr(auditor, "run_info") else None
-    for k, traj in enumerate(loaded.trajectories, start=1):
-        if progress:
-            progress(traj.id, k, len(loaded.trajectories))
-        try:
-            audits.append(auditor.audit(traj, run=run) if run is not None else auditor.audit(traj))
-        except Exception as exc:  # noqa: BLE001 - one bad trajectory must not sink the report
-            failed.append(f"{traj.id}: audit failed: {type(exc).__name__}: {exc}")
+    for out in audit_each(loaded.trajectories, auditor=auditor, settings=settings if auditor is None else None,
+                          progress=progress):
+        if out.audit is not None:
+            audits.append(out.audit)
+        else:
+            failed.append(f"{out.trajectory.id}: audit failed: {out.error}")
     if not audits:
         raise ReportError("; ".join(failed) or f"nothing to report in {path}")
-    out = write_report(audits, output, verdicts=_verdicts(audits, policy, check), title=title)
-    return ReportResult(path=out, audits=audits, issues=list(loaded.issues), failed=failed)
+    out_path = write_report(audits, output, verdicts=_verdicts(audits, policy, check), title=title)
+    return ReportResult(path=out_path, audits=audits, issues=list(loaded.issues), failed=failed)

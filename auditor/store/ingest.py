@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 from auditor.audit.schema import TrajectoryAudit
-from auditor.trajectory import Trajectory
+from auditor.trajectory import Trajectory, trajectory_sha256  # noqa: F401 - the store's name for it
 from auditor.actions import with_actions
 
 TS = pa.timestamp("us", tz="UTC")
@@ -160,10 +160,6 @@ SPANS_SELECT = f"""
 
 
 # -- trajectories --------------------------------------------------------------------------------
-
-def trajectory_sha256(traj: Trajectory) -> str:
-    return hashlib.sha256(traj.to_jsonl_line().encode("utf-8")).hexdigest()
-
 
 def trajectory_tables(trajs: Sequence[Trajectory], now: datetime | None = None) -> dict[str, pa.Table]:
     """Arrow tables for `trajectories`, `messages` and `actions` (last occurrence of an id wins)."""

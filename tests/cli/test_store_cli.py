@@ -69,7 +69,7 @@ def test_an_interrupted_run_resumes_where_it_stopped(runner, db, examples_dir, f
     f.write_text(src[0] + "\n" + json.dumps(exploding) + "\n")
     result = trace(runner, db, f)
     assert result.exit_code == EXIT_SKIPPED
-    assert "benign-budget-email: audit failed: replay failed" in result.stderr
+    assert "benign-budget-email: audit failed: RuntimeError: replay failed" in result.stderr
     with Store(db, read_only=True) as s:
         (run,) = s.runs()
         assert run["trajectories"] == 1
@@ -104,12 +104,10 @@ def test_trace_json_summary(runner, db, examples_dir, fake_auditor):
 
 
 def test_trace_reports_a_replay_that_cannot_start(runner, db, examples_dir, monkeypatch):
-    from auditor.cli import trace_cmd
-
     def broken(**kw):
         raise ValueError("unknown method 'nope'; valid: flashtrace, ...")
 
-    monkeypatch.setattr(trace_cmd, "_make_auditor", broken)
+    monkeypatch.setattr("auditor.audit.runs.make_auditor", broken)
     result = trace(runner, db, examples_dir / "injected_email.jsonl", "--method", "nope")
     assert result.exit_code == EXIT_USAGE
     assert "unknown method" in result.stderr

@@ -8,7 +8,6 @@ import re
 from typer.testing import CliRunner
 
 from auditor.cli import app
-from auditor.cli import report_cmd
 from helpers.report import synthetic_audit
 
 runner = CliRunner()
@@ -40,7 +39,7 @@ def test_report_from_a_file_replays_it_first(tmp_path, monkeypatch, examples_dir
         seen.update(kw)
         return FakeAuditor(**kw)
 
-    monkeypatch.setattr(report_cmd, "_make_auditor", make)
+    monkeypatch.setattr("auditor.audit.runs.make_auditor", make)
     out = tmp_path / "out" / "r.html"
     result = runner.invoke(app, ["report", str(examples_dir / "injected_email.jsonl"), "-o", str(out),
                                  "--method", "flashtrace", "--hops", "2"])
@@ -48,13 +47,17 @@ def test_report_from_a_file_replays_it_first(tmp_path, monkeypatch, examples_dir
     assert seen == {"model": None, "method": "flashtrace", "hops": 2}
     data = _data(out)
     (run,) = data["runs"]
-    assert run["run"]["run_id"] == "run-fake"
+    # one run id for the whole report, derived from the trajectories and the settings
+    from auditor.audit import run_id_for
+    from auditor.loading import load_paths
+
+    assert run["run"]["run_id"] == run_id_for(load_paths([examples_dir / "injected_email.jsonl"]).trajectories, seen)
     assert [a["verdict"]["status"] for a in run["actions"]] == ["supported", "unsupported", "ignored"]
     assert "wrote" in result.output and "3 actions" in result.output
 
 
 def test_report_without_the_check(tmp_path, monkeypatch, examples_dir):
-    monkeypatch.setattr(report_cmd, "_make_auditor", FakeAuditor)
+    monkeypatch.setattr("auditor.audit.runs.make_auditor", FakeAuditor)
     out = tmp_path / "r.html"
     result = runner.invoke(app, ["report", str(examples_dir / "injected_email.jsonl"), "-o", str(out), "--no-check"])
     assert result.exit_code == 0, result.output
@@ -92,7 +95,7 @@ def test_unknown_reference_and_missing_database_exit_2(tmp_path, injected_audit)
 
 
 def test_unreadable_file_exits_2_and_skipped_records_exit_3(tmp_path, monkeypatch, examples_dir):
-    monkeypatch.setattr(report_cmd, "_make_auditor", FakeAuditor)
+    monkeypatch.setattr("auditor.audit.runs.make_auditor", FakeAuditor)
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{not json\n")
     result = runner.invoke(app, ["report", str(bad), "-o", str(tmp_path / "r.html")])
