@@ -34,7 +34,8 @@ sys.path.insert(0, str(ROOT))
 import duckdb  # noqa: E402
 
 from auditor.audit.schema import TrajectoryAudit  # noqa: E402
-from auditor.store import Store, action_export  # noqa: E402
+from auditor.report.export import action_export  # noqa: E402
+from auditor.store import Store  # noqa: E402
 from auditor.testing.audits import synthetic_audit, synthetic_run, synthetic_trajectory  # noqa: E402
 
 CONTENT = ("You are a careful coding agent. Read the file, then fix the failing test. " * 8)[:512]

@@ -8,7 +8,7 @@ that ``auditor.check.formats`` turns into terminal, JUnit, SARIF, JSON or GitHub
 from __future__ import annotations
 
 from auditor.check.findings import ActionVerdict, CheckReport, DriverRef, Finding, SkippedRecord, TrajectoryResult
-from auditor.check.policy import Policy, PolicyError, Rules, default_policy, load_policy, parse_policy
+from auditor.check.policy import Policy, PolicyError, Rules, default_policy, load_policy, parse_policy, policy_from_dict
 from auditor.check.runner import (
     Located,
     check_audit,
@@ -41,6 +41,7 @@ __all__ = [
     "load_located",
     "load_policy",
     "parse_policy",
+    "policy_from_dict",
     "run_check",
     "score_action",
     "support_of",

@@ -94,9 +94,10 @@ class ActionVerdict(_Model):
     top_driver: DriverRef | None = None
     no_evidence: bool = False
     seconds: float = 0.0
-    argument: str | None = None
+    argument: str | None = None  # the decisive argument the verdict rests on (None: the whole call)
     argument_supports: dict[str, float] = Field(default_factory=dict)
-    action_support: float | None = None
+    action_support: float | None = None  # the whole call's support (None: no authority or data mass)
+    rules: list[str] = Field(default_factory=list)  # the rules that fired (empty unless failed)
 
 
 class TrajectoryResult(_Model):
@@ -288,6 +289,7 @@ def make_verdict(attr: ActionAttribution, score: SupportScore, audit: Trajectory
         argument=score.argument,
         argument_supports=score.argument_supports,
         action_support=score.action_support,
+        rules=list(score.rules),
     )
 
 

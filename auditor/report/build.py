@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from auditor.audit.runs import audit_each
+from auditor.check.policy import Policy, default_policy
 from auditor.report.data import check_verdicts
+from auditor.report.export import audit_action_export, recorded_policy
 from auditor.report.html import write_report
 from auditor.audit.schema import TrajectoryAudit
 
@@ -76,21 +78,30 @@ def resolve_in_store(store: "Store", ref: str) -> tuple[str, list[str], str | No
     return run_id, [traj_id], ref
 
 
-def _verdicts(audits: list[TrajectoryAudit], policy: Any, check: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if check:
-        for a in audits:
-            out.update(check_verdicts(a, policy))
-    return out
+def _judged(audits: list[TrajectoryAudit], policies: list[Policy], check: bool,
+            ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Per action id: the check's verdict (when ``check``) and the export, each audit judged by
+    its policy, so the page's verdict and the export's judged support are the same numbers."""
+    verdicts: dict[str, Any] = {}
+    exports: dict[str, dict[str, Any]] = {}
+    for audit, policy in zip(audits, policies):
+        if check:
+            verdicts.update(check_verdicts(audit, policy))
+        for att in audit.actions:
+            exports[att.action.id] = audit_action_export(audit, att.action.id, policy=policy)
+    return verdicts, exports
 
 
-def report_from_store(store: "Store", ref: str, output: str | Path, *, policy: Any = None, check: bool = True,
+def report_from_store(store: "Store", ref: str, output: str | Path, *, policy: Policy | None = None, check: bool = True,
                       title: str | None = None) -> ReportResult:
     """Write the report of a stored run (every trajectory in it), or of the newest run of a
-    trajectory or action id. Each action embeds the store's export of it, unchanged."""
+    trajectory or action id. Each audit is judged by ``policy``, else by the policy recorded with
+    its verdicts, else by the default, as `audit show` judges it."""
     run_id, traj_ids, selected = resolve_in_store(store, ref)
     audits = [store.load_audit(run_id, t) for t in traj_ids]
-    path = write_report(audits, output, verdicts=_verdicts(audits, policy, check), title=title)
+    policies = [policy or recorded_policy(store, run_id, t) or default_policy() for t in traj_ids]
+    verdicts, exports = _judged(audits, policies, check)
+    path = write_report(audits, output, verdicts=verdicts, exports=exports, title=title)
     return ReportResult(path=path, audits=audits, selected=selected)
 
 
@@ -101,7 +112,7 @@ def report_from_file(
     auditor: Any = None,
     settings: Mapping[str, Any] | None = None,
     fmt: str | None = None,
-    policy: Any = None,
+    policy: Policy | None = None,
     check: bool = True,
     title: str | None = None,
     progress: Callable[[str, int, int], Any] | None = None,
@@ -127,5 +138,6 @@ def report_from_file(
             failed.append(f"{out.trajectory.id}: audit failed: {out.error}")
     if not audits:
         raise ReportError("; ".join(failed) or f"nothing to report in {path}")
-    out_path = write_report(audits, output, verdicts=_verdicts(audits, policy, check), title=title)
+    verdicts, exports = _judged(audits, [policy or default_policy()] * len(audits), check)
+    out_path = write_report(audits, output, verdicts=verdicts, exports=exports, title=title)
     return ReportResult(path=out_path, audits=audits, issues=list(loaded.issues), failed=failed)

@@ -172,7 +172,7 @@ def test_show(runner, filled):
     assert "send_email" in out and "drivers" in out and "archive@exfil.example" in out and "hops" in out
     as_json = runner.invoke(app, ["show", "injected-inbox-forward:a1", "--db", str(filled), "--json"])
     with Store(filled, read_only=True) as s:
-        from auditor.store import action_export
+        from auditor.report.export import action_export
 
         assert json.loads(as_json.stdout) == json.loads(json.dumps(action_export(s, "injected-inbox-forward:a1")))
     missing = runner.invoke(app, ["show", "nope", "--db", str(filled)])
@@ -181,7 +181,7 @@ def test_show(runner, filled):
 
 def test_show_prints_each_arguments_support_and_top_driver(runner, db, examples_dir, monkeypatch):
     from auditor.loading import load_path
-    from auditor.store import action_export
+    from auditor.report.export import action_export
     from auditor.testing.audits import synthetic_audit
 
     (traj,) = load_path(examples_dir / "injected_email.jsonl").trajectories
