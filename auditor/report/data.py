@@ -111,7 +111,8 @@ def normalize_verdict(verdict: Any) -> dict[str, Any] | None:
     if hasattr(status, "value"):
         status = status.value
     raw = str(status or "unknown").lower()
-    out = {"status": _STATUS.get(raw, raw), "check_status": raw}
+    # an already normalized verdict keeps the check's own word
+    out = {"status": _STATUS.get(raw, raw), "check_status": str(data.get("check_status") or raw)}
     for key, value in data.items():
         if key in ("status", "verdict", "check_status"):
             continue
