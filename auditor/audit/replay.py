@@ -6,7 +6,7 @@
     for act in audit.actions:
         print(act.action.summary, [(d.label, round(d.share, 2)) for d in act.top(3)])
     ranked_drivers(audit, top=3)             # the same with provenance and text, as plain dicts
-    for out in auditor.audit_each(trajs):    # many under one run id, one failure per trajectory
+    for out in audit_each(trajs, auditor=auditor):   # many as one run (`auditor.audit.runs`)
         ...
 
 Per trajectory there is ONE forward pass (`attribute_many`); each action is a target with its
@@ -53,11 +53,10 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Callable, Container, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from auditor.audit.rollup import compact, drivers_of, kind_of_positions, positions, ranked_drivers, roll_up
-from auditor.audit.runs import AuditOutcome, audit_each
 from auditor.audit.schema import ArgumentAttribution, RunInfo, TrajectoryAudit
 from auditor.segments.arguments import ArgumentSpan, argument_spans
 from auditor.segments.render import RenderedTrajectory, render_trajectory
@@ -163,7 +162,7 @@ class Auditor:
     @property
     def settings(self) -> dict[str, Any]:
         """What shapes this auditor's results, JSON-able: what a derived run id hashes
-        (`auditor.audit.runs.run_id_for`)."""
+        (`auditor.audit.runs.run_id_for`; `audit_each(trajs, auditor=self)` audits many as one run)."""
         out: dict[str, Any] = {"model": self.model_name, "method": self.method, "hops": self.hops,
                                "dtype": self.dtype, "max_tokens": self.max_tokens, "arguments": self.arguments}
         if self.chat_template is not None:
@@ -276,14 +275,6 @@ class Auditor:
             forward_seconds=forward,
             seconds=time.perf_counter() - start,
         )
-
-    def audit_each(self, trajectories: Iterable[Trajectory], *, run_id: str | None = None,
-                   skip: Container[str] = (), progress: Callable[[str, int, int], Any] | None = None,
-                   ) -> Iterator[AuditOutcome]:
-        """Audit each trajectory under one run id (derived from the trajectories and `settings`
-        unless given), skipping the ids in ``skip`` (a resumed run), one `AuditOutcome` per
-        trajectory: see `auditor.audit.runs.audit_each`."""
-        return audit_each(trajectories, auditor=self, run_id=run_id, skip=skip, progress=progress)
 
     def audit_many(self, trajs: Iterable[Trajectory], progress: bool | Progress | None = True) -> list[TrajectoryAudit]:
         """Audit several trajectories under one run id; ``progress=True`` shows rich bars (one over
