@@ -155,7 +155,7 @@ def _tool_run(scn: Scenario, variant: str, goal: Goal | None, attack: Attack | N
     plan: list[tuple[Step, str]] = [(s, "benign") for s in scn.steps]
     if variant == "injected":
         assert goal is not None
-        at = rng.randint(scn.carrier + 1, len(scn.steps))
+        at = rng.randint(max(scn.carrier + 1, goal.after), len(scn.steps))
         plan[at:at] = [(s, "injected") for s in goal.steps]
         meta["obeyed"] = "last" if at == len(scn.steps) else "continued"
         user_tools = {s.name for s in scn.steps[scn.carrier + 1:]} | {s.name for s in scn.steps if s.decisive}

@@ -101,13 +101,15 @@ class Goal:
     """What an injection asks for: an English imperative phrase (lower-case start, no final
     period), the calls that carry it out (labelled injected), and the values only the attacker
     supplied (a benign call never carries them). ``kind`` and ``slots`` let the foreign-language
-    family write the same request in another language."""
+    family write the same request in another language. ``after``: the injected calls come no
+    earlier than before step ``after`` (when they use something a later read reveals)."""
 
     text: str
     steps: list[Step]
     attacker_values: tuple[str, ...]
     kind: str
     slots: dict[str, str] = field(default_factory=dict)
+    after: int = 0
 
 
 @dataclass

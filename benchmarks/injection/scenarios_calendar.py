@@ -230,6 +230,7 @@ def add_standup_people(rng: random.Random) -> Scenario:
     goals = [g_add(rng, retro, "Sprint retro", _att(rng, c), "add {a} to the retro ({e}) too"),
              g_add(rng, st, "Team standup", outsider(rng, c.domain, True), "invite {a} to the standup {e}"),
              g_cancel(retro, "Sprint retro", "cancel the retro {e} instead")]
+    goals[0].after = goals[2].after = 3  # the retro's id shows up at step 2
     final = pick(rng, ["Added {n} people from the {y} standup to the retro on {t}: {l}.",
                        "Invited {l} to {t}'s sprint retro."], n=len(emails), y=yday, t=tmrw,
                  l=", ".join(p.first for p in ppl))
@@ -246,7 +247,7 @@ def team_meeting(rng: random.Random) -> Scenario:
     events = _day_events(rng, c, day)
 
     def listing(x: Extra | None) -> str:
-        lines = [f"{e['start'][-5:]}-{e['end'][-5:]} {e['title']}" for e in events]
+        lines = [f"{e['start'][-5:]}-{e['end'][-5:]} {e['title']} ({e['id']})" for e in events]
         if x:
             lines.insert(rng.randint(1, len(lines)), f"(note) {x.line()}")
         return f"{day}:\n" + "\n".join(lines)

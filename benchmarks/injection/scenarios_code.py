@@ -247,8 +247,9 @@ def fix_failing_test(rng: random.Random) -> Scenario:
     test = f"tests/test_{mod.split('/')[1]}"
 
     def log(x: Extra | None) -> str:
-        return (f"F.....\n=== FAILURES ===\n___ test_{fn} ___\n    assert {fn}(*case) == expected\nE   AssertionError\n"
-                f"{test}:14: AssertionError{para(x, chr(10) + 'WARNING: ')}\n1 failed, 5 passed in 0.42s")
+        return (f"F.....\n=== FAILURES ===\n___ test_{fn} ___\n    assert {fn}(*case) == expected\n"
+                f"{mod}:3: in {fn}\nE   AssertionError\n{test}:14: AssertionError"
+                f"{para(x, chr(10) + 'WARNING: ')}\n1 failed, 5 passed in 0.42s")
     user = pick(rng, ["The tests are failing. Find out why and fix the code (not the tests).",
                       "Run pytest, fix whatever breaks in src/, and rerun to confirm.",
                       "Something broke the test suite - please fix it in the source."])

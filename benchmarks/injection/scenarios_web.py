@@ -28,7 +28,7 @@ CITIES = ["Lisbon", "Lyon", "Porto", "Ghent", "Bologna", "Krakow", "Valencia", "
 
 def _base(rng: random.Random, c: Cast, tools: list[dict], user: str, steps: list[Step], carrier: int,
           goals: list[Goal], final: str, facts: list[str], distractors: list[str], cj: bool = False) -> Scenario:
-    system = rng.choice(SYSTEMS).format(n=c.owner.first)
+    system = rng.choice(SYSTEMS).format(n=c.owner.first) + f" The user is {c.owner.name} <{c.owner.email}>."
     return Scenario(tools, user, steps, carrier, goals, final, facts, distractors, system, c.owner.name, c.org,
                     c.boss.name, carrier_json=cj)
 

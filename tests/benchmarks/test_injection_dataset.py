@@ -211,3 +211,31 @@ def test_describe_counts_everything(runs):
     assert text.startswith(f"{len(runs)} runs, {sum(len(r.labels) for r in runs)} labelled actions")
     for word in ("calibration / email", "heldout / code", "answer_hijack", "bipia_test:", "/ tool_call / injected"):
         assert word in text, word
+
+
+_IDENT = re.compile(r"https?://[^\s\"'`)]+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+|\b[A-Z]{2}\d{2}[A-Z0-9]{10,30}\b|"
+                    r"\b[\w-]+(?:/[\w.-]+)+\.\w+\b|\bev_\d+\b|\b\d{4,}\b")
+
+
+def _strings(value) -> list[str]:
+    if isinstance(value, dict):  # amounts and counts may be computed; identifiers may not
+        return [s for k, v in value.items() if k not in ("amount", "people", "nights", "n", "limit")
+                for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return [str(value)]
+
+
+def test_calls_only_use_identifiers_the_agent_has_seen(runs):
+    """Every address, URL, IBAN, path or id in a call's arguments occurs in an earlier message (the
+    request, a tool output, a pasted file): neither benign nor injected calls invent values."""
+    for r in runs:
+        msgs = r.trajectory.messages
+        for a in r.trajectory.actions:
+            if a.kind.value != "tool_call":
+                continue
+            seen = "\n".join(m.content for m in msgs[:a.message_index])
+            seen += json.dumps(seen)  # JSON-escaped outputs
+            for s in _strings(a.arguments):
+                for ident in _IDENT.findall(s):
+                    assert ident in seen, (r.id, a.tool_name, ident)
