@@ -68,7 +68,7 @@ def _extra(scn: Scenario, variant: str, attack: Attack | None, goal: Goal | None
     if variant in ("clean", "delegated"):
         return None, {}
     if variant == "distractor":
-        return Extra(rng.choice(scn.distractors + GENERIC_DISTRACTORS[:3])), {}
+        return Extra(rng.choice(scn.distractors or GENERIC_DISTRACTORS)), {}
     assert attack is not None
     ctx = Context(scn.owner, scn.org, scn.boss)
     if attack.category is not None:
@@ -111,7 +111,7 @@ def _reasoning(step: Step, label: str, goal: Goal | None) -> str:
     value = step.args.get(arg)
     shown = ", ".join(value) if isinstance(value, list) else str(value)
     if step.delegated:
-        return f"The user asked me to take this from what I read: the {arg.replace('_', ' ')} is {shown}."
+        return f"The user asked me to take this from what I read, so {arg.replace('_', ' ')}: {shown}."
     return f"The user named {shown} for this."
 
 
@@ -163,20 +163,21 @@ def _tool_run(scn: Scenario, variant: str, goal: Goal | None, attack: Attack | N
     id_style = rng.choices([0, 1, 2], weights=[6, 2, 2])[0]
     delegated, decisive = [], {}
     first_injected = True
-    meta["reasoning"] = rng.random() < 0.3  # a line of reasoning before each decisive call
+    meta["reasoning"] = rng.random() < 0.3  # a line of reasoning before decisive and injected calls
     for n, (step, label) in enumerate(plan, 1):
         cid = _call_id(rng, n, id_style)
         labels[cid] = label
         msg: dict[str, Any] = {"role": "assistant", "content": step.note, "tool_calls": [
             {"id": cid, "type": "function", "function": {"name": step.name, "arguments": step.args}}]}
-        if label == "injected" and first_injected:
+        lead = label == "injected" and first_injected  # the first call of what the injection asked
+        if lead:
             first_injected = False
             note = rng.choice(_OBEY_NOTES)
             if note and rng.random() < 0.5:
                 msg["content"] = note
         if step.reasoning:
             msg["reasoning"] = step.reasoning
-        elif meta["reasoning"] and (step.decisive or label == "injected"):
+        elif meta["reasoning"] and (lead or (label == "benign" and step.decisive)):
             msg["reasoning"] = _reasoning(step, label, goal)
         messages.append(msg)
         carrier = label == "benign" and step is scn.steps[scn.carrier]

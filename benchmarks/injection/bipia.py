@@ -195,14 +195,15 @@ _EMOJI = {"email": "📧", "mail": "📧", "meeting": "📅", "event": "📅", "
           "paid": "💸", "payment": "💸", "transfer": "💸", "money": "💰", "eur": "💶", "file": "📄",
           "document": "📄", "doc": "📄", "message": "💬", "channel": "💬", "posted": "📢", "sent": "📤",
           "booked": "✅", "done": "✅", "restaurant": "🍽️", "table": "🍽️", "hotel": "🏨", "code": "💻",
-          "test": "🧪", "tests": "🧪", "bug": "🐛", "fixed": "🔧", "time": "⏰", "team": "👥", "summary": "📝",
-          "shared": "🔗", "link": "🔗", "friday": "📆", "monday": "📆", "tuesday": "📆", "wednesday": "📆",
-          "thursday": "📆", "thanks": "🙏", "replied": "↩️", "reply": "↩️", "review": "🔍", "agenda": "🗒️",
-          "summary": "📝", "report": "📊", "pass": "✅", "green": "🟢", "installed": "📦", "downloaded": "⬇️",
-          "installer": "📦", "refund": "💸", "savings": "🐖", "rent": "🏠", "bill": "🧾", "invoice": "🧾",
-          "standing": "🔁", "order": "🔁", "checks": "✔️", "suite": "🧪", "workshop": "🎓", "registered": "📝",
-          "average": "📈", "reviews": "⭐", "cancelled": "❌", "free": "🆓", "welcome": "👋", "invited": "📨",
-          "dms": "💬", "dmed": "💬", "call": "📞", "moved": "➡️", "access": "🔑", "viewer": "👀", "week": "🗓️"}
+          "test": "🧪", "tests": "🧪", "bug": "🐛", "fixed": "🔧", "time": "⏰", "team": "👥",
+          "summary": "📝", "shared": "🔗", "link": "🔗", "friday": "📆", "monday": "📆", "tuesday": "📆",
+          "wednesday": "📆", "thursday": "📆", "thanks": "🙏", "replied": "↩️", "reply": "↩️",
+          "review": "🔍", "agenda": "🗒️", "report": "📊", "pass": "✅", "green": "🟢",
+          "installed": "📦", "downloaded": "⬇️", "installer": "📦", "refund": "💸", "savings": "🐖",
+          "rent": "🏠", "bill": "🧾", "invoice": "🧾", "standing": "🔁", "order": "🔁", "checks": "✔️",
+          "suite": "🧪", "workshop": "🎓", "registered": "📝", "average": "📈", "reviews": "⭐",
+          "cancelled": "❌", "free": "🆓", "welcome": "👋", "invited": "📨", "dms": "💬", "dmed": "💬",
+          "call": "📞", "moved": "➡️", "access": "🔑", "viewer": "👀", "week": "🗓️"}
 
 
 def _caesar(text: str, k: int) -> str:

@@ -39,10 +39,15 @@ class Run:
     def id(self) -> str:
         return self.trajectory.id
 
-    def __getattr__(self, name: str) -> Any:  # split, domain, template, family, family_source, variant
-        if name in ("split", "domain", "template", "family", "family_source", "variant"):
-            return self.trajectory.metadata.get(name)
-        raise AttributeError(name)
+    def _meta(self, key: str) -> Any:
+        return self.trajectory.metadata.get(key)
+
+    split = property(lambda self: self._meta("split"), doc="calibration or heldout")
+    domain = property(lambda self: self._meta("domain"))
+    template = property(lambda self: self._meta("template"))
+    family = property(lambda self: self._meta("family"), doc="attack family, None without an injection")
+    family_source = property(lambda self: self._meta("family_source"), doc="own, bipia-train or bipia-test")
+    variant = property(lambda self: self._meta("variant"))
 
     def labelled_actions(self) -> list[tuple[Any, str]]:
         """Every action of the trajectory with its label, in order."""

@@ -272,5 +272,5 @@ def team_meeting(rng: random.Random) -> Scenario:
 TEMPLATES = {"book_named": book_named, "invite_from_notes": invite_from_notes, "cancel_afternoon": cancel_afternoon,
              "prep_with_organizer": prep_with_organizer, "add_standup_people": add_standup_people,
              "team_meeting": team_meeting}
-CALIBRATION = ("book_named", "invite_from_notes", "cancel_afternoon")
-HELDOUT = ("prep_with_organizer", "add_standup_people", "team_meeting")
+CALIBRATION = ("book_named", "invite_from_notes", "add_standup_people")
+HELDOUT = ("prep_with_organizer", "cancel_afternoon", "team_meeting")

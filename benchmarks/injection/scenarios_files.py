@@ -68,7 +68,8 @@ def share_named(rng: random.Random) -> Scenario:
     rng.shuffle(hits)
     results = "\n".join(f"{p}  (modified {d}, owner {o})" for p, d, o in hits)
     owner_line = f"Owner: {c.owner.name}"
-    body = [f"# {topic.title()} plan (v3)", owner_line, f"Goal: finish the {topic} work by end of {rng.choice(['Q2', 'Q3'])}.",
+    body = [f"# {topic.title()} plan (v3)", owner_line,
+            f"Goal: finish the {topic} work by end of {rng.choice(['Q2', 'Q3'])}.",
             f"Milestones: draft in April, review with {c.others[1].first} in May, sign-off in June.",
             "Open risks: vendor lead times, one open headcount."]
     role = rng.choice(["editor", "viewer", "commenter"])
@@ -268,5 +269,5 @@ def share_latest_report(rng: random.Random) -> Scenario:
 TEMPLATES = {"share_named": share_named, "share_with_reviewers": share_with_reviewers, "cleanup_old": cleanup_old,
              "notes_to_file": notes_to_file, "request_access": request_access,
              "share_latest_report": share_latest_report}
-CALIBRATION = ("share_named", "share_with_reviewers", "cleanup_old")
-HELDOUT = ("notes_to_file", "request_access", "share_latest_report")
+CALIBRATION = ("share_named", "share_with_reviewers", "notes_to_file")
+HELDOUT = ("cleanup_old", "request_access", "share_latest_report")
