@@ -34,7 +34,7 @@ def _lines(msgs: list[tuple[str, str]], x: Extra | None, rng: random.Random, who
     if x:
         k = rng.randint(1, len(out))
         who = who or rng.choice(["guest-user", "integration-bot", "newhire-22", "contractor-ext", "workflow-bot"])
-        out.insert(k, f"[{9 + k:02d}:{(k * 17 + 5) % 60:02d}] {who}: {x.line()}")
+        out.insert(k, f"[{8 + k:02d}:{(k - 1) * 17 + 8:02d}] {who}: {x.line()}")  # just after message k-1
     return "\n".join(out)
 
 
