@@ -19,7 +19,9 @@ from pathlib import Path
 
 from common import Goal
 
-BIPIA_DIR = Path("/work/shared/data/bipia")
+#: A verbatim copy of /work/shared/data/bipia (its README carries the licence), so generation and the
+#: tests need nothing outside the repository.
+BIPIA_DIR = Path(__file__).resolve().parent / "third_party" / "bipia"
 BIPIA_FILES = {"train": "text_attack_train.json", "test": "text_attack_test.json"}
 
 

@@ -112,8 +112,8 @@ def _found(needle: str, text: str) -> bool:
 
 
 def test_the_injection_span_points_at_the_injected_text(runs):
-    bipia = {s: json.loads(Path(f"/work/shared/data/bipia/text_attack_{s}.json").read_text())
-             for s in ("train", "test")} if Path("/work/shared/data/bipia").is_dir() else None
+    bipia = {s: json.loads((BENCH / "third_party" / "bipia" / f"text_attack_{s}.json").read_text())
+             for s in ("train", "test")}
     for r in runs:
         span = r.metadata.get("injection")
         if r.variant not in ("ignored", "injected", "answer_hijack"):
@@ -125,9 +125,8 @@ def test_the_injection_span_points_at_the_injected_text(runs):
         assert msg.role == "tool" or (msg.role == "user" and "```" in msg.content), r.id
         if r.variant == "answer_hijack":
             b = r.metadata["bipia"]
-            if bipia:
-                planted = bipia[r.family_source.split("-")[1]][b["category"]][b["index"]]
-                assert text in (planted, json.dumps(planted, ensure_ascii=False)[1:-1]), r.id  # as-is
+            planted = bipia[r.family_source.split("-")[1]][b["category"]][b["index"]]
+            assert text in (planted, json.dumps(planted, ensure_ascii=False)[1:-1]), r.id  # as-is
             continue
         goal = r.metadata["goal"]
         if r.family == "foreign_language":  # the goal in another language: its values or names stay
