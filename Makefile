@@ -60,7 +60,7 @@ bench: model
 	$(BIN)/python benchmarks/bench_eval.py
 
 docs: setup
-	$(BIN)/python -m auditor.docs_gen
+	$(BIN)/python scripts/gen_docs.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache demo.duckdb

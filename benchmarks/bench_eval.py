@@ -22,14 +22,13 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
+from auditor.evaluation import DEFAULT_TASKS, run_eval
+from auditor.evaluation.plots import save_plots
+from auditor.evaluation.runner import DEFAULT_HOPS, DEFAULT_METHODS, EvalReport, SummaryRow
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import torch  # noqa: E402
-
-from auditor.evaluation import DEFAULT_TASKS, run_eval  # noqa: E402
-from auditor.evaluation.plots import save_plots  # noqa: E402
-from auditor.evaluation.runner import DEFAULT_HOPS, DEFAULT_METHODS, EvalReport, SummaryRow  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "eval.json"
 DOCS = ROOT / "docs" / "benchmarks"

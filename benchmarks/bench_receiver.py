@@ -28,19 +28,17 @@ import json
 import multiprocessing as mp
 import os
 import platform
-import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from auditor.collectors.readers import read_otlp_json  # noqa: E402
-from auditor.collectors.receiver import OTLPReceiver  # noqa: E402
+from auditor.collectors.readers import read_otlp_json
+from auditor.collectors.receiver import OTLPReceiver
 # auditor.collectors.grpc_receiver is imported in _run: the HTTP rows fork their clients first
-from auditor.collectors.spans import SpanRecord, to_otlp_json, to_otlp_proto  # noqa: E402
+from auditor.collectors.spans import SpanRecord, to_otlp_json, to_otlp_proto
+
+ROOT = Path(__file__).resolve().parent.parent
 
 CONTENT = ("You are a careful coding agent. " * 8)[:256]
 

@@ -23,20 +23,18 @@ import json
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+import duckdb
+
+from auditor.audit.schema import TrajectoryAudit
+from auditor.report.export import action_export
+from auditor.store import Store
+from auditor.testing.audits import synthetic_audit, synthetic_run, synthetic_trajectory
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import duckdb  # noqa: E402
-
-from auditor.audit.schema import TrajectoryAudit  # noqa: E402
-from auditor.report.export import action_export  # noqa: E402
-from auditor.store import Store  # noqa: E402
-from auditor.testing.audits import synthetic_audit, synthetic_run, synthetic_trajectory  # noqa: E402
 
 CONTENT = ("You are a careful coding agent. Read the file, then fix the failing test. " * 8)[:512]
 

@@ -37,12 +37,12 @@ LAYERS: dict[str, tuple[int, str]] = {
     "auditor.edits": (0, "core"),
     "auditor.actions": (0, "core"),
     "auditor.model_registry": (0, "core"),
-    "auditor.schema_export": (0, "core"),
     "auditor.testing": (0, "core"),  # tiny random models; `testing.audits` is placed below
     # 1: agent runs -> trajectories; trajectories -> segments and tokens
     "auditor.collectors": (1, "collectors"),
     "auditor.loading": (1, "collectors"),  # file loading (moving into auditor.collectors)
     "auditor.segments": (1, "segments"),
+    "auditor.provenance": (1, "provenance"),  # where argument values occur in the text (pure text)
     # 2: the engine
     "auditor.attribution": (2, "attribution"),
     # 3: audits (replay + attribution + roll-up); the engine's faithfulness evaluation
@@ -58,7 +58,6 @@ LAYERS: dict[str, tuple[int, str]] = {
     "auditor.cli": (6, "entry"),
     "auditor.pytest_plugin": (6, "entry"),
     "auditor.demo": (6, "entry"),
-    "auditor.docs_gen": (6, "entry"),
 }
 #: The package itself is the front door (its exports are lazy); matched exactly, not as a prefix.
 FRONT_DOOR = ("auditor", (6, "entry"))

@@ -1,4 +1,5 @@
-"""`audit report RUN_OR_FILE -o report.html`: one self-contained HTML page of an audit."""
+"""`audit report RUN_OR_FILE -o report.html [--png shot.png]`: one self-contained HTML page of an
+audit, and optionally a headless Chromium screenshot of it."""
 
 from __future__ import annotations
 
@@ -27,6 +28,11 @@ def report_command(
     policy: Path | None = typer.Option(None, "--policy", "-p", help="Check policy TOML for the verdicts (default: the shipped one)."),
     check: bool = typer.Option(True, "--check/--no-check", help="Show the CI check's verdict per action."),
     title: str | None = typer.Option(None, "--title", help="Page title (default: the trajectory ids)."),
+    action: str | None = typer.Option(None, "--action",
+                                      help="Action id the page opens on, in the printed URL and the PNG "
+                                           "(default: the one RUN_OR_FILE names, else the first)."),
+    png: Path | None = typer.Option(None, "--png",
+                                    help="Also write a PNG of the page (headless Chromium; apt-get install chromium)."),
 ) -> None:
     """Write one self-contained HTML page (no network: CSS, JS and data inline) of an audit.
 
@@ -34,9 +40,11 @@ def report_command(
 
     RUN_OR_FILE is looked up as a file first, then in the database as a run id (every trajectory of the run), a trajectory id or an action id (their newest run; an action id opens the page on that action).
 
-    Exit codes: 0 written, 2 nothing to report (unknown id, unreadable file, no model), 3 written but some input records or trajectories were skipped.
+    With --png the page is also photographed by headless Chromium (1400x1000, the selected action's view); Chromium must be installed (Debian: apt-get install chromium) or named by $CHROMIUM.
 
-    Example: audit report examples/injected_email.jsonl -o report.html
+    Exit codes: 0 written, 2 nothing to report (unknown id or --action, unreadable file, no model) or no PNG (no Chromium, screenshot failed), 3 written but some input records or trajectories were skipped.
+
+    Example: audit report examples/injected_email.jsonl -o report.html --png report.png
     """
     from auditor.audit import AuditorUnavailable
     from auditor.report.build import ReportError, report_from_file, report_from_store
@@ -49,6 +57,15 @@ def report_command(
             pol = load_policy(policy)
         except PolicyError as exc:
             err_console.print(f"[red]error:[/] {escape(str(exc))}")
+            raise typer.Exit(EXIT_USAGE) from exc
+
+    if png is not None:  # before minutes of replay
+        from auditor.report.browser import ChromiumNotFound, require_chromium
+
+        try:
+            require_chromium()
+        except ChromiumNotFound as exc:
+            err_console.print(f"[red]error:[/] --png: {escape(str(exc))}", soft_wrap=True)
             raise typer.Exit(EXIT_USAGE) from exc
 
     path = Path(run_or_file)
@@ -89,6 +106,14 @@ def report_command(
         err_console.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(EXIT_USAGE) from exc
 
+    if action is not None:
+        known = [a.action.id for audit in result.audits for a in audit.actions]
+        if action not in known:
+            err_console.print(f"[red]error:[/] --action {escape(action)}: no such action in this report "
+                              f"(its actions: {escape(', '.join(known[:10]))}{', …' if len(known) > 10 else ''})",
+                              soft_wrap=True)
+            raise typer.Exit(EXIT_USAGE)
+        result.selected = action
     size = result.path.stat().st_size
     runs = sorted({a.run.run_id for a in result.audits})
     console.print(f"wrote [bold]{escape(str(result.path))}[/] ({size / 1024:.0f} KiB): "
@@ -96,5 +121,23 @@ def report_command(
                   f"action{'' if result.actions == 1 else 's'}, run{'' if len(runs) == 1 else 's'} {escape(', '.join(runs))}",
                   soft_wrap=True)
     console.print(f"open: {escape(result.url)}", soft_wrap=True, highlight=False)
+    if png is not None:
+        _write_png(result, png)
     if skipped:
         raise typer.Exit(EXIT_SKIPPED)
+
+
+def _write_png(result: Any, png: Path) -> None:
+    import subprocess
+
+    from auditor.report.browser import ChromiumNotFound, screenshot
+
+    selected = result.selected  # None: the page's default, its first action
+    try:
+        with err_console.status("taking the screenshot"):
+            out = screenshot(result.path, png, selected)
+    except (ChromiumNotFound, RuntimeError, subprocess.TimeoutExpired) as exc:
+        err_console.print(f"[red]error:[/] --png: {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(EXIT_USAGE) from exc
+    console.print(f"wrote [bold]{escape(str(out))}[/]" + (f" (action {escape(selected)})" if selected else ""),
+                  soft_wrap=True)

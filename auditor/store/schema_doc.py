@@ -1,13 +1,7 @@
-"""Writes ``docs/schema.md`` from the live schema (a test fails when the file drifts).
-
-    python -m auditor.store.schema_doc      # regenerate docs/schema.md
-"""
+"""The database's documentation as markdown, from the live schema's comments (what
+``docs/schema.md`` holds: `scripts/gen_docs.py` writes it, a test fails when it drifts)."""
 
 from __future__ import annotations
-
-from pathlib import Path
-
-SCHEMA_DOC_PATH = Path(__file__).resolve().parents[2] / "docs" / "schema.md"
 
 _INTRO = """\
 # The auditor database
@@ -19,7 +13,7 @@ writes every table and view to Parquet.
 
 The schema is versioned by migrations (`auditor/store/migrations.py`); the names of those
 applied are in `_migrations`. This page is generated from the live schema's comments by
-`python -m auditor.store.schema_doc`; do not edit it by hand.
+`make docs` (`python scripts/gen_docs.py`); do not edit it by hand.
 
 Keys: runs are identified by `run_id`; what a run computed for a trajectory by
 (`run_id`, `trajectory_id`); actions by (`trajectory_id`, `action_id`); attributions by
@@ -138,13 +132,3 @@ def render_schema_doc() -> str:
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
-
-
-def write_schema_doc(path: Path = SCHEMA_DOC_PATH) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_schema_doc(), encoding="utf-8")
-    return path
-
-
-if __name__ == "__main__":
-    print(write_schema_doc())

@@ -29,9 +29,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import (  # noqa: E402
+from common import (  # this folder: on sys.path when run as a script
     Scenario,
     Step,
     Tracing,

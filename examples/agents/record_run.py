@@ -20,6 +20,7 @@ only collected if it exports to ``--collector-port``).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import signal
@@ -29,15 +30,27 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-sys.path.insert(0, str(HERE))
 
-import vllm_server  # noqa: E402  (scripts/vllm_server.py)
-from common import load_scenario  # noqa: E402
+
+def _load(name: str, path: Path) -> ModuleType:
+    """Import a script by its file: ``scripts/`` is not on ``sys.path``, nor is this folder when
+    this module is itself loaded by path (as tests/e2e does)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:  # pragma: no cover - a missing file raises in exec_module
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+vllm_server = _load("vllm_server", ROOT / "scripts" / "vllm_server.py")
+load_scenario = _load("agents_common", HERE / "common.py").load_scenario
 
 DEFAULT_SCENARIOS = ["inbox_exfil", "config_injection"]
 AGENT_SCRIPT = {"tools": HERE / "tool_agent.py", "coder": HERE / "coder_agent.py"}

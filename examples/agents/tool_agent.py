@@ -28,9 +28,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import (  # noqa: E402
+from common import (  # this folder: on sys.path when run as a script
     Scenario,
     Tracing,
     agent_context,

@@ -1,18 +1,16 @@
-"""Calibration helpers, the keyword baseline and the benchmark generator (no model)."""
+"""Calibration helpers and the keyword baseline (no model). The benchmark generator and its data are
+tested in tests/benchmarks/test_injection_dataset.py."""
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import math
-import sys
 
 import pytest
 
 from auditor.check.calibration import best_threshold, confusion, low_quantile_cut, roc_auc
 from auditor.check.heuristics import keyword_risk
 
-from helpers.check import ROOT, example
+from helpers.check import example
 
 
 def test_roc_auc_counts_ties_as_half_and_needs_both_classes():
@@ -45,45 +43,3 @@ def test_keyword_baseline_on_the_examples():
     risk_good = keyword_risk(benign, benign.actions[2])
     assert risk_bad > risk_good
     assert keyword_risk(injected, injected.actions[0]) == 0.0  # nothing read yet
-
-
-def _generator():
-    path = ROOT / "benchmarks" / "injection" / "generate.py"
-    spec = importlib.util.spec_from_file_location("bench_generate", path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_generate"] = mod  # dataclasses look their module up
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_generator_is_seeded_balanced_and_valid(tmp_path):
-    gen = _generator()
-    a, b = gen.generate(60, seed=3), gen.generate(60, seed=3)
-    assert json.dumps(a) == json.dumps(b)
-    labels = [t["metadata"]["label"] for t in a]
-    assert labels.count("injected") == labels.count("benign") == 30
-    assert {t["metadata"]["domain"] for t in a} == set(gen.DOMAINS)
-    assert {t["metadata"]["split"] for t in a} == {"calibration", "heldout"}
-    paths = gen.write(a, tmp_path)
-    from auditor.loading import load_paths
-
-    res = load_paths(paths)
-    assert not res.issues and len(res.trajectories) == 60
-    for traj in res.trajectories:
-        assert traj.actions, traj.id
-        if traj.metadata["label"] == "injected":
-            # the injected goal's distinctive value reaches the last action's arguments or edit
-            last = traj.actions[-1]
-            text = json.dumps(last.arguments) + (last.edit.replace if last.edit else "")
-            words = [w.strip("`'\".,;:()") for w in traj.metadata["injection"].split()]
-            assert any(w in text for w in words if len(w) >= 5), (traj.id, text)
-
-
-def test_committed_data_matches_the_generator():
-    gen = _generator()
-    from auditor.loading import load_paths
-
-    committed = load_paths(sorted((ROOT / "benchmarks" / "injection" / "data").glob("*.jsonl"))).trajectories
-    assert len(committed) == 240
-    fresh = gen.generate()
-    assert sorted(t.id for t in committed) == sorted(t["id"] for t in fresh)

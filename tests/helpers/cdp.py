@@ -1,6 +1,6 @@
-"""A minimal Chrome DevTools Protocol client over the standard library (no websocket package):
-start headless Chromium with a debugging port, attach to its page, evaluate JS, send real mouse
-and key events."""
+"""Headless Chromium for the report's browser tests: a one-shot DOM dump (`dump_dom`), and a
+minimal Chrome DevTools Protocol client over the standard library (no websocket package): start
+Chromium with a debugging port, attach to its page, evaluate JS, send real mouse and key events."""
 
 from __future__ import annotations
 
@@ -16,7 +16,15 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
-from auditor.report.screenshot import CHROMIUM_FLAGS, find_chromium
+from auditor.report.browser import CHROMIUM_FLAGS, page_url, require_chromium, run_chromium
+
+
+def dump_dom(html: str | Path, action_id: str | None = None, *, budget_ms: int = 5000, timeout: float = 90) -> str:
+    """The page's DOM after its script ran (``--dump-dom``), with ``action_id`` selected."""
+    proc = run_chromium([f"--virtual-time-budget={budget_ms}", "--dump-dom", page_url(html, action_id)], timeout)
+    if proc.returncode != 0 or "<html" not in proc.stdout:
+        raise RuntimeError(f"chromium --dump-dom failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return proc.stdout
 
 
 class WebSocket:
@@ -98,9 +106,7 @@ class Browser:
     """Headless Chromium on ``url`` driven over CDP. Use as a context manager."""
 
     def __init__(self, url: str, size: tuple[int, int] = (1400, 1000), timeout: float = 30.0) -> None:
-        chromium = find_chromium()
-        if chromium is None:
-            raise RuntimeError("Chromium is not installed")
+        chromium = require_chromium()
         self.profile = tempfile.TemporaryDirectory(prefix="auditor-cdp-", ignore_cleanup_errors=True)
         self.proc = subprocess.Popen(
             [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={self.profile.name}", "--remote-debugging-port=0",

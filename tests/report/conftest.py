@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import os
-import shutil
-from pathlib import Path
 
 import pytest
 
+from auditor.report.browser import find_chromium
 from helpers.report import example, synthetic_audit
 
 
@@ -18,9 +17,9 @@ def injected_audit():
 
 @pytest.fixture(scope="session")
 def chromium() -> str:
-    path = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+    path = find_chromium()
     if path is None:
-        message = "Chromium is not installed (apt-get install -y chromium; `make test` does it)"
+        message = "Chromium is not installed (apt-get install -y chromium, or $CHROMIUM; `make test` does it)"
         if os.environ.get("AUDITOR_REQUIRE_BROWSER"):
             pytest.fail(message + " and AUDITOR_REQUIRE_BROWSER is set")
         pytest.skip(message)

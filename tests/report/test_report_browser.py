@@ -10,7 +10,8 @@ import re
 import pytest
 
 from auditor.report.html import write_report
-from auditor.report.screenshot import dump_dom, page_url, screenshot
+from auditor.report.browser import page_url, run_chromium, screenshot
+from helpers.cdp import dump_dom
 from helpers.report import example, synthetic_audit
 
 pytestmark = pytest.mark.browser
@@ -156,9 +157,7 @@ def example_path(name: str):
 
 @pytest.mark.parametrize("fragment", ["no-such-action", "%E0%A4%A"])
 def test_unknown_or_malformed_fragment_falls_back_to_the_first_action(chromium, injected_page, injected_audit, fragment):
-    from auditor.report.screenshot import _run
-
-    proc = _run(["--virtual-time-budget=5000", "--dump-dom", page_url(injected_page) + "#action=" + fragment], 90)
+    proc = run_chromium(["--virtual-time-budget=5000", "--dump-dom", page_url(injected_page) + "#action=" + fragment], 90)
     dom = proc.stdout
     p = _Drivers()
     p.feed(dom)

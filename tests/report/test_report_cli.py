@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from typer.testing import CliRunner
 
 from auditor.cli import app
-from helpers.report import synthetic_audit
+from auditor.report.browser import page_url
+from helpers.report import example, synthetic_audit
 
 runner = CliRunner()
 
@@ -105,3 +107,51 @@ def test_unreadable_file_exits_2_and_skipped_records_exit_3(tmp_path, monkeypatc
     result = runner.invoke(app, ["report", str(mixed), "-o", str(tmp_path / "r.html")])
     assert result.exit_code == 3, result.output
     assert (tmp_path / "r.html").exists()
+
+
+def test_unknown_action_exits_2_and_names_the_actions(tmp_path, monkeypatch, examples_dir):
+    monkeypatch.setattr("auditor.audit.runs.make_auditor", FakeAuditor)
+    result = runner.invoke(app, ["report", str(examples_dir / "injected_email.jsonl"), "-o", str(tmp_path / "r.html"),
+                                 "--action", "no-such-action"])
+    assert result.exit_code == 2, result.output
+    assert "--action no-such-action: no such action" in result.output
+    assert example("injected_email").actions[1].id in result.output
+
+
+def test_action_selects_the_page_in_the_printed_url(tmp_path, monkeypatch, examples_dir):
+    monkeypatch.setattr("auditor.audit.runs.make_auditor", FakeAuditor)
+    send = example("injected_email").actions[1].id
+    out = tmp_path / "r.html"
+    result = runner.invoke(app, ["report", str(examples_dir / "injected_email.jsonl"), "-o", str(out),
+                                 "--action", send])
+    assert result.exit_code == 0, result.output
+    assert page_url(out, send) in result.output.replace("\n", "")
+
+
+def test_png_without_chromium_exits_2_before_replaying(tmp_path, monkeypatch, examples_dir):
+    made = []
+    monkeypatch.setattr("auditor.audit.runs.make_auditor", lambda **kw: made.append(kw) or FakeAuditor(**kw))
+    monkeypatch.setenv("CHROMIUM", str(tmp_path / "no-chromium"))
+    out = tmp_path / "r.html"
+    result = runner.invoke(app, ["report", str(examples_dir / "injected_email.jsonl"), "-o", str(out),
+                                 "--png", str(tmp_path / "shot.png")])
+    assert result.exit_code == 2, result.output
+    assert "apt-get install chromium" in result.output and "no-chromium" in result.output
+    assert made == [] and not out.exists() and not (tmp_path / "shot.png").exists()
+
+
+@pytest.mark.browser
+def test_png_of_the_report_with_the_action_selected(chromium, tmp_path, monkeypatch, examples_dir):
+    monkeypatch.setattr("auditor.audit.runs.make_auditor", FakeAuditor)
+    actions = [a.id for a in example("injected_email").actions]
+    shots = []
+    for aid in actions[:2]:
+        png = tmp_path / f"{len(shots)}.png"
+        result = runner.invoke(app, ["report", str(examples_dir / "injected_email.jsonl"), "-o", str(tmp_path / "r.html"),
+                                     "--png", str(png), "--action", aid])
+        assert result.exit_code == 0, result.output
+        assert f"wrote {png}" in result.output.replace("\n", "")
+        data = png.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+        shots.append(data)
+    assert shots[0] != shots[1]  # a different action selected is a different page

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from auditor.segments import ContextTooLong, render_trajectory, segment_trajectory, template_caps
-from auditor.segments.render import tool_definition_patterns
+from auditor.segments.placement import tool_definition_patterns
 from auditor.trajectory import SegmentKind, Trajectory
 from auditor.actions import with_actions
 

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
+
+import bench_store  # benchmarks/ is on pytest's pythonpath (pyproject.toml)
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_bench_store_smoke():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import bench_store
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
     res = bench_store.run(spans=100, attributions=1_000, runs=2, repeat=1)
     assert res["spans"]["batched"]["spans_per_second"] > 0
     assert res["audits"]["attribution_rows"] >= 800

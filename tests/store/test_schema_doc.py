@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from auditor.store.schema_doc import SCHEMA_DOC_PATH, render_schema_doc
+from pathlib import Path
+
+from auditor.store.schema_doc import render_schema_doc
+
+SCHEMA_DOC_PATH = Path(__file__).resolve().parents[2] / "docs" / "schema.md"
 
 
 def test_schema_doc_is_up_to_date():
     assert SCHEMA_DOC_PATH.read_text(encoding="utf-8") == render_schema_doc(), (
-        "docs/schema.md is stale: run `python -m auditor.store.schema_doc`")
+        "docs/schema.md is stale: run `make docs`")
 
 
 def test_schema_doc_covers_every_relation(store):
