@@ -163,7 +163,8 @@ ALL_IMPORTS = [i for m in MODULES for i in imports_of(m)]
 
 
 def test_every_module_has_a_layer():
-    assert [m for m in MODULES if layer_of(m) is None] == [], "place new modules in LAYERS"
+    unplaced = [m for m in MODULES if layer_of(m) is None]
+    assert unplaced == [], f"place these modules in LAYERS: {unplaced}"
 
 
 def test_imports_go_down_the_data_flow():
@@ -182,6 +183,7 @@ def test_imports_go_down_the_data_flow():
         elif dst_group != src_group and dst_layer >= src_layer:
             why = "a peer" if dst_layer == src_layer else "a higher layer"
             bad.append(f"{imp}: {dst_group} (layer {dst_layer}) is {why} of {src_group} (layer {src_layer})")
+    bad = list(dict.fromkeys(bad))
     assert bad == [], "imports against the data flow:\n  " + "\n  ".join(bad)
 
 
