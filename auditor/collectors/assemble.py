@@ -26,7 +26,7 @@ from typing import Any, Iterable, Mapping
 
 from pydantic import ValidationError
 
-from auditor.loading import LoadIssue
+from auditor.collectors.issues import LoadIssue
 from auditor.trajectory import Message, ToolCall, ToolDefinition, Trajectory
 
 from auditor.collectors.spans import SpanRecord

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from auditor.loading import LoadIssue
+from auditor.collectors.issues import LoadIssue
 
 from auditor.collectors.spans import SpanError, SpanRecord, span_from_console, spans_from_otlp_json
 

@@ -65,7 +65,7 @@ def test_generator_is_seeded_balanced_and_valid(tmp_path):
     assert {t["metadata"]["domain"] for t in a} == set(gen.DOMAINS)
     assert {t["metadata"]["split"] for t in a} == {"calibration", "heldout"}
     paths = gen.write(a, tmp_path)
-    from auditor.loading import load_paths
+    from auditor.collectors.loading import load_paths
 
     res = load_paths(paths)
     assert not res.issues and len(res.trajectories) == 60
@@ -81,7 +81,7 @@ def test_generator_is_seeded_balanced_and_valid(tmp_path):
 
 def test_committed_data_matches_the_generator():
     gen = _generator()
-    from auditor.loading import load_paths
+    from auditor.collectors.loading import load_paths
 
     committed = load_paths(sorted((ROOT / "benchmarks" / "injection" / "data").glob("*.jsonl"))).trajectories
     assert len(committed) == 240

@@ -27,7 +27,7 @@ from auditor.collectors.grpc_receiver import OTLPGrpcReceiver
 from auditor.collectors.instrument import OpenAIInstrumentor
 from auditor.collectors.receiver import OTLPReceiver, SpanWriter
 from auditor.collectors.spans import to_otlp_json, to_otlp_proto
-from auditor.loading import load_path
+from auditor.collectors.loading import load_path
 
 
 @pytest.fixture
