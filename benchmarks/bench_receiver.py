@@ -40,7 +40,9 @@ sys.path.insert(0, str(ROOT))
 from auditor.collectors.readers import read_otlp_json  # noqa: E402
 from auditor.collectors.receiver import OTLPReceiver  # noqa: E402
 # auditor.collectors.grpc_receiver is imported in _run: the HTTP rows fork their clients first
-from auditor.collectors.spans import SpanRecord, to_otlp_json, to_otlp_proto  # noqa: E402
+from auditor.collectors.otlp_json import to_otlp_json  # noqa: E402
+from auditor.collectors.otlp_proto import to_otlp_proto  # noqa: E402
+from auditor.collectors.spans import SpanRecord  # noqa: E402
 
 CONTENT = ("You are a careful coding agent. " * 8)[:256]
 
