@@ -68,7 +68,7 @@ def trace_command(
 
     Example: audit trace examples/injected_email.jsonl --db audit.duckdb
     """
-    from auditor.loading import load_paths
+    from auditor.collectors.loading import load_paths
     from auditor.store import Store, StoreError
 
     result = load_paths(list(files), fmt)

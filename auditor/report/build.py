@@ -19,7 +19,7 @@ from auditor.report.html import write_report
 from auditor.audit.schema import TrajectoryAudit
 
 if TYPE_CHECKING:  # pragma: no cover
-    from auditor.loading import LoadIssue
+    from auditor.collectors.issues import LoadIssue
     from auditor.store import Store
 
 
@@ -105,10 +105,10 @@ def report_from_file(
     title: str | None = None,
     progress: Callable[[str, int, int], Any] | None = None,
 ) -> ReportResult:
-    """Load trajectories from ``path`` (any format `auditor.loading` reads), audit each one, and
+    """Load trajectories from ``path`` (any format `auditor.collectors.loading` reads), audit each one, and
     write the report. ``auditor`` (or ``make_auditor``, called only when there is something to
     audit) is the replay engine, by default ``auditor.audit.Auditor()``."""
-    from auditor.loading import load_paths
+    from auditor.collectors.loading import load_paths
 
     loaded = load_paths([Path(path)], fmt)
     if not loaded.trajectories:
