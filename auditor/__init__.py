@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from auditor._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
-    from auditor.loading import LoadResult
+    from auditor.collectors.loading import LoadResult
 
 #: Public name -> the module that defines it (imported when the name is first used).
 _EXPORTS: dict[str, str] = {
@@ -77,7 +77,7 @@ def load(*paths: str | Path, fmt: str | None = None) -> "LoadResult":
     """Read trajectories from files of any supported format (sniffed, or ``fmt``): canonical JSONL,
     OTLP JSON and console span dumps, Aider logs. Returns a `LoadResult`: ``.trajectories``, and
     ``.issues`` naming the file, line and span of every record that was skipped (nothing else is lost)."""
-    from auditor.loading import load_paths
+    from auditor.collectors.loading import load_paths
 
     return load_paths(list(paths), fmt)
 

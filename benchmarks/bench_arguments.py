@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from auditor.audit import Auditor
-    from auditor.loading import load_paths
+    from auditor.collectors.loading import load_paths
     from auditor.model_registry import load_model
 
     torch.set_num_threads(args.threads)

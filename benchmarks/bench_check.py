@@ -56,7 +56,7 @@ sys.path.insert(0, str(ROOT / "benchmarks" / "injection"))
 
 
 def load_benchmark(regenerate: bool = False) -> list[Any]:
-    from auditor.loading import load_paths
+    from auditor.collectors.loading import load_paths
 
     files = sorted(DATA.glob("*.jsonl"))
     if regenerate or not files:

@@ -36,7 +36,9 @@ from pathlib import Path
 from auditor.collectors.readers import read_otlp_json
 from auditor.collectors.receiver import OTLPReceiver
 # auditor.collectors.grpc_receiver is imported in _run: the HTTP rows fork their clients first
-from auditor.collectors.spans import SpanRecord, to_otlp_json, to_otlp_proto
+from auditor.collectors.otlp_json import to_otlp_json
+from auditor.collectors.otlp_proto import to_otlp_proto
+from auditor.collectors.spans import SpanRecord
 
 ROOT = Path(__file__).resolve().parent.parent
 

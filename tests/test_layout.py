@@ -40,7 +40,6 @@ LAYERS: dict[str, tuple[int, str]] = {
     "auditor.testing": (0, "core"),  # tiny random models; `testing.audits` is placed below
     # 1: agent runs -> trajectories; trajectories -> segments and tokens
     "auditor.collectors": (1, "collectors"),
-    "auditor.loading": (1, "collectors"),  # file loading (moving into auditor.collectors)
     "auditor.segments": (1, "segments"),
     "auditor.provenance": (1, "provenance"),  # where argument values occur in the text (pure text)
     # 2: the engine

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from auditor.actions import with_actions
-from auditor.loading import load_paths
+from auditor.collectors.loading import load_paths
 from auditor.provenance import (ArgumentProvenance, ProvenanceIndex, argument_values, describe, locate,
                                 normalize, provenance_of, quote, units)
 from auditor.segments.segment import segment_trajectory

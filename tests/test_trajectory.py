@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from auditor.actions import derive_actions
-from auditor.loading import load_path, load_trajectory_jsonl
+from auditor.collectors.loading import load_path, load_trajectory_jsonl
 from auditor.trajectory import ActionKind, Message, SegmentKind, Trajectory, json_schema
 
 EXAMPLE_FILES = ["benign_budget_email.jsonl", "injected_email.jsonl", "aider_session.jsonl"]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from auditor.check.findings import CheckReport, SkippedRecord, TrajectoryResult, make_finding, make_verdict, ActionVerdict
 from auditor.check.policy import Policy, default_policy
 from auditor.check.scoring import score_action
-from auditor.loading import load_path, sniff_format
+from auditor.collectors.loading import load_path, sniff_format
 from auditor.audit.runs import audit_each
 from auditor.audit.schema import TrajectoryAudit
 from auditor.trajectory import Trajectory
@@ -38,7 +38,7 @@ class Located:
 
 
 def load_located(paths: Iterable[str | Path], fmt: str | None = None) -> tuple[list[Located], list[SkippedRecord]]:
-    """Load files like `auditor.loading.load_paths`, remembering each trajectory's file and line.
+    """Load files like `auditor.collectors.loading.load_paths`, remembering each trajectory's file and line.
 
     In canonical JSONL every non-blank line yields one trajectory or its issues, in order, so the
     n-th kept trajectory sits on the n-th non-blank line that had no error.

@@ -51,7 +51,7 @@ def trace_command(
     Example: audit trace examples/injected_email.jsonl --db audit.duckdb
     """
     from auditor.check import PolicyError, check_audit, load_policy
-    from auditor.loading import load_paths
+    from auditor.collectors.loading import load_paths
     from auditor.store import Store, StoreError
 
     try:

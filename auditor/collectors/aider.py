@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from auditor.actions import derive_actions
-from auditor.loading import LoadIssue
+from auditor.collectors.issues import LoadIssue
 from auditor.trajectory import Action, Message, Trajectory
 
 _STARTED = re.compile(r"^# aider chat started at (?P<ts>.+?)\s*$")

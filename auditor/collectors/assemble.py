@@ -1,15 +1,13 @@
 """Span -> trajectory assembly.
 
-Spans are grouped by trace (and split by ``gen_ai.conversation.id`` when one trace holds
-several conversations), ordered by time, and the message list is rebuilt from the last
-``chat`` span that captured content: its input messages plus its output. Tool spans are
-joined by call id, vLLM's ``llm_request`` spans are attached to the chat span they belong to
-(parent span id, else ``gen_ai.request.id`` = ``gen_ai.response.id``).
+Spans are grouped by trace (and split by conversation id when one trace holds several
+conversations), ordered by time, and the message list is rebuilt from the last ``chat`` span that
+captured content: its input messages plus its output. Tool spans are joined by call id, vLLM's
+``llm_request`` spans are attached to the chat span they belong to (parent span id, else
+``gen_ai.request.id`` = ``gen_ai.response.id``).
 
-Accepted conventions: OpenTelemetry GenAI (``gen_ai.input.messages`` / ``gen_ai.output.messages``
-/ ``gen_ai.system_instructions`` / ``gen_ai.tool.definitions``), the older flattened
-``gen_ai.prompt.N.*`` / ``gen_ai.completion.N.*`` form (OpenLLMetry), ``gen_ai.content.prompt``
-span events, and OpenInference (``llm.input_messages.N.message.*``).
+How each library names things (OpenTelemetry GenAI current and legacy, OpenInference,
+OpenLLMetry, vLLM) is in `auditor.collectors.conventions`; this module only assembles.
 
 A chat span without content still yields a trajectory (``content_captured=False``) whose
 assistant messages are placeholders holding the tool calls seen in tool spans, plus a warning
@@ -18,256 +16,28 @@ assistant messages are placeholders holding the tool calls seen in tool spans, p
 
 from __future__ import annotations
 
-import json
-import re
 from collections import defaultdict
-from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Iterable
 
 from pydantic import ValidationError
 
-from auditor.loading import LoadIssue
+from auditor.actions import with_actions
 from auditor.trajectory import Message, ToolCall, ToolDefinition, Trajectory
 
+from auditor.collectors.conventions import (Msg, agent_name_of, chat_content, conversation_of, model_of, span_role,
+                                            tool_definitions, tool_info, usage_of)
+from auditor.collectors.conventions.parsing import as_text
+from auditor.collectors.conventions.vllm import is_llm_request, llm_request_figures
+from auditor.collectors.issues import LoadIssue
 from auditor.collectors.spans import SpanRecord
-from auditor.actions import with_actions
-
-CHAT_OPERATIONS = {"chat", "text_completion", "generate_content", "completion"}
-_ROLE_MAP = {"developer": "system", "model": "assistant", "function": "tool", "human": "user", "ai": "assistant"}
-_VLLM_FIGURES = {
-    "gen_ai.request.id": "request_id",
-    "gen_ai.usage.prompt_tokens": "prompt_tokens",
-    "gen_ai.usage.completion_tokens": "completion_tokens",
-    "gen_ai.latency.time_to_first_token": "time_to_first_token",
-    "gen_ai.latency.e2e": "e2e",
-    "gen_ai.latency.time_in_queue": "time_in_queue",
-    "gen_ai.latency.time_in_model_prefill": "time_in_model_prefill",
-    "gen_ai.latency.time_in_model_decode": "time_in_model_decode",
-    "gen_ai.latency.time_in_model_inference": "time_in_model_inference",
-    "gen_ai.request.max_tokens": "max_tokens",
-    "gen_ai.request.temperature": "temperature",
-    "gen_ai.request.top_p": "top_p",
-    "gen_ai.request.n": "n",
-    "gen_ai.response.finish_reasons": "finish_reasons",
-}
-
-
-# -- classification -----------------------------------------------------------------------------------------
-
-
-def is_llm_request(sp: SpanRecord) -> bool:
-    return sp.name == "llm_request" or any(k.startswith("gen_ai.latency.") for k in sp.attributes)
-
-
-def span_role(sp: SpanRecord) -> str | None:
-    """"chat", "tool", "agent", "llm_request" or None (a span the assembly does not use)."""
-    a = sp.attributes
-    if is_llm_request(sp):
-        return "llm_request"
-    op = str(a.get("gen_ai.operation.name", "")).lower()
-    oi = str(a.get("openinference.span.kind", "")).upper()
-    tl = str(a.get("traceloop.span.kind", "")).lower()
-    if op == "execute_tool" or oi == "TOOL" or tl == "tool" or sp.name.startswith("execute_tool"):
-        return "tool"
-    if op in ("invoke_agent", "create_agent") or oi == "AGENT" or tl in ("agent", "workflow"):
-        return "agent"
-    if op in CHAT_OPERATIONS or oi == "LLM" or str(a.get("llm.request.type", "")).lower() in ("chat", "completion"):
-        return "chat"
-    for k in a:
-        if k.startswith(("gen_ai.prompt.", "gen_ai.completion.", "llm.input_messages.", "llm.output_messages.")) \
-                or k in ("gen_ai.input.messages", "gen_ai.output.messages"):
-            return "chat"
-    if sp.name.startswith("chat ") and sp.kind == "CLIENT":
-        return "chat"
-    return None
-
-
-# -- message parsing -----------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Msg:
-    """A message before validation (so one bad message is reported, not fatal)."""
-
-    role: str
-    content: str = ""
-    reasoning: str | None = None
-    tool_calls: list[dict[str, Any]] = field(default_factory=list)
-    tool_call_id: str | None = None
-    name: str | None = None
-    finish_reason: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    def key(self) -> tuple[Any, ...]:
-        return (self.role, self.content, tuple(c.get("id") for c in self.tool_calls))
-
-
-def _loads(value: Any) -> Any:
-    if isinstance(value, (bytes, bytearray)):
-        value = value.decode("utf-8", "replace")
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            return None
-    return value
-
-
-def _as_text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False)
-
-
-def _role(raw: Any) -> str:
-    r = str(raw or "user").lower()
-    return _ROLE_MAP.get(r, r)
-
-
-def _from_parts(m: Mapping[str, Any]) -> list[_Msg]:
-    """One GenAI ``{"role", "parts", "name"?, "finish_reason"?}`` message -> messages."""
-    role = _role(m.get("role"))
-    texts: list[str] = []
-    reasoning: list[str] = []
-    calls: list[dict[str, Any]] = []
-    responses: list[tuple[Any, Any]] = []
-    other: list[dict[str, Any]] = []
-    for p in m.get("parts") or []:
-        if isinstance(p, str):
-            texts.append(p)
-            continue
-        if not isinstance(p, Mapping):
-            continue
-        t = p.get("type")
-        if t == "text":
-            texts.append(_as_text(p.get("content", p.get("text"))))
-        elif t in ("reasoning", "thinking"):
-            reasoning.append(_as_text(p.get("content")))
-        elif t == "tool_call":
-            calls.append({"id": p.get("id"), "name": p.get("name"), "arguments": p.get("arguments")})
-        elif t == "tool_call_response":
-            responses.append((p.get("id"), p.get("response", p.get("result"))))
-        else:
-            other.append(dict(p))
-    meta = {"parts": other} if other else {}
-    if responses:
-        return [_Msg("tool", _as_text(resp), tool_call_id=str(cid) if cid else None, name=m.get("name"), metadata=meta)
-                for cid, resp in responses]
-    return [_Msg(role, "".join(texts), reasoning="".join(reasoning) or None, tool_calls=calls,
-                 name=m.get("name") if role == "tool" else None, finish_reason=m.get("finish_reason"),
-                 metadata=meta)]
-
-
-def _openai_content(content: Any) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        parsed = _loads(content) if content[:1] == "[" else None
-        if isinstance(parsed, list) and parsed and all(isinstance(p, Mapping) and "type" in p for p in parsed):
-            return _openai_content(parsed)
-        return content
-    if isinstance(content, list):
-        return "".join(_as_text(p.get("text", p.get("content", ""))) for p in content
-                       if isinstance(p, Mapping) and p.get("type") in ("text", "input_text", "output_text", None))
-    return _as_text(content)
-
-
-def _from_openai(m: Mapping[str, Any], finish: Any = None) -> list[_Msg]:
-    """An OpenAI-format message (``content``/``tool_calls``) -> messages."""
-    role = _role(m.get("role"))
-    calls = []
-    for c in m.get("tool_calls") or []:
-        if isinstance(c, Mapping):
-            fn = c.get("function") or {}
-            calls.append({"id": c.get("id"), "name": fn.get("name", c.get("name")),
-                          "arguments": fn.get("arguments", c.get("arguments"))})
-    return [_Msg(role, _openai_content(m.get("content")),
-                 reasoning=m.get("reasoning_content") or m.get("reasoning") or None,
-                 tool_calls=calls, tool_call_id=m.get("tool_call_id"),
-                 name=m.get("name") if role == "tool" else None,
-                 finish_reason=finish or m.get("finish_reason"))]
-
-
-def _messages_json(value: Any) -> list[_Msg] | None:
-    data = _loads(value)
-    if data is None:
-        return None
-    if isinstance(data, Mapping):
-        data = data.get("messages", [data])
-    if not isinstance(data, list):
-        return None
-    out: list[_Msg] = []
-    for m in data:
-        if not isinstance(m, Mapping):
-            continue
-        if "parts" in m:
-            out.extend(_from_parts(m))
-        elif isinstance(m.get("message"), Mapping):  # {"index", "finish_reason", "message": {...}}
-            out.extend(_from_openai(m["message"], m.get("finish_reason")))
-        else:
-            out.extend(_from_openai(m))
-    return out
-
-
-_IDX = re.compile(r"^(\d+)\.(.+)$")
-
-
-def _indexed(attrs: Mapping[str, Any], prefix: str) -> dict[int, dict[str, Any]]:
-    """``{prefix}{i}.{rest}`` keys -> {i: {rest: value}}, ordered by i."""
-    out: dict[int, dict[str, Any]] = defaultdict(dict)
-    n = len(prefix)
-    for k, v in attrs.items():
-        if k.startswith(prefix):
-            m = _IDX.match(k[n:])
-            if m:
-                out[int(m.group(1))][m.group(2)] = v
-    return dict(sorted(out.items()))
-
-
-def _openllmetry(attrs: Mapping[str, Any], prefix: str) -> list[_Msg] | None:
-    items = _indexed(attrs, prefix)
-    if not items:
-        return None
-    out = []
-    for _, d in items.items():
-        calls = [{"id": c.get("id"), "name": c.get("name"), "arguments": c.get("arguments")}
-                 for c in _indexed(d, "tool_calls.").values()]
-        if not calls and d.get("function_call.name"):
-            calls = [{"id": None, "name": d["function_call.name"], "arguments": d.get("function_call.arguments")}]
-        role = _role(d.get("role", "assistant" if prefix.startswith("gen_ai.completion") else "user"))
-        out.append(_Msg(role, _openai_content(d.get("content")), tool_calls=calls,
-                        tool_call_id=d.get("tool_call_id"), name=d.get("name") if role == "tool" else None,
-                        finish_reason=d.get("finish_reason"), reasoning=d.get("reasoning") or None))
-    return out
-
-
-def _openinference(attrs: Mapping[str, Any], prefix: str) -> list[_Msg] | None:
-    items = _indexed(attrs, prefix)
-    if not items:
-        return None
-    out = []
-    for _, d in items.items():
-        content = d.get("message.content")
-        if content is None:
-            parts = _indexed(d, "message.contents.")
-            content = "".join(_as_text(p.get("message_content.text")) for p in parts.values()
-                              if p.get("message_content.type", "text") == "text")
-        calls = [{"id": c.get("tool_call.id"), "name": c.get("tool_call.function.name"),
-                  "arguments": c.get("tool_call.function.arguments")}
-                 for c in _indexed(d, "message.tool_calls.").values()]
-        role = _role(d.get("message.role"))
-        out.append(_Msg(role, _as_text(content), tool_calls=calls, tool_call_id=d.get("message.tool_call_id"),
-                        name=d.get("message.name") if role == "tool" else None))
-    return out
 
 
 @dataclass
 class _Chat:
     span: SpanRecord
-    inputs: list[_Msg] | None
-    outputs: list[_Msg] | None
+    inputs: list[Msg] | None
+    outputs: list[Msg] | None
     tools: list[ToolDefinition] | None
     convention: str
 
@@ -276,136 +46,17 @@ class _Chat:
         return bool(self.inputs) or bool(self.outputs)
 
 
-def _tool_definitions(a: Mapping[str, Any]) -> list[ToolDefinition] | None:
-    raw = a.get("gen_ai.tool.definitions")
-    defs: list[dict[str, Any]] = []
-    if raw is not None:
-        data = _loads(raw)
-        if isinstance(data, list):
-            defs = [d for d in data if isinstance(d, Mapping)]
-    if not defs:
-        for d in _indexed(a, "llm.request.functions.").values():  # OpenLLMetry
-            defs.append({"name": d.get("name"), "description": d.get("description"),
-                         "parameters": _loads(d.get("parameters")) or {}})
-    if not defs:
-        for d in _indexed(a, "llm.tools.").values():  # OpenInference
-            schema = _loads(d.get("tool.json_schema"))
-            if isinstance(schema, Mapping):
-                defs.append(dict(schema))
-    out = []
-    for d in defs:
-        fn = d.get("function") if isinstance(d.get("function"), Mapping) else d
-        name = fn.get("name")
-        if not name:
-            continue
-        params = fn.get("parameters")
-        params = _loads(params) if isinstance(params, str) else params
-        out.append(ToolDefinition(name=str(name), description=str(fn.get("description") or ""),
-                                  parameters=params if isinstance(params, dict) else {}))
-    return out or None
-
 
 def parse_chat_span(sp: SpanRecord) -> _Chat:
     """Input/output messages and tool definitions of one chat span, in whatever convention."""
-    a = sp.attributes
-    inputs = outputs = None
-    convention = "none"
-    if "gen_ai.input.messages" in a or "gen_ai.output.messages" in a or "gen_ai.system_instructions" in a:
-        convention = "gen_ai"
-        inputs = _messages_json(a["gen_ai.input.messages"]) if "gen_ai.input.messages" in a else None
-        outputs = _messages_json(a["gen_ai.output.messages"]) if "gen_ai.output.messages" in a else None
-        sys_raw = a.get("gen_ai.system_instructions")
-        if sys_raw is not None:
-            data = _loads(sys_raw)
-            text = ("".join(_as_text(p.get("content")) for p in data if isinstance(p, Mapping))
-                    if isinstance(data, list) else _as_text(sys_raw))
-            inputs = inputs or []
-            if not any(m.role == "system" for m in inputs):
-                inputs.insert(0, _Msg("system", text))
-    elif any(k.startswith(("gen_ai.prompt.", "gen_ai.completion.")) for k in a):
-        convention = "openllmetry"
-        inputs = _openllmetry(a, "gen_ai.prompt.")
-        outputs = _openllmetry(a, "gen_ai.completion.")
-    elif any(k.startswith(("llm.input_messages.", "llm.output_messages.")) for k in a):
-        convention = "openinference"
-        inputs = _openinference(a, "llm.input_messages.")
-        outputs = _openinference(a, "llm.output_messages.")
-    else:
-        for ev in sp.events:  # GenAI 1.26-style content events
-            ea = ev.get("attributes") or {}
-            if ev.get("name") == "gen_ai.content.prompt" and "gen_ai.prompt" in ea:
-                inputs, convention = _messages_json(ea["gen_ai.prompt"]), "gen_ai-events"
-            elif ev.get("name") == "gen_ai.content.completion" and "gen_ai.completion" in ea:
-                outputs, convention = _messages_json(ea["gen_ai.completion"]), "gen_ai-events"
-        if convention == "none" and str(a.get("openinference.span.kind", "")).upper() == "LLM":
-            if "input.value" in a:  # OpenInference without flattened messages
-                inputs = _messages_json(a["input.value"])
-                convention = "openinference" if inputs else convention
-    return _Chat(sp, inputs, outputs, _tool_definitions(a), convention)
-
-
-# -- helpers on spans ------------------------------------------------------------------------------------------
-
-
-def _first(a: Mapping[str, Any], *keys: str) -> Any:
-    for k in keys:
-        v = a.get(k)
-        if v not in (None, ""):
-            return v
-    return None
-
-
-def _model(sp: SpanRecord) -> str | None:
-    v = _first(sp.attributes, "gen_ai.request.model", "gen_ai.response.model", "llm.model_name", "llm.request.model")
-    return str(v) if v is not None else None
-
-
-def _usage(sp: SpanRecord) -> dict[str, int]:
-    a = sp.attributes
-    out = {}
-    i = _first(a, "gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt",
-               "llm.usage.prompt_tokens")
-    o = _first(a, "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.token_count.completion",
-               "llm.usage.completion_tokens")
-    for k, v in (("input_tokens", i), ("output_tokens", o)):
-        try:
-            if v is not None:
-                out[k] = int(v)
-        except (TypeError, ValueError):
-            pass
-    return out
-
-
-def _tool_info(sp: SpanRecord) -> dict[str, Any]:
-    a = sp.attributes
-    name = _first(a, "gen_ai.tool.name", "tool.name", "tool_call.function.name", "traceloop.entity.name")
-    if name is None and sp.name.startswith("execute_tool "):
-        name = sp.name[len("execute_tool "):]
-    return {
-        "call_id": _first(a, "gen_ai.tool.call.id", "tool_call.id", "tool.call.id"),
-        "name": str(name or sp.name or "tool"),
-        "arguments": _first(a, "gen_ai.tool.call.arguments", "tool_call.function.arguments", "input.value",
-                            "traceloop.entity.input"),
-        "result": _first(a, "gen_ai.tool.call.result", "output.value", "traceloop.entity.output"),
-    }
-
-
-def _conversation(sp: SpanRecord) -> str | None:
-    v = _first(sp.attributes, "gen_ai.conversation.id", "session.id")
-    return str(v) if v is not None else None
+    content = chat_content(sp)
+    return _Chat(sp, content.inputs, content.outputs, tool_definitions(sp.attributes), content.convention)
 
 
 def _issue(sp: SpanRecord, message: str, severity: str = "warning", fld: str | None = None) -> LoadIssue:
     file, line = sp.where()
     return LoadIssue(file, message, line=line, span_id=sp.span_id, field=fld, severity=severity)
 
-
-def _vllm_figures(sp: SpanRecord) -> dict[str, Any]:
-    out: dict[str, Any] = {"span_id": sp.span_id}
-    for k, name in _VLLM_FIGURES.items():
-        if k in sp.attributes:
-            out[name] = sp.attributes[k]
-    return out
 
 
 # -- assembly ----------------------------------------------------------------------------------------------------
@@ -419,10 +70,10 @@ def _chat_meta(chat: _Chat, vllm: dict[str, dict[str, Any]]) -> dict[str, Any]:
     sp = chat.span
     meta: dict[str, Any] = {"span_id": sp.span_id, "start_time_unix_nano": sp.start_time_unix_nano,
                             "duration_ms": _ms(sp)}
-    if _model(sp):
-        meta["model"] = _model(sp)
-    if _usage(sp):
-        meta["usage"] = _usage(sp)
+    if model_of(sp):
+        meta["model"] = model_of(sp)
+    if usage_of(sp):
+        meta["usage"] = usage_of(sp)
     if sp.span_id in vllm:
         meta["llm_request"] = vllm[sp.span_id]
     if sp.status_code == "ERROR":
@@ -437,22 +88,22 @@ def _window(chats: list[_Chat], tools: list[SpanRecord], i: int) -> list[SpanRec
     return [t for t in tools if t.start_time_unix_nano >= start and (end is None or t.start_time_unix_nano < end)]
 
 
-def _placeholders(chat: _Chat | None, window: list[SpanRecord], meta: dict[str, Any]) -> list[_Msg]:
+def _placeholders(chat: _Chat | None, window: list[SpanRecord], meta: dict[str, Any]) -> list[Msg]:
     """Messages for a chat span without content: the calls seen in tool spans, no text."""
     calls = []
     results = []
     for t in window:
-        info = _tool_info(t)
+        info = tool_info(t)
         cid = str(info["call_id"] or f"span-{t.span_id}")
         calls.append({"id": cid, "name": info["name"], "arguments": info["arguments"]})
-        results.append(_Msg("tool", _as_text(info["result"]) if info["result"] is not None else "", tool_call_id=cid,
+        results.append(Msg("tool", as_text(info["result"]) if info["result"] is not None else "", tool_call_id=cid,
                             metadata={"span_id": t.span_id, "duration_ms": _ms(t),
                                       "content_captured": info["result"] is not None}))
-    out = [_Msg("assistant", "", tool_calls=calls, metadata={**meta, "content_captured": False})]
+    out = [Msg("assistant", "", tool_calls=calls, metadata={**meta, "content_captured": False})]
     return out + results
 
 
-def _to_messages(msgs: list[_Msg], issues: list[LoadIssue], span_for_issues: SpanRecord) -> list[Message]:
+def _to_messages(msgs: list[Msg], issues: list[LoadIssue], span_for_issues: SpanRecord) -> list[Message]:
     """Validate messages one by one; drop (and report) what cannot be a valid message."""
     out: list[Message] = []
     known: set[str] = set()
@@ -511,7 +162,7 @@ def _build(key: str, spans: list[SpanRecord], vllm: dict[str, dict[str, Any]],
                                          "in the instrumentation); its text cannot be attributed, the trajectory is "
                                          "kept without it"))
     with_content = [i for i, c in enumerate(chats) if c.has_content]
-    msgs: list[_Msg] = []
+    msgs: list[Msg] = []
     base_index = with_content[-1] if with_content else None
     if base_index is not None:
         base = chats[base_index]
@@ -550,7 +201,7 @@ def _build(key: str, spans: list[SpanRecord], vllm: dict[str, dict[str, Any]],
     # join tool spans by call id
     by_call: dict[str, SpanRecord] = {}
     for t in tools:
-        cid = _tool_info(t)["call_id"]
+        cid = tool_info(t)["call_id"]
         if cid:
             by_call[str(cid)] = t
     requested: dict[str, int] = {}
@@ -569,8 +220,8 @@ def _build(key: str, spans: list[SpanRecord], vllm: dict[str, dict[str, Any]],
                     m.metadata["error"] = t.status.get("message", "error")
     for cid, t in by_call.items():
         if cid in requested and cid not in answered:  # ran, but its result never went back to the model
-            info = _tool_info(t)
-            msgs.append(_Msg("tool", _as_text(info["result"]) if info["result"] is not None else "", tool_call_id=cid,
+            info = tool_info(t)
+            msgs.append(Msg("tool", as_text(info["result"]) if info["result"] is not None else "", tool_call_id=cid,
                              metadata={"span_id": t.span_id, "duration_ms": _ms(t), "from_tool_span": True,
                                        "content_captured": info["result"] is not None}))
         elif cid not in requested and with_content:
@@ -586,15 +237,14 @@ def _build(key: str, spans: list[SpanRecord], vllm: dict[str, dict[str, Any]],
     content_captured = bool(chats) and all(c.has_content for c in chats)
     tool_defs = next((c.tools for c in reversed(chats) if c.tools), None) or []
     meta: dict[str, Any] = {"trace_id": trace_id}
-    model = next((_model(c.span) for c in reversed(chats) if _model(c.span)), None)
+    model = next((model_of(c.span) for c in reversed(chats) if model_of(c.span)), None)
     if model:
         meta["model"] = model
-    conv = next((_conversation(s) for s in spans if _conversation(s)), None)
+    conv = next((conversation_of(s) for s in spans if conversation_of(s)), None)
     if conv:
         meta["conversation_id"] = conv
     if agents:
-        a = agents[0].attributes
-        meta["agent_name"] = _first(a, "gen_ai.agent.name", "traceloop.entity.name") or agents[0].name
+        meta["agent_name"] = agent_name_of(agents[0])
         meta["agent_span_id"] = agents[0].span_id
     svc = spans[0].resource.get("service.name")
     if svc:
@@ -607,7 +257,7 @@ def _build(key: str, spans: list[SpanRecord], vllm: dict[str, dict[str, Any]],
         meta["llm_requests"] = reqs
     totals: dict[str, int] = defaultdict(int)
     for c in chats:
-        for k, v in _usage(c.span).items():
+        for k, v in usage_of(c.span).items():
             totals[k] += v
     if totals:
         meta["usage"] = dict(totals)
@@ -646,7 +296,7 @@ def assemble_trajectories(spans: Iterable[SpanRecord]) -> tuple[list[Trajectory]
             continue
         chat = chat_by_id.get(s.parent_span_id or "") or chat_by_response.get(str(s.attributes.get("gen_ai.request.id")))
         if chat is not None:
-            vllm[chat.span_id] = _vllm_figures(s)
+            vllm[chat.span_id] = llm_request_figures(s)
             consumed[s.span_id] = chat.span_id
 
     by_trace: dict[str, list[SpanRecord]] = defaultdict(list)
@@ -677,7 +327,7 @@ def _split_conversations(trace_id: str, spans: list[SpanRecord]) -> list[tuple[s
         seen = 0
         cur: SpanRecord | None = s
         while cur is not None and seen < 64:
-            c = _conversation(cur)
+            c = conversation_of(cur)
             if c:
                 return c
             cur = by_id.get(cur.parent_span_id or "")

@@ -18,7 +18,8 @@ from opentelemetry.sdk.trace.export import (
 )
 
 from auditor.collectors.files import flush_to_disk
-from auditor.collectors.spans import spans_from_readable, to_otlp_json_line
+from auditor.collectors.otlp_json import to_otlp_json_line
+from auditor.collectors.sdk_spans import spans_from_readable
 
 
 class JsonlSpanExporter(SpanExporter):

@@ -33,7 +33,8 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 
 from auditor.collectors.receiver import (DEFAULT_MAX_BODY_BYTES, ReceiverBase, RequestError, Sink,
                                          SpanWriter)
-from auditor.collectors.spans import SpanError, spans_from_otlp_proto
+from auditor.collectors.otlp_proto import spans_from_otlp_proto
+from auditor.collectors.spans import SpanError
 
 DEFAULT_GRPC_PORT = 4317
 _EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"

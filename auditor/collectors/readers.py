@@ -9,9 +9,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from auditor.loading import LoadIssue
+from auditor.collectors.issues import LoadIssue
 
-from auditor.collectors.spans import SpanError, SpanRecord, span_from_console, spans_from_otlp_json
+from auditor.collectors.otlp_json import spans_from_otlp_json
+from auditor.collectors.sdk_spans import span_from_console
+from auditor.collectors.spans import SpanError, SpanRecord
 
 
 def _span_issue(file: str, line: int | None, exc: SpanError) -> LoadIssue:

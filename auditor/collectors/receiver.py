@@ -36,7 +36,9 @@ from typing import IO, Any, Callable, Sequence
 from urllib.parse import urlsplit
 
 from auditor.collectors.files import flush_to_disk
-from auditor.collectors.spans import SpanError, SpanRecord, spans_from_otlp_json, spans_from_otlp_proto, to_otlp_json_line
+from auditor.collectors.otlp_json import spans_from_otlp_json, to_otlp_json_line
+from auditor.collectors.otlp_proto import spans_from_otlp_proto
+from auditor.collectors.spans import SpanError, SpanRecord
 
 TRACES_PATH = "/v1/traces"
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024

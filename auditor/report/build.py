@@ -22,7 +22,7 @@ from auditor.report.html import write_report
 from auditor.audit.schema import TrajectoryAudit
 
 if TYPE_CHECKING:  # pragma: no cover
-    from auditor.loading import LoadIssue
+    from auditor.collectors.issues import LoadIssue
     from auditor.store import Store
 
 
@@ -117,12 +117,12 @@ def report_from_file(
     title: str | None = None,
     progress: Callable[[str, int, int], Any] | None = None,
 ) -> ReportResult:
-    """Load trajectories from ``path`` (any format `auditor.loading` reads), audit each one, and
-    write the report. ``auditor`` is the replay engine; None builds one from ``settings`` (model,
-    method, hops, ...; `auditor.audit.make_auditor`) when there is something to audit, and raises
-    `auditor.audit.AuditorUnavailable` when it cannot. A trajectory whose audit fails is named in
-    ``failed``; the others are reported."""
-    from auditor.loading import load_paths
+    """Load trajectories from ``path`` (any format `auditor.collectors.loading` reads), audit each
+    one, and write the report. ``auditor`` is the replay engine; None builds one from ``settings``
+    (model, method, hops, ...; `auditor.audit.make_auditor`) when there is something to audit, and
+    raises `auditor.audit.AuditorUnavailable` when it cannot. A trajectory whose audit fails is
+    named in ``failed``; the others are reported."""
+    from auditor.collectors.loading import load_paths
 
     loaded = load_paths([Path(path)], fmt)
     if not loaded.trajectories:

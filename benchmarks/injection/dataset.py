@@ -81,7 +81,7 @@ def action_key(traj: Any, action: Any) -> str:
 def load_runs(data_dir: str | Path = DEFAULT_DATA) -> list[Run]:
     """Every run in ``data_dir/*.jsonl``; a loader issue or a label that does not match the actions
     is an error naming the run."""
-    from auditor.loading import load_paths
+    from auditor.collectors.loading import load_paths
 
     files = sorted(Path(data_dir).glob("*.jsonl"))
     if not files:

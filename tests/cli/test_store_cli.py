@@ -180,7 +180,7 @@ def test_show(runner, filled):
 
 
 def test_show_prints_each_arguments_support_and_top_driver(runner, db, examples_dir, monkeypatch):
-    from auditor.loading import load_path
+    from auditor.collectors.loading import load_path
     from auditor.report.export import action_export
     from auditor.testing.audits import synthetic_audit
 
@@ -243,7 +243,7 @@ def test_export(runner, filled, tmp_path):
 def test_span_dump_with_bad_lines_keeps_every_valid_span(runner, db):
     from pathlib import Path
 
-    from auditor.loading import load_path
+    from auditor.collectors.loading import load_path
 
     dump = Path(__file__).resolve().parents[1] / "collectors" / "data" / "otlp_genai.jsonl"
     assert dump.exists(), "tests/collectors/data/make_data.py writes this dump"

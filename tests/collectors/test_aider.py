@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from auditor.collectors.aider import load_chat_history, load_llm_history
-from auditor.loading import load_path, sniff_format
+from auditor.collectors.loading import load_path, sniff_format
 from auditor.trajectory import ActionKind
 
 

@@ -7,16 +7,17 @@ import inspect
 
 def test_public_names_and_signatures():
     import auditor.collectors as c
-    from auditor.collectors import aider, exporters, instrument, receiver, spans
+    from auditor.collectors import aider, exporters, instrument, otlp_json, otlp_proto, receiver, sdk_spans, spans
 
     assert callable(c.load_file) and callable(c.assemble_trajectories)
     assert c.FORMATS == ("otlp-json", "otel-console", "aider-chat-history", "aider-llm-history")
     fields = set(spans.SpanRecord.model_fields)
     assert fields == {"trace_id", "span_id", "parent_span_id", "name", "kind", "start_time_unix_nano",
                       "end_time_unix_nano", "attributes", "events", "links", "status", "resource", "scope", "source"}
-    for name in ("spans_from_otlp_proto", "spans_from_otlp_json", "spans_from_readable", "span_from_console",
-                 "to_otlp_json_line"):
-        assert callable(getattr(spans, name))
+    for module, name in ((otlp_proto, "spans_from_otlp_proto"), (otlp_json, "spans_from_otlp_json"),
+                         (sdk_spans, "spans_from_readable"), (sdk_spans, "span_from_console"),
+                         (otlp_json, "to_otlp_json_line")):
+        assert callable(getattr(module, name))
     params = inspect.signature(instrument.OpenAIInstrumentor).parameters
     assert list(params)[:2] == ["tracer_provider", "capture_content"] and params["capture_content"].default is True
     assert list(inspect.signature(instrument.tool_span).parameters)[:3] == ["name", "call_id", "arguments"]

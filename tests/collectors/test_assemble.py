@@ -8,7 +8,7 @@ import json
 
 from auditor.collectors import assemble_trajectories, load_file
 from auditor.collectors.spans import SpanRecord
-from auditor.loading import load_path, sniff_format
+from auditor.collectors.loading import load_path, sniff_format
 from auditor.trajectory import ActionKind
 
 EMAIL_START = "From: boss@corp.example"

@@ -15,7 +15,8 @@ from auditor.cli import app
 from auditor.collectors.readers import read_otlp_json
 
 from test_receiver import post, records  # shared helpers
-from auditor.collectors.spans import to_otlp_json, to_otlp_proto
+from auditor.collectors.otlp_json import to_otlp_json
+from auditor.collectors.otlp_proto import to_otlp_proto
 
 
 class _Rec:  # what post() needs

@@ -26,8 +26,9 @@ from test_roundtrip import _expected, _strip, script
 from auditor.collectors.grpc_receiver import OTLPGrpcReceiver
 from auditor.collectors.instrument import OpenAIInstrumentor
 from auditor.collectors.receiver import OTLPReceiver, SpanWriter
-from auditor.collectors.spans import to_otlp_json, to_otlp_proto
-from auditor.loading import load_path
+from auditor.collectors.otlp_json import to_otlp_json
+from auditor.collectors.otlp_proto import to_otlp_proto
+from auditor.collectors.loading import load_path
 
 
 @pytest.fixture

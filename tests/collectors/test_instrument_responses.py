@@ -18,7 +18,7 @@ from helpers.fake_openai import FakeOpenAI, tool_result
 from auditor.collectors.exporters import setup_tracing
 from auditor.collectors.instrument import (OpenAIInstrumentor, agent_span, openai_tools_to_genai,
                                            responses_finish_reason, tool_span)
-from auditor.loading import load_path
+from auditor.collectors.loading import load_path
 from auditor.trajectory import ActionKind, Trajectory
 
 TOOLS = [{"type": "function", "name": "read_file", "description": "Read a file",

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 
-from auditor.loading import load_path, sniff_format
+from auditor.collectors.loading import load_path, sniff_format
 
 
 def _good(i: int) -> str:

@@ -21,7 +21,9 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from auditor.collectors.readers import read_otlp_json
 from auditor.collectors.receiver import OTLPReceiver
-from auditor.collectors.spans import SpanRecord, to_otlp_json, to_otlp_proto
+from auditor.collectors.otlp_json import to_otlp_json
+from auditor.collectors.otlp_proto import to_otlp_proto
+from auditor.collectors.spans import SpanRecord
 
 
 class ListSink:

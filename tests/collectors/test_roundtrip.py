@@ -17,7 +17,7 @@ from helpers.fake_openai import FakeOpenAI
 from auditor.collectors.exporters import setup_tracing
 from auditor.collectors.instrument import OpenAIInstrumentor
 from auditor.collectors.receiver import OTLPReceiver
-from auditor.loading import load_path
+from auditor.collectors.loading import load_path
 from auditor.trajectory import ActionKind, Trajectory
 
 

@@ -10,19 +10,10 @@ import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
-from auditor.collectors.spans import (
-    SpanError,
-    SpanRecord,
-    iso_to_nanos,
-    normalize_id,
-    span_from_console,
-    spans_from_otlp_json,
-    spans_from_otlp_proto,
-    spans_from_readable,
-    to_otlp_json,
-    to_otlp_json_line,
-    to_otlp_proto,
-)
+from auditor.collectors.otlp_json import spans_from_otlp_json, to_otlp_json, to_otlp_json_line
+from auditor.collectors.otlp_proto import spans_from_otlp_proto, to_otlp_proto
+from auditor.collectors.sdk_spans import span_from_console, spans_from_readable
+from auditor.collectors.spans import SpanError, SpanRecord, iso_to_nanos, normalize_id
 
 
 def _make_spans(provider):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from auditor.loading import load_path
+from auditor.collectors.loading import load_path
 from auditor.audit.schema import ArgumentAttribution, ActionAttribution, Driver, HopFlow, RunInfo, TrajectoryAudit
 from auditor.trajectory import Provenance, Segment, SegmentKind, Trajectory, tool_definition_text
 from auditor.actions import with_actions

@@ -7,7 +7,7 @@ import math
 import re
 from pathlib import Path
 
-from auditor.loading import load_path
+from auditor.collectors.loading import load_path
 from auditor.audit.schema import ActionAttribution, Driver, HopFlow, RunInfo, TrajectoryAudit
 from auditor.trajectory import Provenance, Segment, SegmentKind, Trajectory
 from auditor.actions import with_actions

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from auditor.actions import with_actions
-from auditor.loading import load_paths
+from auditor.collectors.loading import load_paths
 from auditor.report.export import action_export, audit_action_export, display_token
 from auditor.store import Store
 from auditor.testing.audits import synthetic_audit, synthetic_run

@@ -51,7 +51,7 @@ def test_report_from_a_file_replays_it_first(tmp_path, monkeypatch, examples_dir
     (run,) = data["runs"]
     # one run id for the whole report, derived from the trajectories and the settings
     from auditor.audit import run_id_for
-    from auditor.loading import load_paths
+    from auditor.collectors.loading import load_paths
 
     assert run["run"]["run_id"] == run_id_for(load_paths([examples_dir / "injected_email.jsonl"]).trajectories, seen)
     assert [a["verdict"]["status"] for a in run["actions"]] == ["supported", "unsupported", "ignored"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from auditor.loading import load_paths
+from auditor.collectors.loading import load_paths
 from auditor.store import Store
 from auditor.testing.audits import synthetic_audit, synthetic_run
 

@@ -2,63 +2,24 @@
 place (file, line, span id, field) and every valid record is kept.
 
 `load_path` sniffs the format: canonical trajectory JSONL (one `Trajectory` per line), OTLP
-JSON span dumps, the Python SDK console format, or Aider logs; the non-canonical formats are
-handled by `auditor.collectors`.
+JSON span dumps, the Python SDK console format, or Aider logs. `load_file` reads the
+non-canonical ones (spans are assembled into trajectories and kept in ``LoadResult.spans``).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 
-from auditor.trajectory import Trajectory
 from auditor.actions import with_actions
+from auditor.trajectory import Trajectory
 
-if TYPE_CHECKING:  # pragma: no cover
-    from auditor.collectors.spans import SpanRecord
+from auditor.collectors.issues import LoadIssue, LoadResult
 
-
-@dataclass(frozen=True)
-class LoadIssue:
-    """One thing that could not be used, and exactly where it is."""
-
-    file: str
-    message: str
-    line: int | None = None
-    span_id: str | None = None
-    field: str | None = None
-    severity: str = "error"  # "error": a record was skipped; "warning": kept, but degraded
-
-    def __str__(self) -> str:
-        where = self.file
-        if self.line is not None:
-            where += f":{self.line}"
-        if self.span_id:
-            where += f" span {self.span_id}"
-        if self.field:
-            where += f" field {self.field}"
-        return f"{where}: {self.message}"
-
-
-@dataclass
-class LoadResult:
-    trajectories: list[Trajectory] = field(default_factory=list)
-    issues: list[LoadIssue] = field(default_factory=list)
-    spans: list["SpanRecord"] = field(default_factory=list)  # raw spans, kept so nothing captured is lost
-    format: str = "unknown"
-
-    @property
-    def skipped(self) -> int:
-        return sum(1 for i in self.issues if i.severity == "error")
-
-    def extend(self, other: "LoadResult") -> None:
-        self.trajectories.extend(other.trajectories)
-        self.issues.extend(other.issues)
-        self.spans.extend(other.spans)
+FORMATS = ("otlp-json", "otel-console", "aider-chat-history", "aider-llm-history")
 
 
 def _loc(err: dict[str, Any]) -> str:
@@ -119,6 +80,44 @@ def sniff_format(path: str | Path) -> str:
     return "trajectory-jsonl"
 
 
+def load_file(path: str | Path, fmt: str) -> LoadResult:
+    """Read one file of a non-canonical format into a `LoadResult` (spans kept in ``.spans``)."""
+    path = Path(path)
+    result = LoadResult(format=fmt)
+    if fmt not in FORMATS:
+        result.issues.append(LoadIssue(str(path), f"unknown format {fmt!r}; known: {', '.join(FORMATS)}"))
+        return result
+    try:  # each reader is imported only when its format is read
+        if fmt == "aider-chat-history":
+            from auditor.collectors.aider import load_chat_history
+
+            trajs, issues = load_chat_history(path)
+            result.trajectories.extend(trajs)
+            result.issues.extend(issues)
+            return result
+        if fmt == "aider-llm-history":
+            from auditor.collectors.aider import load_llm_history
+
+            trajs, issues = load_llm_history(path)
+            result.trajectories.extend(trajs)
+            result.issues.extend(issues)
+            return result
+        from auditor.collectors.readers import read_console, read_otlp_json
+
+        spans, issues = read_otlp_json(path) if fmt == "otlp-json" else read_console(path)
+    except OSError as exc:
+        result.issues.append(LoadIssue(str(path), f"cannot read file: {exc.strerror or exc}"))
+        return result
+    from auditor.collectors.assemble import assemble_trajectories
+
+    result.spans.extend(spans)
+    result.issues.extend(issues)
+    trajs, more = assemble_trajectories(spans)
+    result.trajectories.extend(trajs)
+    result.issues.extend(more)
+    return result
+
+
 def load_path(path: str | Path, fmt: str | None = None) -> LoadResult:
     """Load any supported file into trajectories, keeping raw spans and reporting every issue."""
     path = Path(path)
@@ -127,9 +126,7 @@ def load_path(path: str | Path, fmt: str | None = None) -> LoadResult:
     fmt = fmt or sniff_format(path)
     if fmt == "trajectory-jsonl":
         return load_trajectory_jsonl(path)
-    from auditor import collectors
-
-    result = collectors.load_file(path, fmt)
+    result = load_file(path, fmt)
     result.format = fmt
     return result
 
