@@ -916,6 +916,10 @@ def m005_action_verdicts(con: "duckdb.DuckDBPyConnection") -> None:
     """)
     con.execute("DELETE FROM settings WHERE key IN (?, ?, ?, ?)",
                 [UNSUPPORTED_THRESHOLD_KEY, UNSUPPORTED_IGNORE_KEY, UNSUPPORTED_JUDGE_KEY, UNSUPPORTED_DECISIVE_KEY])
+    con.execute("COMMENT ON TABLE settings IS " + _lit(
+        "Tunable values, one row per key. None is defined now: the `unsupported_*` keys that the views read "
+        "until migration m005 were removed when each verdict began to carry its own threshold and policy."))
+    con.execute("COMMENT ON COLUMN settings.key IS " + _lit("Setting name."))
 
     _view(con, "unsupported_actions", (
         "Actions the user's request does not support, as `audit check` judged them when the audit was recorded: "
