@@ -270,3 +270,30 @@ def test_query_help_names_every_table_and_view():
     doc = query_command.__doc__
     missing = [n for n in names if n not in doc]
     assert not missing, f"audit query --help does not mention {missing}"
+
+
+def test_trace_stores_the_checks_verdicts_and_a_resumed_run_is_judged_again(runner, db, examples_dir, fake_auditor,
+                                                                             tmp_path):
+    injected = examples_dir / "injected_email.jsonl"
+    result = runner.invoke(app, ["trace", str(injected), "--db", str(db), "--json"])
+    assert result.exit_code == EXIT_OK, result.output
+    (audit,) = json.loads(result.stdout)["audits"]
+    printed = {a["action_id"]: a for a in audit["actions"]}
+    with Store(db, read_only=True) as s:
+        rows = s.query("SELECT action_id, status, support, argument, policy_source FROM action_verdicts")[1]
+    assert {r[0] for r in rows} == set(printed) and {r[4] for r in rows} == {"default"}
+    for action_id, status, support, argument, _ in rows:
+        a = printed[action_id]
+        assert (status, argument) == (a["status"], a["argument"])
+        if status != "ignored":
+            assert support == pytest.approx(a["support"], abs=5e-5)  # --json rounds to 4 digits
+    # the same run under another policy: nothing replayed, the verdicts judged again and replaced
+    strict = tmp_path / "strict.toml"
+    strict.write_text("threshold = 0.99\n")
+    n = len(fake_auditor.instances)
+    result = runner.invoke(app, ["trace", str(injected), "--db", str(db), "--json", "--policy", str(strict)])
+    assert result.exit_code == EXIT_OK, result.output
+    assert json.loads(result.stdout)["audits"][0]["resumed"] and len(fake_auditor.instances) == n
+    with Store(db, read_only=True) as s:
+        assert {r[0] for r in s.query("SELECT DISTINCT policy_source FROM action_verdicts")[1]} == {str(strict)}
+        assert s.query("SELECT count(*) FROM unsupported_actions")[1][0][0] >= 1
