@@ -4,6 +4,12 @@ Every assistant tool call is an action; every edit block in an assistant reply i
 the trajectory's last assistant message, when it has text and neither calls nor edits, is the
 final answer. Earlier text-only assistant turns are not actions: they become `prior_turn`
 segments that later actions are attributed through.
+
+A trajectory with contexts (one per model call, `Trajectory.contexts`) takes its actions from each
+call's reply, the last message of its context, with ``context_id`` set: the reply's tool calls and
+edit blocks, and, for the last call only, its text as the final answer when it has neither. The
+history a later call re-sends holds earlier replies again; they are that call's context, not
+actions of it.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ def with_actions(traj: Trajectory) -> Trajectory:
 
 
 def derive_actions(traj: Trajectory, edit_format: str | None = None) -> list[Action]:
+    if traj.contexts:
+        return _context_actions(traj, edit_format)
     actions: list[Action] = []
 
     def add(**kw: object) -> None:
@@ -43,4 +51,24 @@ def derive_actions(traj: Trajectory, edit_format: str | None = None) -> list[Act
                 arguments={"path": block.edit.path}, char_start=block.char_start, char_end=block.char_end)
         if i == last_assistant and not msg.tool_calls and not edits and msg.content.strip():
             add(kind=ActionKind.final_answer, message_index=i, char_start=0, char_end=len(msg.content))
+    return actions
+
+
+def _context_actions(traj: Trajectory, edit_format: str | None) -> list[Action]:
+    actions: list[Action] = []
+    for k, ctx in enumerate(traj.contexts):
+        i = len(ctx.messages) - 1
+        reply = ctx.reply
+        here: list[dict[str, object]] = [
+            dict(kind=ActionKind.tool_call, tool_call_id=c.id, tool_name=c.name, arguments=c.arguments)
+            for c in reply.tool_calls]
+        edits = parse_edit_blocks(reply.content, edit_format) if reply.content else []
+        here += [dict(kind=ActionKind.code_edit, edit=b.edit, tool_name="edit_file", arguments={"path": b.edit.path},
+                      char_start=b.char_start, char_end=b.char_end) for b in edits]
+        if k == len(traj.contexts) - 1 and not here and reply.content.strip():
+            here.append(dict(kind=ActionKind.final_answer, char_start=0, char_end=len(reply.content)))
+        for kw in here:
+            step = len(actions)
+            actions.append(Action(id=f"{traj.id}:a{step}", step=step, message_index=i, context_id=ctx.id,
+                                  **kw))  # type: ignore[arg-type]
     return actions

@@ -3,6 +3,16 @@
 Collectors produce `Trajectory` objects, segmentation adds `Segment`s, the attribution engine
 explains `Action`s, the store persists all of it. Everything is pydantic v2 so it round-trips
 through JSON and exports a JSON Schema (``docs/trajectory.schema.json``).
+
+Contexts (schema version 2). An agent that keeps one append-only conversation sends each request
+a prefix-extension of the last, so the trajectory's ``messages`` hold everything every call saw:
+``contexts`` is empty and each action is explained within ``messages`` (the classic form). Coding
+agents do not: Aider re-sends the repository map and the files as they are *now* with every
+request, drops old turns and summarises history; compacting agents rewrite theirs. Then each
+model call is a `Context` (the exact messages it was sent, then its reply) and each action names
+the call that produced it (``Action.context_id``), so an edit is explained by the file content its
+own request carried, not by the content at the end of the run. A version 1 line is read as version
+2 with no contexts (`Trajectory` migrates it on load).
 """
 
 from __future__ import annotations
@@ -16,7 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 Role = Literal["system", "user", "assistant", "tool"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Versions a JSONL line may carry: older ones are migrated on load (1 -> 2: no contexts).
+READABLE_SCHEMA_VERSIONS = (1, 2)
 
 
 class _Model(BaseModel):
@@ -133,6 +145,9 @@ class Action(_Model):
     edit: CodeEdit | None = None
     char_start: int | None = None
     char_end: int | None = None
+    context_id: str | None = Field(
+        default=None, description="The model call (`Trajectory.contexts` id) whose reply holds the action; "
+        "message_index then indexes that context's messages. Null: the trajectory's own messages.")
 
     @property
     def summary(self) -> str:
@@ -232,10 +247,65 @@ class Segment(_Model):
     action_id: str | None = None  # for kind == action
     token_start: int | None = None
     token_end: int | None = None
+    # The model call whose context the segment is part of (provenance.message_index indexes that
+    # context's messages, token_start/token_end its rendered tokens); None: the trajectory's messages.
+    context_id: str | None = None
 
     @property
     def group(self) -> str:
         return self.kind.group
+
+
+def _check_links(messages: list[Message], where: str = "") -> None:
+    """Every tool message answers an earlier assistant call; fills a tool message's missing name."""
+    known: dict[str, str] = {}
+    for i, msg in enumerate(messages):
+        for call in msg.tool_calls:
+            known[call.id] = call.name
+        if msg.role == "tool":
+            if msg.tool_call_id not in known:
+                raise ValueError(
+                    f"{where}messages[{i}]: tool message answers unknown call id {msg.tool_call_id!r} "
+                    "(no earlier assistant tool call has that id)"
+                )
+            if msg.name is None:
+                msg.name = known[msg.tool_call_id]
+
+
+class Context(_Model):
+    """One model call of the run, as it was made: the exact messages sent, then the reply.
+
+    ``messages`` is the prompt exactly as sent (every message, in order: system prompt, repository
+    map, files as they were at that moment, whatever history the agent kept), followed by the
+    assistant reply the call returned, always the last message. The call's actions are in that
+    reply and an action's ``message_index`` indexes this list (``len(messages) - 1``). A call that
+    returned no reply (interrupted, cut off) is not a context: collectors report and skip it.
+    """
+
+    id: str = Field(min_length=1, description="Unique within the trajectory, e.g. `req3` or a span id.")
+    messages: list[Message] = Field(
+        min_length=1, description="The prompt as sent, then the reply (the last message, role assistant).")
+    tools: list[ToolDefinition] | None = Field(
+        default=None, description="Tools offered with this call; null: the trajectory's tools.")
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="Where the call was recorded: span id, request number, log line, times.")
+
+    @model_validator(mode="after")
+    def _reply_last(self) -> "Context":
+        if self.messages[-1].role != "assistant":
+            raise ValueError(f"context {self.id!r}: the last message must be the call's reply (role assistant), "
+                             f"not {self.messages[-1].role}")
+        _check_links(self.messages, f"context {self.id!r}: ")
+        return self
+
+    @property
+    def prompt(self) -> list[Message]:
+        """What the call was sent (every message but the reply)."""
+        return self.messages[:-1]
+
+    @property
+    def reply(self) -> Message:
+        return self.messages[-1]
 
 
 class Trajectory(_Model):
@@ -250,6 +320,26 @@ class Trajectory(_Model):
     actions: list[Action] = Field(default_factory=list)
     segments: list[Segment] = Field(default_factory=list)
     content_captured: bool = True
+    contexts: list[Context] = Field(
+        default_factory=list,
+        description="One per model call whose requests were not an append-only conversation, in call order "
+        "(request k of n is contexts[k - 1]); each action names its call (Action.context_id). Empty: every "
+        "call saw a prefix of `messages`, which is then the one context of all actions.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _migrate(cls, data: Any) -> Any:
+        """Read older lines: version 1 had no contexts (its messages are the one context)."""
+        if isinstance(data, dict) and "schema_version" in data:
+            version = data["schema_version"]
+            if version not in READABLE_SCHEMA_VERSIONS or isinstance(version, bool):
+                raise ValueError(f"unsupported schema_version {version!r}: this auditor reads versions "
+                                 f"{', '.join(map(str, READABLE_SCHEMA_VERSIONS))}")
+            if version == 1:
+                if data.get("contexts"):
+                    raise ValueError("contexts need schema_version 2 (this line says 1)")
+                data = {**data, "schema_version": SCHEMA_VERSION}
+        return data
 
     @field_validator("messages")
     @classmethod
@@ -260,22 +350,61 @@ class Trajectory(_Model):
 
     @model_validator(mode="after")
     def _links(self) -> "Trajectory":
-        known: dict[str, str] = {}
-        for i, msg in enumerate(self.messages):
-            for call in msg.tool_calls:
-                known[call.id] = call.name
-            if msg.role == "tool":
-                if msg.tool_call_id not in known:
-                    raise ValueError(
-                        f"messages[{i}]: tool message answers unknown call id {msg.tool_call_id!r} "
-                        "(no earlier assistant tool call has that id)"
-                    )
-                if msg.name is None:
-                    msg.name = known[msg.tool_call_id]
+        _check_links(self.messages)
+        contexts: dict[str, Context] = {}
+        for c in self.contexts:
+            if c.id in contexts:
+                raise ValueError(f"duplicate context id {c.id!r}: context ids are unique within a trajectory")
+            contexts[c.id] = c
         for action in self.actions:
-            if action.message_index >= len(self.messages):
-                raise ValueError(f"action {action.id}: message_index {action.message_index} out of range")
+            if action.context_id is None:
+                n, where = len(self.messages), "the trajectory's messages"
+            elif action.context_id in contexts:
+                n, where = len(contexts[action.context_id].messages), f"context {action.context_id!r}"
+            else:
+                raise ValueError(f"action {action.id}: unknown context_id {action.context_id!r}")
+            if action.message_index >= n:
+                raise ValueError(f"action {action.id}: message_index {action.message_index} out of range "
+                                 f"({where} has {n} messages)")
         return self
+
+    # -- contexts ---------------------------------------------------------------------------------
+    def context(self, context_id: str) -> Context:
+        """The context (model call) of that id; KeyError when there is none."""
+        for c in self.contexts:
+            if c.id == context_id:
+                return c
+        raise KeyError(f"trajectory {self.id!r} has no context {context_id!r}")
+
+    def messages_of(self, context_id: str | None) -> list[Message]:
+        """The messages an action of ``context_id`` indexes: that context's, or (None) the trajectory's."""
+        return self.messages if context_id is None else self.context(context_id).messages
+
+    def context_number(self, context_id: str | None) -> int | None:
+        """1-based position of the call among the trajectory's contexts ("request 3 of 5"); None for
+        the trajectory's own messages."""
+        for i, c in enumerate(self.contexts, 1):
+            if context_id is not None and c.id == context_id:
+                return i
+        return None
+
+    def for_context(self, context_id: str | None) -> "Trajectory":
+        """The trajectory one call saw, with only that call's actions: the context's messages and
+        tools (the trajectory's when it names none), id ``f"{id}:{context_id}"``, actions with
+        ``context_id`` cleared (their message_index already indexes these messages), no contexts.
+        For None, the trajectory's own messages with the actions that have no context (the
+        trajectory itself when it has no contexts)."""
+        if context_id is None:
+            if not self.contexts:
+                return self
+            return self.model_copy(update={"contexts": [],
+                                           "actions": [a for a in self.actions if a.context_id is None]})
+        ctx = self.context(context_id)
+        actions = [a.model_copy(update={"context_id": None}) for a in self.actions if a.context_id == context_id]
+        return Trajectory(id=f"{self.id}:{ctx.id}", source=self.source, metadata=self.metadata,
+                          tools=self.tools if ctx.tools is None else ctx.tools,
+                          messages=[m.model_copy() for m in ctx.messages], actions=actions,
+                          content_captured=self.content_captured)
 
     # -- convenience (actions are derived by `auditor.actions.with_actions`) ----------------------
     def tool_call(self, call_id: str) -> ToolCall | None:
@@ -340,6 +469,9 @@ def trajectory_sha256(traj: Trajectory) -> str:
 def json_schema() -> dict[str, Any]:
     """JSON Schema of one canonical JSONL line (a `Trajectory`)."""
     schema = Trajectory.model_json_schema()
-    schema["$id"] = "https://auditor.dev/schema/trajectory.v1.json"
+    schema["$id"] = f"https://auditor.dev/schema/trajectory.v{SCHEMA_VERSION}.json"
     schema["title"] = "auditor Trajectory (one line of canonical JSONL)"
+    schema["description"] = (
+        f"{schema.get('description', '')} schema_version {SCHEMA_VERSION}; a line of version 1 (no contexts) is "
+        "read as version 2 with empty contexts.").strip()
     return schema

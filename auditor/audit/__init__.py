@@ -29,6 +29,7 @@ _EXPORTS = {
     "auditor_version": "replay",
     "ActionAttribution": "schema",
     "ArgumentAttribution": "schema",
+    "ContextAudit": "schema",
     "Driver": "schema",
     "HopFlow": "schema",
     "RunInfo": "schema",

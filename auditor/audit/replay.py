@@ -10,7 +10,11 @@
         ...
 
 Per trajectory there is ONE forward pass (`attribute_many`); each action is a target with its
-own FlashTrace split, taken from the segments that end before the action starts:
+own FlashTrace split, taken from the segments that end before the action starts. A trajectory
+with contexts (one per model call, `auditor.trajectory.Context`: a coding agent that re-sends the
+files as they are now with every request) gets one forward per context that holds actions, and
+each action is explained within its own call's context, never within text its call was not sent;
+an append-only trajectory (no contexts) is audited exactly as before. The split:
 
 - input ``X``: tokens of ``system``, ``user_request``, ``user_constraint``, ``tool_output``,
   ``file_context`` and ``tool_definition`` segments (each tool offered to the model, as the
@@ -54,10 +58,11 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from auditor.audit.rollup import compact, drivers_of, kind_of_positions, positions, ranked_drivers, roll_up
-from auditor.audit.schema import ArgumentAttribution, RunInfo, TrajectoryAudit
+from auditor.audit.schema import ActionAttribution, ArgumentAttribution, ContextAudit, RunInfo, TrajectoryAudit
 from auditor.segments.arguments import ArgumentSpan, argument_spans
 from auditor.segments.render import RenderedTrajectory, render_trajectory
 from auditor.segments.segment import segment_trajectory
@@ -193,15 +198,90 @@ class Auditor:
     # -- auditing ------------------------------------------------------------------------------------
     def audit(self, traj: Trajectory, progress: Progress | bool | None = None, *, run: RunInfo | None = None) -> TrajectoryAudit:
         """Attribute every action of ``traj``; ``progress`` is a ``callable(done, total)`` over its
-        actions, or True for a rich progress bar."""
+        actions, or True for a rich progress bar.
+
+        A trajectory with contexts is replayed per context (`_audit_contexts`): each action within
+        the messages its own model call was sent."""
         if progress is True:
             with _bars() as bars:
                 task = bars.add_task(_short(traj.id), total=None)
                 return self.audit(traj, lambda d, t: bars.update(task, completed=d, total=t), run=run)
-        from auditor.attribution import Target, attribute_many
-
         start = time.perf_counter()
         run = run or self.run_info()
+        traj = with_actions(traj)
+        if traj.contexts:
+            return self._audit_contexts(traj, progress, run, start)
+        part = self._audit_part(traj, progress if callable(progress) else None)
+        return TrajectoryAudit(
+            run=run,
+            trajectory=part.rendered.trajectory,
+            segments=part.rendered.segments,
+            tokens=part.rendered.tokens,
+            actions=part.attributions,
+            dropped=part.rendered.dropped,
+            unplaced=part.unplaced,
+            notes=part.rendered.notes,
+            forward_seconds=part.forward_seconds,
+            seconds=time.perf_counter() - start,
+        )
+
+    def _audit_contexts(self, traj: Trajectory, progress: Progress | bool | None, run: RunInfo,
+                        start: float) -> TrajectoryAudit:
+        """One forward per context that holds actions, in call order (the trajectory's own messages
+        last, for actions without a context). Each context is audited as the trajectory its call saw
+        (`Trajectory.for_context`): segments get the context's id in theirs and carry ``context_id``;
+        actions keep their ids and ``context_id``. Contexts without actions are not replayed.
+
+        TODO(prefix reuse): contexts of one session share long prefixes (system prompt, repository
+        map). When `auditor.attribution` has `StateCacheStore` (branch engine-kv), pass
+        ``cache=store.get_or_capture(self.model, rendered.input_ids)`` to `attribute_many` in
+        `_audit_part` so each context forwards only the tokens after the longest prefix seen.
+        """
+        used = {a.context_id for a in traj.actions}
+        order: list[str | None] = [c.id for c in traj.contexts if c.id in used]
+        if None in used:
+            order.append(None)
+        total = len(traj.actions)
+        done = 0
+        segments: list[Segment] = []
+        attributions: dict[str, ActionAttribution] = {}
+        contexts: list[ContextAudit] = []
+        own_tokens: list[str] = []
+        dropped: list[str] = []
+        unplaced: list[str] = []
+        notes: list[str] = []
+        forward = 0.0
+        by_id = {a.id: a for a in traj.actions}
+        for cid in order:
+            sub = traj.for_context(cid)
+            offset = done
+            tick = (lambda d, t, o=offset: progress(o + d, total)) if callable(progress) else None
+            part = self._audit_part(sub, tick)
+            done += len(sub.actions)
+            where = "" if cid is None else f"request {traj.context_number(cid)} ({cid}): "
+            segments += [s.model_copy(update={"context_id": cid}) for s in part.rendered.segments]
+            for att in part.attributions:
+                attributions[att.action.id] = att.model_copy(update={"action": by_id[att.action.id]})
+            if cid is None:
+                own_tokens = part.rendered.tokens
+            else:
+                contexts.append(ContextAudit(context_id=cid, tokens=part.rendered.tokens,
+                                             forward_seconds=part.forward_seconds))
+            dropped += [where + d for d in part.rendered.dropped]
+            unplaced += [where + u for u in part.unplaced]
+            notes += [n for n in part.rendered.notes if n not in notes]
+            forward += part.forward_seconds
+        return TrajectoryAudit(
+            run=run, trajectory=traj, segments=segments, tokens=own_tokens,
+            actions=[attributions[a.id] for a in traj.actions if a.id in attributions],
+            dropped=dropped, unplaced=unplaced, notes=notes, forward_seconds=forward,
+            seconds=time.perf_counter() - start, contexts=contexts,
+        )
+
+    def _audit_part(self, traj: Trajectory, progress: Progress | None) -> "_Part":
+        """Render ``traj`` (no contexts) and attribute its actions from one forward pass."""
+        from auditor.attribution import Target, attribute_many
+
         rendered = self.render(traj)
         traj = rendered.trajectory
         segs = rendered.segments
@@ -234,7 +314,7 @@ class Auditor:
         results = []
         if targets:
             on_target = None
-            if callable(progress):
+            if progress is not None:
                 # progress counts actions: target k (actions and their arguments, in order) maps to
                 # the number of actions whose targets are all done
                 ends, n = [], 0
@@ -263,18 +343,7 @@ class Auditor:
             attr.seconds += sum(float(res.info.get("seconds", 0.0)) for res in arg_results)
             attributions.append(attr)
         forward = float(results[0].info.get("forward_seconds", 0.0)) if results else 0.0
-        return TrajectoryAudit(
-            run=run,
-            trajectory=traj,
-            segments=segs,
-            tokens=rendered.tokens,
-            actions=attributions,
-            dropped=rendered.dropped,
-            unplaced=unplaced,
-            notes=rendered.notes,
-            forward_seconds=forward,
-            seconds=time.perf_counter() - start,
-        )
+        return _Part(rendered, attributions, unplaced, forward)
 
     def audit_many(self, trajs: Iterable[Trajectory], progress: bool | Progress | None = True) -> list[TrajectoryAudit]:
         """Audit several trajectories under one run id; ``progress=True`` shows rich bars (one over
@@ -305,6 +374,16 @@ def audit_trajectory(traj: Trajectory, progress: Progress | bool | None = None, 
 
 
 # -- helpers ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Part:
+    """One rendered sequence, attributed: a trajectory without contexts, or one context of one."""
+
+    rendered: RenderedTrajectory
+    attributions: list[ActionAttribution]
+    unplaced: list[str]
+    forward_seconds: float
 
 
 def _short(text: str, n: int = 40) -> str:

@@ -97,8 +97,28 @@ class RunInfo(_Model):
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
+class ContextAudit(_Model):
+    """One model call's context (`auditor.trajectory.Context`) as the replay rendered it: the token
+    strings that its segments' token ranges (segments with this ``context_id``) and its actions'
+    token positions index."""
+
+    context_id: str
+    tokens: list[str] = Field(default_factory=list)
+    forward_seconds: float = 0.0
+
+
 class TrajectoryAudit(_Model):
-    """One trajectory, rendered and attributed: the shared data export."""
+    """One trajectory, rendered and attributed: the shared data export.
+
+    A trajectory with contexts (one per model call) is replayed one context at a time: each
+    context's segments carry its ``context_id`` (ids ``{trajectory}:{context}:s{n}``) and their
+    token ranges index that context's tokens in ``contexts``; an action's token positions
+    (``output_start``, ``token_scores``, ...) index the tokens of its own context
+    (`tokens_of`). ``tokens`` is the rendering of the trajectory's own messages, for the actions and
+    segments without a context: all of them in the classic (append-only) case, where ``contexts``
+    is empty and the audit is what it always was. ``dropped`` and ``unplaced`` of a context say
+    which request they are about.
+    """
 
     run: RunInfo
     trajectory: Trajectory
@@ -110,9 +130,23 @@ class TrajectoryAudit(_Model):
     notes: list[str] = Field(default_factory=list)  # how the template was used (fallbacks), said plainly
     forward_seconds: float = 0.0
     seconds: float = 0.0
+    contexts: list[ContextAudit] = Field(default_factory=list)  # per model call; empty: the classic form
 
     def segment(self, segment_id: str) -> Segment:
         for s in self.segments:
             if s.id == segment_id:
                 return s
         raise KeyError(segment_id)
+
+    def tokens_of(self, context_id: str | None) -> list[str]:
+        """The rendered tokens of one context (None: the trajectory's own messages, ``tokens``)."""
+        if context_id is None:
+            return self.tokens
+        for c in self.contexts:
+            if c.context_id == context_id:
+                return c.tokens
+        raise KeyError(f"audit of {self.trajectory.id!r} holds no context {context_id!r}")
+
+    def segments_of(self, context_id: str | None) -> list[Segment]:
+        """The segments of one context (None: of the trajectory's own messages), in order."""
+        return [s for s in self.segments if s.context_id == context_id]
