@@ -2,7 +2,13 @@
 
 Spans are grouped by trace (and split by conversation id when one trace holds several
 conversations), ordered by time, and the message list is rebuilt from the last ``chat`` span that
-captured content: its input messages plus its output. Tool spans are joined by call id, vLLM's
+captured content: its input messages plus its output. When the calls were not one append-only
+conversation (a later call was not sent an earlier call's messages and reply as its prefix: a
+coding agent re-sending the current files, an agent that drops or summarises turns), each chat
+span with content also becomes a `Context` (its input messages, then its reply; ids ``req1``,
+``req2``, ... in time order) and the actions are taken from each context's reply, so each is
+explained within what its own call was sent. An append-only run gets no contexts (the classic
+form: the last conversation holds every call's context). Tool spans are joined by call id, vLLM's
 ``llm_request`` spans are attached to the chat span they belong to (parent span id, else
 ``gen_ai.request.id`` = ``gen_ai.response.id``).
 
@@ -17,13 +23,13 @@ assistant messages are placeholders holding the tool calls seen in tool spans, p
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterable
 
 from pydantic import ValidationError
 
-from auditor.actions import with_actions
-from auditor.trajectory import Message, ToolCall, ToolDefinition, Trajectory
+from auditor.actions import derive_actions, with_actions
+from auditor.trajectory import Action, Context, Message, ToolCall, ToolDefinition, Trajectory
 
 from auditor.collectors.conventions import (Msg, agent_name_of, chat_content, conversation_of, model_of, span_role,
                                             tool_definitions, tool_info, usage_of)
@@ -236,6 +242,7 @@ def _build(key: str, spans: list[SpanRecord], vllm: dict[str, dict[str, Any]],
 
     content_captured = bool(chats) and all(c.has_content for c in chats)
     tool_defs = next((c.tools for c in reversed(chats) if c.tools), None) or []
+    contexts = [] if _append_only(chats) else _contexts(chats, vllm, tool_defs, base_index, issues)
     meta: dict[str, Any] = {"trace_id": trace_id}
     model = next((model_of(c.span) for c in reversed(chats) if model_of(c.span)), None)
     if model:
@@ -268,11 +275,67 @@ def _build(key: str, spans: list[SpanRecord], vllm: dict[str, dict[str, Any]],
         meta["source"] = src
     try:
         traj = Trajectory(id=key, source="otel", metadata=meta, tools=tool_defs, messages=messages,
-                          content_captured=content_captured)
+                          content_captured=content_captured, contexts=contexts)
+        if contexts:
+            return traj.model_copy(update={"actions": _context_actions(traj)})
         return with_actions(traj)
     except ValidationError as exc:
         issues.append(_issue(anchor, f"trace {trace_id}: trajectory rejected: {exc.errors()[0]['msg']}", "error"))
         return None
+
+
+def _reply_key(m: Msg) -> tuple[Any, ...]:
+    return ("assistant", *m.key()[1:])
+
+
+def _append_only(chats: list[_Chat]) -> bool:
+    """Whether every chat span with content was sent the previous one's messages and reply as the
+    start of its own (so the last conversation holds what each call saw)."""
+    sent: list[tuple[Any, ...]] | None = None
+    for c in chats:
+        if not c.has_content:
+            continue
+        keys = [m.key() for m in c.inputs or []]
+        if sent is not None and keys[:len(sent)] != sent:
+            return False
+        sent = keys + ([_reply_key(c.outputs[0])] if c.outputs else [])
+    return True
+
+
+def _contexts(chats: list[_Chat], vllm: dict[str, dict[str, Any]], tools: list[ToolDefinition],
+              base_index: int | None, issues: list[LoadIssue]) -> list[Context]:
+    """One context per chat span with content and a reply: its input messages, then the reply.
+    Problems with the last span's messages are reported once, for the trajectory's own messages."""
+    out: list[Context] = []
+    for i, c in enumerate(chats):
+        if not c.has_content:
+            continue
+        if not c.outputs:
+            issues.append(_issue(c.span, "chat span has input messages but no reply: no context of its own (what "
+                                         "it did is unknown)"))
+            continue
+        first = c.outputs[0]
+        reply = replace(first, role="assistant", metadata={**_chat_meta(c, vllm), **first.metadata})
+        found: list[LoadIssue] = []
+        msgs = _to_messages([replace(m) for m in c.inputs or []] + [reply], found, c.span)
+        if i != base_index:
+            issues.extend(found)
+        try:
+            out.append(Context(id=f"req{len(out) + 1}", messages=msgs, tools=c.tools if c.tools and c.tools != tools
+                               else None, metadata={"chat_span_index": i, **_chat_meta(c, vllm)}))
+        except ValidationError as exc:
+            issues.append(_issue(c.span, f"chat span's context rejected ({exc.errors()[0]['msg']}); its actions are "
+                                         "not explained"))
+    return out
+
+
+def _context_actions(traj: Trajectory) -> list[Action]:
+    """The actions of each context's reply, then the tool calls of placeholder turns (chat spans
+    without content after the last one with content) in the trajectory's own messages."""
+    actions = derive_actions(traj)
+    flat = derive_actions(traj.model_copy(update={"contexts": []}))
+    actions += [a for a in flat if traj.messages[a.message_index].metadata.get("content_captured") is False]
+    return [a.model_copy(update={"id": f"{traj.id}:a{k}", "step": k}) for k, a in enumerate(actions)]
 
 
 def assemble_trajectories(spans: Iterable[SpanRecord]) -> tuple[list[Trajectory], list[LoadIssue]]:

@@ -182,3 +182,65 @@ def test_pretty_printed_single_export_is_accepted(tmp_path, data_dir):
     path.write_text(json.dumps(json.loads(first), indent=2))
     res = load_file(path, "otlp-json")
     assert res.issues == [] and len(res.spans) == 1 and len(res.trajectories) == 1
+
+
+# -- per-call contexts -------------------------------------------------------------------------------
+
+
+def _coder_spans(trace: str = "6" * 32, *, second_reply: bool = True) -> list[SpanRecord]:
+    """An Aider-style agent: each call re-sends the history, then the file as it is now."""
+    from helpers.contexts import request_messages
+
+    def genai(m):
+        return _text(m.role, m.content)
+
+    req1, req2 = request_messages(1), request_messages(2)
+    tools = json.dumps([{"type": "function", "function": {"name": "lint", "parameters": {}}}])
+    first = _chat(trace, "a" * 16, 100, [genai(m) for m in req1[:-1]], [genai(req1[-1])], conv="c")
+    second = _chat(trace, "b" * 16, 200, [genai(m) for m in req2[:-1]],
+                   [genai(req2[-1])] if second_reply else None, conv="c",
+                   **{"gen_ai.tool.definitions": tools})
+    return [first, second]
+
+
+def test_diverging_calls_make_one_context_each():
+    from helpers.contexts import NEW, OLD, REPLY_1, request_messages
+
+    (traj,), issues = assemble_trajectories(_coder_spans())
+    assert issues == []
+    assert [c.id for c in traj.contexts] == ["req1", "req2"]
+    req1, req2 = traj.contexts
+    assert [m.content for m in req1.messages] == [m.content for m in request_messages(1)]
+    assert [m.content for m in req2.messages] == [m.content for m in request_messages(2)]
+    assert OLD in req1.messages[1].content and NEW in req2.messages[3].content
+    assert req1.metadata["span_id"] == "a" * 16 and req2.reply.metadata["span_id"] == "b" * 16
+    # the last call's messages are the trajectory's, as before; its tools are the trajectory's
+    assert [m.content for m in traj.messages] == [m.content for m in req2.messages]
+    assert [t.name for t in traj.tools] == ["lint"] and req2.tools is None and req1.tools is None
+    edits = [(a.id, a.context_id, a.message_index) for a in traj.actions]
+    assert edits == [(f"{traj.id}:a0", "req1", 4), (f"{traj.id}:a1", "req2", 6)]
+    assert traj.context("req1").reply.content == REPLY_1
+
+
+def test_append_only_calls_make_no_contexts():
+    t = "7" * 32
+    q1, a1 = _text("user", "first question"), _text("assistant", "first answer")
+    q2, a2 = _text("user", "second question"), _text("assistant", "second answer")
+    spans = [_chat(t, "a" * 16, 100, [q1], [a1]), _chat(t, "b" * 16, 200, [q1, a1, q2], [a2])]
+    (traj,), issues = assemble_trajectories(spans)
+    assert issues == [] and traj.contexts == []
+    assert [m.content for m in traj.messages] == ["first question", "first answer", "second question", "second answer"]
+    # one changed word in the history is a different conversation
+    edited = _text("assistant", "first answer, edited")
+    spans[1] = _chat(t, "b" * 16, 200, [q1, edited, q2], [a2])
+    (traj,), _ = assemble_trajectories(spans)
+    assert [c.id for c in traj.contexts] == ["req1", "req2"]
+    assert [(a.kind.value, a.context_id) for a in traj.actions] == [("final_answer", "req2")]
+
+
+def test_a_call_without_reply_is_reported_and_gets_no_context():
+    (traj,), issues = assemble_trajectories(_coder_spans(second_reply=False))
+    assert [c.id for c in traj.contexts] == ["req1"]
+    assert [a.context_id for a in traj.actions] == ["req1"]
+    (issue,) = issues
+    assert issue.span_id == "b" * 16 and "no reply" in issue.message
