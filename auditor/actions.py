@@ -9,7 +9,7 @@ A trajectory with contexts (one per model call, `Trajectory.contexts`) takes its
 call's reply, the last message of its context, with ``context_id`` set: the reply's tool calls and
 edit blocks, and, for the last call only, its text as the final answer when it has neither. The
 history a later call re-sends holds earlier replies again; they are that call's context, not
-actions of it.
+actions of it. A context's ``metadata.edit_format``, when set, says how to read its reply.
 """
 
 from __future__ import annotations
@@ -62,7 +62,8 @@ def _context_actions(traj: Trajectory, edit_format: str | None) -> list[Action]:
         here: list[dict[str, object]] = [
             dict(kind=ActionKind.tool_call, tool_call_id=c.id, tool_name=c.name, arguments=c.arguments)
             for c in reply.tool_calls]
-        edits = parse_edit_blocks(reply.content, edit_format) if reply.content else []
+        fmt = ctx.metadata.get("edit_format")  # a call's own format (Aider's modes differ per request)
+        edits = parse_edit_blocks(reply.content, fmt if fmt in EDIT_FORMATS else edit_format) if reply.content else []
         here += [dict(kind=ActionKind.code_edit, edit=b.edit, tool_name="edit_file", arguments={"path": b.edit.path},
                       char_start=b.char_start, char_end=b.char_end) for b in edits]
         if k == len(traj.contexts) - 1 and not here and reply.content.strip():

@@ -19,7 +19,8 @@ from auditor.report.export import judgement
 @app.command("trace")
 def trace_command(
     files: list[Path] = typer.Argument(..., exists=True, dir_okay=False, readable=True, show_default=False,
-                                       help="Span dumps (OTLP JSON, SDK console), trajectory JSONL or Aider logs."),
+                                       help="Span dumps (OTLP JSON, SDK console), trajectory JSONL or Aider logs (a chat "
+                                       "history and an LLM history log from one folder are joined)."),
     model: str | None = typer.Option(None, "--model", help="Replay model: a local HF directory (default: the embedded SmolLM2)."),
     method: str = typer.Option("flashtrace", "--method", help="Attribution method (flashtrace, ifr-token, attention, loo)."),
     hops: int = typer.Option(1, "--hops", min=0, help="Hops through model-generated text."),

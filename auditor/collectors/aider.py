@@ -7,11 +7,18 @@ whose actions are the edit blocks of the assistant replies (SEARCH/REPLACE, whol
   reply. Slash commands are metadata too, except ``/ask``, ``/code`` and ``/architect``
   whose text is the request. The edit format comes from the ``> Model: ... with X edit format``
   banner when present.
-- LLM history (plain text): one trajectory per model call: the full prompt (``TO LLM``, every
-  line prefixed by its role, ``-------`` between messages) plus the reply (``LLM RESPONSE``).
-  This is the only record of what the model really saw (system prompt, repo map, files).
-  Actions are taken from the reply only: edit blocks quoted in the prompt (Aider's few-shot
-  examples, earlier turns) are context, not things this call did.
+- LLM history (plain text): one trajectory per log with one `Context` per model call: the full
+  prompt (``TO LLM``, every line prefixed by its role, ``-------`` between messages) plus the
+  reply (``LLM RESPONSE``), ids ``req1``, ``req2``, ... by the call's place in the log. This is
+  the only record of what the model really saw (system prompt, repo map, the files as they were
+  at that request), and Aider re-sends it whole each time, so each request is its own context.
+  Actions are taken from each reply only: edit blocks quoted in a prompt (Aider's few-shot
+  examples, earlier turns) are context, not things that call did. The trajectory's ``messages``
+  are the last call's. A call without a response (interrupted, the log cut off) a response
+  without a call, and a log that ends inside a reply's edit block are reported and skipped; a reply
+  that ends inside an edit block elsewhere is reported (the unfinished block is no action).
+- Both files of one session: `auditor.collectors.aider_join` joins them (the chat history's turns,
+  the LLM history's exact contexts).
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from pydantic import ValidationError
 
 from auditor.actions import derive_actions
 from auditor.collectors.issues import LoadIssue
-from auditor.trajectory import Action, Message, Trajectory
+from auditor.trajectory import Action, Context, Message, Trajectory
 
 _STARTED = re.compile(r"^# aider chat started at (?P<ts>.+?)\s*$")
 _MODEL = re.compile(r"^Model: (?P<model>\S+)(?: with (?P<fmt>[\w-]+) edit format)?")
@@ -37,18 +44,16 @@ _FORMATS = {"diff": "diff", "diff-fenced": "diff-fenced", "whole": "whole", "udi
 _ROLE_PREFIX = re.compile(r"^(SYSTEM|USER|ASSISTANT|TOOL|FUNCTION)(?: (.*))?$")
 _TO_LLM = re.compile(r"^TO LLM(?: (?P<ts>\S+))?\s*$")
 _RESPONSE = re.compile(r"^LLM RESPONSE(?: (?P<ts>\S+))?\s*$")
+_HEAD = re.compile(r"^<{5,9} SEARCH", re.M)  # an edit block's start and end (`auditor.edits`)
+_DONE = re.compile(r"^>{5,9} REPLACE", re.M)
 
 
 def _tokens(n: str, k: str) -> int:
     return int(float(n) * (1000 if k else 1))
 
 
-def _actions(traj: Trajectory, fmt: str | None, only_message: int | None = None) -> list[Action]:
-    actions = derive_actions(traj, fmt)
-    if only_message is not None:
-        kept = [a for a in actions if a.message_index == only_message]
-        actions = [a.model_copy(update={"id": f"{traj.id}:a{i}", "step": i}) for i, a in enumerate(kept)]
-    return actions
+def _actions(traj: Trajectory, fmt: str | None) -> list[Action]:
+    return derive_actions(traj, fmt)
 
 
 # -- .aider.chat.history.md --------------------------------------------------------------------------
@@ -193,7 +198,9 @@ def _iso(ts: str | None) -> datetime | None:
         return None
 
 
-def load_llm_history(path: str | Path) -> tuple[list[Trajectory], list[LoadIssue]]:
+def read_llm_calls(path: str | Path) -> tuple[list[dict[str, Any]], list[LoadIssue]]:
+    """The model calls of an LLM history log, in order, as parsed records (``line``, ``sent_at``,
+    ``messages``, ``response``: None when the call got none), plus what could not be read."""
     path = Path(path)
     file = str(path)
     issues: list[LoadIssue] = []
@@ -260,18 +267,16 @@ def load_llm_history(path: str | Path) -> tuple[list[Trajectory], list[LoadIssue
         msg["lines"].append(body)
     if cur is not None and state == "prompt":
         issues.append(LoadIssue(file, "model call without 'LLM RESPONSE' (log ends mid-call); skipped", line=cur["line"]))
-
-    out = []
-    for k, c in enumerate(calls):
-        if c.get("response") is None:
-            continue
-        traj = _llm_call_trajectory(file, path.name, k, c, issues)
-        if traj is not None:
-            out.append(traj)
-    return out, issues
+    if cur is not None and state == "response":
+        cur["at_end"] = True  # the log ends in this reply: it may be cut
+    return calls, issues
 
 
-def _llm_call_trajectory(file: str, name: str, k: int, c: dict[str, Any], issues: list[LoadIssue]) -> Trajectory | None:
+def call_context(file: str, k: int, c: dict[str, Any], issues: list[LoadIssue]) -> Context | None:
+    """The `Context` of call ``k`` (0-based in its log; id ``req{k + 1}``): its prompt, then its
+    reply; None (with an issue) when the call has no response or cannot be a context."""
+    if c.get("response") is None:
+        return None
     messages = []
     for m in c["messages"]:
         role = {"function": "tool"}.get(m["role"], m["role"])
@@ -287,19 +292,50 @@ def _llm_call_trajectory(file: str, name: str, k: int, c: dict[str, Any], issues
     if sent and received:
         meta_reply["latency_s"] = (received - sent).total_seconds()
     messages.append(Message(role="assistant", content=content, metadata=meta_reply))
+    if len(_HEAD.findall(content)) > len(_DONE.findall(content)):
+        if c.get("at_end"):
+            issues.append(LoadIssue(file, "the log ends inside an edit block of this reply (cut off); call skipped",
+                                    line=c["line"]))
+            return None
+        issues.append(LoadIssue(file, "reply ends inside an edit block (cut off?); the unfinished block is not an "
+                                      "action", line=reply["line"], severity="warning"))
     system = "\n".join(m.content for m in messages if m.role == "system")
     fmt = None
     if "file listing" in system.lower() and "SEARCH/REPLACE" not in system:
         fmt = "whole"
     elif "unified diff" in system.lower() and "SEARCH/REPLACE" not in system:
         fmt = "udiff"
-    meta: dict[str, Any] = {"format": "aider-llm-history", "line": c["line"], "sent_at": c.get("sent_at"),
-                            "received_at": c.get("received_at"), "call_index": k}
+    meta: dict[str, Any] = {"line": c["line"], "call_index": k, "sent_at": c.get("sent_at"),
+                            "received_at": c.get("received_at")}
     if fmt:
         meta["edit_format"] = fmt
     try:
-        traj = Trajectory(id=f"{name}:{k}", source="aider", metadata=meta, messages=messages)
+        return Context(id=f"req{k + 1}", messages=messages, metadata=meta)
     except ValidationError as exc:
         issues.append(LoadIssue(file, f"model call rejected: {exc.errors()[0]['msg']}", line=c["line"]))
         return None
-    return traj.model_copy(update={"actions": _actions(traj, fmt, only_message=len(messages) - 1)})
+
+
+def load_llm_history(path: str | Path) -> tuple[list[Trajectory], list[LoadIssue]]:
+    """One trajectory for the log, one context per completed call (see the module docstring)."""
+    path = Path(path)
+    file = str(path)
+    calls, issues = read_llm_calls(path)
+    contexts = [ctx for k, c in enumerate(calls) if (ctx := call_context(file, k, c, issues)) is not None]
+    if not contexts:
+        if calls:
+            issues.append(LoadIssue(file, "no model call with a response: nothing to audit", line=calls[0]["line"]))
+        return [], issues
+    formats = {c.metadata.get("edit_format") for c in contexts}
+    meta: dict[str, Any] = {"format": "aider-llm-history", "line": contexts[0].metadata["line"],
+                            "calls": len(calls), "requests": len(contexts),
+                            "sent_at": contexts[0].metadata.get("sent_at")}
+    if len(formats) == 1 and None not in formats:
+        meta["edit_format"] = formats.pop()
+    try:
+        traj = Trajectory(id=path.name, source="aider", metadata=meta,
+                          messages=[m.model_copy() for m in contexts[-1].messages], contexts=contexts)
+    except ValidationError as exc:
+        issues.append(LoadIssue(file, f"log rejected: {exc.errors()[0]['msg']}", line=contexts[0].metadata["line"]))
+        return [], issues
+    return [traj.model_copy(update={"actions": derive_actions(traj)})], issues

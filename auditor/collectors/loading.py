@@ -132,7 +132,36 @@ def load_path(path: str | Path, fmt: str | None = None) -> LoadResult:
 
 
 def load_paths(paths: list[str | Path], fmt: str | None = None) -> LoadResult:
+    """Load every file; an Aider chat history and LLM history log given together from one folder
+    are joined (`auditor.collectors.aider_join`: the chat's turns with each request's exact context)."""
     total = LoadResult(format=fmt or "mixed")
+    pairs = {} if fmt else _aider_pairs([Path(p) for p in paths])
+    joined = {p for chat, logs in pairs.items() for p in (chat, *logs)}
     for p in paths:
-        total.extend(load_path(p, fmt))
+        p = Path(p)
+        if p in pairs:
+            from auditor.collectors.aider_join import join_aider
+
+            trajs, issues = join_aider(p, pairs[p])
+            total.extend(LoadResult(trajectories=trajs, issues=issues, format="aider"))
+        elif p not in joined:
+            total.extend(load_path(p, fmt))
     return total
+
+
+def _aider_pairs(paths: list[Path]) -> dict[Path, list[Path]]:
+    """Chat history -> the LLM history logs given from the same folder (one chat history per folder)."""
+    chats: dict[Path, list[Path]] = {}
+    logs: dict[Path, list[Path]] = {}
+    for p in paths:
+        if not p.is_file():
+            continue
+        try:
+            kind = sniff_format(p)
+        except OSError:
+            continue
+        if kind == "aider-chat-history":
+            chats.setdefault(p.resolve().parent, []).append(p)
+        elif kind == "aider-llm-history":
+            logs.setdefault(p.resolve().parent, []).append(p)
+    return {found[0]: logs[folder] for folder, found in chats.items() if len(found) == 1 and folder in logs}

@@ -39,22 +39,23 @@ def test_chat_history_sessions_messages_and_edit_actions(data_dir):
     assert edit.kind == ActionKind.code_edit and edit.edit.path == "VERSION" and edit.edit.replace == "1.1\n"
 
 
-def test_llm_history_one_trajectory_per_call_with_reply_actions_only(data_dir):
+def test_llm_history_one_context_per_call_with_reply_actions_only(data_dir):
     path = data_dir / "aider_llm_history.txt"
     assert sniff_format(path) == "aider-llm-history"
     res = load_path(path)
-    first, second = res.trajectories
+    (traj,) = res.trajectories
+    first, second = traj.contexts
     roles = [m.role for m in first.messages]
     assert roles == ["system", "user", "assistant", "user", "assistant", "user", "assistant", "user", "system", "assistant"]
     assert first.messages[0].content.startswith("Act as an expert software developer.\nAlways use best practices")
     assert "\n\n# Example conversations:" in first.messages[0].content  # "SYSTEM " lines are blank lines
     # the few-shot example's SEARCH/REPLACE block is prompt, not an action of this call
-    (edit,) = first.actions
+    edit, answer = traj.actions
     assert edit.kind == ActionKind.code_edit and edit.edit.path == "greet.py" and edit.message_index == 9
-    assert edit.id == f"{first.id}:a0" and edit.step == 0
+    assert edit.context_id == "req1" and edit.id == f"{traj.id}:a0" and edit.step == 0
     assert first.metadata["sent_at"] == "2026-01-05T09:14:05" and first.messages[-1].metadata["latency_s"] == 4.0
     assert second.messages[-1].content == "It prints `hello` followed by the name."
-    assert [a.kind for a in second.actions] == [ActionKind.final_answer]
+    assert (answer.kind, answer.context_id) == (ActionKind.final_answer, "req2")
     problems = sorted((i.line, i.message.split(";")[0]) for i in res.issues)
     assert problems == [(60, "'LLM RESPONSE' without a preceding 'TO LLM'"),
                         (62, "model call without 'LLM RESPONSE' (log ends mid-call)")]
@@ -72,11 +73,12 @@ def test_udiff_and_whole_detection_in_llm_history(tmp_path):
         "TO LLM 2026-01-01T00:01:00\n-------\nSYSTEM If you change a file, return a *file listing* of it.\n"
         "-------\nUSER write hello\nLLM RESPONSE 2026-01-01T00:01:01\n"
         "ASSISTANT hello.py\nASSISTANT ```\nASSISTANT print('hello')\nASSISTANT ```\n")
-    trajs, issues = load_llm_history(log)
+    (traj,), issues = load_llm_history(log)
     assert issues == []
-    assert [(a.edit.path, a.edit.format) for a in trajs[0].actions] == [("a.py", "udiff"), ("b.py", "udiff")]
-    assert trajs[0].actions[1].edit.search == "print(x)\n"
-    assert [(a.edit.path, a.edit.format) for a in trajs[1].actions] == [("hello.py", "whole")]
+    assert [(a.context_id, a.edit.path, a.edit.format) for a in traj.actions] == [
+        ("req1", "a.py", "udiff"), ("req1", "b.py", "udiff"), ("req2", "hello.py", "whole")]
+    assert traj.actions[1].edit.search == "print(x)\n"
+    assert "edit_format" not in traj.metadata  # each call has its own
 
 
 def test_chat_history_without_header_is_read_with_a_warning(tmp_path):
