@@ -42,7 +42,11 @@ SCHEMAS: dict[str, list[tuple[str, pa.DataType]]] = {
     "actions": [
         ("trajectory_id", STR), ("action_id", STR), ("step", INT), ("kind", STR), ("tool_name", STR),
         ("tool_call_id", STR), ("arguments", STR), ("message_index", INT), ("edit", STR),
-        ("char_start", INT), ("char_end", INT), ("summary", STR),
+        ("char_start", INT), ("char_end", INT), ("summary", STR), ("context_id", STR),
+    ],
+    "contexts": [
+        ("trajectory_id", STR), ("context_id", STR), ("position", INT), ("n_messages", INT), ("messages", STR),
+        ("tools", STR), ("metadata", STR),
     ],
     "runs": [
         ("run_id", STR), ("created_at", TS), ("model", STR), ("method", STR), ("hops", INT),
@@ -57,6 +61,11 @@ SCHEMAS: dict[str, list[tuple[str, pa.DataType]]] = {
         ("run_id", STR), ("trajectory_id", STR), ("segment_id", STR), ("kind", STR), ("label", STR), ("text", STR),
         ("message_index", INT), ("field", STR), ("tool_call_id", STR), ("tool_name", STR), ("path", STR),
         ("char_start", INT), ("char_end", INT), ("action_id", STR), ("token_start", INT), ("token_end", INT), ("position", INT),
+        ("context_id", STR),
+    ],
+    "audit_contexts": [
+        ("run_id", STR), ("trajectory_id", STR), ("context_id", STR), ("n_tokens", INT), ("tokens", STRS),
+        ("forward_seconds", DBL),
     ],
     "action_audits": [
         ("run_id", STR), ("trajectory_id", STR), ("action_id", STR), ("context_end", INT), ("output_start", INT),
@@ -85,7 +94,9 @@ SCHEMAS: dict[str, list[tuple[str, pa.DataType]]] = {
 
 #: Tables written per (run, trajectory) by `record_audit`, children before parents.
 AUDIT_TABLES = ("token_scores", "hop_flows", "argument_attributions", "action_arguments", "attributions",
-                "action_audits", "segments", "audits")
+                "action_audits", "segments", "audit_contexts", "audits")
+#: Tables written per trajectory by `trajectory_tables` (a changed trajectory replaces its rows).
+TRAJECTORY_TABLES = ("messages", "actions", "contexts", "trajectories")
 
 
 def _json(value: Any) -> str | None:
@@ -162,12 +173,13 @@ SPANS_SELECT = f"""
 # -- trajectories --------------------------------------------------------------------------------
 
 def trajectory_tables(trajs: Sequence[Trajectory], now: datetime | None = None) -> dict[str, pa.Table]:
-    """Arrow tables for `trajectories`, `messages` and `actions` (last occurrence of an id wins)."""
+    """Arrow tables for `trajectories`, `messages`, `actions` and `contexts` (last occurrence of an
+    id wins)."""
     now = now or datetime.now(timezone.utc)
     latest: dict[str, Trajectory] = {}
     for t in trajs:
         latest[t.id] = t
-    tcols, mcols, acols = Columns("trajectories"), Columns("messages"), Columns("actions")
+    tcols, mcols, acols, ccols = Columns("trajectories"), Columns("messages"), Columns("actions"), Columns("contexts")
     for traj in latest.values():
         traj = with_actions(traj)
         doc = traj.to_jsonl_line()
@@ -191,9 +203,17 @@ def trajectory_tables(trajs: Sequence[Trajectory], now: datetime | None = None) 
                 trajectory_id=traj.id, action_id=a.id, step=a.step, kind=a.kind.value, tool_name=a.tool_name,
                 tool_call_id=a.tool_call_id, arguments=_json(a.arguments), message_index=a.message_index,
                 edit=_json(a.edit.model_dump(mode="json")) if a.edit else None, char_start=a.char_start,
-                char_end=a.char_end, summary=a.summary,
+                char_end=a.char_end, summary=a.summary, context_id=a.context_id,
             )
-    return {"trajectories": tcols.table(), "messages": mcols.table(), "actions": acols.table()}
+        for pos, c in enumerate(traj.contexts, 1):
+            ccols.add(
+                trajectory_id=traj.id, context_id=c.id, position=pos, n_messages=len(c.messages),
+                messages=_json([m.model_dump(mode="json") for m in c.messages]),
+                tools=None if c.tools is None else _json([t.model_dump(mode="json") for t in c.tools]),
+                metadata=_json(c.metadata),
+            )
+    return {"trajectories": tcols.table(), "messages": mcols.table(), "actions": acols.table(),
+            "contexts": ccols.table()}
 
 
 # -- audits --------------------------------------------------------------------------------------
@@ -212,8 +232,8 @@ def run_table(audits: Sequence[TrajectoryAudit], now: datetime | None = None) ->
 
 
 def audit_tables(audits: Sequence[TrajectoryAudit], now: datetime | None = None) -> dict[str, pa.Table]:
-    """Arrow tables for everything a (run, trajectory) writes: audits, segments, action_audits,
-    attributions, action_arguments, argument_attributions, hop_flows, token_scores."""
+    """Arrow tables for everything a (run, trajectory) writes: audits, audit_contexts, segments,
+    action_audits, attributions, action_arguments, argument_attributions, hop_flows, token_scores."""
     now = now or datetime.now(timezone.utc)
     out = {name: Columns(name) for name in AUDIT_TABLES}
     for au in audits:
@@ -232,8 +252,11 @@ def audit_tables(audits: Sequence[TrajectoryAudit], now: datetime | None = None)
                 run_id=run_id, trajectory_id=tid, segment_id=s.id, kind=s.kind.value, label=s.label, text=s.text,
                 message_index=p.message_index, field=p.field, tool_call_id=p.tool_call_id, tool_name=p.tool_name,
                 path=p.path, char_start=p.char_start, char_end=p.char_end, action_id=s.action_id,
-                token_start=s.token_start, token_end=s.token_end, position=pos,
+                token_start=s.token_start, token_end=s.token_end, position=pos, context_id=s.context_id,
             )
+        for c in getattr(au, "contexts", None) or []:
+            out["audit_contexts"].add(run_id=run_id, trajectory_id=tid, context_id=c.context_id, n_tokens=len(c.tokens),
+                                      tokens=list(c.tokens), forward_seconds=c.forward_seconds)
         att = out["attributions"]
         for aa in au.actions:
             aid = aa.action.id

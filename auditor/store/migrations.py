@@ -1015,6 +1015,126 @@ def m005_action_verdicts(con: "duckdb.DuckDBPyConnection") -> None:
         })
 
 
+@migration
+def m006_contexts(con: "duckdb.DuckDBPyConnection") -> None:
+    """Per-call contexts (trajectory schema version 2): a coding agent's requests are not one
+    append-only conversation, so each model call is recorded with the exact messages it was sent
+    (`contexts`), each action names the call that produced it (`actions.context_id`), and each
+    segment the context it is part of (`segments.context_id`); a context's rendered tokens are in
+    `audit_contexts` (`audits.tokens` stays the rendering of the trajectory's own messages).
+
+    Design: a context's messages are one JSON column (they are shown whole, "request 3 of 5 was
+    sent this"), not rows of `messages`, whose key (trajectory, message_index) they would break.
+    The same file in two requests is two segments (two drivers, each with the text that request
+    carried) with one `path`: `action_drivers` gains the action's `context_id`, `request` and
+    `requests` (NULL in the classic form), and `file_drivers` sums each action's drivers per file,
+    so `GROUP BY path` groups a file across requests. Rows stored before m006 have NULL context ids:
+    their trajectories had no contexts.
+    """
+    con.execute("ALTER TABLE actions ADD COLUMN context_id VARCHAR")
+    con.execute("COMMENT ON COLUMN actions.context_id IS " + _lit(
+        "The model call whose reply holds the action (`contexts.context_id`); message_index then indexes that "
+        "context's messages. NULL: the trajectory's own messages (an append-only run)."))
+    con.execute("ALTER TABLE segments ADD COLUMN context_id VARCHAR")
+    con.execute("COMMENT ON COLUMN segments.context_id IS " + _lit(
+        "The model call whose context the segment is part of: message_index indexes that context's messages and "
+        "the token range its tokens (`audit_contexts`). NULL: the trajectory's own messages (`audits.tokens`)."))
+
+    _table(con, "contexts", (
+        "Model calls of trajectories whose requests were not one append-only conversation: the exact messages "
+        "each call was sent, then its reply. One row per (trajectory_id, context_id)."), [
+        ("trajectory_id", "VARCHAR NOT NULL", "Trajectory."),
+        ("context_id", "VARCHAR NOT NULL", "Context id (`req3`, ...), unique within the trajectory."),
+        ("position", "INTEGER", "1-based order of the call in the trajectory (request `position` of n)."),
+        ("n_messages", "INTEGER", "Number of messages: the prompt, then the reply."),
+        ("messages", "JSON", "The prompt exactly as sent, then the reply (the last message); actions' "
+                             "message_index indexes this list."),
+        ("tools", "JSON", "Tools offered with this call; NULL: the trajectory's (`trajectories.tools`)."),
+        ("metadata", "JSON", "Where the call was recorded: span id, log line, times."),
+    ], "PRIMARY KEY (trajectory_id, context_id)")
+
+    _table(con, "audit_contexts", (
+        "Per run and trajectory, each replayed context's rendered tokens (the segments and actions of that "
+        "context index them). One row per (run_id, trajectory_id, context_id)."), [
+        ("run_id", "VARCHAR NOT NULL", "Run."),
+        ("trajectory_id", "VARCHAR NOT NULL", "Trajectory."),
+        ("context_id", "VARCHAR NOT NULL", "Context (see `contexts`)."),
+        ("n_tokens", "INTEGER", "Length of the context's rendered token sequence."),
+        ("tokens", "VARCHAR[]", "Rendered token strings; token ranges of the context's segments index into it."),
+        ("forward_seconds", "DOUBLE", "Seconds spent in this context's forward pass."),
+    ], "PRIMARY KEY (run_id, trajectory_id, context_id)")
+
+    _view(con, "action_drivers", (
+        "Each action with its drivers, ranked (one row per action × driving segment; "
+        "`WHERE rank <= 3` gives the top drivers). For a trajectory with contexts, `request` says which model "
+        "call produced the action; its drivers are segments of that call's context."),
+        """
+        SELECT r.run_id, r.created_at AS run_created_at, r.model, r.method, r.hops,
+               t.trajectory_id, t.action_id, x.step, x.kind AS action_kind, x.tool_name,
+               x.arguments, x.summary AS action_summary,
+               t.rank, t.segment_id, t.kind AS driver_kind, t.label AS driver_label,
+               s.tool_name AS driver_tool, s.path AS driver_path, s.message_index AS driver_message_index,
+               t.share, t.score,
+               x.context_id, c.position AS request,
+               (SELECT count(*) FROM contexts n WHERE n.trajectory_id = t.trajectory_id)::INTEGER AS requests
+        FROM attributions t
+        JOIN runs r ON r.run_id = t.run_id
+        LEFT JOIN actions x ON x.trajectory_id = t.trajectory_id AND x.action_id = t.action_id
+        LEFT JOIN segments s ON s.run_id = t.run_id AND s.trajectory_id = t.trajectory_id
+                             AND s.segment_id = t.segment_id
+        LEFT JOIN contexts c ON c.trajectory_id = x.trajectory_id AND c.context_id = x.context_id
+        WHERE t.hop = 0
+        """,
+        {
+            "run_id": "Run.", "run_created_at": "When the run was made.", "model": "Replay model.",
+            "method": "Attribution method.", "hops": "Hops.", "trajectory_id": "Trajectory.",
+            "action_id": "Action (use with `audit show`).", "step": "Order of the action in the trajectory.",
+            "action_kind": "tool_call, code_edit or final_answer.",
+            "tool_name": "Tool the action called (NULL for final answers).",
+            "arguments": "The call's arguments (JSON).", "action_summary": "One-line description of the action.",
+            "rank": "1 = strongest driver.", "segment_id": "Driving segment.",
+            "driver_kind": "Driving segment's kind (tool_output, user_request, ...).",
+            "driver_label": "Driving segment's label.",
+            "driver_tool": "For tool_output drivers: the tool whose output it is.",
+            "driver_path": "For file_context drivers: the file.",
+            "driver_message_index": "Message the driving text comes from (of the action's context, when it has one).",
+            "share": "Share of the action's attribution mass, in [0, 1].", "score": "Raw score.",
+            "context_id": "The model call that produced the action (NULL: the trajectory's own messages).",
+            "request": "1-based number of that call among the trajectory's contexts (request `request` of `requests`).",
+            "requests": "How many contexts (model calls) the trajectory has; 0 for an append-only run.",
+        })
+
+    _view(con, "file_drivers", (
+        "How much each file drove each action: the shares of the action's file_context drivers with a path, "
+        "summed per file (one row per run × action × file). A file sent in several requests is a different "
+        "segment in each (with the content that request carried), one path here: `GROUP BY path` groups it "
+        "across requests."),
+        """
+        SELECT a.run_id, a.trajectory_id, a.action_id, x.step, x.kind AS action_kind, x.summary AS action_summary,
+               x.context_id, c.position AS request, s.path,
+               sum(a.share) AS share, sum(a.score) AS score, min(a.rank) AS best_rank,
+               count(*)::INTEGER AS segments, list(a.segment_id ORDER BY a.rank) AS segment_ids
+        FROM attributions a
+        JOIN segments s ON s.run_id = a.run_id AND s.trajectory_id = a.trajectory_id AND s.segment_id = a.segment_id
+        LEFT JOIN actions x ON x.trajectory_id = a.trajectory_id AND x.action_id = a.action_id
+        LEFT JOIN contexts c ON c.trajectory_id = x.trajectory_id AND c.context_id = x.context_id
+        WHERE a.hop = 0 AND s.path IS NOT NULL
+        GROUP BY a.run_id, a.trajectory_id, a.action_id, x.step, x.kind, x.summary, x.context_id, c.position, s.path
+        """,
+        {
+            "run_id": "Run.", "trajectory_id": "Trajectory.", "action_id": "Action (use with `audit show`).",
+            "step": "Order of the action in the trajectory.", "action_kind": "tool_call, code_edit or final_answer.",
+            "action_summary": "One-line description of the action.",
+            "context_id": "The model call that produced the action (NULL: the trajectory's own messages).",
+            "request": "1-based number of that call among the trajectory's contexts.",
+            "path": "The file (`segments.path`).",
+            "share": "Summed share of the file's segments among the action's drivers, in [0, 1].",
+            "score": "Summed raw score.", "best_rank": "Rank of the file's strongest segment.",
+            "segments": "How many of the file's segments drove the action (a long file is cut per paragraph).",
+            "segment_ids": "Those segments, strongest first.",
+        })
+
+
 def applied(con: "duckdb.DuckDBPyConnection") -> list[str]:
     """Names of the migrations already applied to this database, in order."""
     exists = con.execute(

@@ -7,7 +7,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from auditor.store.errors import NotFound
-from auditor.audit.schema import ActionAttribution, ArgumentAttribution, Driver, HopFlow, RunInfo, TrajectoryAudit
+from auditor.audit.schema import (ActionAttribution, ArgumentAttribution, ContextAudit, Driver, HopFlow, RunInfo,
+                                  TrajectoryAudit)
 from auditor.trajectory import Provenance, Segment, Trajectory
 
 Rows = Callable[[str, Sequence[Any]], list[dict[str, Any]]]
@@ -29,6 +30,7 @@ def rebuild_audit(rows: Rows, run_id: str, trajectory_id: str, action_ids: Seque
     segments = [
         Segment(id=s["segment_id"], kind=s["kind"], text=s["text"], label=s["label"] or "",
                 action_id=s["action_id"], token_start=s["token_start"], token_end=s["token_end"],
+                context_id=s.get("context_id"),
                 provenance=Provenance(message_index=s["message_index"], field=s["field"],
                                       tool_call_id=s["tool_call_id"], tool_name=s["tool_name"], path=s["path"],
                                       char_start=s["char_start"], char_end=s["char_end"]))
@@ -63,6 +65,11 @@ def rebuild_audit(rows: Rows, run_id: str, trajectory_id: str, action_ids: Seque
             token_scores=list(g["scores"] or [])))
     scores = {s["action_id"]: s["scores"] for s in rows(
         "SELECT action_id, scores FROM token_scores WHERE run_id = ? AND trajectory_id = ?", key)}
+    order_of = {c.id: i for i, c in enumerate(traj.contexts)}
+    contexts = sorted((ContextAudit(context_id=c["context_id"], tokens=list(c["tokens"] or []),
+                                    forward_seconds=c["forward_seconds"] or 0.0)
+                       for c in rows("SELECT * FROM audit_contexts WHERE run_id = ? AND trajectory_id = ?", key)),
+                      key=lambda c: order_of.get(c.context_id, len(order_of)))
     order = {x.id: i for i, x in enumerate(traj.actions)}
     rows = sorted(rows("SELECT * FROM action_audits WHERE run_id = ? AND trajectory_id = ?", key),
                   key=lambda row: (order.get(row["action_id"], len(order)), row["action_id"]))
@@ -84,4 +91,4 @@ def rebuild_audit(rows: Rows, run_id: str, trajectory_id: str, action_ids: Seque
         extra["notes"] = list(a["notes"] or [])
     return TrajectoryAudit(run=info, trajectory=traj, segments=segments, tokens=list(a["tokens"] or []),
                            actions=actions, dropped=list(a["dropped"] or []), unplaced=list(a["unplaced"] or []),
-                           forward_seconds=a["forward_seconds"], seconds=a["seconds"], **extra)
+                           forward_seconds=a["forward_seconds"], seconds=a["seconds"], contexts=contexts, **extra)

@@ -185,7 +185,7 @@ class Store:
         if replace:
             con.register("_traj_ids", pa.table({"trajectory_id": pa.array(replace, pa.string())}))
             try:
-                for table in ("messages", "actions", "trajectories"):
+                for table in ingest.TRAJECTORY_TABLES:
                     con.execute(f"DELETE FROM {table} WHERE trajectory_id IN (SELECT trajectory_id FROM _traj_ids)")
             finally:
                 con.unregister("_traj_ids")

@@ -18,7 +18,8 @@ import json
 import re
 from datetime import datetime, timezone
 
-from auditor.audit.schema import ActionAttribution, ArgumentAttribution, Driver, HopFlow, RunInfo, TrajectoryAudit
+from auditor.audit.schema import (ActionAttribution, ArgumentAttribution, ContextAudit, Driver, HopFlow, RunInfo,
+                                  TrajectoryAudit)
 from auditor.trajectory import (
     Action,
     ActionKind,
@@ -47,9 +48,39 @@ def synthetic_run(run_id: str = "run-synthetic", model: str = "synthetic", metho
 
 def synthetic_audit(traj: Trajectory, run: RunInfo | None = None, *, arguments: bool = False) -> TrajectoryAudit:
     """A deterministic `TrajectoryAudit` of ``traj`` without a model (see the module docstring);
-    ``arguments=True`` also explains each argument of tool calls and code edits."""
+    ``arguments=True`` also explains each argument of tool calls and code edits. A trajectory with
+    contexts is rendered per context holding actions, as the replay does (segment ids
+    ``{context}:m{i}``, each context's tokens in ``contexts``)."""
     traj = with_actions(traj)
     run = run or synthetic_run()
+    if traj.contexts:
+        return _synthetic_contexts(traj, run, arguments)
+    segments, tokens, attributions = _synthetic_part(traj, run, arguments)
+    return TrajectoryAudit(run=run, trajectory=traj, segments=segments, tokens=tokens, actions=attributions,
+                           seconds=0.0)
+
+
+def _synthetic_contexts(traj: Trajectory, run: RunInfo, arguments: bool) -> TrajectoryAudit:
+    used = {a.context_id for a in traj.actions}
+    by_id = {a.id: a for a in traj.actions}
+    segments: list[Segment] = []
+    attributions: dict[str, ActionAttribution] = {}
+    contexts: list[ContextAudit] = []
+    own: list[str] = []
+    for cid in [*(c.id for c in traj.contexts if c.id in used), *([None] if None in used else [])]:
+        segs, tokens, atts = _synthetic_part(traj.for_context(cid), run, arguments, prefix="" if cid is None else f"{cid}:")
+        segments += [s.model_copy(update={"context_id": cid}) for s in segs]
+        attributions.update({a.action.id: a.model_copy(update={"action": by_id[a.action.id]}) for a in atts})
+        if cid is None:
+            own = tokens
+        else:
+            contexts.append(ContextAudit(context_id=cid, tokens=tokens))
+    return TrajectoryAudit(run=run, trajectory=traj, segments=segments, tokens=own, contexts=contexts,
+                           actions=[attributions[a.id] for a in traj.actions], seconds=0.0)
+
+
+def _synthetic_part(traj: Trajectory, run: RunInfo, arguments: bool,
+                    prefix: str = "") -> tuple[list[Segment], list[str], list[ActionAttribution]]:
     tokens: list[str] = []
     segments: list[Segment] = []
     msg_range: dict[int, tuple[int, int]] = {}
@@ -76,7 +107,7 @@ def synthetic_audit(traj: Trajectory, run: RunInfo | None = None, *, arguments: 
         else:
             kind, label = SegmentKind.prior_turn, "assistant turn"
         segments.append(Segment(
-            id=f"m{i}", kind=kind, text=m.content, label=label,
+            id=f"{prefix}m{i}", kind=kind, text=m.content, label=label,
             action_id=next((a.id for a in traj.actions if a.message_index == i), None) if kind is SegmentKind.action
             else None,
             provenance=Provenance(message_index=i, tool_call_id=m.tool_call_id,
@@ -87,8 +118,7 @@ def synthetic_audit(traj: Trajectory, run: RunInfo | None = None, *, arguments: 
     if arguments:
         for att in attributions:
             att.arguments = _arguments(traj, att.action, tokens, segments, msg_range, msg_text)
-    return TrajectoryAudit(run=run, trajectory=traj, segments=segments, tokens=tokens, actions=attributions,
-                           seconds=0.0)
+    return segments, tokens, attributions
 
 
 def _attribute(traj: Trajectory, action: Action, tokens: list[str], segments: list[Segment],

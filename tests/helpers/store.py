@@ -11,15 +11,17 @@ from auditor.store import ingest, migrations
 
 
 def record_with_old_code(con: duckdb.DuckDBPyConnection, audits) -> None:
-    """Write ``audits`` into whatever tables this database has, as an auditor of that time did
-    (no verdicts: they were not recorded before m005)."""
+    """Write ``audits`` into whatever tables (and columns) this database has, as an auditor of that
+    time did (no verdicts: they were not recorded before m005; no context ids before m006)."""
     present = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
     tables = {**ingest.trajectory_tables([a.trajectory for a in audits]), "runs": ingest.run_table(audits),
               **ingest.audit_tables(audits)}
     for name, data in tables.items():
         if name not in present:
             continue
-        cols = ", ".join(data.column_names)
+        have = {r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = ?",
+                                          [name]).fetchall()}
+        cols = ", ".join(c for c in data.column_names if c in have)
         con.register("_old_rows", data)
         con.execute(f"INSERT INTO {name} ({cols}) SELECT {cols} FROM _old_rows")
         con.unregister("_old_rows")
