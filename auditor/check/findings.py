@@ -216,14 +216,15 @@ def quote_segment(audit: TrajectoryAudit | None, attr: ActionAttribution | None,
     text = seg.text
     fallback = _squash(text[:QUOTE_CHARS]) + ("…" if len(text) > QUOTE_CHARS else "")
     scores = _quote_scores(attr, argument)
+    tokens = audit.tokens_of(seg.context_id)  # a segment of a model call's context indexes that context's tokens
     if (
         not scores
-        or not audit.tokens
+        or not tokens
         or seg.token_start is None
         or seg.token_end is None
     ):
         return fallback
-    lo, hi = seg.token_start, min(seg.token_end, len(scores), len(audit.tokens))
+    lo, hi = seg.token_start, min(seg.token_end, len(scores), len(tokens))
     if hi <= lo:
         return fallback
     width = min(QUOTE_TOKENS, hi - lo)
@@ -233,7 +234,7 @@ def quote_segment(audit: TrajectoryAudit | None, attr: ActionAttribution | None,
         window += scores[start + width - 1] - scores[start - 1]
         if window > best:
             best, best_at = window, start
-    piece = "".join(_clean_token(t) for t in audit.tokens[best_at : best_at + width]).strip()
+    piece = "".join(_clean_token(t) for t in tokens[best_at : best_at + width]).strip()
     if not piece:
         return fallback
     at = text.find(piece)

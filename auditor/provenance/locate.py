@@ -147,7 +147,8 @@ class ProvenanceIndex:
         - None: every segment.
         - a token position: segments with ``token_end <= before``; a tool definition the renderer
           could not place (a template that rewrites it) still counts, since the prompt carries it.
-        - an Action: never its own segments. When its segment is placed on tokens, a placed
+        - an Action: never its own segments, nor segments of another model call's context (a
+          segment's ``context_id`` differs from the action's). When its segment is placed on tokens, a placed
           segment counts when it ends before the action's first token. Otherwise message order: a
           segment of an earlier message counts, tool definitions (no message: the prompt's head)
           count, and in the action's own message the segments before the action's first segment
@@ -169,7 +170,7 @@ class ProvenanceIndex:
         token = min(starts) if starts else None
         out = []
         for i, s in enumerate(segs):
-            if i in own_set:
+            if i in own_set or s.context_id != before.context_id:  # another model call's context: never seen
                 continue
             if token is not None and s.token_end is not None:
                 if s.token_end <= token:
