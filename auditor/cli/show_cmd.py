@@ -85,16 +85,56 @@ def judged_line(data: dict[str, Any]) -> str:
     return line + f"  ·  threshold {data['threshold']:.2f}: {verdict}"
 
 
+def request_line(ctx: dict[str, Any]) -> str:
+    """Which model call the action came from: ``request 2 of 5 (req2) · sent 10:01:00 · span …``."""
+    meta = ctx.get("metadata") or {}
+    where = [f"request {ctx['request']} of {ctx['requests']} ({ctx['id']})"]
+    if meta.get("sent_at"):
+        where.append(f"sent {meta['sent_at']}")
+    if meta.get("span_id"):
+        where.append(f"span {meta['span_id']}")
+    if meta.get("line") is not None:
+        where.append(f"{Path(str(meta.get('file', ''))).name or 'log'} line {meta['line']}")
+    return "  ·  ".join(where)
+
+
+def context_table(ctx: dict[str, Any], drivers: list[dict[str, Any]], width: int = 70) -> Table:
+    """What the request was sent, one row per message, and how much of the action's input mass each
+    message's segments hold (the reply, last, holds the action)."""
+    share: dict[int, float] = {}
+    for d in drivers:
+        if d.get("message_index") is not None:
+            share[d["message_index"]] = share.get(d["message_index"], 0.0) + d["share"]
+    table = Table(title=f"context: what request {ctx['request']} of {ctx['requests']} was sent, then its reply",
+                  title_justify="left")
+    for col, kw in (("#", {"justify": "right"}), ("role", {}), ("chars", {"justify": "right"}),
+                    ("drove", {"justify": "right"}), ("text", {"overflow": "ellipsis", "no_wrap": True,
+                                                           "max_width": width})):
+        table.add_column(col, **kw)
+    last = len(ctx["messages"]) - 1
+    for m in ctx["messages"]:
+        i = m["index"]
+        text = " ".join((m.get("content") or "").split()) or ", ".join(c["name"] for c in m.get("tool_calls") or [])
+        drove = "reply" if i == last else (f"{share[i]:.1%}" if i in share else "")
+        table.add_row(str(i), m["role"], str(len(m.get("content") or "")), drove, escape(text[: width * 2]))
+    return table
+
+
 def render_export(data: dict[str, Any]) -> Group:
     a, run = data["action"], data["run"]
+    ctx = data.get("context")
     head = Text()
     head.append(f"{a['id']}", style="bold")
     head.append(f"  {a['kind']}  ", style="dim")
     head.append(a["summary"])
     head.append(f"\ntrajectory {data['trajectory_id']}  ·  run {run['run_id']} ({run['model']}, {run['method']}, "
                 f"{run['hops']} hop{'s' if run['hops'] != 1 else ''})", style="dim")
+    if ctx:
+        head.append("\n" + request_line(ctx))
     head.append("\n" + judged_line(data))
     parts: list[Any] = [Panel(head, title="action", title_align="left")]
+    if ctx:
+        parts.append(context_table(ctx, data["drivers"]))
 
     drivers = Table(title="drivers", title_justify="left")
     for col, kw in (("#", {"justify": "right"}), ("share", {"justify": "right"}), ("", {}), ("kind", {}),
@@ -136,6 +176,8 @@ def show_command(
     as_json: bool = typer.Option(False, "--json", help="Print the action export (the HTML report's input) as JSON."),
 ) -> None:
     """Show one action: its drivers, and the text of the top segments with the strongest tokens highlighted.
+
+    When the trajectory's model calls each had their own context (a coding agent re-sending the current files with every request), the action's request is named (request 3 of 5) and its context listed: every message that request was sent, with the share of the action's drivers each holds.
 
     For tool calls and code edits an arguments table follows the drivers: each argument's value,
     its support (authority / (authority + data) of its own drivers), ◆ where `audit check` judges

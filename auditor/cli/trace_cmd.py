@@ -47,7 +47,7 @@ def trace_command(
 
     Exit codes: 0 ok, 2 bad usage, 3 some records (or trajectories) were skipped.
 
-    --json prints one JSON object: db, run_id, policy, spans_added, trajectories, skipped, issues (file, line, span_id, field, severity, message), audits (per trajectory: its actions, each with support (judged), argument (what it was judged on, null for the whole call), action_support (the whole call's), threshold, status, rules and its top drivers: rank, kind, label, share) and failed.
+    --json prints one JSON object: db, run_id, policy, spans_added, trajectories, skipped, issues (file, line, span_id, field, severity, message), audits (per trajectory: its actions, each with context_id and request (the model call it came from, null in an append-only run), support (judged), argument (what it was judged on, null for the whole call), action_support (the whole call's), threshold, status, rules and its top drivers: rank, kind, label, share) and failed.
 
     Example: audit trace examples/injected_email.jsonl --db audit.duckdb
     """
@@ -140,7 +140,9 @@ def _summary(audit: TrajectoryAudit, resumed: bool, top: int, policy: Any) -> di
         j = judgement(att, audit, policy)
         actions.append({
             "action_id": att.action.id, "kind": att.action.kind.value, "tool_name": att.action.tool_name,
-            "summary": att.action.summary, "support": _round(j["support"]), "argument": j["argument"],
+            "summary": att.action.summary, "context_id": att.action.context_id,
+            "request": audit.trajectory.context_number(att.action.context_id),
+            "support": _round(j["support"]), "argument": j["argument"],
             "action_support": _round(j["action_support"]), "threshold": j["threshold"], "status": j["status"],
             "rules": j["rules"],
             "drivers": [{"rank": d.rank, "segment_id": d.segment_id, "kind": d.kind.value, "label": d.label,
@@ -174,6 +176,9 @@ def _drivers_table(audit: TrajectoryAudit, top: int, policy: Any, resumed: bool)
         support = f"[{style}]{j['support']:.2f}[/]" + (f"\n[dim]{escape(j['argument'])}[/]" if j["argument"] else "")
         call = "–" if j["action_support"] is None else f"{j['action_support']:.2f}"
         head = f"[bold]{escape(att.action.id)}[/]\n{escape(_clip(att.action.summary, 2 * action_w))}"
+        if att.action.context_id is not None:  # the model call it came from, and whose context explains it
+            n = audit.trajectory.context_number(att.action.context_id)
+            head += f"\n[dim]request {n} of {len(audit.trajectory.contexts)} ({escape(att.action.context_id)})[/]"
         drivers = att.top(top) or [None]
         for k, d in enumerate(drivers):
             first = k == 0

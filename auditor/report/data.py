@@ -8,7 +8,10 @@ the same audit, and the CI check's ``verdict`` when `auditor.check` is there.
 
 `report_data(audits)` wraps one or more audits: per run the conversation (and the tools offered,
 each the text of its ``tool_definition`` segment), the segments with their token ranges, the token
-strings once, and the actions.
+strings once, and the actions. An audit whose actions come from several model calls (per-call
+contexts) is one entry per request that holds actions, named ``{trajectory} · request k of n
+({context})``: its conversation is what that request was sent (then its reply), its segments,
+tokens and actions that context's, so the page shows each action within its own request.
 
 Plain Python over the pydantic models: no model, no I/O.
 """
@@ -136,7 +139,7 @@ def action_view(audit: TrajectoryAudit, att: ActionAttribution) -> dict[str, Any
     top: list[dict[str, Any]] = []
     if scores:
         order = sorted(range(len(scores)), key=lambda i: scores[i], reverse=True)[:TOP_TOKENS]
-        tokens = audit.tokens
+        tokens = audit.tokens_of(att.action.context_id)
         top = [{"i": i, "text": tokens[i] if i < len(tokens) else "", "score": _sig(scores[i])}
                for i in order if scores[i] > 0]
     hops = [h.model_dump(mode="json") for h in att.hops]
@@ -182,9 +185,11 @@ def run_data(
     audit: TrajectoryAudit,
     verdicts: Mapping[str, Any] | None = None,
     exports: Mapping[str, dict[str, Any]] | None = None,
+    context_id: str | None = None,
 ) -> dict[str, Any]:
     """One run as the report embeds it: the conversation, the segments, the token strings once, and
-    per action ``{"export": <the shared export>, "view": <action_view>, "verdict": <normalized>}``.
+    per action ``{"export": <the shared export>, "view": <action_view>, "verdict": <normalized>}``;
+    with ``context_id``, only that model call's context and actions (see `runs_data`).
 
     ``exports`` (action id → export dict, e.g. from ``auditor.report.export.action_export``) are
     embedded verbatim; missing ones are built from ``audit`` with the same function (default policy)."""
@@ -193,6 +198,8 @@ def run_data(
     traj = audit.trajectory
     actions = []
     for att in audit.actions:
+        if att.action.context_id != context_id:
+            continue
         aid = att.action.id
         export = exports.get(aid)
         if export is None:
@@ -205,25 +212,61 @@ def run_data(
         "tool_call_id": s.provenance.tool_call_id, "tool_name": s.provenance.tool_name,
         "char_start": s.provenance.char_start,
         "char_end": s.provenance.char_end, "token_start": s.token_start, "token_end": s.token_end,
-    } for s in audit.segments]
+    } for s in audit.segments if s.context_id == context_id]
+    name, tools, context, dropped, unplaced = traj.id, traj.tools, None, list(audit.dropped), list(audit.unplaced)
+    if audit.contexts or context_id is not None:
+        dropped, unplaced = _of_context(audit, dropped, context_id), _of_context(audit, unplaced, context_id)
+    if context_id is not None:
+        ctx, k = traj.context(context_id), traj.context_number(context_id)
+        name = f"{traj.id} · request {k} of {len(traj.contexts)} ({context_id})"
+        tools = traj.tools if ctx.tools is None else ctx.tools
+        context = {"id": context_id, "request": k, "requests": len(traj.contexts), "metadata": ctx.metadata}
     return {
         "run": audit.run.model_dump(mode="json"),
         "trajectory": {
-            "id": traj.id, "source": traj.source, "metadata": traj.metadata,
-            "tools": [t.name for t in traj.tools],
+            "id": name, "trajectory_id": traj.id, "context": context, "source": traj.source,
+            "metadata": traj.metadata,
+            "tools": [t.name for t in tools],
             # each tool as its tool_definition segment's text (the segment carries field and tool_name)
-            "tool_definitions": [{"name": t.name, "text": tool_definition_text(t)} for t in traj.tools],
-            "messages": [_message_dict(i, m) for i, m in enumerate(traj.messages)],
+            "tool_definitions": [{"name": t.name, "text": tool_definition_text(t)} for t in tools],
+            "messages": [_message_dict(i, m) for i, m in enumerate(traj.messages_of(context_id))],
             "content_captured": traj.content_captured,
         },
         "segments": segments,
-        "tokens": list(audit.tokens),
+        "tokens": list(audit.tokens_of(context_id)),
         "actions": actions,
-        "dropped": list(audit.dropped),
-        "unplaced": list(audit.unplaced),
+        "dropped": dropped,
+        "unplaced": unplaced,
         "notes": list(getattr(audit, "notes", []) or []),
         "seconds": _round(audit.seconds, 3),
     }
+
+
+def _of_context(audit: TrajectoryAudit, items: list[str], context_id: str | None) -> list[str]:
+    """The notes (dropped, unplaced) about one context: the replay prefixes them with its request."""
+    if context_id is None:
+        return [x for x in items if not any(x.startswith(_prefix(audit, c.context_id)) for c in audit.contexts)]
+    prefix = _prefix(audit, context_id)
+    return [x[len(prefix):] for x in items if x.startswith(prefix)]
+
+
+def _prefix(audit: TrajectoryAudit, context_id: str) -> str:
+    return f"request {audit.trajectory.context_number(context_id)} ({context_id}): "
+
+
+def runs_data(
+    audit: TrajectoryAudit,
+    verdicts: Mapping[str, Any] | None = None,
+    exports: Mapping[str, dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """The entries of one audit: one (`run_data`) in the classic form; with per-call contexts, one
+    per context that holds actions, in call order, then the trajectory's own messages when some
+    actions have no context."""
+    used = {a.action.context_id for a in audit.actions}
+    if not audit.contexts and used <= {None}:
+        return [run_data(audit, verdicts, exports)]
+    order = [c.id for c in audit.trajectory.contexts if c.id in used] + ([None] if None in used else [])
+    return [run_data(audit, verdicts, exports, context_id=cid) for cid in order]
 
 
 def report_data(
@@ -238,9 +281,10 @@ def report_data(
     with the trajectory id)."""
     from auditor import __version__
 
-    runs = [run_data(a, verdicts, exports) for a in audits]
+    audits = list(audits)
+    runs = [entry for a in audits for entry in runs_data(a, verdicts, exports)]
     if title is None:
-        title = ", ".join(r["trajectory"]["id"] for r in runs) or "no runs"
+        title = ", ".join(dict.fromkeys(a.trajectory.id for a in audits)) or "no runs"
     return {
         "version": REPORT_VERSION,
         "auditor_version": __version__,

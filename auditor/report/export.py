@@ -33,6 +33,12 @@ judging policy is the one passed; else, for a stored audit, the one recorded wit
   the action has no arguments explained (final answers, audits from before per-argument replay).
 - ``output``: the action's own rendered text (tokens ``[output_start, output_end)``)
 - ``dropped`` / ``unplaced``: what could not be attributed, in words
+- ``context``: the model call the action came from, for a trajectory whose calls each have their
+  own context (`auditor.trajectory.Context`): ``id``, ``request`` (its 1-based number) of
+  ``requests``, ``metadata`` (span id, log line, times), ``tools`` (names offered, None: the
+  trajectory's) and ``messages``, what that request was sent then its reply (``index``, ``role``,
+  ``content``, ``tool_calls``); drivers' ``message_index`` and token positions index that context.
+  None in the classic (append-only) form, where the trajectory's messages are the context.
 """
 
 from __future__ import annotations
@@ -43,12 +49,12 @@ from typing import TYPE_CHECKING, Any
 from auditor.audit.schema import ActionAttribution, Driver, TrajectoryAudit
 from auditor.check.policy import Policy, PolicyError, default_policy, policy_from_dict
 from auditor.check.scoring import score_action, support_of
-from auditor.trajectory import Action, ActionKind, Segment
+from auditor.trajectory import Action, ActionKind, Segment, Trajectory
 
 if TYPE_CHECKING:  # pragma: no cover
     from auditor.store.store import Store
 
-EXPORT_VERSION = 2  # 2: ``support`` is the judged one (1: the whole call's, now ``action_support``)
+EXPORT_VERSION = 3  # 3: ``context`` (per-call contexts); 2: ``support`` is the judged one (1: the whole call's)
 
 
 def _byte_decoder() -> dict[str, int]:
@@ -131,6 +137,7 @@ def _driver_dict(d: Driver, segs: dict[str, Segment]) -> dict[str, Any]:
         "tool_name": p.tool_name if p else None, "tool_call_id": p.tool_call_id if p else None,
         "path": p.path if p else None,
         "token_start": s.token_start if s else None, "token_end": s.token_end if s else None,
+        "context_id": s.context_id if s else None,
     }
 
 
@@ -182,7 +189,7 @@ def audit_action_export(audit: TrajectoryAudit, action_id: str, top: int = 3, st
         raise KeyError(f"action {action_id!r} is not in this audit") from None
     segs = {s.id: s for s in audit.segments}
     scores = att.token_scores
-    tokens = audit.tokens
+    tokens = audit.tokens_of(att.action.context_id)
 
     drivers = [_driver_dict(d, segs) for d in att.drivers]
 
@@ -221,4 +228,20 @@ def audit_action_export(audit: TrajectoryAudit, action_id: str, top: int = 3, st
         "dropped": list(audit.dropped),
         "unplaced": list(audit.unplaced),
         "seconds": att.seconds,
+        "context": context_export(audit.trajectory, att.action.context_id),
+    }
+
+
+def context_export(traj: Trajectory, context_id: str | None) -> dict[str, Any] | None:
+    """The ``context`` entry of the export (see the module docstring); None without a context."""
+    if context_id is None:
+        return None
+    ctx = traj.context(context_id)
+    return {
+        "id": ctx.id, "request": traj.context_number(ctx.id), "requests": len(traj.contexts),
+        "metadata": ctx.metadata, "tools": None if ctx.tools is None else [t.name for t in ctx.tools],
+        "messages": [{"index": i, "role": m.role, "content": m.content, "name": m.name,
+                      "tool_call_id": m.tool_call_id,
+                      "tool_calls": [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in m.tool_calls]}
+                     for i, m in enumerate(ctx.messages)],
     }
