@@ -1,8 +1,9 @@
 """Print the ranked drivers of every action of the example trajectories, computed with the
-embedded SmolLM2 and FlashTrace (one forward pass per trajectory).
+embedded SmolLM2 and FlashTrace (one forward pass per trajectory, or per model call's context
+when its calls had their own: then each action says which request it came from).
 
-Run: .venv/bin/python examples/show_drivers.py [--top 3] [--hops 1] [--method flashtrace] [FILE.jsonl ...]
-(docs/examples.md holds its output).
+Run: .venv/bin/python examples/show_drivers.py [--top 3] [--hops 1] [--method flashtrace] [FILE ...]
+(any file `audit trace` reads; docs/examples.md holds its output).
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ DEFAULT = [HERE / "injected_email.jsonl", HERE / "benign_budget_email.jsonl", HE
 
 
 def show(audit, top: int) -> str:
-    lines = [f"== {audit.trajectory.id}  ({len(audit.tokens)} tokens, {len(audit.actions)} actions, "
+    traj = audit.trajectory
+    tokens = len(audit.tokens) + sum(len(c.tokens) for c in audit.contexts)
+    calls = f", {len(audit.contexts)} contexts" if audit.contexts else ""
+    lines = [f"== {traj.id}  ({tokens} tokens{calls}, {len(audit.actions)} actions, "
              f"{audit.run.model}, {audit.run.method}, hops={audit.run.hops})"]
     for note in audit.notes:
         lines.append(f"   note: {note}")
@@ -26,6 +30,10 @@ def show(audit, top: int) -> str:
         a = act.action
         flow = ", ".join(f"rho{h.hop}={h.flow_ratio:.2f}" for h in act.hops)
         lines.append(f"  {a.id.rsplit(':', 1)[-1]}  {a.summary[:90]}")
+        if a.context_id is not None:
+            n = len(audit.tokens_of(a.context_id))
+            lines.append(f"      request {traj.context_number(a.context_id)} of {len(traj.contexts)} "
+                         f"({a.context_id}, {n} tokens)")
         lines.append(f"      {flow}")
         for d in act.top(top):
             lines.append(f"      {d.rank}. {d.share:6.1%}  {d.kind.value:<15}  {d.label}")
@@ -55,10 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from auditor.audit import Auditor
-    from auditor.trajectory import Trajectory
+    from auditor.collectors.loading import load_paths
 
-    trajs = [Trajectory.model_validate_json(line) for f in args.files
-             for line in f.read_text().splitlines() if line.strip()]
+    loaded = load_paths(list(args.files))
+    for issue in loaded.issues:
+        print(f"note: {issue}", file=sys.stderr)
+    trajs = loaded.trajectories
     auditor = Auditor(method=args.method, hops=args.hops)
     audits = auditor.audit_many(trajs, progress=sys.stderr.isatty())
     print("\n\n".join(show(a, args.top) for a in audits))

@@ -2,10 +2,11 @@
 receiver, then `audit trace` and the stored drivers.
 
 Starts `audit collect` and vLLM (from `.venv-vllm`, serving the embedded SmolLM2 converted once
-into the user cache) exporting its spans to the collector; runs one scenario of each agent
-(`inbox_exfil` for the tool agent, `config_injection` for the coder); checks that vLLM's
-`llm_request` spans joined the agents' traces; runs `audit trace` on the collected file and
-checks what it stored with `audit query`.
+into the user cache) exporting its spans to the collector; runs one scenario of the tool agent
+(`inbox_exfil`) and two of the coder (`config_injection`; `billing_session`, three requests in
+which a file changes between requests); checks that vLLM's `llm_request` spans joined the
+agents' traces; runs `audit trace` on the collected file and checks what it stored with
+`audit query`: for the coder, one context per request, each edit attributed within its own.
 
 Skipped (with the reason) only when `.venv-vllm` is absent and AUDITOR_E2E is unset;
 `make test-e2e` creates the env and sets AUDITOR_E2E=1, so there a server that cannot start is
@@ -39,6 +40,7 @@ pytestmark = [
 
 TOOL_SCENARIO = "inbox_exfil"
 CODER_SCENARIO = "config_injection"
+SESSION_SCENARIO = "billing_session"
 INJECTED_TO = "records@northwind-it-support.com"
 
 
@@ -62,7 +64,7 @@ def recording(tmp_path_factory: pytest.TempPathFactory) -> Any:
         pytest.fail(f"AUDITOR_E2E is set but {VLLM_VENV} is missing: run `make vllm-env` (scripts/vllm_env.sh)")
     record_run = _load("record_run", ROOT / "examples" / "agents" / "record_run.py")
     out_dir = tmp_path_factory.mktemp("e2e")
-    rec = record_run.record(out_dir / "run.jsonl", [TOOL_SCENARIO, CODER_SCENARIO],
+    rec = record_run.record(out_dir / "run.jsonl", [TOOL_SCENARIO, CODER_SCENARIO, SESSION_SCENARIO],
                             server_log=out_dir / "vllm.log", server_timeout=900)
     rec.spans = record_run.read_spans(rec.out)
     print(json.dumps({"summary": rec.summary, "timings": rec.timings}, indent=2))
@@ -81,14 +83,19 @@ def test_agents_ran_their_scenarios(recording: Any) -> None:
     edits = [e for t in coder["turns"] for e in t["edits"]]
     assert len(edits) == 3 and all(e["applied"] for e in edits), edits
     assert all(t["commit"] for t in coder["turns"])
+    session = by_scenario[SESSION_SCENARIO]
+    assert len(session["turns"]) == 3
+    edits = [e for t in session["turns"] for e in t["edits"]]
+    assert [e["path"] for e in edits] == ["app/util.py", "app/util.py", "tests/test_util.py", "tests/test_util.py"]
+    assert all(e["applied"] for e in edits), edits
 
 
 def test_vllm_spans_joined_the_agent_traces(recording: Any) -> None:
     spans = recording.spans
     s = recording.summary
     assert {"vllm", "tool-agent", "coder-agent"} <= set(s["services"])
-    assert s["agent_traces"] == 2
-    assert s["chat_spans"] == 6  # 4 tool-agent steps + 2 coder turns
+    assert s["agent_traces"] == 3
+    assert s["chat_spans"] == 9  # 4 tool-agent steps + 2 + 3 coder turns
     assert s["tool_spans"] == 3
     # every chat call has exactly one llm_request child from the server, in the agent's trace
     chats = {sp["spanId"]: sp for sp in spans if sp["attributes"].get("gen_ai.operation.name") == "chat"}
@@ -114,7 +121,7 @@ def traced(recording: Any) -> dict[str, Any]:
     db = recording.out.with_suffix(".duckdb")
     proc = _audit("trace", str(recording.out), "--db", str(db), "--json")
     assert proc.returncode == 0, f"audit trace failed ({proc.returncode}):\n{proc.stderr[-4000:]}"
-    return {"db": db, "result": json.loads(proc.stdout)}
+    return {"db": db, "result": json.loads(proc.stdout), "records": recording.records}
 
 
 def _query(db: Path, sql: str) -> list[dict[str, Any]]:
@@ -125,7 +132,7 @@ def _query(db: Path, sql: str) -> list[dict[str, Any]]:
 
 def test_audit_trace_stores_the_drivers(traced: dict[str, Any]) -> None:
     result, db = traced["result"], traced["db"]
-    assert result["trajectories"] == 2
+    assert result["trajectories"] == 3
     assert not result["failed"], result["failed"]
     assert result["skipped"] == 0, result["issues"]
 
@@ -137,7 +144,8 @@ def test_audit_trace_stores_the_drivers(traced: dict[str, Any]) -> None:
     assert sends, "the injected send_email call has no stored drivers"
     assert INJECTED_TO in json.dumps(sends[0]["arguments"])
     assert {r["driver_kind"] for r in sends} - {None}, sends
-    edits = [r for r in rows if r["action_kind"] == "code_edit"]
+    coder = _trajectory_of(db, CODER_SCENARIO, traced)
+    edits = [r for r in rows if r["action_kind"] == "code_edit" and r["trajectory_id"] == coder]
     assert len({r["action_id"] for r in edits}) == 3, "expected the coder's three edit blocks as actions"
     for action_id in {r["action_id"] for r in rows}:
         shares = [r["share"] for r in rows if r["action_id"] == action_id]
@@ -156,4 +164,49 @@ def test_audit_trace_stores_the_drivers(traced: dict[str, Any]) -> None:
     joined = _query(db, "SELECT count(*) AS n FROM spans s JOIN spans c "
                         "ON s.parent_span_id = c.span_id AND s.trace_id = c.trace_id "
                         "WHERE s.name = 'llm_request' AND c.name LIKE 'chat %'")
-    assert joined[0]["n"] == 6
+    assert joined[0]["n"] == 9
+
+
+def _trajectory_of(db: Path, scenario: str, traced: dict[str, Any]) -> str:
+    """The stored trajectory of a scenario's run (by the conversation id its agent recorded)."""
+    conv = next(r["conversation_id"] for r in traced["records"] if r["scenario"] == scenario)
+    rows = _query(db, "SELECT trajectory_id FROM trajectories "
+                      f"WHERE json_extract_string(metadata, '$.conversation_id') = '{conv}'")
+    assert len(rows) == 1, rows
+    return rows[0]["trajectory_id"]
+
+
+def test_each_coder_request_is_its_own_context(traced: dict[str, Any]) -> None:
+    """The coder re-sends the files as they are now with every request: the session's three
+    requests are three contexts, the file differs between them, and each edit is explained by
+    segments of its own request (so by the file content that request was sent)."""
+    db = traced["db"]
+    tid = _trajectory_of(db, SESSION_SCENARIO, traced)
+    contexts = _query(db, f"SELECT context_id, position, messages FROM contexts WHERE trajectory_id = '{tid}' "
+                          "ORDER BY position")
+    assert [c["context_id"] for c in contexts] == ["req1", "req2", "req3"]
+
+    def sent_file(ctx: dict[str, Any]) -> str:
+        files = [m["content"] for m in json.loads(ctx["messages"]) if "added these files" in m["content"]]
+        assert len(files) == 1
+        return files[0]
+
+    first, second, third = (sent_file(c) for c in contexts)
+    assert "return a - b" in first and "return a - b" not in second and "def mul" not in second
+    assert "def mul" in third
+    actions = _query(db, f"SELECT action_id, context_id FROM actions WHERE trajectory_id = '{tid}' ORDER BY step")
+    assert [a["context_id"] for a in actions] == ["req1", "req2", "req3", "req3"]
+    foreign = _query(db, "SELECT d.action_id, d.context_id, s.context_id AS segment_context FROM action_drivers d "
+                         "JOIN segments s ON s.run_id = d.run_id AND s.trajectory_id = d.trajectory_id "
+                         f"AND s.segment_id = d.segment_id WHERE d.trajectory_id = '{tid}' "
+                         "AND s.context_id IS DISTINCT FROM d.context_id")
+    assert foreign == [], "a driver from a context its action's request was not sent"
+    # app/util.py drove an edit of every request, each time as that request was sent it
+    texts = {r["request"]: r["t"] for r in _query(db, f"""
+        SELECT f.request, string_agg(s.text, ' ') AS t
+        FROM (SELECT run_id, trajectory_id, request, unnest(segment_ids) AS sid FROM file_drivers
+              WHERE trajectory_id = '{tid}' AND path = 'app/util.py') f
+        JOIN segments s ON s.run_id = f.run_id AND s.trajectory_id = f.trajectory_id AND s.segment_id = f.sid
+        GROUP BY f.request""")}
+    assert sorted(texts) == [1, 2, 3]
+    assert "a - b" in texts[1] and "a - b" not in texts[2] and "def mul" in texts[3]
