@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=3)
     parser.add_argument("--hops", type=int, default=1)
     parser.add_argument("--method", default="flashtrace")
+    parser.add_argument("--last-conversation", action="store_true",
+                        help="drop per-call contexts: audit each trajectory as its last conversation alone (how "
+                             "runs were rebuilt before contexts), for comparison")
     args = parser.parse_args(argv)
 
     from auditor.audit import Auditor
@@ -69,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     for issue in loaded.issues:
         print(f"note: {issue}", file=sys.stderr)
     trajs = loaded.trajectories
+    if args.last_conversation:  # the actions found in the last call's messages, history included
+        trajs = [t.model_copy(update={"contexts": [], "actions": []}) for t in trajs]
     auditor = Auditor(method=args.method, hops=args.hops)
     audits = auditor.audit_many(trajs, progress=sys.stderr.isatty())
     print("\n\n".join(show(a, args.top) for a in audits))
