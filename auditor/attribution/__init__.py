@@ -6,12 +6,16 @@ One forward pass captures the per-layer states (`capture` -> `StateCache`); ever
 sequence (any prefix) is then explained with cheap passes over those states. See
 docs/spec algorithm.md for the method and `flashtrace.py` for the choices it leaves open.
 `target_logprobs` (ablation.py) scores edited variants of a sequence on a shared prefix KV cache.
+`extend` (incremental.py) adds new tokens to a `StateCache`; `StateCacheStore` (state_store.py)
+keeps caches by token prefix within a memory budget and extends the longest one per request.
 """
 
 from .ablation import Variant, VariantLogprob, target_logprobs
 from .adapters import ARCH_SPECS, UnsupportedArchitecture, supported_architectures
 from .api import METHODS, attribute, attribute_many, get_method, list_methods
+from .incremental import extend
 from .result import AttributionResult, Target
+from .state_store import StateCacheStore, StoreStats
 from .states import LAYER_STATE_NAMES, StateCache, capture
 
 __all__ = [
@@ -25,6 +29,9 @@ __all__ = [
     "UnsupportedArchitecture",
     "StateCache",
     "capture",
+    "extend",
+    "StateCacheStore",
+    "StoreStats",
     "LAYER_STATE_NAMES",
     "ARCH_SPECS",
     "supported_architectures",
