@@ -207,6 +207,8 @@ def target_logprobs(
     Each variant's edits must end by `t0`. Works on any causal LM whose forward takes a
     transformers `Cache` (``cache=``, ``position_ids=``) and applies `get_output_embeddings()` to
     its final hidden states. Results equal one plain forward per sequence to float error.
+    Batching pays on a GPU; on CPU ``batch_size=1`` is as fast or faster (benchmarks/bench_ablation.py).
+    Not for concurrent use on one model: the output head is hooked while a batch runs.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
