@@ -4,7 +4,26 @@ Spans are grouped by trace (and split by conversation id when one trace holds se
 conversations), ordered by time, and the message list is rebuilt from the last ``chat`` span that
 captured content: its input messages plus its output. Tool spans are joined by call id, vLLM's
 ``llm_request`` spans are attached to the chat span they belong to (parent span id, else
-``gen_ai.request.id`` = ``gen_ai.response.id``).
+``gen_ai.request.id`` = the chat span's response id; ``{response id}_{n}`` for the Responses API).
+
+One conversation traced apart is put back together. Instrumentation libraries used without a
+root span around the run (the official OpenAI instrumentation, OpenInference, OpenLLMetry, or
+auditor's own without `agent_span`) make every LLM call its own trace; assembled one trace at a
+time, each call would be a trajectory and each a prefix of the next, every action counted again.
+So groups are stitched: those sharing a conversation id, and a group whose first call's input
+messages begin with everything an earlier group's last call saw and answered (same roles, texts
+and tool call ids; the earlier one ended before it started) continues that one. The trajectory
+keeps the first group's key; ``metadata.trace_ids`` lists the traces, and each assistant message's
+metadata names its chat span's ``trace_id``.
+
+The same call traced by several libraries at once (e.g. ``opentelemetry-instrument`` loads every
+installed OpenAI instrumentation) is kept once: chat spans of one trace with the same response id
+are one call, the one that captured most is kept, and a warning says so.
+
+When tool results answer ids that no call in the turn before them has, while that turn's calls go
+unanswered (OpenLLMetry names Responses API calls by their item id ``fc_...``, not the
+``call_id`` the results answer), the calls are re-keyed: by the tool span that ran them (same
+name and arguments), else in order; a warning says so.
 
 How each library names things (OpenTelemetry GenAI current and legacy, OpenInference,
 OpenLLMetry, vLLM) is in `auditor.collectors.conventions`; this module only assembles.
@@ -25,10 +44,10 @@ from pydantic import ValidationError
 from auditor.actions import with_actions
 from auditor.trajectory import Message, ToolCall, ToolDefinition, Trajectory
 
-from auditor.collectors.conventions import (Msg, agent_name_of, chat_content, conversation_of, model_of, span_role,
-                                            tool_definitions, tool_info, usage_of)
-from auditor.collectors.conventions.parsing import as_text
-from auditor.collectors.conventions.vllm import is_llm_request, llm_request_figures
+from auditor.collectors.conventions import (Msg, agent_name_of, chat_content, content_switch, conversation_of, model_of,
+                                            response_id_of, span_role, tool_definitions, tool_info, usage_of)
+from auditor.collectors.conventions.parsing import as_text, loads
+from auditor.collectors.conventions.vllm import is_llm_request, llm_request_figures, response_ids
 from auditor.collectors.issues import LoadIssue
 from auditor.collectors.spans import SpanRecord
 
@@ -66,10 +85,12 @@ def _ms(sp: SpanRecord) -> float:
     return round(sp.duration_ns / 1e6, 3)
 
 
-def _chat_meta(chat: _Chat, vllm: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def _chat_meta(chat: _Chat, vllm: dict[str, dict[str, Any]], stitched: bool = False) -> dict[str, Any]:
     sp = chat.span
     meta: dict[str, Any] = {"span_id": sp.span_id, "start_time_unix_nano": sp.start_time_unix_nano,
                             "duration_ms": _ms(sp)}
+    if stitched:  # the trajectory spans several traces: say which one this call is in
+        meta["trace_id"] = sp.trace_id
     if model_of(sp):
         meta["model"] = model_of(sp)
     if usage_of(sp):
@@ -138,11 +159,59 @@ def _to_messages(msgs: list[Msg], issues: list[LoadIssue], span_for_issues: Span
     return out
 
 
+def _same_arguments(a: Any, b: Any) -> bool:
+    a = loads(a) if isinstance(a, str) else a
+    b = loads(b) if isinstance(b, str) else b
+    return a == b
+
+
+def _rekey_calls(msgs: list[Msg], tools: list[SpanRecord]) -> dict[str, str]:
+    """Re-key tool calls to the ids their results answer, where the two disagree (see the module
+    docstring); returns {old id: new id} and changes ``msgs`` in place."""
+    requested = {str(c.get("id")) for m in msgs for c in m.tool_calls if c.get("id")}
+    infos = [tool_info(t) for t in tools]
+    mapping: dict[str, str] = {}
+    i = 0
+    while i < len(msgs):
+        if msgs[i].role != "assistant" or not msgs[i].tool_calls:
+            i += 1
+            continue
+        calls = msgs[i].tool_calls
+        j = i + 1
+        while j < len(msgs) and msgs[j].role == "tool":
+            j += 1
+        results = [r.tool_call_id for r in msgs[i + 1:j] if r.tool_call_id]
+        ids = {str(c.get("id")) for c in calls}
+        unknown = [r for r in results if r not in ids]
+        unanswered = [c for c in calls if str(c.get("id")) not in set(results)]
+        # 1. the tool span that ran the call (same name and arguments) names the id it answers
+        free = set(unknown) | {str(info["call_id"]) for info in infos
+                               if info["call_id"] and str(info["call_id"]) not in requested}
+        for c in list(unanswered):
+            match = next((str(info["call_id"]) for info in infos if str(info["call_id"]) in free
+                          and info["name"] == c.get("name") and _same_arguments(info["arguments"], c.get("arguments"))),
+                         None)
+            if match is not None:
+                mapping[str(c.get("id"))] = match
+                c["id"] = match
+                free.discard(match)
+                unanswered.remove(c)
+                if match in unknown:
+                    unknown.remove(match)
+        # 2. else in order, when every unanswered call has exactly one unknown result
+        if unknown and len(unknown) == len(unanswered):
+            for c, rid in zip(unanswered, unknown):
+                mapping[str(c.get("id"))] = rid
+                c["id"] = rid
+        i = j
+    return mapping
+
+
 def _build(key: str, spans: list[SpanRecord], vllm: dict[str, dict[str, Any]],
-           issues: list[LoadIssue]) -> Trajectory | None:
+           issues: list[LoadIssue], parsed: dict[_Key, _Chat]) -> Trajectory | None:
     spans = sorted(spans, key=lambda s: (s.start_time_unix_nano, s.end_time_unix_nano))
     roles = {s.span_id: span_role(s) for s in spans}
-    chats = [parse_chat_span(s) for s in spans if roles[s.span_id] == "chat"]
+    chats = [parsed.get((s.trace_id, s.span_id)) or parse_chat_span(s) for s in spans if roles[s.span_id] == "chat"]
     tools = [s for s in spans if roles[s.span_id] == "tool"]
     agents = [s for s in spans if roles[s.span_id] == "agent"]
     orphans = [s for s in spans if roles[s.span_id] == "llm_request"]  # matched ones were taken out before
@@ -155,18 +224,34 @@ def _build(key: str, spans: list[SpanRecord], vllm: dict[str, dict[str, Any]],
     if not chats and not tools:
         return None
     trace_id = spans[0].trace_id
+    trace_ids = list(dict.fromkeys(s.trace_id for s in spans))
+    stitched = len(trace_ids) > 1
+
+    def chat_meta(c: _Chat) -> dict[str, Any]:
+        return _chat_meta(c, vllm, stitched)
 
     for c in chats:
         if not c.has_content and c.convention != "vllm":
+            switch = content_switch(c.span)
             issues.append(_issue(c.span, f"chat span {c.span.name!r} has no message content (content capture was off "
                                          "in the instrumentation); its text cannot be attributed, the trajectory is "
-                                         "kept without it"))
+                                         "kept without it" + (f"; to capture it: {switch}" if switch else "")))
     with_content = [i for i, c in enumerate(chats) if c.has_content]
     msgs: list[Msg] = []
     base_index = with_content[-1] if with_content else None
     if base_index is not None:
         base = chats[base_index]
         msgs = list(base.inputs or [])
+        rekeyed = _rekey_calls(msgs, tools)
+        if rekeyed:
+            for c in chats:
+                for o in c.outputs or []:
+                    for call in o.tool_calls:
+                        call["id"] = rekeyed.get(str(call.get("id")), call.get("id"))
+            issues.append(_issue(base.span, f"{len(rekeyed)} tool call id(s) re-keyed to the ids their results answer "
+                                            f"({', '.join(f'{a} -> {b}' for a, b in rekeyed.items())}): the "
+                                            "instrumentation recorded other ids for the calls than for their results "
+                                            "(as OpenLLMetry does for Responses API function calls)"))
         # assistant messages in the history <- the chat spans that produced them
         remaining = {i: chats[i] for i in with_content if i != base_index and chats[i].outputs}
         for m in msgs:
@@ -174,22 +259,22 @@ def _build(key: str, spans: list[SpanRecord], vllm: dict[str, dict[str, Any]],
                 continue
             for i, c in list(remaining.items()):
                 if c.outputs and c.outputs[0].key() == m.key():
-                    m.metadata = {**_chat_meta(c, vllm), **m.metadata}
+                    m.metadata = {**chat_meta(c), **m.metadata}
                     del remaining[i]
                     break
         if base.outputs:
             out = base.outputs[0]
             out.role = "assistant"
-            out.metadata = {**_chat_meta(base, vllm), **out.metadata}
+            out.metadata = {**chat_meta(base), **out.metadata}
             if len(base.outputs) > 1:
                 out.metadata["other_choices"] = len(base.outputs) - 1
             msgs.append(out)
         # later chat spans without content (and the first ones, if nothing had content)
         for i in range(base_index + 1, len(chats)):
-            msgs.extend(_placeholders(chats[i], _window(chats, tools, i), _chat_meta(chats[i], vllm)))
+            msgs.extend(_placeholders(chats[i], _window(chats, tools, i), chat_meta(chats[i])))
     elif chats:
         for i, c in enumerate(chats):
-            msgs.extend(_placeholders(c, _window(chats, tools, i), _chat_meta(c, vllm)))
+            msgs.extend(_placeholders(c, _window(chats, tools, i), chat_meta(c)))
         early = [t for t in tools if t.start_time_unix_nano < chats[0].span.start_time_unix_nano]
         if early:
             msgs = _placeholders(None, early, {}) + msgs
@@ -236,7 +321,14 @@ def _build(key: str, spans: list[SpanRecord], vllm: dict[str, dict[str, Any]],
 
     content_captured = bool(chats) and all(c.has_content for c in chats)
     tool_defs = next((c.tools for c in reversed(chats) if c.tools), None) or []
+    if not tool_defs and any(c.has_content for c in chats) and any(m.tool_calls for m in messages):
+        issues.append(_issue(anchor, "no chat span recorded the tool definitions offered to the model (the official "
+                                     "opentelemetry-instrumentation-openai-v2 does not record them): the replayed "
+                                     "prompt lacks the tool schemas the model saw, and no action can be traced to a "
+                                     "tool's description"))
     meta: dict[str, Any] = {"trace_id": trace_id}
+    if stitched:
+        meta["trace_ids"] = trace_ids
     model = next((model_of(c.span) for c in reversed(chats) if model_of(c.span)), None)
     if model:
         meta["model"] = model
@@ -275,6 +367,106 @@ def _build(key: str, spans: list[SpanRecord], vllm: dict[str, dict[str, Any]],
         return None
 
 
+_Key = tuple[str, str]  # (trace id, span id)
+
+
+def _sid(s: SpanRecord) -> _Key:
+    return (s.trace_id, s.span_id)
+
+
+def _dedupe_calls(chats: list[SpanRecord], parsed: dict[_Key, _Chat],
+                  issues: list[LoadIssue]) -> dict[_Key, _Key]:
+    """Chat spans of one call traced by several libraries -> {dropped: kept}."""
+    same: dict[tuple[str, str], list[SpanRecord]] = defaultdict(list)
+    for s in chats:
+        rid = response_id_of(s)
+        if rid:
+            same[(s.trace_id, rid)].append(s)
+    alias: dict[_Key, _Key] = {}
+    for (_, rid), group in same.items():
+        if len(group) < 2:
+            continue
+
+        def richness(sp: SpanRecord) -> tuple[int, int, int, int]:
+            c = parsed[_sid(sp)]
+            msgs = (c.inputs or []) + (c.outputs or [])
+            return (int(c.has_content), int(bool(c.tools)), sum(1 for m in msgs if m.reasoning), len(msgs))
+
+        keep = max(group, key=richness)
+        for sp in group:
+            if sp is not keep:
+                alias[_sid(sp)] = _sid(keep)
+        issues.append(_issue(keep, f"{len(group)} chat spans trace the same call (response {rid!r}: "
+                                   f"{', '.join(sorted(parsed[_sid(sp)].convention for sp in group))}): several "
+                                   "instrumentations wrap the client; kept the one that captured most"))
+    return alias
+
+
+def _stitch(groups: list[tuple[str, list[SpanRecord]]], parsed: dict[_Key, _Chat]) -> list[tuple[str, list[SpanRecord]]]:
+    """Groups of one conversation (shared conversation id, or one continuing another's
+    messages) -> one group each, keyed by the earliest (see the module docstring)."""
+    n = len(groups)
+    root = list(range(n))
+
+    def find(i: int) -> int:
+        while root[i] != i:
+            root[i] = root[root[i]]
+            i = root[i]
+        return i
+
+    def union(a: int, b: int) -> None:  # b joins a
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            root[max(ra, rb)] = min(ra, rb)  # groups are in start order: the earliest stays the root
+
+    convs: list[str | None] = []
+    first_in: list[list[tuple[Any, ...]] | None] = []
+    full: list[list[tuple[Any, ...]] | None] = []
+    span_of: list[tuple[int, int] | None] = []
+    for _, part in groups:
+        convs.append(next((conversation_of(s) for s in part if conversation_of(s)), None))
+        chats = sorted((parsed[_sid(s)] for s in part if _sid(s) in parsed), key=lambda c: c.span.start_time_unix_nano)
+        content = [c for c in chats if c.has_content]
+        if not content:
+            first_in.append(None)
+            full.append(None)
+            span_of.append(None)
+            continue
+        last = content[-1]
+        first_in.append([m.key() for m in content[0].inputs or []])
+        full.append([m.key() for m in last.inputs or []] + ([last.outputs[0].key()] if last.outputs else []))
+        span_of.append((content[0].span.start_time_unix_nano, last.span.end_time_unix_nano))
+
+    by_conv: dict[str, int] = {}
+    for i, c in enumerate(convs):
+        if c is not None:
+            if c in by_conv:
+                union(by_conv[c], i)
+            else:
+                by_conv[c] = i
+    continued: set[int] = set()
+    for b in range(n):
+        head = first_in[b]
+        if not head or span_of[b] is None:
+            continue
+        best: int | None = None
+        for a in range(n):
+            prior = full[a]
+            if (a == b or a in continued or not prior or span_of[a] is None or len(prior) >= len(head)
+                    or span_of[a][1] > span_of[b][0] or head[:len(prior)] != prior
+                    or (convs[a] and convs[b] and convs[a] != convs[b])):
+                continue
+            if best is None or (len(prior), span_of[a][1]) > (len(full[best] or []), span_of[best][1]):
+                best = a
+        if best is not None:
+            continued.add(best)
+            union(best, b)
+    merged: dict[int, list[SpanRecord]] = defaultdict(list)
+    for i, (_, part) in enumerate(groups):
+        merged[find(i)].extend(part)
+    return [(groups[r][0], merged[r]) for r in sorted(merged)]
+
+
 def assemble_trajectories(spans: Iterable[SpanRecord]) -> tuple[list[Trajectory], list[LoadIssue]]:
     """Spans (any order, any number of traces) -> one trajectory per agent run, plus issues."""
     spans = list(spans)
@@ -285,16 +477,23 @@ def assemble_trajectories(spans: Iterable[SpanRecord]) -> tuple[list[Trajectory]
         seen.setdefault((s.trace_id, s.span_id), s)
     spans = list(seen.values())
 
+    chat_spans = [s for s in spans if span_role(s) == "chat"]
+    parsed = {_sid(s): parse_chat_span(s) for s in chat_spans}
+    alias = _dedupe_calls(chat_spans, parsed, issues)  # one call traced by several libraries -> kept once
+    if alias:
+        spans = [s for s in spans if _sid(s) not in alias]
+        chat_spans = [s for s in chat_spans if _sid(s) not in alias]
+
     # vLLM llm_request -> chat span: parent link (traceparent), else request id = response id
-    chat_by_id = {s.span_id: s for s in spans if span_role(s) == "chat"}
-    chat_by_response = {str(s.attributes["gen_ai.response.id"]): s for s in chat_by_id.values()
-                        if s.attributes.get("gen_ai.response.id")}
+    chat_by_id = {s.span_id: s for s in chat_spans}
+    chat_by_response = {rid: s for s in chat_spans if (rid := response_id_of(s))}
     vllm: dict[str, dict[str, Any]] = {}
     consumed: dict[str, str] = {}
     for s in spans:
         if not is_llm_request(s):
             continue
-        chat = chat_by_id.get(s.parent_span_id or "") or chat_by_response.get(str(s.attributes.get("gen_ai.request.id")))
+        parent = alias.get((s.trace_id, s.parent_span_id or ""), (s.trace_id, s.parent_span_id or ""))[1]
+        chat = chat_by_id.get(parent) or next((chat_by_response[r] for r in response_ids(s) if r in chat_by_response), None)
         if chat is not None:
             vllm[chat.span_id] = llm_request_figures(s)
             consumed[s.span_id] = chat.span_id
@@ -311,8 +510,8 @@ def assemble_trajectories(spans: Iterable[SpanRecord]) -> tuple[list[Trajectory]
             groups.append((key, part))
     groups.sort(key=lambda g: min(s.start_time_unix_nano for s in g[1]))
     out = []
-    for key, part in groups:
-        traj = _build(key, part, vllm, issues)
+    for key, part in _stitch(groups, parsed):
+        traj = _build(key, part, vllm, issues, parsed)
         if traj is not None:
             out.append(traj)
     return out, issues
