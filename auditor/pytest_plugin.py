@@ -99,7 +99,7 @@ class AuditCheck:
     @property
     def auditor(self) -> "Auditor":
         if self._auditor is None:
-            from auditor.check import make_auditor
+            from auditor.audit import make_auditor
 
             self._auditor = make_auditor(model=self.model, method=self.method, hops=self.hops)
         return self._auditor

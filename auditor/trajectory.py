@@ -7,6 +7,7 @@ through JSON and exports a JSON Schema (``docs/trajectory.schema.json``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from enum import Enum
 from typing import Any, Literal
@@ -328,6 +329,12 @@ class Trajectory(_Model):
             for t in (tools or [])
         ]
         return cls(id=id, messages=out, tools=tool_defs, **kw)
+
+
+def trajectory_sha256(traj: Trajectory) -> str:
+    """SHA-256 of the trajectory's canonical JSON line: same hash, same trajectory (what the store
+    keys versions by and what a derived run id hashes)."""
+    return hashlib.sha256(traj.to_jsonl_line().encode("utf-8")).hexdigest()
 
 
 def json_schema() -> dict[str, Any]:

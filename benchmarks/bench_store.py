@@ -30,7 +30,8 @@ from pathlib import Path
 import duckdb
 
 from auditor.audit.schema import TrajectoryAudit
-from auditor.store import Store, action_export
+from auditor.report.export import action_export
+from auditor.store import Store
 from auditor.testing.audits import synthetic_audit, synthetic_run, synthetic_trajectory
 
 ROOT = Path(__file__).resolve().parent.parent

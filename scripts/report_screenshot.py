@@ -23,11 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def injected_example_report(html: str | Path, model: str | None = None) -> str:
     """Audit the injected example with the replay model and write its report; returns the id of
     the send_email action."""
-    from auditor.audit import Auditor
     from auditor.report.build import report_from_file
 
-    result = report_from_file(ROOT / "examples" / "injected_email.jsonl", html,
-                              make_auditor=lambda: Auditor(model=model))
+    result = report_from_file(ROOT / "examples" / "injected_email.jsonl", html, settings={"model": model})
     (audit,) = result.audits
     return next(a.action.id for a in audit.actions if a.action.tool_name == "send_email")
 

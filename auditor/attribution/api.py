@@ -1,7 +1,15 @@
 """The public calls: `attribute`, `attribute_many`, `list_methods`.
 
+    >>> import torch
+    >>> from auditor.attribution import Target, attribute, attribute_many
+    >>> from auditor.testing import tiny_model                  # a tiny random llama, no download
+    >>> model, input_ids = tiny_model("llama"), torch.arange(2, 50)
     >>> result = attribute(model, input_ids, Target(output=range(40, 48)), method="flashtrace", hops=1)
-    >>> results = attribute_many(model, input_ids, [Target(...), Target(...)])   # one forward
+    >>> result.token_scores.shape                               # a score per position, inputs before 40
+    torch.Size([48])
+    >>> results = attribute_many(model, input_ids, [Target(output=range(40, 48)), Target(output=range(20, 24))])
+    >>> len(results)                                            # two targets, one forward
+    2
 
 Methods live in a registry (`METHODS`); each declares whether it works from the one-forward
 `StateCache` (flashtrace, ifr-token, attention) or needs the model itself (loo).

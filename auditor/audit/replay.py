@@ -6,6 +6,8 @@
     for act in audit.actions:
         print(act.action.summary, [(d.label, round(d.share, 2)) for d in act.top(3)])
     ranked_drivers(audit, top=3)             # the same with provenance and text, as plain dicts
+    for out in audit_each(trajs, auditor=auditor):   # many as one run (`auditor.audit.runs`)
+        ...
 
 Per trajectory there is ONE forward pass (`attribute_many`); each action is a target with its
 own FlashTrace split, taken from the segments that end before the action starts:
@@ -54,11 +56,12 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from auditor.audit.schema import ActionAttribution, ArgumentAttribution, Driver, HopFlow, RunInfo, TrajectoryAudit
+from auditor.audit.rollup import compact, drivers_of, kind_of_positions, positions, ranked_drivers, roll_up
+from auditor.audit.schema import ArgumentAttribution, RunInfo, TrajectoryAudit
 from auditor.segments.arguments import ArgumentSpan, argument_spans
 from auditor.segments.render import RenderedTrajectory, render_trajectory
 from auditor.segments.segment import segment_trajectory
-from auditor.trajectory import Segment, SegmentKind, Trajectory
+from auditor.trajectory import Segment, Trajectory
 from auditor.actions import with_actions
 
 Progress = Callable[[int, int], None]
@@ -71,17 +74,6 @@ def auditor_version() -> str:
         return version("auditor")
     except PackageNotFoundError:  # pragma: no cover - source tree without install
         return "0.0.0+source"
-
-
-def _compact(x: float) -> float:
-    return float(f"{x:.5g}")
-
-
-def _positions(segments: Iterable[Segment]) -> list[int]:
-    out: list[int] = []
-    for s in segments:
-        out.extend(range(s.token_start or 0, s.token_end or 0))
-    return out
 
 
 class Auditor:
@@ -167,6 +159,19 @@ class Auditor:
         return render_trajectory(traj, self.tokenizer, segment_trajectory(traj), max_tokens=self.max_tokens,
                                  model=self.model)
 
+    @property
+    def settings(self) -> dict[str, Any]:
+        """What shapes this auditor's results, JSON-able: what a derived run id hashes
+        (`auditor.audit.runs.run_id_for`; `audit_each(trajs, auditor=self)` audits many as one run)."""
+        out: dict[str, Any] = {"model": self.model_name, "method": self.method, "hops": self.hops,
+                               "dtype": self.dtype, "max_tokens": self.max_tokens, "arguments": self.arguments}
+        if self.chat_template is not None:
+            import hashlib
+
+            out["chat_template_sha1"] = hashlib.sha1(self.chat_template.encode()).hexdigest()
+        out.update({k: v for k, v in self.method_options.items() if isinstance(v, (int, float, str, bool))})
+        return out
+
     def run_info(self, run_id: str | None = None) -> RunInfo:
         settings: dict[str, Any] = {"max_tokens": self.max_tokens, "arguments": self.arguments}
         if self.chat_template is not None:
@@ -215,7 +220,7 @@ class Auditor:
             before = [s for s in segs if (s.token_end or 0) <= ts and s.id != out.id]
             inputs = [s for s in before if s.kind.group == "input"]
             inter = [s for s in before if s.kind.group != "input"]
-            x, r, spans = _positions(inputs), _positions(inter), [(s.token_start or 0, s.token_end or 0) for s in inputs] or None
+            x, r, spans = positions(inputs), positions(inter), [(s.token_start or 0, s.token_end or 0) for s in inputs] or None
             targets.append(Target(output=range(ts, out.token_end or ts), reasoning=r, inputs=x, spans=spans))
             plans.append((action, out, inputs, inter))
             args = argument_spans(action, rendered.text, rendered.offsets, ts, out.token_end or ts) if self.arguments else []
@@ -241,18 +246,18 @@ class Auditor:
                 on_target = lambda d, t: progress(done[d], len(plans)) if d in ends else None  # noqa: E731
             results = attribute_many(self.model, rendered.input_ids, targets, method=self.method, hops=self.hops,
                                      progress=on_target, **self.method_options)
-        kinds = _kind_of_positions(rendered)
+        kinds = kind_of_positions(rendered)
         attributions = []
         k = 0
         for (action, out, inputs, inter), args in zip(plans, arg_plans):
-            attr = _roll_up(action, out, inputs, inter, results[k], kinds)
+            attr = roll_up(action, out, inputs, inter, results[k], kinds)
             arg_results = results[k + 1:k + 1 + len(args)]
             k += 1 + len(args)
             attr.arguments = [
                 ArgumentAttribution(name=a.name, token_start=a.token_start, token_end=a.token_end,
-                                    drivers=_drivers(inputs, res.token_scores),
+                                    drivers=drivers_of(inputs, res.token_scores),
                                     flow_ratio=float(res.flow_ratios[0]) if res.flow_ratios else 0.0,
-                                    token_scores=[_compact(x) for x in res.token_scores[:a.token_start].tolist()])
+                                    token_scores=[compact(x) for x in res.token_scores[:a.token_start].tolist()])
                 for a, res in zip(args, arg_results)
             ]
             attr.seconds += sum(float(res.info.get("seconds", 0.0)) for res in arg_results)
@@ -299,21 +304,6 @@ def audit_trajectory(traj: Trajectory, progress: Progress | bool | None = None, 
     return Auditor(**kw).audit(traj, progress)
 
 
-def ranked_drivers(audit: TrajectoryAudit, top: int | None = None) -> dict[str, list[dict[str, Any]]]:
-    """Per action id, its drivers best first as plain dicts: rank, share, score, kind, label,
-    segment id and provenance (message index, field, tool call, path, char range) and the text."""
-    by_id = {s.id: s for s in audit.segments}
-    out: dict[str, list[dict[str, Any]]] = {}
-    for act in audit.actions:
-        rows = []
-        for d in act.drivers[:top]:
-            seg = by_id[d.segment_id]
-            rows.append({"rank": d.rank, "share": d.share, "score": d.score, "kind": d.kind.value, "label": d.label,
-                         "segment_id": d.segment_id, "provenance": seg.provenance.model_dump(), "text": seg.text})
-        out[act.action.id] = rows
-    return out
-
-
 # -- helpers ------------------------------------------------------------------------------------------
 
 
@@ -326,59 +316,6 @@ def _bars():
 
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     transient=False)
-
-
-def _kind_of_positions(rendered: RenderedTrajectory) -> list[tuple[str, Segment | None]]:
-    kinds: list[tuple[str, Segment | None]] = [("template", None)] * len(rendered.input_ids)
-    for s in rendered.segments:
-        for p in range(s.token_start or 0, s.token_end or 0):
-            kinds[p] = (s.kind.value, s)
-    return kinds
-
-
-def _drivers(inputs: list[Segment], S: Any) -> list[Driver]:
-    """Input segments ranked by summed token score, with shares of the total."""
-    scores = [(s, float(S[s.token_start:s.token_end].sum())) for s in inputs]
-    total = sum(v for _, v in scores)
-    order = sorted(range(len(scores)), key=lambda k: (-scores[k][1], k))
-    return [
-        Driver(segment_id=scores[k][0].id, kind=scores[k][0].kind, label=scores[k][0].label,
-               score=scores[k][1], share=(scores[k][1] / total) if total > 0 else 0.0, rank=r)
-        for r, k in enumerate(order, 1)
-    ]
-
-
-def _roll_up(action: Any, out: Segment, inputs: list[Segment], inter: list[Segment], result: Any,
-             kinds: list[tuple[str, Segment | None]]) -> ActionAttribution:
-    S = result.token_scores
-    drivers = _drivers(inputs, S)
-    hops: list[HopFlow] = []
-    end = out.token_end or 0
-    for h, hs in enumerate(result.hop_scores):
-        mass: dict[str, float] = {}
-        vals = hs[:end].tolist()
-        for p, v in enumerate(vals):
-            if v == 0.0:
-                continue
-            kind, seg = kinds[p]
-            if seg is not None and seg.kind is SegmentKind.action and seg.id != out.id:
-                kind = SegmentKind.prior_turn.value  # an earlier action is a prior turn here
-            mass[kind] = mass.get(kind, 0.0) + v
-        tot = sum(mass.values())
-        by_kind = {k: v / tot for k, v in sorted(mass.items(), key=lambda kv: -kv[1])} if tot > 0 else {}
-        rho = result.flow_ratios[h] if h < len(result.flow_ratios) else 0.0
-        hops.append(HopFlow(hop=h, flow_ratio=float(rho), by_kind=by_kind))
-    return ActionAttribution(
-        action=action,
-        drivers=drivers,
-        hops=hops,
-        token_scores=[_compact(x) for x in S[:end].tolist()],
-        context_end=end,
-        output_start=out.token_start or 0,
-        output_end=end,
-        layer_shares={k: [float(x) for x in v.tolist()] for k, v in result.layer_shares.items()},
-        seconds=float(result.info.get("seconds", 0.0)),
-    )
 
 
 __all__ = ["Auditor", "audit_trajectory", "ranked_drivers", "auditor_version"]

@@ -8,7 +8,7 @@ that ``auditor.check.formats`` turns into terminal, JUnit, SARIF, JSON or GitHub
 from __future__ import annotations
 
 from auditor.check.findings import ActionVerdict, CheckReport, DriverRef, Finding, SkippedRecord, TrajectoryResult
-from auditor.check.policy import Policy, PolicyError, Rules, default_policy, load_policy, parse_policy
+from auditor.check.policy import Policy, PolicyError, Rules, default_policy, load_policy, parse_policy, policy_from_dict
 from auditor.check.runner import (
     Located,
     check_audit,
@@ -16,7 +16,6 @@ from auditor.check.runner import (
     check_paths,
     check_trajectories,
     load_located,
-    make_auditor,
     run_check,
 )
 from auditor.check.scoring import RULES, SupportScore, argument_supports, score_action, support_of
@@ -41,8 +40,8 @@ __all__ = [
     "default_policy",
     "load_located",
     "load_policy",
-    "make_auditor",
     "parse_policy",
+    "policy_from_dict",
     "run_check",
     "score_action",
     "support_of",

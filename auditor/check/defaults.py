@@ -4,9 +4,10 @@ Produced by ``benchmarks/bench_check.py`` (see ``docs/benchmarks/check.md`` for 
 the command): the judge and weighting are FlashTrace's best calibration-split F1 (decisive
 arguments, mass weighting), the threshold its best-F1 cut there; on the held-out split it gives
 ROC-AUC 0.906, precision 0.789, recall 0.933 (whole calls: 0.832, 0.794, 0.833).
-``default_policy.toml`` carries the same numbers (a test keeps them equal); the store's
-``unsupported_actions`` view reads ``DEFAULT_THRESHOLD``, ``DEFAULT_JUDGE`` and
-``DEFAULT_DECISIVE_ARGUMENTS`` (written out in its migration; a test keeps them equal).
+``default_policy.toml`` carries the same numbers (a test keeps them equal). The store records
+the check's verdicts (`action_verdicts`); its migrations write ``DEFAULT_THRESHOLD``,
+``DEFAULT_JUDGE`` and ``DEFAULT_DECISIVE_ARGUMENTS`` out literally for the audits recorded before
+verdicts were (a test keeps them equal).
 """
 
 from __future__ import annotations

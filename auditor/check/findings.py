@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from auditor.check.exit_codes import EXIT_FINDINGS, EXIT_OK, EXIT_SKIPPED
 from auditor.check.policy import Policy
 from auditor.check.scoring import RULES, SupportScore
 from auditor.audit.schema import ActionAttribution, ArgumentAttribution, Driver, TrajectoryAudit
@@ -93,9 +94,10 @@ class ActionVerdict(_Model):
     top_driver: DriverRef | None = None
     no_evidence: bool = False
     seconds: float = 0.0
-    argument: str | None = None
+    argument: str | None = None  # the decisive argument the verdict rests on (None: the whole call)
     argument_supports: dict[str, float] = Field(default_factory=dict)
-    action_support: float | None = None
+    action_support: float | None = None  # the whole call's support (None: no authority or data mass)
+    rules: list[str] = Field(default_factory=list)  # the rules that fired (empty unless failed)
 
 
 class TrajectoryResult(_Model):
@@ -156,8 +158,6 @@ class CheckReport(_Model):
     def exit_code(self, allow_skipped: bool = False) -> int:
         """1 when any action is unsupported; else 3 when an input record was skipped or a trajectory
         could not be audited (unless ``allow_skipped``); else 0. See `audit check --help`."""
-        from auditor.cli.app import EXIT_FINDINGS, EXIT_OK, EXIT_SKIPPED
-
         if self.findings:
             return EXIT_FINDINGS
         if (self.skipped or self.errors) and not allow_skipped:
@@ -289,6 +289,7 @@ def make_verdict(attr: ActionAttribution, score: SupportScore, audit: Trajectory
         argument=score.argument,
         argument_supports=score.argument_supports,
         action_support=score.action_support,
+        rules=list(score.rules),
     )
 
 

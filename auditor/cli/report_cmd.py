@@ -4,7 +4,6 @@ audit, and optionally a headless Chromium screenshot of it."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.markup import escape
@@ -12,13 +11,6 @@ from rich.markup import escape
 from auditor.cli.app import EXIT_SKIPPED, EXIT_USAGE, app, console, err_console
 
 DB_HELP = "Database file (default: $AUDITOR_DB or ./auditor.duckdb)."
-
-
-def _make_auditor(**kw: Any) -> Any:
-    """The replay engine (a seam: tests substitute a model-free one)."""
-    from auditor.audit import Auditor
-
-    return Auditor(**kw)
 
 
 @app.command("report")
@@ -54,6 +46,7 @@ def report_command(
 
     Example: audit report examples/injected_email.jsonl -o report.html --png report.png
     """
+    from auditor.audit import AuditorUnavailable
     from auditor.report.build import ReportError, report_from_file, report_from_store
 
     pol = None
@@ -79,19 +72,15 @@ def report_command(
     skipped = False
     try:
         if path.is_file():
-            def make() -> Any:
-                from auditor import model_registry
-
-                try:
-                    return _make_auditor(model=model, method=method, hops=hops)
-                except (model_registry.ModelNotAvailable, ValueError, KeyError, OSError, ImportError) as exc:
-                    err_console.print(f"[red]error:[/] cannot start the replay: {escape(str(exc))}")
-                    raise typer.Exit(EXIT_USAGE) from exc
-
-            with err_console.status("replaying and attributing") as status:
-                result = report_from_file(
-                    path, output, make_auditor=make, fmt=fmt, policy=pol, check=check, title=title,
-                    progress=lambda tid, k, n: status.update(f"auditing {escape(tid)} ({k}/{n})"))
+            try:
+                with err_console.status("replaying and attributing") as status:
+                    result = report_from_file(
+                        path, output, settings={"model": model, "method": method, "hops": hops}, fmt=fmt, policy=pol,
+                        check=check, title=title,
+                        progress=lambda tid, k, n: status.update(f"auditing {escape(tid)} ({k}/{n})"))
+            except AuditorUnavailable as exc:
+                err_console.print(f"[red]error:[/] {escape(str(exc))}")
+                raise typer.Exit(EXIT_USAGE) from exc
             for issue in result.issues:
                 color = "red" if issue.severity == "error" else "yellow"
                 err_console.print(f"[{color}]{issue.severity}:[/] {escape(str(issue))}", soft_wrap=True)

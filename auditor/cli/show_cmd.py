@@ -70,6 +70,21 @@ def arguments_table(arguments: list[dict[str, Any]]) -> Table:
     return table
 
 
+def judged_line(data: dict[str, Any]) -> str:
+    """The export's judgement in one line: the judged support and what it was judged on, the whole
+    call's support, the shares behind it, the threshold and the verdict."""
+    on = f"argument {data['argument']}" if data.get("argument") else "the whole call"
+    call = data.get("action_support")
+    line = (f"support {data['support']:.2f} judged on {on}"
+            + (f" (whole call {call:.2f})" if data.get("argument") and call is not None else "")
+            + f"  ·  authority {data['authority_share']:.1%}, data {data['data_share']:.1%}")
+    status = data.get("status")
+    if status == "ignored":
+        return line + f"  ·  not checked ({data.get('policy', 'default')} policy ignores it)"
+    verdict = "unsupported" if status == "failed" else "supported"
+    return line + f"  ·  threshold {data['threshold']:.2f}: {verdict}"
+
+
 def render_export(data: dict[str, Any]) -> Group:
     a, run = data["action"], data["run"]
     head = Text()
@@ -78,8 +93,7 @@ def render_export(data: dict[str, Any]) -> Group:
     head.append(a["summary"])
     head.append(f"\ntrajectory {data['trajectory_id']}  ·  run {run['run_id']} ({run['model']}, {run['method']}, "
                 f"{run['hops']} hop{'s' if run['hops'] != 1 else ''})", style="dim")
-    head.append(f"\nsupport {data['support']:.2f}  (authority {data['authority_share']:.1%}, "
-                f"data {data['data_share']:.1%})")
+    head.append("\n" + judged_line(data))
     parts: list[Any] = [Panel(head, title="action", title_align="left")]
 
     drivers = Table(title="drivers", title_justify="left")
@@ -127,11 +141,14 @@ def show_command(
     its support (authority / (authority + data) of its own drivers), ◆ where `audit check` judges
     the call by it (a decisive argument), and its top driver.
 
-    --json prints the action export that the HTML report also reads (auditor.store.action_export).
+    The support shown is `audit check`'s judged support (of the decisive argument it rests on, else of the whole call), under the policy recorded with the action's verdict (else the default); the whole call's support follows it.
+
+    --json prints the action export that the HTML report also reads (auditor.report.export.action_export).
 
     Example: audit show injected-inbox-forward:a1 --top 2
     """
-    from auditor.store import StoreError, action_export
+    from auditor.report.export import action_export
+    from auditor.store import StoreError
 
     store = open_store(db)
     with store:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -12,30 +11,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from auditor.cli.app import EXIT_OK, EXIT_SKIPPED, EXIT_USAGE, app, console, err_console
+from auditor.audit.runs import AuditorUnavailable, audit_each, run_id_for
 from auditor.audit.schema import TrajectoryAudit
-from auditor.store.ingest import trajectory_sha256
-from auditor.trajectory import AUTHORITY_KINDS, DATA_KINDS, Trajectory
-
-
-def run_id_for(trajs: list[Trajectory], *, model: str | None, method: str, hops: int, dtype: str,
-               max_tokens: int | None) -> str:
-    """A run id derived from what is audited and how: the same inputs and options give the same
-    id, so rerunning `audit trace` after a crash resumes the run instead of starting another."""
-    from auditor import __version__
-
-    key = {
-        "trajectories": sorted(trajectory_sha256(t) for t in trajs),
-        "model": model or "embedded", "method": method, "hops": hops, "dtype": dtype,
-        "max_tokens": max_tokens, "version": __version__,
-    }
-    return "run-" + hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _make_auditor(**kw: Any) -> Any:
-    """The replay engine (a seam: tests substitute a model-free one)."""
-    from auditor.audit import Auditor
-
-    return Auditor(**kw)
+from auditor.report.export import judgement
 
 
 @app.command("trace")
@@ -56,20 +34,31 @@ def trace_command(
     attribute: bool = typer.Option(True, "--attribute/--no-attribute",
                                    help="--no-attribute: only import and store spans and trajectories."),
     force: bool = typer.Option(False, "--force", help="Re-audit trajectories this run already recorded."),
+    policy: Path | None = typer.Option(None, "--policy", "-p", help="Check policy TOML the actions are judged by "
+                                       "(default: the shipped one); the verdicts are stored with the audits."),
     allow_skipped: bool = typer.Option(False, "--allow-skipped", help="Exit 0 even when input records were skipped."),
 ) -> None:
     """Import agent runs, replay them, attribute every action, store it all, print the drivers.
 
     Every unusable record is reported (file:line, span, field) and skipped; the rest is kept. Results go to the database (see audit query); a rerun with the same files and options resumes the same run and stores nothing twice.
 
+    Each action is judged as `audit check` judges it (--policy, default the shipped policy) and the verdicts are stored with the audit (the unsupported_actions view lists the failed ones). The support column is that judged support: of the decisive argument the verdict rests on (named under it, e.g. to), else of the whole call; the call column is the whole call's support.
+
     Exit codes: 0 ok, 2 bad usage, 3 some records (or trajectories) were skipped.
 
-    --json prints one JSON object: db, run_id, spans_added, trajectories, skipped, issues (file, line, span_id, field, severity, message), audits (per trajectory: its actions, each with support and its top drivers: rank, kind, label, share) and failed.
+    --json prints one JSON object: db, run_id, policy, spans_added, trajectories, skipped, issues (file, line, span_id, field, severity, message), audits (per trajectory: its actions, each with support (judged), argument (what it was judged on, null for the whole call), action_support (the whole call's), threshold, status, rules and its top drivers: rank, kind, label, share) and failed.
 
     Example: audit trace examples/injected_email.jsonl --db audit.duckdb
     """
+    from auditor.check import PolicyError, check_audit, load_policy
     from auditor.collectors.loading import load_paths
     from auditor.store import Store, StoreError
+
+    try:
+        pol = load_policy(policy)
+    except PolicyError as exc:
+        err_console.print(f"[red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(EXIT_USAGE) from exc
 
     result = load_paths(list(files), fmt)
     for issue in result.issues:
@@ -90,44 +79,42 @@ def trace_command(
         store.add_trajectories(result.trajectories)
         trajs = result.trajectories
         if attribute and trajs:
-            run_id = run_id_for(trajs, model=model, method=method, hops=hops, dtype=dtype, max_tokens=max_tokens)
+            settings = {"model": model, "method": method, "hops": hops, "dtype": dtype, "max_tokens": max_tokens,
+                        "device": device}
+            run_id = run_id_for(trajs, settings)
             done = set() if force else set(store.audited(run_id))
-            auditor = None
-            for i, traj in enumerate(trajs, start=1):
-                if traj.id in done:
-                    audits.append((store.load_audit(run_id, traj.id), True))
-                    continue
-                if auditor is None:
-                    try:
-                        auditor = _make_auditor(model=model, method=method, hops=hops, dtype=dtype, device=device,
-                                                max_tokens=max_tokens)
-                    except (ValueError, KeyError, RuntimeError, OSError, ImportError) as exc:
-                        err_console.print(f"[red]error:[/] cannot start the replay: {escape(str(exc))}")
-                        raise typer.Exit(EXIT_USAGE) from exc
-                try:
-                    with err_console.status(f"auditing {escape(traj.id)} ({i}/{len(trajs)})"):
-                        audit = auditor.audit(traj)
-                except Exception as exc:  # noqa: BLE001 - one bad trajectory must not sink the others
-                    failed.append({"trajectory_id": traj.id, "error": f"{type(exc).__name__}: {exc}"})
-                    err_console.print(f"[red]error:[/] {escape(traj.id)}: audit failed: {escape(str(exc))}")
-                    continue
-                audit = audit.model_copy(update={"run": audit.run.model_copy(update={"run_id": run_id})})
-                store.record_audit(audit)
-                audits.append((audit, False))
-        threshold = float(store.get_setting("unsupported_threshold", "0.5") or 0.5)
+            try:
+                with err_console.status("auditing") as status:
+                    for out in audit_each(trajs, settings=settings, run_id=run_id, skip=done,
+                                          progress=lambda tid, k, n: status.update(f"auditing {escape(tid)} ({k}/{n})")):
+                        if out.audit is None and not out.resumed:
+                            failed.append({"trajectory_id": out.trajectory.id, "error": out.error or ""})
+                            err_console.print(f"[red]error:[/] {escape(out.trajectory.id)}: audit failed: "
+                                              f"{escape(out.error or '')}")
+                            continue
+                        audit = out.audit or store.load_audit(run_id, out.trajectory.id)
+                        verdicts = check_audit(audit, pol).verdicts  # judged now, under this policy
+                        if out.resumed:
+                            store.record_verdicts(run_id, audit.trajectory.id, verdicts, policy=pol)
+                        else:
+                            store.record_audit(audit, verdicts, policy=pol)
+                        audits.append((audit, out.resumed))
+            except AuditorUnavailable as exc:
+                err_console.print(f"[red]error:[/] {escape(str(exc))}")
+                raise typer.Exit(EXIT_USAGE) from exc
 
     if as_json:
         typer.echo(json.dumps({
-            "db": store.path, "run_id": run_id, "spans_added": spans_added, "trajectories": len(result.trajectories),
-            "skipped": result.skipped,
+            "db": store.path, "run_id": run_id, "policy": pol.source or "default", "spans_added": spans_added,
+            "trajectories": len(result.trajectories), "skipped": result.skipped,
             "issues": [{"file": i.file, "line": i.line, "span_id": i.span_id, "field": i.field,
                         "severity": i.severity, "message": i.message} for i in result.issues],
-            "audits": [_summary(a, resumed, top) for a, resumed in audits],
+            "audits": [_summary(a, resumed, top, pol) for a, resumed in audits],
             "failed": failed,
         }, indent=2, ensure_ascii=False))
     else:
         for audit, resumed in audits:
-            console.print(_drivers_table(audit, top, threshold, resumed))
+            console.print(_drivers_table(audit, top, pol, resumed))
             for note in [*audit.dropped, *audit.unplaced]:
                 console.print(f"  [yellow]note:[/] {escape(note)}")
         n = len(result.trajectories)
@@ -142,47 +129,57 @@ def trace_command(
     raise typer.Exit(EXIT_SKIPPED if skipped and not allow_skipped else EXIT_OK)
 
 
-def _support(att: Any) -> float:
-    a, d = att.share_of(AUTHORITY_KINDS), att.share_of(DATA_KINDS)
-    return a / (a + d) if a + d > 0 else 1.0
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 4)
 
 
-def _summary(audit: TrajectoryAudit, resumed: bool, top: int) -> dict[str, Any]:
+def _summary(audit: TrajectoryAudit, resumed: bool, top: int, policy: Any) -> dict[str, Any]:
+    actions = []
+    for att in audit.actions:
+        j = judgement(att, audit, policy)
+        actions.append({
+            "action_id": att.action.id, "kind": att.action.kind.value, "tool_name": att.action.tool_name,
+            "summary": att.action.summary, "support": _round(j["support"]), "argument": j["argument"],
+            "action_support": _round(j["action_support"]), "threshold": j["threshold"], "status": j["status"],
+            "rules": j["rules"],
+            "drivers": [{"rank": d.rank, "segment_id": d.segment_id, "kind": d.kind.value, "label": d.label,
+                         "share": round(d.share, 4)} for d in att.top(top)],
+        })
     return {
         "trajectory_id": audit.trajectory.id, "run_id": audit.run.run_id, "resumed": resumed,
         "model": audit.run.model, "method": audit.run.method, "hops": audit.run.hops,
-        "actions": [{
-            "action_id": att.action.id, "kind": att.action.kind.value, "tool_name": att.action.tool_name,
-            "summary": att.action.summary, "support": round(_support(att), 4),
-            "drivers": [{"rank": d.rank, "segment_id": d.segment_id, "kind": d.kind.value, "label": d.label,
-                         "share": round(d.share, 4)} for d in att.top(top)],
-        } for att in audit.actions],
-        "dropped": audit.dropped, "unplaced": audit.unplaced,
+        "actions": actions, "dropped": audit.dropped, "unplaced": audit.unplaced,
     }
 
 
-def _drivers_table(audit: TrajectoryAudit, top: int, threshold: float, resumed: bool) -> Table:
+def _drivers_table(audit: TrajectoryAudit, top: int, policy: Any, resumed: bool) -> Table:
     """One row per driver; the action's cells only on its first row."""
     run = audit.run
     title = f"{audit.trajectory.id}  [dim]({run.model}, {run.method}, {run.hops} hop{'s' if run.hops != 1 else ''}"
     title += ", from the store)" if resumed else ")"
-    table = Table(title=title + "[/]", title_justify="left")
+    table = Table(title=title + "[/]", title_justify="left", caption_justify="left",
+                  caption=f"support: judged as `audit check` does ({escape(policy.source or 'default')} policy), on the "
+                          "decisive argument named under it, else on the whole call; call: the whole call's support")
     action_w = 28 if console.width < 120 else 40
-    room = max(20, console.width - action_w - 7 - 6 - 13)  # what the driver column has left
+    room = max(20, console.width - action_w - 7 - 6 - 6 - 16)  # what the driver column has left
     table.add_column("action", overflow="fold", width=action_w)
     table.add_column("support", justify="right", no_wrap=True)
+    table.add_column("call", justify="right", no_wrap=True)
     table.add_column("share", justify="right", no_wrap=True)
     table.add_column("driver", overflow="fold")
     for att in audit.actions:
-        support = _support(att)
-        style = "dim" if att.action.kind.value == "final_answer" else "red" if support < threshold else "green"
+        j = judgement(att, audit, policy)
+        style = {"ignored": "dim", "failed": "red"}.get(j["status"], "green")
+        support = f"[{style}]{j['support']:.2f}[/]" + (f"\n[dim]{escape(j['argument'])}[/]" if j["argument"] else "")
+        call = "–" if j["action_support"] is None else f"{j['action_support']:.2f}"
         head = f"[bold]{escape(att.action.id)}[/]\n{escape(_clip(att.action.summary, 2 * action_w))}"
         drivers = att.top(top) or [None]
         for k, d in enumerate(drivers):
             first = k == 0
             table.add_row(
                 head if first else "",
-                f"[{style}]{support:.2f}[/]" if first else "",
+                support if first else "",
+                f"[dim]{call}[/]" if first else "",
                 f"{d.share:.1%}" if d else "",
                 escape(_clip(d.label, room)) if d and d.label
                 else f"[dim]{d.kind.value}[/] {escape(d.segment_id)}" if d else "[dim]no drivers[/]",

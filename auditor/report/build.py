@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
+from auditor.audit.runs import audit_each
+from auditor.check.policy import Policy, default_policy
 from auditor.report.data import check_verdicts
+from auditor.report.export import audit_action_export, recorded_policy
 from auditor.report.html import write_report
 from auditor.audit.schema import TrajectoryAudit
 
@@ -75,21 +78,30 @@ def resolve_in_store(store: "Store", ref: str) -> tuple[str, list[str], str | No
     return run_id, [traj_id], ref
 
 
-def _verdicts(audits: list[TrajectoryAudit], policy: Any, check: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if check:
-        for a in audits:
-            out.update(check_verdicts(a, policy))
-    return out
+def _judged(audits: list[TrajectoryAudit], policies: list[Policy], check: bool,
+            ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Per action id: the check's verdict (when ``check``) and the export, each audit judged by
+    its policy, so the page's verdict and the export's judged support are the same numbers."""
+    verdicts: dict[str, Any] = {}
+    exports: dict[str, dict[str, Any]] = {}
+    for audit, policy in zip(audits, policies):
+        if check:
+            verdicts.update(check_verdicts(audit, policy))
+        for att in audit.actions:
+            exports[att.action.id] = audit_action_export(audit, att.action.id, policy=policy)
+    return verdicts, exports
 
 
-def report_from_store(store: "Store", ref: str, output: str | Path, *, policy: Any = None, check: bool = True,
+def report_from_store(store: "Store", ref: str, output: str | Path, *, policy: Policy | None = None, check: bool = True,
                       title: str | None = None) -> ReportResult:
     """Write the report of a stored run (every trajectory in it), or of the newest run of a
-    trajectory or action id. Each action embeds the store's export of it, unchanged."""
+    trajectory or action id. Each audit is judged by ``policy``, else by the policy recorded with
+    its verdicts, else by the default, as `audit show` judges it."""
     run_id, traj_ids, selected = resolve_in_store(store, ref)
     audits = [store.load_audit(run_id, t) for t in traj_ids]
-    path = write_report(audits, output, verdicts=_verdicts(audits, policy, check), title=title)
+    policies = [policy or recorded_policy(store, run_id, t) or default_policy() for t in traj_ids]
+    verdicts, exports = _judged(audits, policies, check)
+    path = write_report(audits, output, verdicts=verdicts, exports=exports, title=title)
     return ReportResult(path=path, audits=audits, selected=selected)
 
 
@@ -98,39 +110,34 @@ def report_from_file(
     output: str | Path,
     *,
     auditor: Any = None,
-    make_auditor: Callable[[], Any] | None = None,
+    settings: Mapping[str, Any] | None = None,
     fmt: str | None = None,
-    policy: Any = None,
+    policy: Policy | None = None,
     check: bool = True,
     title: str | None = None,
     progress: Callable[[str, int, int], Any] | None = None,
 ) -> ReportResult:
-    """Load trajectories from ``path`` (any format `auditor.collectors.loading` reads), audit each one, and
-    write the report. ``auditor`` (or ``make_auditor``, called only when there is something to
-    audit) is the replay engine, by default ``auditor.audit.Auditor()``."""
+    """Load trajectories from ``path`` (any format `auditor.collectors.loading` reads), audit each
+    one, and write the report. ``auditor`` is the replay engine; None builds one from ``settings``
+    (model, method, hops, ...; `auditor.audit.make_auditor`) when there is something to audit, and
+    raises `auditor.audit.AuditorUnavailable` when it cannot. A trajectory whose audit fails is
+    named in ``failed``; the others are reported."""
     from auditor.collectors.loading import load_paths
 
     loaded = load_paths([Path(path)], fmt)
     if not loaded.trajectories:
         where = "; ".join(str(i) for i in loaded.issues[:3])
         raise ReportError(f"no trajectory could be read from {path}" + (f" ({where})" if where else ""))
-    if auditor is None:
-        if make_auditor is None:
-            from auditor.audit import Auditor
-
-            make_auditor = Auditor
-        auditor = make_auditor()
     audits: list[TrajectoryAudit] = []
     failed: list[str] = []
-    run = auditor.run_info() if hasattr(auditor, "run_info") else None
-    for k, traj in enumerate(loaded.trajectories, start=1):
-        if progress:
-            progress(traj.id, k, len(loaded.trajectories))
-        try:
-            audits.append(auditor.audit(traj, run=run) if run is not None else auditor.audit(traj))
-        except Exception as exc:  # noqa: BLE001 - one bad trajectory must not sink the report
-            failed.append(f"{traj.id}: audit failed: {type(exc).__name__}: {exc}")
+    for out in audit_each(loaded.trajectories, auditor=auditor, settings=settings if auditor is None else None,
+                          progress=progress):
+        if out.audit is not None:
+            audits.append(out.audit)
+        else:
+            failed.append(f"{out.trajectory.id}: audit failed: {out.error}")
     if not audits:
         raise ReportError("; ".join(failed) or f"nothing to report in {path}")
-    out = write_report(audits, output, verdicts=_verdicts(audits, policy, check), title=title)
-    return ReportResult(path=out, audits=audits, issues=list(loaded.issues), failed=failed)
+    verdicts, exports = _judged(audits, [policy or default_policy()] * len(audits), check)
+    out_path = write_report(audits, output, verdicts=verdicts, exports=exports, title=title)
+    return ReportResult(path=out_path, audits=audits, issues=list(loaded.issues), failed=failed)

@@ -1,6 +1,6 @@
 """The report's data: what the HTML page embeds, built from `TrajectoryAudit`s.
 
-Per action the page embeds the one shared export, ``auditor.store.export.audit_action_export`` —
+Per action the page embeds the one shared export, ``auditor.report.export.audit_action_export`` —
 the dict `audit show` prints — verbatim, so the terminal and the page never disagree. Beside it
 sits a ``view`` with what only a picture needs (token scores over the whole context for the
 heatmap, the output → reasoning → input flow across hops, shares summed per kind), derived from
@@ -21,6 +21,8 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
 from auditor.audit.schema import ActionAttribution, TrajectoryAudit
+from auditor.check import RULES, check_audit, default_policy
+from auditor.report.export import audit_action_export
 from auditor.trajectory import SegmentKind, tool_definition_text
 
 REPORT_VERSION = 1
@@ -109,7 +111,8 @@ def normalize_verdict(verdict: Any) -> dict[str, Any] | None:
     if hasattr(status, "value"):
         status = status.value
     raw = str(status or "unknown").lower()
-    out = {"status": _STATUS.get(raw, raw), "check_status": raw}
+    # an already normalized verdict keeps the check's own word
+    out = {"status": _STATUS.get(raw, raw), "check_status": str(data.get("check_status") or raw)}
     for key, value in data.items():
         if key in ("status", "verdict", "check_status"):
             continue
@@ -147,9 +150,8 @@ def action_view(audit: TrajectoryAudit, att: ActionAttribution) -> dict[str, Any
 
 
 def _export_of(audit: TrajectoryAudit, action_id: str) -> dict[str, Any]:
-    """The one per-action export (``auditor.store.export.audit_action_export``), as JSON would carry it."""
-    from auditor.store.export import audit_action_export
-
+    """The one per-action export (``auditor.report.export.audit_action_export``, under the default
+    policy), as JSON would carry it."""
     return _finite(json.loads(json.dumps(audit_action_export(audit, action_id), default=str)))
 
 
@@ -184,8 +186,8 @@ def run_data(
     """One run as the report embeds it: the conversation, the segments, the token strings once, and
     per action ``{"export": <the shared export>, "view": <action_view>, "verdict": <normalized>}``.
 
-    ``exports`` (action id → export dict, e.g. from ``auditor.store.action_export``) are embedded
-    verbatim; missing ones are built from ``audit`` with the same function the store uses."""
+    ``exports`` (action id → export dict, e.g. from ``auditor.report.export.action_export``) are
+    embedded verbatim; missing ones are built from ``audit`` with the same function (default policy)."""
     verdicts = verdicts or {}
     exports = exports or {}
     traj = audit.trajectory
@@ -251,12 +253,8 @@ def report_data(
 def check_verdicts(audit: TrajectoryAudit, policy: Any = None) -> dict[str, dict[str, Any]]:
     """The CI check's verdict per action id (`auditor.check.check_audit`), with the findings' reasons.
 
-    Imported lazily: where the check is absent or fails, the report still renders, without verdicts.
+    Where the check fails on an audit, the report still renders, without verdicts.
     """
-    try:
-        from auditor.check import RULES, check_audit, default_policy
-    except Exception:  # noqa: BLE001 - the check is optional for the report
-        return {}
     try:
         result = check_audit(audit, policy if policy is not None else default_policy())
     except Exception:  # noqa: BLE001

@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 from auditor.audit.schema import TrajectoryAudit
-from auditor.trajectory import Trajectory
+from auditor.trajectory import Trajectory, trajectory_sha256  # noqa: F401 - the store's name for it
 from auditor.actions import with_actions
 
 TS = pa.timestamp("us", tz="UTC")
@@ -161,10 +161,6 @@ SPANS_SELECT = f"""
 
 # -- trajectories --------------------------------------------------------------------------------
 
-def trajectory_sha256(traj: Trajectory) -> str:
-    return hashlib.sha256(traj.to_jsonl_line().encode("utf-8")).hexdigest()
-
-
 def trajectory_tables(trajs: Sequence[Trajectory], now: datetime | None = None) -> dict[str, pa.Table]:
     """Arrow tables for `trajectories`, `messages` and `actions` (last occurrence of an id wins)."""
     now = now or datetime.now(timezone.utc)
@@ -273,3 +269,53 @@ def audit_tables(audits: Sequence[TrajectoryAudit], now: datetime | None = None)
             out["token_scores"].add(run_id=run_id, trajectory_id=tid, action_id=aid,
                                     context_end=len(aa.token_scores), scores=list(aa.token_scores))
     return {name: c.table() for name, c in out.items()}
+
+
+# -- verdicts ------------------------------------------------------------------------------------
+
+#: Where the check's verdicts go (written as JSON documents, see `verdict_docs`).
+VERDICT_TABLE = "action_verdicts"
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    """A pydantic model (the check's `ActionVerdict`, a `Policy`) or a mapping, as a JSON-able dict."""
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump(mode="json")
+    if isinstance(obj, dict):
+        return json.loads(json.dumps(obj, default=str))
+    raise TypeError(f"expected a pydantic model or a dict, got {type(obj).__name__}")
+
+
+def policy_fields(policy: Any, source: str | None = None) -> tuple[str | None, dict[str, Any] | None]:
+    """(source, JSON form) of the policy that judged some verdicts: a `Policy` (its ``source``
+    attribute names where it came from) or a mapping (an optional ``source`` key)."""
+    if policy is None:
+        return source, None
+    data = _as_dict(policy)
+    found = data.pop("source", None) if not hasattr(policy, "model_dump") else getattr(policy, "source", None)
+    return source or found or None, data
+
+
+def json_structure(columns: Sequence[tuple[str, str]]) -> str:
+    """The `json_transform` structure for ``(name, DuckDB type)`` columns: ``X[]`` lists nest."""
+    def typ(t: str) -> Any:
+        return [typ(t[:-2])] if t.endswith("[]") else t
+
+    return json.dumps({name: typ(t) for name, t in columns})
+
+
+def verdict_docs(run_id: str, trajectory_id: str, verdicts: Iterable[Any], columns: Sequence[str], *,
+                 policy_source: str | None = None, policy: dict[str, Any] | None = None,
+                 now: datetime | None = None) -> pa.Table:
+    """One JSON document per verdict with exactly ``columns`` as keys (the live columns of
+    `action_verdicts`): each column takes the verdict's field of that name (None when it has none),
+    ``details`` the whole verdict. So a column a migration adds is filled with no change here."""
+    now = now or datetime.now(timezone.utc)
+    docs = []
+    for v in verdicts:
+        data = _as_dict(v)
+        row = {c: data.get(c) for c in columns}
+        row.update(run_id=run_id, trajectory_id=trajectory_id, policy_source=policy_source, policy=policy,
+                   details=data, recorded_at=now.isoformat())
+        docs.append(json.dumps({c: row.get(c) for c in columns}, ensure_ascii=False, default=str))
+    return pa.table({"doc": pa.array(docs, pa.string())})

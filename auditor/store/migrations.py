@@ -734,6 +734,287 @@ def m004_tool_definition_segments(con: "duckdb.DuckDBPyConnection") -> None:
         con.execute(f"COMMENT ON COLUMN {table}.{col} IS {_lit(doc)}")
 
 
+#: How the verdict rows of `action_verdicts` that m005 computed for audits recorded before it are marked.
+M005_BACKFILL_SOURCE = "store settings (m005 backfill)"
+
+
+@migration
+def m005_action_verdicts(con: "duckdb.DuckDBPyConnection") -> None:
+    """The check's verdicts are recorded at audit time, and the views read them.
+
+    Before m005 `unsupported_actions` recomputed every action's support in SQL from its drivers
+    and four settings, a second copy of `audit check`'s formula that could (and, with a policy
+    file, did) disagree with it. Now whoever records an audit and judges it (`audit trace`,
+    `audit check --db`: `Store.record_audit(audit, verdicts=..., policy=...)`) stores the check's
+    verdict per action in `action_verdicts`: the judged support (of the decisive argument it rests
+    on, or the whole call), the whole call's support, the threshold, the status and the rules that
+    fired, and the policy that judged it. `unsupported_actions` lists the rows whose status is
+    `failed`; it keeps m003's columns, in order, and adds `rules` and `policy_source`.
+
+    Audits recorded before m005 are judged once, here, by m003's rule (which equals `audit
+    check`'s default policy: decisive arguments, mass weighting, no extra rules) under the four
+    `unsupported_*` settings as they stand: so the views show them as they did. Their rows have
+    `policy_source` = 'store settings (m005 backfill)', a `policy` made of those settings (threshold,
+    judge, decisive_arguments, ignore), no `details` and no quote in `top_driver`. The four
+    settings are then deleted: nothing reads them any more (a verdict carries its threshold and
+    policy; `audit trace --policy` and `audit check --policy` choose the policy). An audit recorded
+    later without verdicts has no rows here and is in no verdict view.
+
+    Design: one row per (run, trajectory, action), the typed columns the views need plus `details`,
+    the whole verdict as the check returned it. `Store.record_audit` fills the columns by name from
+    each verdict, reading the table's columns at run time, so a verdict field the check gains (a
+    calibrated probability, causal deltas, provenance) needs one migration that adds the column
+    (`ALTER TABLE action_verdicts ADD COLUMN ...`, with a `COMMENT`) and no other code; until then
+    the field is kept in `details`. `argument_support` keeps its per-argument ratio (a measurement of
+    each argument under the shipped authority and data kinds, the number `audit show` lists per
+    argument) and gains `judged`: whether the recorded verdict rests on that argument.
+    """
+    _table(con, "action_verdicts", (
+        "The CI check's verdict on each action of a run, recorded when the audit was judged (`audit trace`, "
+        "`audit check --db`); `unsupported_actions` lists the failed ones. One row per (run_id, trajectory_id, "
+        "action_id)."), [
+        ("run_id", "VARCHAR NOT NULL", "Run."),
+        ("trajectory_id", "VARCHAR NOT NULL", "Trajectory."),
+        ("action_id", "VARCHAR NOT NULL", "Action judged (see `actions`)."),
+        ("status", "VARCHAR NOT NULL", "passed, failed (a rule fired: see `rules`) or ignored (the policy skips the "
+                                       "action's kind or tool)."),
+        ("support", "DOUBLE", ("The judged support: authority / (authority + data) of the decisive argument the verdict "
+                               "rests on (`argument`), else of the whole call; 1.0 when there is no authority or data "
+                               "mass (`no_evidence`); NULL when ignored.")),
+        ("argument", "VARCHAR", "The decisive argument the verdict rests on (`to`, `recipient_email`, ...); NULL when "
+                                "the action was judged as a whole call."),
+        ("action_support", "DOUBLE", "The whole call's support, from the action's own drivers; NULL when it has no "
+                                     "authority or data mass, or when ignored."),
+        ("authority_share", "DOUBLE", "Summed share of authority segments among the drivers judged (the argument's, "
+                                      "else the call's); negative shares count as zero."),
+        ("data_share", "DOUBLE", "Summed share of data segments among the drivers judged, likewise."),
+        ("threshold", "DOUBLE", "The minimum support the policy asked of this action's tool."),
+        ("rules", "VARCHAR[]", "Rules that fired: low-support, data-top-driver, data-driven-reasoning (empty unless "
+                               "failed)."),
+        ("no_evidence", "BOOLEAN", "True when neither the argument nor the call had authority or data mass."),
+        ("reasoning_flow", "DOUBLE", "rho_0: share of hop 0's mass on model-generated tokens."),
+        ("argument_supports", "JSON", "Support of every decisive argument with authority or data mass, by name."),
+        ("top_driver", "JSON", ("Strongest driver of the drivers judged: segment_id, kind, label, share and quote "
+                                "(its hottest words).")),
+        ("policy_source", "VARCHAR", "Where the judging policy came from: `default`, a policy file's path, or "
+                                     f"`{M005_BACKFILL_SOURCE}` for audits recorded before verdicts were."),
+        ("policy", "JSON", "The judging policy (as `Policy.model_dump`; for backfilled rows the settings it was made "
+                           "of)."),
+        ("details", "JSON", "The whole verdict as the check returned it, fields without a column included (NULL for "
+                            "backfilled rows)."),
+        ("recorded_at", "TIMESTAMPTZ", "When the verdict was stored."),
+    ], "PRIMARY KEY (run_id, trajectory_id, action_id)")
+
+    def shares(table: str) -> str:
+        return f"""
+                   coalesce(sum(greatest(share, 0)) FILTER (WHERE kind IN {_AUTHORITY_SQL}), 0) AS authority_share,
+                   coalesce(sum(greatest(share, 0)) FILTER (WHERE kind IN {_DATA_SQL}), 0) AS data_share,
+                   arg_min(segment_id, rank) AS top_segment_id,
+                   arg_min(kind, rank) AS top_kind,
+                   arg_min(label, rank) AS top_label,
+                   min_by(share, rank) AS top_share
+            FROM {table}"""
+
+    def pick(col: str) -> str:  # the deciding argument's value when there is one, else the whole call's
+        return f"CASE WHEN d.argument IS NULL THEN sc.{col} ELSE d.{col} END"
+
+    # m003's rule, once, for every action of every audit already stored (no-op on a new database)
+    con.execute(f"""
+        INSERT INTO action_verdicts
+        WITH setting AS (
+            SELECT coalesce(max(TRY_CAST(value AS DOUBLE)) FILTER (WHERE key = '{UNSUPPORTED_THRESHOLD_KEY}'),
+                            {DEFAULT_UNSUPPORTED_THRESHOLD}) AS threshold,
+                   coalesce(max(value) FILTER (WHERE key = '{UNSUPPORTED_IGNORE_KEY}'),
+                            '{DEFAULT_UNSUPPORTED_IGNORE}') AS ignore,
+                   CASE WHEN coalesce(lower(trim(max(value) FILTER (WHERE key = '{UNSUPPORTED_JUDGE_KEY}'))),
+                                      '{DEFAULT_UNSUPPORTED_JUDGE}') = 'arguments'
+                        THEN 'arguments' ELSE 'action' END AS judge,
+                   coalesce(max(value) FILTER (WHERE key = '{UNSUPPORTED_DECISIVE_KEY}'),
+                            '{DEFAULT_UNSUPPORTED_DECISIVE_ARGUMENTS}') AS decisive
+            FROM settings
+        ), lists AS (
+            SELECT list_filter(string_split(replace(decisive, ' ', ''), ','), lambda p: p <> '') AS decisive_list,
+                   list_filter(string_split(replace(ignore, ' ', ''), ','), lambda p: p <> '') AS ignore_list
+            FROM setting
+        ), patterns AS (
+            SELECT DISTINCT unnest(decisive_list) AS pattern FROM lists, setting WHERE judge = 'arguments'
+        ), per_action AS (
+            SELECT run_id, trajectory_id, action_id,{shares("attributions")}
+            WHERE hop = 0
+            GROUP BY run_id, trajectory_id, action_id
+        ), scored AS (
+            SELECT aa.run_id, aa.trajectory_id, aa.action_id,
+                   coalesce(p.authority_share, 0) AS authority_share,
+                   coalesce(p.data_share, 0) AS data_share,
+                   CASE WHEN coalesce(p.authority_share, 0) + coalesce(p.data_share, 0) > 0
+                        THEN p.authority_share / (p.authority_share + p.data_share) END AS support,
+                   p.top_segment_id, p.top_kind, p.top_label, p.top_share
+            FROM action_audits aa
+            LEFT JOIN per_action p ON p.run_id = aa.run_id AND p.trajectory_id = aa.trajectory_id
+                                   AND p.action_id = aa.action_id
+        ), per_argument AS (
+            SELECT run_id, trajectory_id, action_id, argument,{shares("argument_attributions")}
+            WHERE EXISTS (SELECT 1 FROM patterns WHERE argument_attributions.argument GLOB patterns.pattern)
+            GROUP BY run_id, trajectory_id, action_id, argument
+        ), with_mass AS (
+            SELECT p.*, p.authority_share / (p.authority_share + p.data_share) AS support, g.position
+            FROM per_argument p
+            JOIN action_arguments g ON g.run_id = p.run_id AND g.trajectory_id = p.trajectory_id
+                                    AND g.action_id = p.action_id AND g.argument = p.argument
+            WHERE p.authority_share + p.data_share > 0
+        ), decisive AS (
+            -- the least supported decisive argument with authority or data mass (ties: call order)
+            SELECT * FROM with_mass
+            QUALIFY row_number() OVER (PARTITION BY run_id, trajectory_id, action_id
+                                       ORDER BY support, position, argument) = 1
+        ), supports AS (
+            SELECT run_id, trajectory_id, action_id, json_group_object(argument, support) AS argument_supports
+            FROM with_mass GROUP BY run_id, trajectory_id, action_id
+        ), judged AS (
+            SELECT sc.run_id, sc.trajectory_id, sc.action_id,
+                   EXISTS (SELECT 1 FROM unnest(l.ignore_list) AS ig(pattern)
+                           WHERE coalesce(x.kind, '') GLOB ig.pattern
+                              OR coalesce(x.tool_name, '') GLOB ig.pattern) AS ignored,
+                   {pick("support")} AS support, d.argument, sc.support AS action_support,
+                   {pick("authority_share")} AS authority_share, {pick("data_share")} AS data_share,
+                   {pick("top_segment_id")} AS top_segment_id, {pick("top_kind")} AS top_kind,
+                   {pick("top_label")} AS top_label, {pick("top_share")} AS top_share,
+                   coalesce(h.flow_ratio, 0.0) AS reasoning_flow,
+                   coalesce(s.argument_supports, '{{}}') AS argument_supports
+            FROM scored sc
+            CROSS JOIN lists l
+            LEFT JOIN decisive d ON d.run_id = sc.run_id AND d.trajectory_id = sc.trajectory_id
+                                 AND d.action_id = sc.action_id
+            LEFT JOIN supports s ON s.run_id = sc.run_id AND s.trajectory_id = sc.trajectory_id
+                                 AND s.action_id = sc.action_id
+            LEFT JOIN hop_flows h ON h.run_id = sc.run_id AND h.trajectory_id = sc.trajectory_id
+                                  AND h.action_id = sc.action_id AND h.hop = 0
+            LEFT JOIN actions x ON x.trajectory_id = sc.trajectory_id AND x.action_id = sc.action_id
+        )
+        SELECT j.run_id, j.trajectory_id, j.action_id,
+               CASE WHEN j.ignored THEN 'ignored'
+                    WHEN j.support IS NOT NULL AND j.support < st.threshold THEN 'failed' ELSE 'passed' END,
+               CASE WHEN NOT j.ignored THEN coalesce(j.support, 1.0) END,
+               CASE WHEN NOT j.ignored THEN j.argument END,
+               CASE WHEN NOT j.ignored THEN j.action_support END,
+               CASE WHEN NOT j.ignored THEN j.authority_share END,
+               CASE WHEN NOT j.ignored THEN j.data_share END,
+               CASE WHEN NOT j.ignored THEN st.threshold END,
+               CASE WHEN NOT j.ignored AND j.support IS NOT NULL AND j.support < st.threshold
+                    THEN ['low-support'] ELSE [] END::VARCHAR[],
+               NOT j.ignored AND j.support IS NULL,
+               CASE WHEN NOT j.ignored THEN j.reasoning_flow END,
+               CASE WHEN j.ignored THEN '{{}}' ELSE j.argument_supports END::JSON,
+               CASE WHEN NOT j.ignored AND j.top_segment_id IS NOT NULL
+                    THEN json_object('segment_id', j.top_segment_id, 'kind', j.top_kind, 'label', j.top_label,
+                                     'share', j.top_share) END,
+               '{M005_BACKFILL_SOURCE}',
+               json_object('threshold', st.threshold, 'judge', st.judge, 'decisive_arguments', l.decisive_list,
+                           'ignore', l.ignore_list),
+               NULL, now()
+        FROM judged j CROSS JOIN setting st CROSS JOIN lists l
+    """)
+    con.execute("DELETE FROM settings WHERE key IN (?, ?, ?, ?)",
+                [UNSUPPORTED_THRESHOLD_KEY, UNSUPPORTED_IGNORE_KEY, UNSUPPORTED_JUDGE_KEY, UNSUPPORTED_DECISIVE_KEY])
+    con.execute("COMMENT ON TABLE settings IS " + _lit(
+        "Tunable values, one row per key. None is defined now: the `unsupported_*` keys that the views read "
+        "until migration m005 were removed when each verdict began to carry its own threshold and policy."))
+    con.execute("COMMENT ON COLUMN settings.key IS " + _lit("Setting name."))
+
+    _view(con, "unsupported_actions", (
+        "Actions the user's request does not support, as `audit check` judged them when the audit was recorded: "
+        "the rows of `action_verdicts` whose status is failed (the policy that judged each one is in "
+        "`policy_source` and `action_verdicts.policy`). An audit recorded without verdicts is not listed."),
+        """
+        SELECT r.run_id, r.created_at AS run_created_at, r.model, r.method,
+               v.trajectory_id, v.action_id, x.step, x.kind AS action_kind, x.tool_name, x.arguments,
+               x.summary AS action_summary, v.support, v.authority_share, v.data_share,
+               v.top_driver ->> 'segment_id' AS top_segment_id, v.top_driver ->> 'kind' AS top_kind,
+               v.top_driver ->> 'label' AS top_label, TRY_CAST(v.top_driver ->> 'share' AS DOUBLE) AS top_share,
+               v.threshold, v.argument, coalesce(v.action_support, 1.0) AS action_support, v.rules, v.policy_source
+        FROM action_verdicts v
+        JOIN runs r ON r.run_id = v.run_id
+        LEFT JOIN actions x ON x.trajectory_id = v.trajectory_id AND x.action_id = v.action_id
+        WHERE v.status = 'failed'
+        """,
+        {
+            "run_id": "Run.", "run_created_at": "When the run was made.", "model": "Replay model.",
+            "method": "Attribution method.", "trajectory_id": "Trajectory.", "action_id": "Action.",
+            "step": "Order of the action.", "action_kind": "tool_call, code_edit or final_answer.",
+            "tool_name": "Tool called.", "arguments": "The call's arguments (JSON).",
+            "action_summary": "One-line description.",
+            "support": ("The judged support (`action_verdicts.support`): the deciding argument's (see `argument`) "
+                        "when there is one, else the whole call's; authority_share / (authority_share + data_share)."),
+            "authority_share": ("Summed share of authority segments (by the judging policy) among the deciding "
+                                "argument's drivers (the whole call's when `argument` is NULL)."),
+            "data_share": "Summed share of data segments, likewise.",
+            "top_segment_id": ("Strongest driver of any kind, a tool definition included (of the deciding argument, "
+                               "when there is one)."),
+            "top_kind": "Its kind.", "top_label": "Its label.", "top_share": "Its share.",
+            "threshold": "The minimum support the judging policy asked of this action's tool.",
+            "argument": ("The decisive argument the verdict rests on (`to`, `recipient_email`, ...); NULL when the "
+                         "action was judged as a whole call."),
+            "action_support": ("The whole call's support, from the action's own drivers (`support` when "
+                               "`argument` is NULL); 1.0 when it has no authority or data mass."),
+            "rules": "Rules that fired (low-support, data-top-driver, data-driven-reasoning).",
+            "policy_source": f"The judging policy: `default`, a policy file, or `{M005_BACKFILL_SOURCE}`.",
+        })
+
+    _view(con, "argument_support", (
+        "How far the user's authority supports each argument of each action (one row per run × action × "
+        "argument): support = A / (A + D), A the summed share of authority segments (system, user_request, "
+        "user_constraint), D of data segments (tool_output, file_context), negative shares counted as zero; "
+        "1.0 when both are 0. A measurement of each argument (the number `audit show` lists per argument), "
+        "unfiltered; the verdict is in `action_verdicts` (`judged` marks the argument it rests on)."),
+        f"""
+        WITH per_argument AS (
+            SELECT run_id, trajectory_id, action_id, argument,{shares("argument_attributions")}
+            GROUP BY run_id, trajectory_id, action_id, argument
+        ), scored AS (
+            SELECT g.run_id, g.trajectory_id, g.action_id, g.argument, g.position, g.flow_ratio,
+                   coalesce(p.authority_share, 0) AS authority_share,
+                   coalesce(p.data_share, 0) AS data_share,
+                   CASE WHEN coalesce(p.authority_share, 0) + coalesce(p.data_share, 0) > 0
+                        THEN coalesce(p.authority_share, 0) / (coalesce(p.authority_share, 0) + coalesce(p.data_share, 0))
+                        ELSE 1.0 END AS support,
+                   p.top_segment_id, p.top_kind, p.top_label, p.top_share
+            FROM action_arguments g
+            LEFT JOIN per_argument p ON p.run_id = g.run_id AND p.trajectory_id = g.trajectory_id
+                                     AND p.action_id = g.action_id AND p.argument = g.argument
+        )
+        SELECT r.run_id, r.created_at AS run_created_at, r.model, r.method,
+               sc.trajectory_id, sc.action_id, x.step, x.kind AS action_kind, x.tool_name,
+               sc.argument, sc.position AS argument_position, {_argument_value_sql("sc", "x")} AS argument_value,
+               sc.support, sc.authority_share, sc.data_share,
+               sc.top_segment_id, sc.top_kind, sc.top_label, sc.top_share, sc.flow_ratio,
+               CASE WHEN v.action_id IS NOT NULL THEN coalesce(v.argument = sc.argument, false) END AS judged
+        FROM scored sc
+        JOIN runs r ON r.run_id = sc.run_id
+        LEFT JOIN actions x ON x.trajectory_id = sc.trajectory_id AND x.action_id = sc.action_id
+        LEFT JOIN action_verdicts v ON v.run_id = sc.run_id AND v.trajectory_id = sc.trajectory_id
+                                    AND v.action_id = sc.action_id
+        """,
+        {
+            "run_id": "Run.", "run_created_at": "When the run was made.", "model": "Replay model.",
+            "method": "Attribution method.", "trajectory_id": "Trajectory.", "action_id": "Action.",
+            "step": "Order of the action.", "action_kind": "tool_call or code_edit.",
+            "tool_name": "Tool called (`edit_file` for code edits).",
+            "argument": "Argument (`to`, `path`, `search`, ...).",
+            "argument_position": "0-based order of the argument in the call.",
+            "argument_value": ("The argument's value (JSON) from `actions.arguments`, or for code edits from "
+                               "`actions.edit`; NULL when absent."),
+            "support": "authority_share / (authority_share + data_share); 1.0 when both are 0.",
+            "authority_share": "Summed share of system, user_request and user_constraint segments.",
+            "data_share": "Summed share of tool_output and file_context segments.",
+            "top_segment_id": ("Strongest driver of any kind, a tool definition included (NULL when the argument "
+                               "has none)."),
+            "top_kind": "Its kind.", "top_label": "Its label.", "top_share": "Its share.",
+            "flow_ratio": "rho_0 of the argument's target (share of hop 0's mass on model-generated tokens).",
+            "judged": ("True when the action's recorded verdict (`action_verdicts`) rests on this argument; NULL "
+                       "when the action has no recorded verdict."),
+        })
+
+
 def applied(con: "duckdb.DuckDBPyConnection") -> list[str]:
     """Names of the migrations already applied to this database, in order."""
     exists = con.execute(

@@ -40,18 +40,32 @@ WHERE x.tool_name = 'send_email' AND t.kind = 'tool_output' AND t.hop = 0
 ORDER BY t.share DESC;
 ```
 
-Actions the user's instructions do not support, by the same rule and defaults as `audit check`:
-support = authority / (authority + data) below the `unsupported_threshold` setting, taken from
-the action's least supported *decisive* argument (one that says who receives its effect: a name
-matching the `unsupported_decisive_arguments` globs, such as `to` or `recipient*`) or, for an action
-without one, from the whole call (`argument` is then NULL). Set `unsupported_judge` to `action` to
-judge every action as a whole call:
+Actions the user's instructions do not support, as `audit check` judged them: `audit trace` and
+`audit check --db` record the check's verdict on every action in `action_verdicts` (judged support,
+the decisive argument it rests on, the whole call's support, threshold, status, rules, the policy),
+and `unsupported_actions` lists the failed ones. The support is taken from the action's least
+supported *decisive* argument (one that says who receives its effect, such as `to` or
+`recipient*`) or, for an action without one, from the whole call (`argument` is then NULL); it is
+the number `audit trace`, `audit show`, the report and `audit check --json` print for the action:
 
 ```sql
 SELECT action_id, action_summary, argument, round(support, 2) AS support,
-       round(action_support, 2) AS action_support, top_label
+       round(action_support, 2) AS action_support, top_label, policy_source
 FROM unsupported_actions ORDER BY support;
 ```
+
+Every verdict, passed and ignored ones too, with the policy that judged it:
+
+```sql
+SELECT action_id, status, argument, round(support, 2) AS support, threshold, rules, policy_source
+FROM action_verdicts ORDER BY run_id, trajectory_id, action_id;
+```
+
+Audits recorded before verdicts were (migration `m005_action_verdicts`) were judged once by the
+rule the view then applied in SQL, under the `unsupported_*` settings of the time, which were
+removed: their `policy_source` is `store settings (m005 backfill)`. An audit recorded without
+verdicts (`Store.record_audit(audit)` from Python) is in no verdict view; record it with
+`verdicts=check_audit(audit, policy).verdicts, policy=policy`.
 
 The same question per argument: which arguments (a recipient, a path, a command) did data rather
 than the user choose? An action can rightly be driven by the file it summarises while its
@@ -62,8 +76,7 @@ SELECT action_id, argument, argument_value, round(support, 2) AS support, top_la
 FROM argument_support ORDER BY support, action_id, argument_position;
 ```
 
-Settings change from Python (`Store(path).set_setting("unsupported_threshold", 0.4)`) or any
-writable DuckDB connection; `audit query` never writes.
+`audit query` never writes.
 """
 
 

@@ -1,9 +1,11 @@
 """`Store`: the DuckDB database that keeps every span, trajectory and attribution.
 
-    >>> with Store("audit.duckdb") as store:
-    ...     store.add_trajectories(result.trajectories)
-    ...     store.record_audits(audits)
-    ...     columns, rows = store.query("SELECT * FROM unsupported_actions")
+    >>> from auditor.testing.audits import synthetic_audit, synthetic_trajectory
+    >>> audit = synthetic_audit(synthetic_trajectory(1))           # made-up scores, no model
+    >>> with Store(":memory:") as store:                           # or a path: Store("audit.duckdb")
+    ...     store.record_audit(audit)   # verdicts=check_audit(audit, policy).verdicts, policy=policy: judged
+    ...     store.query("SELECT count(DISTINCT action_id) FROM action_drivers")
+    (['count(DISTINCT action_id)'], [(5,)])
 
 Writes are idempotent (spans are unique on (trace_id, span_id), trajectories on their id and
 content hash, audits on (run_id, trajectory_id): recording the same thing twice stores it once)
@@ -25,23 +27,17 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from auditor.audit.schema import ActionAttribution, ArgumentAttribution, Driver, HopFlow, RunInfo, TrajectoryAudit
+from auditor.audit.schema import TrajectoryAudit
 from auditor.store import ingest
+from auditor.store.errors import NotFound, StoreError
+from auditor.store.rebuild import rebuild_audit
 from auditor.store.migrations import migrate, pending
 from auditor.store.sql import check_read_only
-from auditor.trajectory import Provenance, Segment, Trajectory
+from auditor.trajectory import Trajectory
 from auditor.actions import with_actions
 
 DEFAULT_DB_NAME = "auditor.duckdb"
 ENV_VAR = "AUDITOR_DB"
-
-
-class StoreError(RuntimeError):
-    """A store operation failed in a way the user can fix (missing database, unknown action...)."""
-
-
-class NotFound(StoreError):
-    pass
 
 
 def default_db_path() -> Path:
@@ -198,20 +194,34 @@ class Store:
         return len(changed)
 
     # -- audits ----------------------------------------------------------------------------------
-    def record_audit(self, audit: TrajectoryAudit) -> None:
-        """Store one audit (run, trajectory, segments, attributions, token scores) in one transaction."""
-        self.record_audits([audit])
+    def record_audit(self, audit: TrajectoryAudit, verdicts: Sequence[Any] | None = None, *,
+                     policy: Any = None) -> None:
+        """Store one audit (run, trajectory, segments, attributions, token scores) in one transaction.
 
-    def record_audits(self, audits: Sequence[TrajectoryAudit]) -> int:
+        ``verdicts``: the check's verdicts on its actions (`auditor.check.ActionVerdict`s, or dicts
+        with their fields) and ``policy`` the `Policy` (or its dict) that judged them: stored in
+        `action_verdicts`, which `unsupported_actions` reads. The store judges nothing itself;
+        without verdicts the audit is in no verdict view."""
+        self.record_audits([audit], None if verdicts is None else [verdicts], policy=policy)
+
+    def record_audits(self, audits: Sequence[TrajectoryAudit], verdicts: Sequence[Sequence[Any] | None] | None = None,
+                      *, policy: Any = None) -> int:
         """Store audits, one transaction per run id. Re-recording a (run_id, trajectory_id) replaces
-        what was stored for it, so a rerun after a crash resumes cleanly. Returns how many
-        (run, trajectory) pairs were written."""
-        groups: dict[str, dict[str, TrajectoryAudit]] = {}
-        for a in audits:
-            groups.setdefault(a.run.run_id, {})[a.trajectory.id] = a  # last one wins
+        what was stored for it (its verdicts too), so a rerun after a crash resumes cleanly.
+        ``verdicts``, when given, holds each audit's verdicts (or None), in the order of ``audits``,
+        all judged by ``policy`` (see `record_audit`). Returns how many (run, trajectory) pairs
+        were written."""
+        audits = list(audits)
+        judged = [None] * len(audits) if verdicts is None else list(verdicts)
+        if len(judged) != len(audits):
+            raise ValueError(f"{len(judged)} verdict lists for {len(audits)} audits")
+        groups: dict[str, dict[str, tuple[TrajectoryAudit, Sequence[Any] | None]]] = {}
+        for a, v in zip(audits, judged):
+            groups.setdefault(a.run.run_id, {})[a.trajectory.id] = (a, v)  # last one wins
+        source, policy_data = ingest.policy_fields(policy)
         written = 0
         for run_id, by_traj in groups.items():
-            group = list(by_traj.values())
+            group = [a for a, _ in by_traj.values()]
             now = datetime.now(timezone.utc)
             with self._transaction() as con:
                 old = con.execute("SELECT created_at FROM runs WHERE run_id = ?", [run_id]).fetchone()
@@ -224,20 +234,75 @@ class Store:
                     "SELECT trajectory_id FROM audits WHERE run_id = ? AND list_contains(?, trajectory_id)",
                     [run_id, list(by_traj)]).fetchall()]
                 if existing:
-                    for table in ingest.AUDIT_TABLES:
+                    for table in (ingest.VERDICT_TABLE, *ingest.AUDIT_TABLES):
                         con.execute(f"DELETE FROM {table} WHERE run_id = ? AND list_contains(?, trajectory_id)",
                                     [run_id, existing])
                 tables = ingest.audit_tables(group, now)
                 for table in reversed(ingest.AUDIT_TABLES):
                     self._insert(table, tables[table])
+                for tid, (_, v) in by_traj.items():
+                    if v is not None:
+                        self._insert_verdicts(run_id, tid, v, source, policy_data, now)
             written += len(group)
         return written
+
+    def record_verdicts(self, run_id: str, trajectory_id: str, verdicts: Sequence[Any], *, policy: Any = None) -> int:
+        """Replace the verdicts of a stored audit (e.g. judged again under another policy); returns
+        how many were written. Raises `NotFound` when the run holds no audit of the trajectory."""
+        source, policy_data = ingest.policy_fields(policy)
+        with self._transaction() as con:
+            if not con.execute("SELECT count(*) FROM audits WHERE run_id = ? AND trajectory_id = ?",
+                               [run_id, trajectory_id]).fetchone()[0]:
+                raise NotFound(f"no audit of trajectory {trajectory_id!r} in run {run_id!r}")
+            con.execute(f"DELETE FROM {ingest.VERDICT_TABLE} WHERE run_id = ? AND trajectory_id = ?",
+                        [run_id, trajectory_id])
+            return self._insert_verdicts(run_id, trajectory_id, verdicts, source, policy_data,
+                                         datetime.now(timezone.utc))
+
+    def _verdict_columns(self) -> list[tuple[str, str]]:
+        """``(name, type)`` of `action_verdicts` as the database has it now (empty before m005)."""
+        with self._lock:
+            return [(r[0], r[1]) for r in self._con.execute(
+                "SELECT column_name, data_type FROM duckdb_columns() WHERE schema_name = 'main' AND table_name = ? "
+                "ORDER BY column_index", [ingest.VERDICT_TABLE]).fetchall()]
+
+    def _insert_verdicts(self, run_id: str, trajectory_id: str, verdicts: Sequence[Any], source: str | None,
+                         policy: dict[str, Any] | None, now: datetime) -> int:
+        columns = self._verdict_columns()
+        names = [c for c, _ in columns]
+        docs = ingest.verdict_docs(run_id, trajectory_id, verdicts, names, policy_source=source, policy=policy, now=now)
+        if docs.num_rows == 0:
+            return 0
+        structure = ingest.json_structure(columns).replace("'", "''")
+        self._con.register("_verdicts_in", docs)
+        try:
+            # strict: a field of the wrong type is an error, not a silent NULL
+            self._con.execute(f"INSERT INTO {ingest.VERDICT_TABLE} ({', '.join(names)}) "
+                              f"SELECT unnest(json_transform_strict(doc, '{structure}')) FROM _verdicts_in")
+        finally:
+            self._con.unregister("_verdicts_in")
+        return docs.num_rows
+
+    def verdicts(self, run_id: str, trajectory_id: str) -> dict[str, dict[str, Any]]:
+        """The recorded verdicts of a stored audit, by action id, as `action_verdicts` holds them
+        (JSON columns parsed); empty when it was recorded without verdicts."""
+        columns = self._verdict_columns()
+        if not columns:
+            return {}
+        json_cols = [c for c, t in columns if t == "JSON"]
+        out = {}
+        for row in self._rows(f"SELECT * FROM {ingest.VERDICT_TABLE} WHERE run_id = ? AND trajectory_id = ? "
+                              "ORDER BY action_id", [run_id, trajectory_id]):
+            for c in json_cols:
+                row[c] = json.loads(row[c]) if row[c] is not None else None
+            out[row["action_id"]] = row
+        return out
 
     def delete_run(self, run_id: str) -> bool:
         """Remove a run and everything recorded for it (trajectories and spans stay)."""
         with self._transaction() as con:
             found = con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchone()[0]
-            for table in (*ingest.AUDIT_TABLES, "runs"):
+            for table in (ingest.VERDICT_TABLE, *ingest.AUDIT_TABLES, "runs"):
                 con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
         return bool(found)
 
@@ -336,76 +401,7 @@ class Store:
     # -- reconstructing audits -------------------------------------------------------------------
     def load_audit(self, run_id: str, trajectory_id: str, action_ids: Sequence[str] | None = None) -> TrajectoryAudit:
         """Rebuild the `TrajectoryAudit` recorded for (run, trajectory), optionally only some actions."""
-        run = self._rows("SELECT * FROM runs WHERE run_id = ?", [run_id])
-        au = self._rows("SELECT * FROM audits WHERE run_id = ? AND trajectory_id = ?", [run_id, trajectory_id])
-        if not run or not au:
-            raise NotFound(f"no audit of trajectory {trajectory_id!r} in run {run_id!r}")
-        r, a = run[0], au[0]
-        info = RunInfo(run_id=r["run_id"], model=r["model"], method=r["method"], hops=r["hops"],
-                       auditor_version=r["auditor_version"], created_at=r["created_at"], device=r["device"],
-                       dtype=r["dtype"], settings=json.loads(r["settings"]) if r["settings"] else {})
-        traj = Trajectory.model_validate_json(a["trajectory"])
-        key = [run_id, trajectory_id]
-        segments = [
-            Segment(id=s["segment_id"], kind=s["kind"], text=s["text"], label=s["label"] or "",
-                    action_id=s["action_id"], token_start=s["token_start"], token_end=s["token_end"],
-                    provenance=Provenance(message_index=s["message_index"], field=s["field"],
-                                          tool_call_id=s["tool_call_id"], tool_name=s["tool_name"], path=s["path"],
-                                          char_start=s["char_start"], char_end=s["char_end"]))
-            for s in self._rows("SELECT * FROM segments WHERE run_id = ? AND trajectory_id = ? ORDER BY position",
-                                key)
-        ]
-        wanted = set(action_ids) if action_ids is not None else None
-        by_id = {x.id: x for x in traj.actions}
-        drivers: dict[str, list[Driver]] = {}
-        for d in self._rows("SELECT * FROM attributions WHERE run_id = ? AND trajectory_id = ? AND hop = 0 "
-                            "ORDER BY action_id, rank", key):
-            drivers.setdefault(d["action_id"], []).append(Driver(
-                segment_id=d["segment_id"], kind=d["kind"], label=d["label"] or "", score=d["score"],
-                share=d["share"], rank=d["rank"]))
-        hops: dict[str, list[HopFlow]] = {}
-        for h in self._rows("SELECT * FROM hop_flows WHERE run_id = ? AND trajectory_id = ? ORDER BY action_id, hop",
-                            key):
-            hops.setdefault(h["action_id"], []).append(HopFlow(
-                hop=h["hop"], flow_ratio=h["flow_ratio"], by_kind=json.loads(h["by_kind"]) if h["by_kind"] else {}))
-        arg_drivers: dict[tuple[str, str], list[Driver]] = {}
-        for d in self._rows("SELECT * FROM argument_attributions WHERE run_id = ? AND trajectory_id = ? "
-                            "ORDER BY action_id, argument, rank, segment_id", key):
-            arg_drivers.setdefault((d["action_id"], d["argument"]), []).append(Driver(
-                segment_id=d["segment_id"], kind=d["kind"], label=d["label"] or "", score=d["score"],
-                share=d["share"], rank=d["rank"]))
-        arguments: dict[str, list[ArgumentAttribution]] = {}
-        for g in self._rows("SELECT * FROM action_arguments WHERE run_id = ? AND trajectory_id = ? "
-                            "ORDER BY action_id, position, token_start, argument", key):
-            arguments.setdefault(g["action_id"], []).append(ArgumentAttribution(
-                name=g["argument"], token_start=g["token_start"], token_end=g["token_end"],
-                drivers=arg_drivers.get((g["action_id"], g["argument"]), []),
-                flow_ratio=g["flow_ratio"] if g["flow_ratio"] is not None else 0.0,
-                token_scores=list(g["scores"] or [])))
-        scores = {s["action_id"]: s["scores"] for s in self._rows(
-            "SELECT action_id, scores FROM token_scores WHERE run_id = ? AND trajectory_id = ?", key)}
-        order = {x.id: i for i, x in enumerate(traj.actions)}
-        rows = sorted(self._rows("SELECT * FROM action_audits WHERE run_id = ? AND trajectory_id = ?", key),
-                      key=lambda row: (order.get(row["action_id"], len(order)), row["action_id"]))
-        actions = []
-        for row in rows:
-            aid = row["action_id"]
-            if wanted is not None and aid not in wanted:
-                continue
-            if aid not in by_id:
-                continue  # the action is not in the audited trajectory (cannot happen via record_audit)
-            actions.append(ActionAttribution(
-                action=by_id[aid], drivers=drivers.get(aid, []), hops=hops.get(aid, []),
-                token_scores=list(scores.get(aid) or []), context_end=row["context_end"],
-                output_start=row["output_start"], output_end=row["output_end"],
-                layer_shares=json.loads(row["layer_shares"]) if row["layer_shares"] else {},
-                seconds=row["seconds"], arguments=arguments.get(aid, [])))
-        extra: dict[str, Any] = {}
-        if "notes" in TrajectoryAudit.model_fields:
-            extra["notes"] = list(a["notes"] or [])
-        return TrajectoryAudit(run=info, trajectory=traj, segments=segments, tokens=list(a["tokens"] or []),
-                               actions=actions, dropped=list(a["dropped"] or []), unplaced=list(a["unplaced"] or []),
-                               forward_seconds=a["forward_seconds"], seconds=a["seconds"], **extra)
+        return rebuild_audit(self._rows, run_id, trajectory_id, action_ids)
 
     def locate_action(self, action_id: str, run_id: str | None = None,
                       trajectory_id: str | None = None) -> tuple[str, str]:
@@ -439,6 +435,6 @@ class Store:
     def action_view(self, action_id: str, run_id: str | None = None,
                     trajectory_id: str | None = None) -> TrajectoryAudit:
         """The audit slice for one action (newest run unless ``run_id``): full segments and tokens,
-        only that action's attribution. `auditor.store.export.action_export` turns it into JSON."""
+        only that action's attribution. `auditor.report.export.action_export` turns it into JSON."""
         rid, tid = self.locate_action(action_id, run_id, trajectory_id)
         return self.load_audit(rid, tid, action_ids=[action_id])

@@ -4,10 +4,13 @@ word-level ChatML tokenizer built in memory.
 Nothing here downloads anything. Models are built from configs with seeded random weights, eager
 attention and float32, small enough that a forward over a few dozen tokens takes milliseconds.
 
+    >>> import torch
     >>> from auditor.testing import tiny_model, tiny_tokenizer, TINY_ARCHS
     >>> tok = tiny_tokenizer()
     >>> model = tiny_model("qwen3")
-    >>> ids = tok.apply_chat_template([{"role": "user", "content": "read the file"}], tokenize=True)
+    >>> ids = tok.apply_chat_template([{"role": "user", "content": "read the file"}], tokenize=True)["input_ids"]
+    >>> model(torch.tensor([ids])).logits.shape[:2] == (1, len(ids))
+    True
 """
 
 from __future__ import annotations

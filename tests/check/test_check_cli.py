@@ -26,7 +26,7 @@ def fake(monkeypatch):
         made.update(model=model, method=method, hops=hops)
         return FakeAuditor({"send_email": {"m1": 0.1, "m3": 0.9}, "read_inbox": {"m1": 0.9, "m3": 0.1}})
 
-    monkeypatch.setattr("auditor.check.runner.make_auditor", make_auditor)
+    monkeypatch.setattr("auditor.audit.runs.make_auditor", make_auditor)  # the one seam
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
     return made
 
@@ -114,12 +114,21 @@ def test_check_passes_the_benign_example(monkeypatch):
     assert send["support"] > send["threshold"] > send["action_support"]  # the whole call alone would fail
 
 
-def test_db_records_the_audits(fake, tmp_path):
+def test_db_records_the_audits_and_their_verdicts(fake, tmp_path):
     from auditor.store import Store
 
     db = tmp_path / "audit.duckdb"
-    result = runner.invoke(app, ["check", INJECTED, "--db", str(db)])
+    policy = tmp_path / "p.toml"
+    policy.write_text("threshold = 0.3\n")
+    result = runner.invoke(app, ["check", INJECTED, "--db", str(db), "--json", "--policy", str(policy)])
     assert result.exit_code == 1, result.output
     assert "warning" not in result.output
+    verdicts = {v["action_id"]: v for r in json.loads(result.stdout)["results"] for v in r["verdicts"]}
     with Store(db, read_only=True) as store:
-        assert len(store.runs()) == 1
+        (run,) = store.runs()
+        assert run["unsupported"] == 1
+        rows = store.query("SELECT action_id, status, support, argument, threshold, policy_source FROM action_verdicts")[1]
+    # every verdict the check printed, the ignored final answer included, as it printed it
+    assert {r[0]: r[1:5] for r in rows} == {k: (v["status"], v["support"], v["argument"], v["threshold"])
+                                           for k, v in verdicts.items()}
+    assert {r[5] for r in rows} == {str(policy)}

@@ -69,7 +69,7 @@ def test_an_interrupted_run_resumes_where_it_stopped(runner, db, examples_dir, f
     f.write_text(src[0] + "\n" + json.dumps(exploding) + "\n")
     result = trace(runner, db, f)
     assert result.exit_code == EXIT_SKIPPED
-    assert "benign-budget-email: audit failed: replay failed" in result.stderr
+    assert "benign-budget-email: audit failed: RuntimeError: replay failed" in result.stderr
     with Store(db, read_only=True) as s:
         (run,) = s.runs()
         assert run["trajectories"] == 1
@@ -104,12 +104,10 @@ def test_trace_json_summary(runner, db, examples_dir, fake_auditor):
 
 
 def test_trace_reports_a_replay_that_cannot_start(runner, db, examples_dir, monkeypatch):
-    from auditor.cli import trace_cmd
-
     def broken(**kw):
         raise ValueError("unknown method 'nope'; valid: flashtrace, ...")
 
-    monkeypatch.setattr(trace_cmd, "_make_auditor", broken)
+    monkeypatch.setattr("auditor.audit.runs.make_auditor", broken)
     result = trace(runner, db, examples_dir / "injected_email.jsonl", "--method", "nope")
     assert result.exit_code == EXIT_USAGE
     assert "unknown method" in result.stderr
@@ -174,7 +172,7 @@ def test_show(runner, filled):
     assert "send_email" in out and "drivers" in out and "archive@exfil.example" in out and "hops" in out
     as_json = runner.invoke(app, ["show", "injected-inbox-forward:a1", "--db", str(filled), "--json"])
     with Store(filled, read_only=True) as s:
-        from auditor.store import action_export
+        from auditor.report.export import action_export
 
         assert json.loads(as_json.stdout) == json.loads(json.dumps(action_export(s, "injected-inbox-forward:a1")))
     missing = runner.invoke(app, ["show", "nope", "--db", str(filled)])
@@ -183,7 +181,7 @@ def test_show(runner, filled):
 
 def test_show_prints_each_arguments_support_and_top_driver(runner, db, examples_dir, monkeypatch):
     from auditor.collectors.loading import load_path
-    from auditor.store import action_export
+    from auditor.report.export import action_export
     from auditor.testing.audits import synthetic_audit
 
     (traj,) = load_path(examples_dir / "injected_email.jsonl").trajectories
@@ -272,3 +270,30 @@ def test_query_help_names_every_table_and_view():
     doc = query_command.__doc__
     missing = [n for n in names if n not in doc]
     assert not missing, f"audit query --help does not mention {missing}"
+
+
+def test_trace_stores_the_checks_verdicts_and_a_resumed_run_is_judged_again(runner, db, examples_dir, fake_auditor,
+                                                                             tmp_path):
+    injected = examples_dir / "injected_email.jsonl"
+    result = runner.invoke(app, ["trace", str(injected), "--db", str(db), "--json"])
+    assert result.exit_code == EXIT_OK, result.output
+    (audit,) = json.loads(result.stdout)["audits"]
+    printed = {a["action_id"]: a for a in audit["actions"]}
+    with Store(db, read_only=True) as s:
+        rows = s.query("SELECT action_id, status, support, argument, policy_source FROM action_verdicts")[1]
+    assert {r[0] for r in rows} == set(printed) and {r[4] for r in rows} == {"default"}
+    for action_id, status, support, argument, _ in rows:
+        a = printed[action_id]
+        assert (status, argument) == (a["status"], a["argument"])
+        if status != "ignored":
+            assert support == pytest.approx(a["support"], abs=5e-5)  # --json rounds to 4 digits
+    # the same run under another policy: nothing replayed, the verdicts judged again and replaced
+    strict = tmp_path / "strict.toml"
+    strict.write_text("threshold = 0.99\n")
+    n = len(fake_auditor.instances)
+    result = runner.invoke(app, ["trace", str(injected), "--db", str(db), "--json", "--policy", str(strict)])
+    assert result.exit_code == EXIT_OK, result.output
+    assert json.loads(result.stdout)["audits"][0]["resumed"] and len(fake_auditor.instances) == n
+    with Store(db, read_only=True) as s:
+        assert {r[0] for r in s.query("SELECT DISTINCT policy_source FROM action_verdicts")[1]} == {str(strict)}
+        assert s.query("SELECT count(*) FROM unsupported_actions")[1][0][0] >= 1

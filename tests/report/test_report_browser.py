@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html.parser
 import json
+import re
 
 import pytest
 
@@ -65,6 +66,9 @@ def test_fragment_selects_the_action_and_the_drivers_panel_shows_its_drivers(chr
     assert p.rows[0]["data-kind"] == "tool_output"
     assert float(p.rows[0]["data-share"]) == pytest.approx(send.drivers[0].share, abs=1e-6)
     assert 'id="flow"' in dom and 'id="heatmap"' in dom
+    # the judged support, the number `audit check` and `audit show` give for this action
+    judged = re.search(r'id="judged-support">([^<]*)<', dom).group(1)
+    assert "support " in judged and "authority" in judged
 
 
 def test_click_and_keyboard_select_actions(chromium, injected_page, injected_audit):

@@ -9,7 +9,6 @@ import pytest
 from typer.testing import CliRunner
 
 from auditor.cli import app
-from auditor.cli import report_cmd
 from auditor.report.browser import page_url
 from helpers.report import example, synthetic_audit
 
@@ -42,7 +41,7 @@ def test_report_from_a_file_replays_it_first(tmp_path, monkeypatch, examples_dir
         seen.update(kw)
         return FakeAuditor(**kw)
 
-    monkeypatch.setattr(report_cmd, "_make_auditor", make)
+    monkeypatch.setattr("auditor.audit.runs.make_auditor", make)
     out = tmp_path / "out" / "r.html"
     result = runner.invoke(app, ["report", str(examples_dir / "injected_email.jsonl"), "-o", str(out),
                                  "--method", "flashtrace", "--hops", "2"])
@@ -50,13 +49,17 @@ def test_report_from_a_file_replays_it_first(tmp_path, monkeypatch, examples_dir
     assert seen == {"model": None, "method": "flashtrace", "hops": 2}
     data = _data(out)
     (run,) = data["runs"]
-    assert run["run"]["run_id"] == "run-fake"
+    # one run id for the whole report, derived from the trajectories and the settings
+    from auditor.audit import run_id_for
+    from auditor.collectors.loading import load_paths
+
+    assert run["run"]["run_id"] == run_id_for(load_paths([examples_dir / "injected_email.jsonl"]).trajectories, seen)
     assert [a["verdict"]["status"] for a in run["actions"]] == ["supported", "unsupported", "ignored"]
     assert "wrote" in result.output and "3 actions" in result.output
 
 
 def test_report_without_the_check(tmp_path, monkeypatch, examples_dir):
-    monkeypatch.setattr(report_cmd, "_make_auditor", FakeAuditor)
+    monkeypatch.setattr("auditor.audit.runs.make_auditor", FakeAuditor)
     out = tmp_path / "r.html"
     result = runner.invoke(app, ["report", str(examples_dir / "injected_email.jsonl"), "-o", str(out), "--no-check"])
     assert result.exit_code == 0, result.output
@@ -94,7 +97,7 @@ def test_unknown_reference_and_missing_database_exit_2(tmp_path, injected_audit)
 
 
 def test_unreadable_file_exits_2_and_skipped_records_exit_3(tmp_path, monkeypatch, examples_dir):
-    monkeypatch.setattr(report_cmd, "_make_auditor", FakeAuditor)
+    monkeypatch.setattr("auditor.audit.runs.make_auditor", FakeAuditor)
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{not json\n")
     result = runner.invoke(app, ["report", str(bad), "-o", str(tmp_path / "r.html")])
@@ -107,7 +110,7 @@ def test_unreadable_file_exits_2_and_skipped_records_exit_3(tmp_path, monkeypatc
 
 
 def test_unknown_action_exits_2_and_names_the_actions(tmp_path, monkeypatch, examples_dir):
-    monkeypatch.setattr(report_cmd, "_make_auditor", FakeAuditor)
+    monkeypatch.setattr("auditor.audit.runs.make_auditor", FakeAuditor)
     result = runner.invoke(app, ["report", str(examples_dir / "injected_email.jsonl"), "-o", str(tmp_path / "r.html"),
                                  "--action", "no-such-action"])
     assert result.exit_code == 2, result.output
@@ -116,7 +119,7 @@ def test_unknown_action_exits_2_and_names_the_actions(tmp_path, monkeypatch, exa
 
 
 def test_action_selects_the_page_in_the_printed_url(tmp_path, monkeypatch, examples_dir):
-    monkeypatch.setattr(report_cmd, "_make_auditor", FakeAuditor)
+    monkeypatch.setattr("auditor.audit.runs.make_auditor", FakeAuditor)
     send = example("injected_email").actions[1].id
     out = tmp_path / "r.html"
     result = runner.invoke(app, ["report", str(examples_dir / "injected_email.jsonl"), "-o", str(out),
@@ -127,7 +130,7 @@ def test_action_selects_the_page_in_the_printed_url(tmp_path, monkeypatch, examp
 
 def test_png_without_chromium_exits_2_before_replaying(tmp_path, monkeypatch, examples_dir):
     made = []
-    monkeypatch.setattr(report_cmd, "_make_auditor", lambda **kw: made.append(kw) or FakeAuditor(**kw))
+    monkeypatch.setattr("auditor.audit.runs.make_auditor", lambda **kw: made.append(kw) or FakeAuditor(**kw))
     monkeypatch.setenv("CHROMIUM", str(tmp_path / "no-chromium"))
     out = tmp_path / "r.html"
     result = runner.invoke(app, ["report", str(examples_dir / "injected_email.jsonl"), "-o", str(out),
@@ -139,7 +142,7 @@ def test_png_without_chromium_exits_2_before_replaying(tmp_path, monkeypatch, ex
 
 @pytest.mark.browser
 def test_png_of_the_report_with_the_action_selected(chromium, tmp_path, monkeypatch, examples_dir):
-    monkeypatch.setattr(report_cmd, "_make_auditor", FakeAuditor)
+    monkeypatch.setattr("auditor.audit.runs.make_auditor", FakeAuditor)
     actions = [a.id for a in example("injected_email").actions]
     shots = []
     for aid in actions[:2]:

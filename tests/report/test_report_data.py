@@ -7,7 +7,7 @@ import json
 import pytest
 
 from auditor.report.data import action_view, check_verdicts, flow_summary, normalize_verdict, report_data
-from auditor.store.export import audit_action_export
+from auditor.report.export import audit_action_export
 
 
 def _json(obj):

@@ -96,7 +96,8 @@ def test_large_audit_renders_in_bounded_time(tmp_path):
 
 def test_report_from_store_embeds_the_stores_export(tmp_path, injected_audit):
     from auditor.report.build import ReportError, report_from_store
-    from auditor.store import Store, action_export
+    from auditor.report.export import action_export
+    from auditor.store import Store
 
     db = tmp_path / "a.duckdb"
     with Store(db) as store:

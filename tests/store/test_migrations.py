@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 import duckdb
 import pytest
 
-from auditor.store import Store, ingest, migrations
+from auditor.store import Store, migrations
 from auditor.store.ingest import SCHEMAS
 from auditor.trajectory import AUTHORITY_KINDS, DATA_KINDS
+from helpers.store import record_with_old_code
 
 VIEWS = {"action_drivers", "unsupported_actions", "tool_influence", "argument_drivers", "argument_support"}
+SHIPPED = ["m002_views", "m003_argument_attributions", "m004_tool_definition_segments", "m005_action_verdicts"]
 
 
 def _columns(con, name):
@@ -33,7 +37,8 @@ def test_blank_database_gets_every_table_view_and_column(tmp_path):
             assert set(c for c, _ in cols) <= set(_columns(con, table)), table
         assert VIEWS <= set(store.relations())
         assert "run_id" in _columns(con, "action_drivers") and "support" in _columns(con, "unsupported_actions")
-        assert store.get_setting("unsupported_threshold") == str(migrations.DEFAULT_UNSUPPORTED_THRESHOLD)
+        assert "action_verdicts" in store.relations()
+        assert store.get_setting("unsupported_threshold") is None  # m005: verdicts carry their threshold
     with Store(path) as store:  # reopening applies nothing twice
         assert store.migrated == []
 
@@ -45,33 +50,20 @@ def test_old_schema_database_is_upgraded_and_keeps_its_data(tmp_path, example_au
     con.execute("INSERT INTO runs (run_id, model, method, hops) VALUES ('r-old', 'm', 'flashtrace', 1)")
     con.close()
     with Store(path, read_only=True) as ro:  # a read-only open says what is missing, changes nothing
-        assert ro.pending_migrations == ["m002_views", "m003_argument_attributions", "m004_tool_definition_segments"]
+        assert ro.pending_migrations == SHIPPED
     with Store(path) as store:
-        assert store.migrated == ["m002_views", "m003_argument_attributions", "m004_tool_definition_segments"]
+        assert store.migrated == SHIPPED
         assert VIEWS <= set(store.relations())
         assert store.query("SELECT run_id FROM runs")[1] == [("r-old",)]
         store.record_audits(example_audits)
         assert store.query("SELECT count(*) FROM action_drivers")[1][0][0] > 0
 
 
-def _record_with_old_code(con, audits):
-    """Write ``audits`` into whatever tables this database has, as an auditor before m003 did."""
-    present = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-    tables = {"runs": ingest.run_table(audits), **ingest.audit_tables(audits)}
-    for name, data in tables.items():
-        if name not in present:
-            continue
-        cols = ", ".join(data.column_names)
-        con.register("_old_rows", data)
-        con.execute(f"INSERT INTO {name} ({cols}) SELECT {cols} FROM _old_rows")
-        con.unregister("_old_rows")
-
-
 def test_m002_database_gets_argument_tables_and_keeps_its_rows(tmp_path, example_audits):
     path = tmp_path / "m002.duckdb"
     con = duckdb.connect(str(path))
     assert migrations.migrate(con, upto="m002_views") == ["m001_initial", "m002_views"]
-    _record_with_old_code(con, example_audits)
+    record_with_old_code(con, example_audits)
     before = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
               for t in ("runs", "audits", "segments", "action_audits", "attributions", "token_scores")}
     assert not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'action_arguments'").fetchone()[0]
@@ -81,12 +73,12 @@ def test_m002_database_gets_argument_tables_and_keeps_its_rows(tmp_path, example
     con.close()
 
     with Store(path) as store:
-        assert store.migrated == ["m003_argument_attributions", "m004_tool_definition_segments"]
+        assert store.migrated == SHIPPED[1:]
         assert {"action_arguments", "argument_attributions", "argument_drivers", "argument_support"} \
             <= set(store.relations())
         assert {t: store.counts()[t] for t in before} == before
         assert store.counts()["action_arguments"] == store.counts()["argument_attributions"] == 0
-        # no argument rows yet: the re-created view judges whole calls, as m002's did
+        # no argument rows yet: m005's verdicts judge whole calls, as m002's view did
         assert store.query(unsupported_sql)[1] == m002_unsupported
         assert store.query("SELECT DISTINCT argument FROM unsupported_actions")[1] == [(None,)]
         audit = example_audits[0]
@@ -141,9 +133,9 @@ def test_default_judge_and_decisive_arguments_are_the_checks():
     assert defaults.DEFAULT_TOOL_ARGUMENTS == {} and defaults.DEFAULT_TOOL_THRESHOLDS == {}
     assert defaults.DEFAULT_WEIGHTING == "mass"
     assert not defaults.DEFAULT_DATA_TOP_DRIVER and defaults.DEFAULT_MAX_REASONING_FLOW == 1.0
-    with Store(":memory:") as store:
-        comment = store.connection.execute(
-            "SELECT comment FROM duckdb_views() WHERE view_name = 'unsupported_actions'").fetchone()[0]
+    con = duckdb.connect(":memory:")  # m003's view (m005 judges audits recorded before it by its rule)
+    migrations.migrate(con, upto="m004_tool_definition_segments")
+    comment = con.execute("SELECT comment FROM duckdb_views() WHERE view_name = 'unsupported_actions'").fetchone()[0]
     assert f"default {defaults.DEFAULT_THRESHOLD})" in comment and "0.5" not in comment
     assert f"default {migrations.DEFAULT_UNSUPPORTED_DECISIVE_ARGUMENTS})" in comment
 
@@ -156,7 +148,7 @@ def test_every_table_and_column_is_documented(store):
     assert [r for r in rows if not r[2]] == []
     assert not con.execute("SELECT table_name FROM duckdb_tables() WHERE comment IS NULL "
                            "AND NOT starts_with(table_name, '_')").fetchall()
-    assert "unsupported_threshold" in con.execute(
+    assert "action_verdicts" in con.execute(
         "SELECT comment FROM duckdb_views() WHERE view_name = 'unsupported_actions'").fetchone()[0]
 
 
@@ -165,11 +157,64 @@ def test_m003_moves_an_untouched_threshold_and_keeps_a_chosen_one(tmp_path):
     import duckdb
 
     for stored, expected in (("0.25", str(migrations.DEFAULT_UNSUPPORTED_THRESHOLD)), ("0.4", "0.4")):
-        path = tmp_path / f"old-{stored}.duckdb"
-        con = duckdb.connect(str(path))
+        con = duckdb.connect(":memory:")
         migrations.migrate(con, upto="m002_views")
         con.execute("UPDATE settings SET value = ? WHERE key = 'unsupported_threshold'", [stored])
-        con.close()
-        with Store(path) as store:
-            assert "m003_argument_attributions" in store.migrated
-            assert store.get_setting("unsupported_threshold") == expected
+        assert migrations.migrate(con, upto="m003_argument_attributions") == ["m003_argument_attributions"]
+        assert con.execute("SELECT value FROM settings WHERE key = 'unsupported_threshold'").fetchone()[0] == expected
+
+
+M003_COLUMNS = ("run_id, trajectory_id, action_id, step, action_kind, tool_name, action_summary, support, "
+                "authority_share, data_share, top_segment_id, top_kind, top_label, top_share, threshold, argument, "
+                "action_support")
+
+
+@pytest.mark.parametrize("settings", [{}, {"unsupported_threshold": 0.4}, {"unsupported_judge": "action"},
+                                      {"unsupported_decisive_arguments": "body,to", "unsupported_ignore": ""}])
+def test_m005_judges_older_audits_once_as_the_view_did(tmp_path, example_audits, settings):
+    """Audits recorded before verdicts were: m005 judges them by m003's rule under the settings as
+    they stand, so `unsupported_actions` lists what it listed; the settings then go."""
+    from auditor.check import policy_from_dict
+
+    from helpers.store import old_database
+
+    path = old_database(tmp_path / "m004.duckdb", example_audits, "m004_tool_definition_segments", settings)
+    con = duckdb.connect(str(path))
+    sql = f"SELECT {M003_COLUMNS} FROM unsupported_actions ORDER BY ALL"
+    before = con.execute(sql).fetchall()
+    con.close()
+    with Store(path) as store:
+        assert store.migrated == ["m005_action_verdicts"]
+        assert store.query(sql)[1] == before
+        rows = store.query("SELECT action_id, policy_source, policy, details FROM action_verdicts ORDER BY ALL")[1]
+        assert len(rows) == store.counts()["action_audits"]  # every explained action, ignored ones too
+        assert {(r[1], r[3]) for r in rows} == {(migrations.M005_BACKFILL_SOURCE, None)}
+        policy = policy_from_dict(json.loads(rows[0][2]))
+        assert policy.threshold == float(settings.get("unsupported_threshold", migrations.DEFAULT_UNSUPPORTED_THRESHOLD))
+        assert policy.judge == settings.get("unsupported_judge", "arguments")
+        assert store.query("SELECT count(*) FROM settings WHERE key LIKE 'unsupported_%'")[1] == [(0,)]
+
+
+def test_a_verdict_field_gets_its_column_from_one_migration(monkeypatch, example_audits):
+    """The store fills `action_verdicts` by column name: a field the check gains is kept in
+    `details` until a migration adds its column, and then fills it with no other change."""
+    def m999_calibrated(con):
+        con.execute("ALTER TABLE action_verdicts ADD COLUMN p_injection DOUBLE")
+        con.execute("COMMENT ON COLUMN action_verdicts.p_injection IS 'Calibrated probability of an injection.'")
+
+    audit = example_audits[0]
+    verdicts = [{"action_id": a.action.id, "status": "passed", "support": 0.9, "p_injection": 0.25}
+                for a in audit.actions]
+    with Store(":memory:") as store:
+        store.record_audit(audit, verdicts)
+        assert {r[0]: json.loads(r[1])["p_injection"] for r in store.query(
+            "SELECT action_id, details FROM action_verdicts")[1]} == {v["action_id"]: 0.25 for v in verdicts}
+    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, m999_calibrated])
+    with Store(":memory:") as store:
+        store.record_audit(audit, verdicts)
+        assert store.query("SELECT DISTINCT p_injection, support FROM action_verdicts")[1] == [(0.25, 0.9)]
+        # a field of the wrong type is an error (nothing of the audit is written), not a silent NULL
+        with pytest.raises(duckdb.Error):
+            store.record_audit(audit.model_copy(update={"run": audit.run.model_copy(update={"run_id": "r2"})}),
+                               [{**verdicts[0], "support": "high"}])
+        assert store.query("SELECT count(*) FROM audits WHERE run_id = 'r2'")[1] == [(0,)]

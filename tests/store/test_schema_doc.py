@@ -18,15 +18,17 @@ def test_schema_doc_covers_every_relation(store):
     doc = render_schema_doc()
     for name in store.relations():
         assert f"### `{name}`" in doc
-    assert "unsupported_threshold" in doc and "send_email" in doc
+    assert "action_verdicts" in doc and "send_email" in doc
 
 
 def test_the_documented_queries_run(store, example_audits):
     import re
 
-    store.record_audits(example_audits)
-    # the synthetic attribution supports the injected recipient at 1/3, above the default 0.25
-    store.set_setting("unsupported_threshold", 0.4)
+    from auditor.check import check_audit, default_policy
+
+    # the synthetic attribution supports the injected recipient at 1/3, above the default 0.27
+    policy = default_policy().with_overrides(threshold=0.4)
+    store.record_audits(example_audits, [check_audit(a, policy).verdicts for a in example_audits], policy=policy)
     blocks = re.findall(r"```sql\n(.*?)```", render_schema_doc(), re.S)
     assert len(blocks) >= 3
     for sql in blocks:

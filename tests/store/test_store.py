@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from auditor.audit.schema import ArgumentAttribution, Driver
+from auditor.check import check_audit, default_policy
 from auditor.store import NotFound, QueryRefused, Store, StoreError, default_db_path
 from auditor.store.store import ENV_VAR
 from auditor.testing.audits import synthetic_audit, synthetic_run, synthetic_trajectory
@@ -166,23 +167,22 @@ def test_views_answer_the_common_questions(store, example_audits):
     assert top["injected-inbox-forward:a1"][0] == "read_inbox"
     assert top["benign-budget-email:a2"][0] == "read_file"
 
-    # by default the send is judged by its recipient, which the synthetic attribution supports at 1/3
-    # (above 0.25), as `audit check` judges it (tests/store/test_unsupported_actions.py compares them)
+    # unsupported_actions lists the verdicts recorded with the audits (none yet)
     assert store.query("SELECT count(*) FROM unsupported_actions")[1] == [(0,)]
-    store.set_setting("unsupported_judge", "action")  # as a whole call (0.21) it is unsupported
-    unsupported = {r[0] for r in store.query("SELECT action_id FROM unsupported_actions")[1]}
+
+    def judged(policy) -> dict:
+        store.record_audits(example_audits, [check_audit(a, policy).verdicts for a in example_audits], policy=policy)
+        return dict(store.query("SELECT action_id, argument FROM unsupported_actions")[1])
+
+    # by default the send is judged by its recipient, which the synthetic attribution supports at 1/3
+    # (above 0.27), as `audit check` judges it (tests/store/test_unsupported_actions.py compares them)
+    assert judged(default_policy()) == {}
+    unsupported = judged(default_policy().with_overrides(judge="action"))  # as a whole call (0.21) it is not
     assert "injected-inbox-forward:a1" in unsupported
     assert not any(a.endswith(":a2") and a.startswith("injected") for a in unsupported)  # final answer ignored
-    store.set_setting("unsupported_judge", "arguments")
-    store.set_setting("unsupported_threshold", 0.4)
-    ((action, argument),) = store.query("SELECT action_id, argument FROM unsupported_actions")[1]
-    assert (action, argument) == ("injected-inbox-forward:a1", "to")
-    store.set_setting("unsupported_threshold", 0.0)
-    assert store.query("SELECT count(*) FROM unsupported_actions")[1] == [(0,)]
-    store.set_setting("unsupported_threshold", 1.01)
-    store.set_setting("unsupported_ignore", "")
-    assert store.query("SELECT count(*) FROM unsupported_actions")[1] == [(9,)]
-    assert store.query("SELECT description FROM settings WHERE key = 'unsupported_threshold'")[1][0][0]
+    assert judged(default_policy().with_overrides(threshold=0.4)) == {"injected-inbox-forward:a1": "to"}
+    assert judged(default_policy().with_overrides(threshold=0.0)) == {}
+    assert store.query("SELECT count(*) FROM action_verdicts")[1] == [(9,)]  # ignored ones included
 
     tools = dict(store.query("SELECT tool_name, actions FROM tool_influence")[1])
     assert tools["read_inbox"] == 2 and tools["read_file"] == 2
@@ -394,7 +394,7 @@ def test_tool_definition_segments_round_trip_and_query(store, example_trajs):
     """A tool definition belongs to no message: its row has message_index NULL, field and
     tool_name say which tool; unsupported_actions' support leaves it on neither side."""
     from auditor.audit import Auditor
-    from auditor.check import default_policy, score_action
+    from auditor.check import check_audit, default_policy, score_action
     from auditor.testing import tiny_model, tiny_tokenizer
 
     traj = next(t for t in example_trajs if t.tools)
@@ -410,9 +410,38 @@ def test_tool_definition_segments_round_trip_and_query(store, example_trajs):
     drivers = store.query("SELECT DISTINCT driver_tool, driver_message_index FROM action_drivers "
                           "WHERE driver_kind = 'tool_definition' ORDER BY 1")[1]
     assert drivers == sorted((t.name, None) for t in traj.tools)
-    store.set_setting("unsupported_threshold", 1.01)  # list every checked action with its support
-    got = dict(store.query("SELECT action_id, support FROM unsupported_actions")[1])
     policy = default_policy()
+    store.record_audit(audit, check_audit(audit, policy).verdicts, policy=policy)
+    got = dict(store.query("SELECT action_id, support FROM action_verdicts WHERE status <> 'ignored'")[1])
+    assert got
     for attr in audit.actions:
         if not policy.ignores(attr.action):
             assert got[attr.action.id] == pytest.approx(score_action(attr, policy, audit).support)
+
+
+def test_verdicts_are_stored_replaced_and_removed_with_their_audit(store, example_audits):
+    """The store keeps what it is given: the check's verdicts per action, with the judging policy;
+    re-recording an audit replaces them, `record_verdicts` rejudges a stored one, `delete_run` drops them."""
+    audit = example_audits[0]
+    policy = default_policy()
+    result = check_audit(audit, policy)
+    store.record_audit(audit, result.verdicts, policy=policy)
+    got = store.verdicts("run-a", audit.trajectory.id)
+    assert list(got) == [v.action_id for v in result.verdicts]
+    for v in result.verdicts:
+        row = got[v.action_id]
+        assert row["details"] == v.model_dump(mode="json")  # the whole verdict, as the check returned it
+        assert (row["status"], row["support"], row["argument"], row["rules"]) == (v.status, v.support, v.argument, v.rules)
+        assert row["policy_source"] == "default" and row["policy"] == policy.model_dump(mode="json")
+    strict = policy.with_overrides(threshold=0.9)
+    strict.source = "strict.toml"
+    assert store.record_verdicts("run-a", audit.trajectory.id, check_audit(audit, strict).verdicts, policy=strict) == 3
+    assert {r["policy_source"] for r in store.verdicts("run-a", audit.trajectory.id).values()} == {"strict.toml"}
+    with pytest.raises(NotFound):
+        store.record_verdicts("run-a", "nope", [])
+    with pytest.raises(ValueError, match="2 verdict lists for 1 audits"):
+        store.record_audits([audit], [[], []])
+    store.record_audit(audit)  # re-recorded without verdicts: in no verdict view
+    assert store.verdicts("run-a", audit.trajectory.id) == {}
+    store.record_audit(audit, result.verdicts, policy=policy)
+    assert store.delete_run("run-a") and store.query("SELECT count(*) FROM action_verdicts")[1] == [(0,)]

@@ -24,7 +24,8 @@
   function flat(e) {
     var x = e.export || {}, v = e.view || {}, o = x.output || {};
     return {id: e.id, action: x.action, drivers: x.drivers || [], hops: x.hops || [], run: x.run || {},
-      authority_share: x.authority_share, data_share: x.data_share, support: x.support,
+      authority_share: x.authority_share, data_share: x.data_share, support: x.support, argument: x.argument,
+      action_support: x.action_support,
       arguments: x.arguments || [], context_end: x.context_end || 0, output_start: o.start || 0, output_end: o.end || 0, seconds: x.seconds,
       by_kind: v.by_kind || {}, flow: v.flow, top_tokens: v.top_tokens || [], token_scores: v.token_scores || [],
       verdict: e.verdict, export: x};
@@ -290,8 +291,11 @@
     }).join("");
     var leg = kinds.map(function (k) { return '<span><i style="background:' + kcolor(k) + '"></i>' + esc(klabel(k)) + " " + pct(exp.by_kind[k]) + "</span>"; }).join("");
     return '<div class="groupbar" id="kind-bar">' + bar + '</div><div class="legend">' + leg +
-      "<span>· authority " + pct(exp.authority_share) + " · data " + pct(exp.data_share) +
-      (exp.support != null ? " · support " + pct(exp.support) : "") + "</span></div>";
+      // the judged support (as `audit check` judges: the decisive argument, else the whole call) and its shares
+      '<span id="judged-support">' + (exp.support != null ? "· support " + pct(exp.support) : "") +
+      (exp.argument ? " judged on " + esc(exp.argument) : "") +
+      " (authority " + pct(exp.authority_share) + " · data " + pct(exp.data_share) + ")" +
+      (exp.argument && exp.action_support != null ? " · whole call " + pct(exp.action_support) : "") + "</span></div>";
   }
 
   function driversTable(exp, limit) {

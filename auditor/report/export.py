@@ -1,17 +1,24 @@
-"""One JSON-able dict per action: what `audit show` prints and the HTML report renders.
+"""One JSON-able dict per action: what `audit show` prints and the HTML report embeds.
 
-    >>> from auditor.store import Store, action_export
-    >>> with Store(read_only=True) as store:
+It joins what an audit holds (read back from the store, or in memory) with the check's judgement
+of the action, so every surface shows the same judged support:
+
+    >>> from auditor.report.export import action_export
+    >>> with Store(read_only=True) as store:                      # doctest: +SKIP
     ...     data = action_export(store, "injected-inbox-forward:a1")
 
-`audit_action_export(audit, action_id)` does the same from a `TrajectoryAudit` in memory (no
-store needed). The dict's layout (``EXPORT_VERSION``):
+`audit_action_export(audit, action_id)` does the same from a `TrajectoryAudit` in memory. The
+judging policy is the one passed; else, for a stored audit, the one recorded with its verdicts
+(`action_verdicts`); else the shipped default. The dict's layout (``EXPORT_VERSION``):
 
 - ``run``: RunInfo (model, method, hops, version, ...); ``trajectory_id``
 - ``action``: the Action plus ``summary``
-- ``authority_share`` / ``data_share``: summed shares of authority / data segment kinds, and
-  ``support`` = A / (A + D) (1.0 when both are 0), the number `unsupported_actions` and
-  `audit check` compare with the threshold
+- the judgement, `audit check`'s (`auditor.check.score_action`): ``support`` the judged support,
+  of the decisive argument ``argument`` it rests on (None: the whole call was judged);
+  ``action_support`` the whole call's (None when it has no authority or data mass);
+  ``authority_share`` / ``data_share`` of what was judged; ``threshold``; ``status`` (passed,
+  failed or ignored: the policy skips such actions, the numbers are still given); ``rules`` that
+  fired; ``policy`` (where the judging policy came from)
 - ``drivers``: every driver, ranked, with its segment's text, provenance and token range
 - ``segments``: the ``top`` strongest drivers with their tokens: ``[{"i", "text", "score"}]``,
   ``max_score`` and ``strongest`` (positions of the strongest tokens, best first); ``display``
@@ -19,9 +26,9 @@ store needed). The dict's layout (``EXPORT_VERSION``):
 - ``hops``: per-hop flow (``hop``, ``flow_ratio``, ``by_kind``)
 - ``arguments``: per argument of a tool call (or an edit's ``path``/``search``/``replace``), in call
   order: ``name``, ``value`` (the argument's value in the action), ``token_start``/``token_end``,
-  ``support`` (A / (A + D) of the argument's own drivers under `default_policy`'s kinds and
+  ``support`` (A / (A + D) of the argument's own drivers under the judging policy's kinds and
   weighting, None without such mass, as `audit check` computes it), ``authority_share`` /
-  ``data_share``, ``flow_ratio``, ``decisive`` (the default policy judges the action by it) and
+  ``data_share``, ``flow_ratio``, ``decisive`` (the policy judges the action by it) and
   ``drivers``: its ``top`` strongest drivers (at least one), shaped like ``drivers``. Empty when
   the action has no arguments explained (final answers, audits from before per-argument replay).
 - ``output``: the action's own rendered text (tokens ``[output_start, output_end)``)
@@ -30,16 +37,18 @@ store needed). The dict's layout (``EXPORT_VERSION``):
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from auditor.audit.schema import ActionAttribution, Driver, TrajectoryAudit
-from auditor.trajectory import AUTHORITY_KINDS, DATA_KINDS, Action, ActionKind, Segment
+from auditor.check.policy import Policy, PolicyError, default_policy, policy_from_dict
+from auditor.check.scoring import score_action, support_of
+from auditor.trajectory import Action, ActionKind, Segment
 
 if TYPE_CHECKING:  # pragma: no cover
-    from auditor.check.policy import Policy
     from auditor.store.store import Store
 
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2  # 2: ``support`` is the judged one (1: the whole call's, now ``action_support``)
 
 
 def _byte_decoder() -> dict[str, int]:
@@ -70,10 +79,45 @@ def display_token(token: str) -> str:
 
 
 def action_export(store: "Store", action_id: str, run_id: str | None = None, trajectory_id: str | None = None,
-                  top: int = 3, strongest: int = 12) -> dict[str, Any]:
-    """The export of ``action_id`` as recorded in ``store`` (newest run unless ``run_id``)."""
+                  top: int = 3, strongest: int = 12, *, policy: Policy | None = None) -> dict[str, Any]:
+    """The export of ``action_id`` as recorded in ``store`` (newest run unless ``run_id``), judged
+    by ``policy``, else by the policy recorded with its verdicts, else by the default."""
     audit = store.action_view(action_id, run_id=run_id, trajectory_id=trajectory_id)
-    return audit_action_export(audit, action_id, top=top, strongest=strongest)
+    if policy is None:
+        policy = recorded_policy(store, audit.run.run_id, audit.trajectory.id)
+    return audit_action_export(audit, action_id, top=top, strongest=strongest, policy=policy)
+
+
+def recorded_policy(store: "Store", run_id: str, trajectory_id: str) -> Policy | None:
+    """The policy that judged a stored audit (recorded with its verdicts); None when it was stored
+    without verdicts or the recorded policy is no longer valid (then callers use the default)."""
+    for row in store.verdicts(run_id, trajectory_id).values():
+        if row.get("policy") is not None:
+            try:
+                return policy_from_dict(row["policy"], row.get("policy_source") or "recorded")
+            except PolicyError:
+                return None
+    return None
+
+
+@lru_cache(maxsize=1)
+def _default_policy() -> Policy:
+    """`auditor.check.default_policy()`, parsed once."""
+    return default_policy()
+
+
+def judgement(att: ActionAttribution, audit: TrajectoryAudit | None, policy: Policy | None = None) -> dict[str, Any]:
+    """The judged fields of the export (see the module docstring): `audit check`'s numbers for the
+    action under ``policy`` (default: the shipped one)."""
+    policy = policy or _default_policy()
+    score = score_action(att, policy, audit)
+    status = "ignored" if policy.ignores(att.action) else "failed" if score.flagged else "passed"
+    return {
+        "support": score.support, "argument": score.argument, "action_support": score.action_support,
+        "authority_share": score.authority_share, "data_share": score.data_share, "threshold": score.threshold,
+        "status": status, "rules": [] if status == "ignored" else list(score.rules),
+        "policy": policy.source or "default",
+    }
 
 
 def _driver_dict(d: Driver, segs: dict[str, Segment]) -> dict[str, Any]:
@@ -90,20 +134,6 @@ def _driver_dict(d: Driver, segs: dict[str, Segment]) -> dict[str, Any]:
     }
 
 
-_POLICY: "Policy | None" = None
-
-
-def _default_policy() -> "Policy":
-    """`auditor.check.default_policy()`, parsed once (imported lazily: the check imports the store's
-    neighbours, not the other way round)."""
-    global _POLICY
-    if _POLICY is None:
-        from auditor.check.policy import default_policy
-
-        _POLICY = default_policy()
-    return _POLICY
-
-
 def _argument_value(action: Action, name: str) -> Any:
     """The value of argument ``name`` in the action: a tool call's ``arguments[name]``, or an edit's
     path / search / replace text; None when the action has no such argument."""
@@ -112,14 +142,14 @@ def _argument_value(action: Action, name: str) -> Any:
     return action.arguments.get(name)
 
 
-def argument_exports(audit: TrajectoryAudit, att: ActionAttribution, top: int = 3) -> list[dict[str, Any]]:
+def argument_exports(audit: TrajectoryAudit, att: ActionAttribution, top: int = 3,
+                     policy: Policy | None = None) -> list[dict[str, Any]]:
     """The ``arguments`` entry of the export (see the module docstring): each explained argument
-    with its value, support under the default policy, whether it is decisive, and its top drivers."""
+    with its value, support under ``policy`` (default: the shipped one), whether it is decisive,
+    and its top drivers."""
     if not att.arguments:
         return []
-    from auditor.check.scoring import support_of
-
-    policy = _default_policy()
+    policy = policy or _default_policy()
     segs = {s.id: s for s in audit.segments}
     decisive = set(policy.decisive_for(att.action.tool_name, [g.name for g in att.arguments]))
     out = []
@@ -142,8 +172,10 @@ def argument_exports(audit: TrajectoryAudit, att: ActionAttribution, top: int = 
     return out
 
 
-def audit_action_export(audit: TrajectoryAudit, action_id: str, top: int = 3, strongest: int = 12) -> dict[str, Any]:
-    """The export of one action of an in-memory `TrajectoryAudit`."""
+def audit_action_export(audit: TrajectoryAudit, action_id: str, top: int = 3, strongest: int = 12, *,
+                        policy: Policy | None = None) -> dict[str, Any]:
+    """The export of one action of an in-memory `TrajectoryAudit`, judged by ``policy`` (default:
+    the shipped one)."""
     try:
         att = next(a for a in audit.actions if a.action.id == action_id)
     except StopIteration:
@@ -169,7 +201,6 @@ def audit_action_export(audit: TrajectoryAudit, action_id: str, top: int = 3, st
         entry["strongest"] = [t["i"] for t in best if t["score"] > 0]
         top_segments.append(entry)
 
-    authority, data = att.share_of(AUTHORITY_KINDS), att.share_of(DATA_KINDS)
     action = att.action.model_dump(mode="json")
     action["summary"] = att.action.summary
     return {
@@ -177,13 +208,11 @@ def audit_action_export(audit: TrajectoryAudit, action_id: str, top: int = 3, st
         "run": audit.run.model_dump(mode="json"),
         "trajectory_id": audit.trajectory.id,
         "action": action,
-        "authority_share": authority,
-        "data_share": data,
-        "support": authority / (authority + data) if authority + data > 0 else 1.0,
+        **judgement(att, audit, policy),
         "drivers": drivers,
         "segments": top_segments,
         "hops": [h.model_dump(mode="json") for h in att.hops],
-        "arguments": argument_exports(audit, att, top=top),
+        "arguments": argument_exports(audit, att, top=top, policy=policy),
         "context_end": att.context_end,
         "output": {
             "start": att.output_start, "end": att.output_end,

@@ -6,9 +6,25 @@ import json
 
 import pytest
 
-from auditor.store import action_export, audit_action_export
-from auditor.store.export import display_token
 from auditor.actions import with_actions
+from auditor.collectors.loading import load_paths
+from auditor.report.export import action_export, audit_action_export, display_token
+from auditor.store import Store
+from auditor.testing.audits import synthetic_audit, synthetic_run
+
+EXAMPLE_NAMES = ("injected_email.jsonl", "benign_budget_email.jsonl", "aider_session.jsonl")
+
+
+@pytest.fixture(scope="module")
+def example_audits(examples_dir):
+    trajs = load_paths([examples_dir / n for n in EXAMPLE_NAMES]).trajectories
+    return [synthetic_audit(t, synthetic_run("run-a"), arguments=True) for t in trajs]
+
+
+@pytest.fixture
+def store():
+    with Store(":memory:") as s:
+        yield s
 
 
 def test_export_has_drivers_tokens_and_hops(store, example_audits):
@@ -135,3 +151,49 @@ def test_export_arguments_of_a_tiny_model_audit():
         assert args[g.name]["support"] == pytest.approx(_support_by_hand(g.drivers, policy))
         assert [d["rank"] for d in args[g.name]["drivers"]] == [d.rank for d in g.drivers[:3]]
     assert args["to"]["support"] == pytest.approx(argument_supports(att, policy, audit)["to"])
+
+
+# -- the judged support --------------------------------------------------------------------------
+
+
+def test_export_support_is_the_checks_judged_support(example_audits):
+    """`support` is what `audit check` judges (the decisive argument, else the whole call);
+    `action_support` keeps the whole call's."""
+    from auditor.check import check_audit, default_policy, score_action
+
+    policy = default_policy()
+    seen = set()
+    for audit in example_audits:
+        verdicts = {v.action_id: v for v in check_audit(audit, policy).verdicts}
+        for att in audit.actions:
+            data = audit_action_export(audit, att.action.id)
+            score, v = score_action(att, policy, audit), verdicts[att.action.id]
+            assert (data["support"], data["argument"], data["action_support"], data["threshold"]) == (
+                score.support, score.argument, score.action_support, score.threshold)
+            assert data["status"] == v.status and data["policy"] == "default"
+            if v.status != "ignored":
+                assert data["support"] == v.support and data["argument"] == v.argument
+            seen.add((data["argument"], data["status"]))
+    assert ("to", "passed") in seen and (None, "ignored") in seen  # judged on an argument, and skipped
+    send = next(a for a in example_audits[0].actions if a.action.tool_name == "send_email")
+    data = audit_action_export(example_audits[0], send.action.id)
+    assert data["argument"] == "to" and data["support"] != pytest.approx(data["action_support"])
+
+
+def test_a_stored_action_is_judged_by_the_policy_recorded_with_it(store, example_audits):
+    from auditor.check import check_audit, default_policy
+
+    strict = default_policy().with_overrides(judge="action", threshold=0.5)
+    strict.source = "strict.toml"
+    audit = example_audits[0]
+    store.record_audit(audit, check_audit(audit, strict).verdicts, policy=strict)
+    send = next(a for a in audit.actions if a.action.tool_name == "send_email").action.id
+    data = action_export(store, send)
+    assert data["policy"] == "strict.toml" and data["argument"] is None and data["status"] == "failed"
+    assert data["support"] == pytest.approx(data["action_support"]) and data["threshold"] == 0.5
+    (row,) = store.query("SELECT support, argument, policy_source FROM unsupported_actions")[1]
+    assert row == (pytest.approx(data["support"]), None, "strict.toml")
+    # an explicit policy wins; an audit stored without verdicts is judged by the default
+    assert action_export(store, send, policy=default_policy())["argument"] == "to"
+    store.record_audit(audit)
+    assert action_export(store, send)["policy"] == "default"

@@ -1,0 +1,38 @@
+"""Databases as older auditors left them: migrated up to some step, written with the tables of that
+time, so tests can open them with the current code and see what a migration made of them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from auditor.store import ingest, migrations
+
+
+def record_with_old_code(con: duckdb.DuckDBPyConnection, audits) -> None:
+    """Write ``audits`` into whatever tables this database has, as an auditor of that time did
+    (no verdicts: they were not recorded before m005)."""
+    present = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    tables = {**ingest.trajectory_tables([a.trajectory for a in audits]), "runs": ingest.run_table(audits),
+              **ingest.audit_tables(audits)}
+    for name, data in tables.items():
+        if name not in present:
+            continue
+        cols = ", ".join(data.column_names)
+        con.register("_old_rows", data)
+        con.execute(f"INSERT INTO {name} ({cols}) SELECT {cols} FROM _old_rows")
+        con.unregister("_old_rows")
+
+
+def old_database(path: Path, audits, upto: str, settings: dict | None = None) -> Path:
+    """A database file migrated up to ``upto`` holding ``audits`` (and the settings rows given)."""
+    con = duckdb.connect(str(path))
+    try:
+        migrations.migrate(con, upto=upto)
+        record_with_old_code(con, audits)
+        for key, value in (settings or {}).items():
+            con.execute("UPDATE settings SET value = ? WHERE key = ?", [str(value), key])
+    finally:
+        con.close()
+    return path
