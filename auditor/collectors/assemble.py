@@ -13,8 +13,10 @@ time, each call would be a trajectory and each a prefix of the next, every actio
 So groups are stitched: those sharing a conversation id, and a group whose first call's input
 messages begin with everything an earlier group's last call saw and answered (same roles, texts
 and tool call ids; the earlier one ended before it started) continues that one. The trajectory
-keeps the first group's key; ``metadata.trace_ids`` lists the traces, and each assistant message's
-metadata names its chat span's ``trace_id``.
+keeps the first group's key; ``metadata.trace_ids`` lists the traces, and each message joined to a
+span (assistant: its chat span; tool: its tool span) names that span's ``trace_id`` in its metadata.
+Tool spans that are traces of their own (a tool span with no run span around it) join the group
+whose messages name their call ids.
 
 The same call traced by several libraries at once (e.g. ``opentelemetry-instrument`` loads every
 installed OpenAI instrumentation) is kept once: chat spans of one trace with the same response id
@@ -26,7 +28,8 @@ unanswered (OpenLLMetry names Responses API calls by their item id ``fc_...``, n
 name and arguments), else in order; a warning says so.
 
 How each library names things (OpenTelemetry GenAI current and legacy, OpenInference,
-OpenLLMetry, vLLM) is in `auditor.collectors.conventions`; this module only assembles.
+OpenLLMetry, vLLM) is in `auditor.collectors.conventions`; which spans make one run (dedupe,
+conversations, stitching) in `auditor.collectors.grouping`; this module builds the trajectories.
 
 A chat span without content still yields a trajectory (``content_captured=False``) whose
 assistant messages are placeholders holding the tool calls seen in tool spans, plus a warning
@@ -36,40 +39,20 @@ assistant messages are placeholders holding the tool calls seen in tool spans, p
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
 from typing import Any, Iterable
 
 from pydantic import ValidationError
 
 from auditor.actions import with_actions
-from auditor.trajectory import Message, ToolCall, ToolDefinition, Trajectory
+from auditor.trajectory import Message, ToolCall, Trajectory
 
-from auditor.collectors.conventions import (Msg, agent_name_of, chat_content, content_switch, conversation_of, model_of,
-                                            response_id_of, span_role, tool_definitions, tool_info, usage_of)
+from auditor.collectors.conventions import (Msg, agent_name_of, content_switch, conversation_of, model_of,
+                                            response_id_of, span_role, tool_info, usage_of)
 from auditor.collectors.conventions.parsing import as_text, loads
 from auditor.collectors.conventions.vllm import is_llm_request, llm_request_figures, response_ids
+from auditor.collectors.grouping import Chat, Key, dedupe_calls, parse_chat_span, sid, split_conversations, stitch
 from auditor.collectors.issues import LoadIssue
 from auditor.collectors.spans import SpanRecord
-
-
-@dataclass
-class _Chat:
-    span: SpanRecord
-    inputs: list[Msg] | None
-    outputs: list[Msg] | None
-    tools: list[ToolDefinition] | None
-    convention: str
-
-    @property
-    def has_content(self) -> bool:
-        return bool(self.inputs) or bool(self.outputs)
-
-
-
-def parse_chat_span(sp: SpanRecord) -> _Chat:
-    """Input/output messages and tool definitions of one chat span, in whatever convention."""
-    content = chat_content(sp)
-    return _Chat(sp, content.inputs, content.outputs, tool_definitions(sp.attributes), content.convention)
 
 
 def _issue(sp: SpanRecord, message: str, severity: str = "warning", fld: str | None = None) -> LoadIssue:
@@ -85,7 +68,7 @@ def _ms(sp: SpanRecord) -> float:
     return round(sp.duration_ns / 1e6, 3)
 
 
-def _chat_meta(chat: _Chat, vllm: dict[str, dict[str, Any]], stitched: bool = False) -> dict[str, Any]:
+def _chat_meta(chat: Chat, vllm: dict[str, dict[str, Any]], stitched: bool = False) -> dict[str, Any]:
     sp = chat.span
     meta: dict[str, Any] = {"span_id": sp.span_id, "start_time_unix_nano": sp.start_time_unix_nano,
                             "duration_ms": _ms(sp)}
@@ -102,14 +85,14 @@ def _chat_meta(chat: _Chat, vllm: dict[str, dict[str, Any]], stitched: bool = Fa
     return meta
 
 
-def _window(chats: list[_Chat], tools: list[SpanRecord], i: int) -> list[SpanRecord]:
+def _window(chats: list[Chat], tools: list[SpanRecord], i: int) -> list[SpanRecord]:
     """Tool spans that ran after chat i started and before chat i+1 started."""
     start = chats[i].span.start_time_unix_nano
     end = chats[i + 1].span.start_time_unix_nano if i + 1 < len(chats) else None
     return [t for t in tools if t.start_time_unix_nano >= start and (end is None or t.start_time_unix_nano < end)]
 
 
-def _placeholders(chat: _Chat | None, window: list[SpanRecord], meta: dict[str, Any]) -> list[Msg]:
+def _placeholders(chat: Chat | None, window: list[SpanRecord], meta: dict[str, Any]) -> list[Msg]:
     """Messages for a chat span without content: the calls seen in tool spans, no text."""
     calls = []
     results = []
@@ -208,7 +191,7 @@ def _rekey_calls(msgs: list[Msg], tools: list[SpanRecord]) -> dict[str, str]:
 
 
 def _build(key: str, spans: list[SpanRecord], vllm: dict[str, dict[str, Any]],
-           issues: list[LoadIssue], parsed: dict[_Key, _Chat]) -> Trajectory | None:
+           issues: list[LoadIssue], parsed: dict[Key, Chat]) -> Trajectory | None:
     spans = sorted(spans, key=lambda s: (s.start_time_unix_nano, s.end_time_unix_nano))
     roles = {s.span_id: span_role(s) for s in spans}
     chats = [parsed.get((s.trace_id, s.span_id)) or parse_chat_span(s) for s in spans if roles[s.span_id] == "chat"]
@@ -216,7 +199,7 @@ def _build(key: str, spans: list[SpanRecord], vllm: dict[str, dict[str, Any]],
     agents = [s for s in spans if roles[s.span_id] == "agent"]
     orphans = [s for s in spans if roles[s.span_id] == "llm_request"]  # matched ones were taken out before
     for o in orphans:  # vLLM requests with no client-side chat span: content cannot be known
-        chats.append(_Chat(o, None, None, None, "vllm"))
+        chats.append(Chat(o, None, None, None, "vllm"))
         issues.append(_issue(o, "vLLM llm_request span has no matching client chat span; vLLM records no prompt "
                                 "or completion text, so this request's content was not captured (instrument the "
                                 "client with OpenAIInstrumentor)"))
@@ -227,7 +210,7 @@ def _build(key: str, spans: list[SpanRecord], vllm: dict[str, dict[str, Any]],
     trace_ids = list(dict.fromkeys(s.trace_id for s in spans))
     stitched = len(trace_ids) > 1
 
-    def chat_meta(c: _Chat) -> dict[str, Any]:
+    def chat_meta(c: Chat) -> dict[str, Any]:
         return _chat_meta(c, vllm, stitched)
 
     for c in chats:
@@ -300,6 +283,8 @@ def _build(key: str, spans: list[SpanRecord], vllm: dict[str, dict[str, Any]],
             t = by_call.get(m.tool_call_id)
             if t is not None:
                 m.metadata.setdefault("span_id", t.span_id)
+                if stitched:
+                    m.metadata.setdefault("trace_id", t.trace_id)
                 m.metadata.setdefault("duration_ms", _ms(t))
                 if t.status_code == "ERROR":
                     m.metadata["error"] = t.status.get("message", "error")
@@ -308,7 +293,8 @@ def _build(key: str, spans: list[SpanRecord], vllm: dict[str, dict[str, Any]],
             info = tool_info(t)
             msgs.append(Msg("tool", as_text(info["result"]) if info["result"] is not None else "", tool_call_id=cid,
                              metadata={"span_id": t.span_id, "duration_ms": _ms(t), "from_tool_span": True,
-                                       "content_captured": info["result"] is not None}))
+                                       "content_captured": info["result"] is not None,
+                                       **({"trace_id": t.trace_id} if stitched else {})}))
         elif cid not in requested and with_content:
             issues.append(_issue(t, f"tool span {t.name!r} has call id {cid!r} that no captured assistant message "
                                     "requested", "warning"))
@@ -367,106 +353,6 @@ def _build(key: str, spans: list[SpanRecord], vllm: dict[str, dict[str, Any]],
         return None
 
 
-_Key = tuple[str, str]  # (trace id, span id)
-
-
-def _sid(s: SpanRecord) -> _Key:
-    return (s.trace_id, s.span_id)
-
-
-def _dedupe_calls(chats: list[SpanRecord], parsed: dict[_Key, _Chat],
-                  issues: list[LoadIssue]) -> dict[_Key, _Key]:
-    """Chat spans of one call traced by several libraries -> {dropped: kept}."""
-    same: dict[tuple[str, str], list[SpanRecord]] = defaultdict(list)
-    for s in chats:
-        rid = response_id_of(s)
-        if rid:
-            same[(s.trace_id, rid)].append(s)
-    alias: dict[_Key, _Key] = {}
-    for (_, rid), group in same.items():
-        if len(group) < 2:
-            continue
-
-        def richness(sp: SpanRecord) -> tuple[int, int, int, int]:
-            c = parsed[_sid(sp)]
-            msgs = (c.inputs or []) + (c.outputs or [])
-            return (int(c.has_content), int(bool(c.tools)), sum(1 for m in msgs if m.reasoning), len(msgs))
-
-        keep = max(group, key=richness)
-        for sp in group:
-            if sp is not keep:
-                alias[_sid(sp)] = _sid(keep)
-        issues.append(_issue(keep, f"{len(group)} chat spans trace the same call (response {rid!r}: "
-                                   f"{', '.join(sorted(parsed[_sid(sp)].convention for sp in group))}): several "
-                                   "instrumentations wrap the client; kept the one that captured most"))
-    return alias
-
-
-def _stitch(groups: list[tuple[str, list[SpanRecord]]], parsed: dict[_Key, _Chat]) -> list[tuple[str, list[SpanRecord]]]:
-    """Groups of one conversation (shared conversation id, or one continuing another's
-    messages) -> one group each, keyed by the earliest (see the module docstring)."""
-    n = len(groups)
-    root = list(range(n))
-
-    def find(i: int) -> int:
-        while root[i] != i:
-            root[i] = root[root[i]]
-            i = root[i]
-        return i
-
-    def union(a: int, b: int) -> None:  # b joins a
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            root[max(ra, rb)] = min(ra, rb)  # groups are in start order: the earliest stays the root
-
-    convs: list[str | None] = []
-    first_in: list[list[tuple[Any, ...]] | None] = []
-    full: list[list[tuple[Any, ...]] | None] = []
-    span_of: list[tuple[int, int] | None] = []
-    for _, part in groups:
-        convs.append(next((conversation_of(s) for s in part if conversation_of(s)), None))
-        chats = sorted((parsed[_sid(s)] for s in part if _sid(s) in parsed), key=lambda c: c.span.start_time_unix_nano)
-        content = [c for c in chats if c.has_content]
-        if not content:
-            first_in.append(None)
-            full.append(None)
-            span_of.append(None)
-            continue
-        last = content[-1]
-        first_in.append([m.key() for m in content[0].inputs or []])
-        full.append([m.key() for m in last.inputs or []] + ([last.outputs[0].key()] if last.outputs else []))
-        span_of.append((content[0].span.start_time_unix_nano, last.span.end_time_unix_nano))
-
-    by_conv: dict[str, int] = {}
-    for i, c in enumerate(convs):
-        if c is not None:
-            if c in by_conv:
-                union(by_conv[c], i)
-            else:
-                by_conv[c] = i
-    continued: set[int] = set()
-    for b in range(n):
-        head = first_in[b]
-        if not head or span_of[b] is None:
-            continue
-        best: int | None = None
-        for a in range(n):
-            prior = full[a]
-            if (a == b or a in continued or not prior or span_of[a] is None or len(prior) >= len(head)
-                    or span_of[a][1] > span_of[b][0] or head[:len(prior)] != prior
-                    or (convs[a] and convs[b] and convs[a] != convs[b])):
-                continue
-            if best is None or (len(prior), span_of[a][1]) > (len(full[best] or []), span_of[best][1]):
-                best = a
-        if best is not None:
-            continued.add(best)
-            union(best, b)
-    merged: dict[int, list[SpanRecord]] = defaultdict(list)
-    for i, (_, part) in enumerate(groups):
-        merged[find(i)].extend(part)
-    return [(groups[r][0], merged[r]) for r in sorted(merged)]
-
-
 def assemble_trajectories(spans: Iterable[SpanRecord]) -> tuple[list[Trajectory], list[LoadIssue]]:
     """Spans (any order, any number of traces) -> one trajectory per agent run, plus issues."""
     spans = list(spans)
@@ -478,11 +364,11 @@ def assemble_trajectories(spans: Iterable[SpanRecord]) -> tuple[list[Trajectory]
     spans = list(seen.values())
 
     chat_spans = [s for s in spans if span_role(s) == "chat"]
-    parsed = {_sid(s): parse_chat_span(s) for s in chat_spans}
-    alias = _dedupe_calls(chat_spans, parsed, issues)  # one call traced by several libraries -> kept once
+    parsed = {sid(s): parse_chat_span(s) for s in chat_spans}
+    alias = dedupe_calls(chat_spans, parsed, issues)  # one call traced by several libraries -> kept once
     if alias:
-        spans = [s for s in spans if _sid(s) not in alias]
-        chat_spans = [s for s in chat_spans if _sid(s) not in alias]
+        spans = [s for s in spans if sid(s) not in alias]
+        chat_spans = [s for s in chat_spans if sid(s) not in alias]
 
     # vLLM llm_request -> chat span: parent link (traceparent), else request id = response id
     chat_by_id = {s.span_id: s for s in chat_spans}
@@ -506,44 +392,14 @@ def assemble_trajectories(spans: Iterable[SpanRecord]) -> tuple[list[Trajectory]
 
     groups: list[tuple[str, list[SpanRecord]]] = []
     for trace_id, members in by_trace.items():
-        for key, part in _split_conversations(trace_id, members):
+        for key, part in split_conversations(trace_id, members):
             groups.append((key, part))
     groups.sort(key=lambda g: min(s.start_time_unix_nano for s in g[1]))
     out = []
-    for key, part in _stitch(groups, parsed):
+    for key, part in stitch(groups, parsed):
         traj = _build(key, part, vllm, issues, parsed)
         if traj is not None:
             out.append(traj)
     return out, issues
 
 
-def _split_conversations(trace_id: str, spans: list[SpanRecord]) -> list[tuple[str, list[SpanRecord]]]:
-    """One group per conversation when a trace holds several; spans without an id (own or
-    inherited from an ancestor) join the conversation whose chat span ran last before them."""
-    by_id = {s.span_id: s for s in spans}
-
-    def conv(s: SpanRecord) -> str | None:
-        seen = 0
-        cur: SpanRecord | None = s
-        while cur is not None and seen < 64:
-            c = conversation_of(cur)
-            if c:
-                return c
-            cur = by_id.get(cur.parent_span_id or "")
-            seen += 1
-        return None
-
-    convs = {s.span_id: conv(s) for s in spans}
-    chat_convs = [convs[s.span_id] for s in sorted(spans, key=lambda x: x.start_time_unix_nano)
-                  if span_role(s) == "chat" and convs[s.span_id]]
-    if len(set(chat_convs)) < 2:
-        return [(trace_id, spans)]
-    parts: dict[str, list[SpanRecord]] = {c: [] for c in dict.fromkeys(chat_convs)}
-    chats = sorted((s for s in spans if span_role(s) == "chat" and convs[s.span_id]), key=lambda x: x.start_time_unix_nano)
-    for s in spans:
-        c = convs[s.span_id]
-        if c is None or c not in parts:
-            before = [x for x in chats if x.start_time_unix_nano <= s.start_time_unix_nano]
-            c = convs[(before[-1] if before else chats[0]).span_id]
-        parts[c].append(s)
-    return [(f"{trace_id}:{c}", members) for c, members in parts.items() if members]

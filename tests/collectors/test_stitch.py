@@ -105,3 +105,24 @@ def test_calls_without_content_are_not_stitched(memory_spans):
     trajs, issues = _assemble(exporter)
     assert len(trajs) == 2 and not any(t.content_captured for t in trajs)
     assert len(issues) == 2 and all("unset AUDITOR_CAPTURE_CONTENT" in i.message for i in issues)
+
+
+def test_tool_spans_traced_apart_join_the_calls_that_requested_them(instrumented):
+    """No agent span, but each tool in `tool_span`: the tool spans are traces of their own too."""
+    provider, exporter = instrumented[0].tracer_provider, instrumented[1]
+    with FakeOpenAI(fake_script) as srv:
+        exchanged = chat_agent(_client(srv), Wrappers(False, None), "smollm2", stream=False)
+    tool_spans = []
+    from auditor.collectors.instrument import tool_span
+    for m in exchanged:  # the same tools run again under tool spans, after the fact
+        for call in m.get("tool_calls") or []:
+            with tool_span(call["function"]["name"], call["id"], call["function"]["arguments"],
+                           tracer_provider=provider) as t:
+                t.set_result(next(x["content"] for x in exchanged if x.get("tool_call_id") == call["id"]))
+                tool_spans.append(t.span)
+    (traj,), issues = _assemble(exporter)
+    assert issues == []
+    assert len(traj.metadata["trace_ids"]) == 4  # two calls, two tools, each its own trace
+    tools = [m for m in traj.messages if m.role == "tool"]
+    assert [m.metadata["span_id"] for m in tools] == [format(s.get_span_context().span_id, "016x") for s in tool_spans]
+    assert [m.metadata["trace_id"] for m in tools] == [format(s.get_span_context().trace_id, "032x") for s in tool_spans]
