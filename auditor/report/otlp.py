@@ -281,12 +281,11 @@ def evaluation_spans(evals: Sequence[Evaluation], service_name: str = "auditor")
 
 
 def traces_url(endpoint: str) -> str:
-    """``http://host:4318`` -> ``http://host:4318/v1/traces``; a URL naming a path ending in
-    ``/v1/traces`` is kept, as is any other path (a backend's own OTLP route)."""
+    """An OTLP base URL -> its traces URL, as the SDK's ``OTEL_EXPORTER_OTLP_ENDPOINT`` reads it:
+    ``http://host:4318`` -> ``http://host:4318/v1/traces``, Langfuse's ``.../api/public/otel`` ->
+    ``.../api/public/otel/v1/traces``; a URL already ending in ``/v1/traces`` is kept."""
     url = endpoint.rstrip("/")
-    from urllib.parse import urlsplit
-
-    return url if urlsplit(url).path not in ("", "/") else url + "/v1/traces"
+    return url if url.endswith("/v1/traces") else url + "/v1/traces"
 
 
 def send_otlp(evals: Sequence[Evaluation], endpoint: str, headers: Mapping[str, str] | None = None,

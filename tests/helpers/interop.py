@@ -22,14 +22,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_library(library: str, out: Path, base_url: str | None = None, timeout: float = 600,
-                modes: Iterable[str] = (), variants: Iterable[str] = ()) -> dict[str, Any]:
+                modes: Iterable[str] = (), variants: Iterable[str] = (), extra: Iterable[str] = ()) -> dict[str, Any]:
     """Every mode and variant of the scripted agent under ``library``, in a fresh interpreter."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     cmd = [sys.executable, "-m", "helpers.interop_agent", "--library", library, "--out", str(out)]
     if base_url:
         cmd += ["--base-url", base_url]
-    cmd += [a for m in modes for a in ("--mode", m)] + [a for v in variants for a in ("--variant", v)]
+    cmd += [a for m in modes for a in ("--mode", m)] + [a for v in variants for a in ("--variant", v)] + list(extra)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
     if proc.returncode != 0:
         raise AssertionError(f"{library} capture failed ({proc.returncode}):\n{proc.stderr[-4000:]}")

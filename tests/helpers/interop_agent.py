@@ -249,7 +249,7 @@ def instrument(library: str, provider: Any) -> Any:
 
 
 def run_all(library: str, out: Path, base_url: str | None, model: str, modes: tuple[str, ...],
-            variants: tuple[str, ...]) -> dict[str, Any]:
+            variants: tuple[str, ...], otlp: str | None = None, project: str | None = None) -> dict[str, Any]:
     import openai
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
@@ -263,12 +263,19 @@ def run_all(library: str, out: Path, base_url: str | None, model: str, modes: tu
     for name in names:
         os.environ.update(CONTENT_ENV[name])
     memory = InMemorySpanExporter()
-    provider = TracerProvider(resource=Resource.create({"service.name": f"interop-{library}"}))
-    provider.add_span_processor(SimpleSpanProcessor(memory))
+    extra = {"openinference.project.name": project} if project else {}  # Phoenix's project
+    provider = TracerProvider(resource=Resource.create({"service.name": f"interop-{library}", **extra}))
+    providers = [provider]
     vllm_provider = None
     if base_url is None:  # the fake server plays vLLM too: its own process, its own resource
-        vllm_provider = TracerProvider(resource=Resource.create({"service.name": "vllm"}))
-        vllm_provider.add_span_processor(SimpleSpanProcessor(memory))
+        vllm_provider = TracerProvider(resource=Resource.create({"service.name": "vllm", **extra}))
+        providers.append(vllm_provider)
+    for p in providers:
+        p.add_span_processor(SimpleSpanProcessor(memory))
+        if otlp:  # also to a tracing backend, as teams run it
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            p.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=otlp)))
     insts = [instrument(name, provider) for name in names]
     out.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"library": library, "runs": {}}
@@ -330,12 +337,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="smollm2")
     ap.add_argument("--mode", action="append", choices=MODES, help=f"repeatable (default: all of {MODES})")
     ap.add_argument("--variant", action="append", choices=VARIANTS, help=f"repeatable (default: {VARIANTS})")
+    ap.add_argument("--otlp", default=None, help="also export every span to this OTLP/HTTP traces URL")
+    ap.add_argument("--project", default=None, help="Phoenix project (resource attribute openinference.project.name)")
     args = ap.parse_args(argv)
     unknown = set(args.library.split("+")) - set(LIBRARIES)
     if unknown:
         ap.error(f"unknown library {', '.join(sorted(unknown))} (one of {', '.join(LIBRARIES)})")
     summary = run_all(args.library, args.out, args.base_url, args.model, tuple(args.mode or MODES),
-                      tuple(args.variant or VARIANTS))
+                      tuple(args.variant or VARIANTS), args.otlp, args.project)
     print(json.dumps(summary))
     return 0
 
