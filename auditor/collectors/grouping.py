@@ -6,6 +6,7 @@ builds a trajectory from each group; its docstring tells the rules.
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -120,23 +121,30 @@ def stitch(groups: list[tuple[str, list[SpanRecord]]], parsed: dict[Key, Chat]) 
                 union(by_conv[c], i)
             else:
                 by_conv[c] = i
-    continued: set[int] = set()
+    # a group's whole conversation (its last call's input and answer) -> the groups ending so, by
+    # end time; a group continued by a later one leaves the list
+    ending: dict[tuple[Any, ...], list[tuple[int, int]]] = defaultdict(list)
+    for a in range(n):
+        if full[a] and span_of[a] is not None:
+            ending[tuple(full[a] or [])].append((span_of[a][1], a))
+    for lst in ending.values():
+        lst.sort()
     for b in range(n):
         head = first_in[b]
         if not head or span_of[b] is None:
             continue
-        best: int | None = None
-        for a in range(n):
-            prior = full[a]
-            if (a == b or a in continued or not prior or span_of[a] is None or len(prior) >= len(head)
-                    or span_of[a][1] > span_of[b][0] or head[:len(prior)] != prior
-                    or (convs[a] and convs[b] and convs[a] != convs[b])):
+        for k in range(len(head) - 1, 0, -1):  # the longest earlier conversation this call continues
+            lst = ending.get(tuple(head[:k]))
+            if not lst:
                 continue
-            if best is None or (len(prior), span_of[a][1]) > (len(full[best] or []), span_of[best][1]):
-                best = a
-        if best is not None:
-            continued.add(best)
-            union(best, b)
+            j = bisect.bisect_right(lst, (span_of[b][0], n))  # ended before this one started ...
+            while j > 0 and (lst[j - 1][1] == b or (convs[lst[j - 1][1]] and convs[b]
+                                                     and convs[lst[j - 1][1]] != convs[b])):
+                j -= 1  # ... and not another conversation's
+            if j > 0:
+                _, a = lst.pop(j - 1)  # the latest to end
+                union(a, b)
+                break
     # tool spans recorded outside any trace of the run (no root span): join the group whose messages
     # name their call ids
     for t in range(n):

@@ -1,14 +1,16 @@
 """The interop comparison once against the real vLLM server (the session's, `helpers.vllm`): the
 same scripted agent under auditor's instrumentor and the three third-party OpenAI
-instrumentations, ``bare`` (every call its own trace, how these libraries are used), every mode;
-vLLM's own ``llm_request`` spans are collected and assembled with each library's spans.
+instrumentations, ``bare`` (every call its own trace, how these libraries are used), plain chat
+completions and the streamed Responses API (the fake-server test covers every mode; these two
+cover both APIs and both ways of reading a reply at half the time); vLLM's own ``llm_request``
+spans are collected and assembled with each library's spans.
 
 On a real server, tool call ids are random and the replies come from the model: runs are
 compared with their tool call ids replaced by their order of appearance, and each library's run
 must have exchanged exactly the messages auditor's run did (greedy decoding). Then each library's
 trajectory equals auditor's but for the documented gaps (`helpers.interop_gaps`), and vLLM's
 span joined every call it recorded. A few minutes (the server's start, once per session, and
-about 13 model calls per library).
+6 model calls per library).
 """
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ from auditor.collectors.conventions.vllm import response_ids
 from auditor.collectors.receiver import OTLPReceiver
 from auditor.collectors.spans import SpanRecord
 from helpers.interop import assemble, normalise, read_spans, run_library, truth
-from helpers.interop_agent import LIBRARIES, MODES
+from helpers.interop_agent import LIBRARIES
 from helpers.interop_gaps import CONVENTION, expected, expected_warnings, instruments
 from helpers.vllm import skip_without_vllm
 
 pytestmark = [pytest.mark.vllm, skip_without_vllm]
+
+MODES = ("chat", "responses_stream")
 
 
 def _canonical_ids(value: Any, ids: dict[str, str] | None = None) -> Any:
@@ -69,7 +73,7 @@ def captures(tmp_path_factory: pytest.TempPathFactory, vllm_server: Any) -> dict
     with OTLPReceiver(host="127.0.0.1", port=vllm_server.otlp_port, sink=sink):
         for library in LIBRARIES:
             t0 = time.monotonic()
-            summary = run_library(library, out, base_url=vllm_server.base_url, variants=["bare"])
+            summary = run_library(library, out, base_url=vllm_server.base_url, modes=MODES, variants=["bare"])
             timings[library] = round(time.monotonic() - t0, 1)
             errors = {k: v["error"] for k, v in summary["runs"].items() if v["error"]}
             assert not errors, errors
