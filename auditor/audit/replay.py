@@ -61,6 +61,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from auditor.audit.prefixes import DEFAULT_BUDGET_BYTES, PrefixCaches
 from auditor.audit.rollup import compact, drivers_of, kind_of_positions, positions, ranked_drivers, roll_up
 from auditor.audit.schema import ActionAttribution, ArgumentAttribution, ContextAudit, RunInfo, TrajectoryAudit
 from auditor.segments.arguments import ArgumentSpan, argument_spans
@@ -97,6 +98,9 @@ class Auditor:
     arguments: also explain every argument of each tool call (and the path, search and replace
         text of each edit) as its own target, from the same forward pass (`ActionAttribution.arguments`;
         the check judges actions by their decisive arguments). Costs one target per argument.
+    prefix_cache_bytes: memory for the states of prefixes that a trajectory's contexts share (a
+        coding session's system prompt, repository map, history), each run through the model once
+        (`auditor.audit.prefixes`); 0 runs every context whole. Results agree to float error.
     chunk_size, **method_options: passed to `attribute_many`.
     """
 
@@ -112,11 +116,13 @@ class Auditor:
         model_name: str | None = None,
         chat_template: str | os.PathLike[str] | None = None,
         arguments: bool = True,
+        prefix_cache_bytes: int = DEFAULT_BUDGET_BYTES,
         **method_options: Any,
     ) -> None:
         from auditor.attribution import get_method
 
         get_method(method)  # unknown names fail now, listing the valid ones
+        self.prefix_cache_bytes = int(prefix_cache_bytes)
         self.method = method
         self.hops = int(hops)
         self.dtype = dtype
@@ -232,10 +238,10 @@ class Auditor:
         (`Trajectory.for_context`): segments get the context's id in theirs and carry ``context_id``;
         actions keep their ids and ``context_id``. Contexts without actions are not replayed.
 
-        TODO(prefix reuse): contexts of one session share long prefixes (system prompt, repository
-        map). When `auditor.attribution` has `StateCacheStore` (branch engine-kv), pass
-        ``cache=store.get_or_capture(self.model, rendered.input_ids)`` to `attribute_many` in
-        `_audit_part` so each context forwards only the tokens after the longest prefix seen.
+        Contexts share prefixes (system prompt, repository map, history): each shared prefix is
+        run once (`auditor.audit.prefixes`, unless ``prefix_cache_bytes`` is 0 or the method keeps
+        no states), and ``ContextAudit.reused_tokens`` says how many tokens of each context were
+        not run again.
         """
         used = {a.context_id for a in traj.actions}
         order: list[str | None] = [c.id for c in traj.contexts if c.id in used]
@@ -252,11 +258,19 @@ class Auditor:
         notes: list[str] = []
         forward = 0.0
         by_id = {a.id: a for a in traj.actions}
-        for cid in order:
-            sub = traj.for_context(cid)
+        subs = [traj.for_context(cid) for cid in order]
+        renders = [self.render(sub) for sub in subs]
+        prefixes = self._prefix_caches(renders)
+        for k, (cid, sub, rendered) in enumerate(zip(order, subs, renders)):
             offset = done
             tick = (lambda d, t, o=offset: progress(o + d, total)) if callable(progress) else None
-            part = self._audit_part(sub, tick)
+            reused: list[int] = [0]
+
+            def states(k: int = k, reused: list[int] = reused) -> tuple[Any, float]:
+                cache, reused[0], seconds = prefixes.cache_for(k) if prefixes is not None else (None, 0, 0.0)
+                return cache, seconds
+
+            part = self._audit_part(sub, tick, rendered=rendered, states=states)
             done += len(sub.actions)
             where = "" if cid is None else f"request {traj.context_number(cid)} ({cid}): "
             segments += [s.model_copy(update={"context_id": cid}) for s in part.rendered.segments]
@@ -266,7 +280,7 @@ class Auditor:
                 own_tokens = part.rendered.tokens
             else:
                 contexts.append(ContextAudit(context_id=cid, tokens=part.rendered.tokens,
-                                             forward_seconds=part.forward_seconds))
+                                             forward_seconds=part.forward_seconds, reused_tokens=reused[0]))
             dropped += [where + d for d in part.rendered.dropped]
             unplaced += [where + u for u in part.unplaced]
             notes += [n for n in part.rendered.notes if n not in notes]
@@ -278,11 +292,23 @@ class Auditor:
             seconds=time.perf_counter() - start, contexts=contexts,
         )
 
-    def _audit_part(self, traj: Trajectory, progress: Progress | None) -> "_Part":
-        """Render ``traj`` (no contexts) and attribute its actions from one forward pass."""
+    def _prefix_caches(self, renders: list[RenderedTrajectory]) -> PrefixCaches | None:
+        """Shared-prefix states for these renderings, when worth it and the method keeps states."""
+        from auditor.attribution import get_method
+
+        if (self.prefix_cache_bytes <= 0 or len(renders) < 2 or not get_method(self.method).uses_cache
+                or self.method_options.get("attention", "recompute") == "store"):
+            return None
+        return PrefixCaches(self.model, [r.input_ids for r in renders], self.prefix_cache_bytes)
+
+    def _audit_part(self, traj: Trajectory, progress: Progress | None, *, rendered: RenderedTrajectory | None = None,
+                    states: Callable[[], tuple[Any, float]] | None = None) -> "_Part":
+        """Render ``traj`` (no contexts; or take its ``rendered`` form) and attribute its actions
+        from one forward pass; ``states()``, when given, returns the sequence's states (or None:
+        the engine captures them) and the seconds that took."""
         from auditor.attribution import Target, attribute_many
 
-        rendered = self.render(traj)
+        rendered = rendered or self.render(traj)
         traj = rendered.trajectory
         segs = rendered.segments
         targets: list[Target] = []
@@ -312,6 +338,7 @@ class Auditor:
                                       reasoning=r + list(range(ts, a.token_start)), inputs=x, spans=spans))
             arg_plans.append(args)
         results = []
+        cache, state_seconds = None, 0.0
         if targets:
             on_target = None
             if progress is not None:
@@ -324,8 +351,10 @@ class Auditor:
                 done = [sum(e <= k for e in ends) for k in range(n + 1)]
                 progress(0, len(plans))
                 on_target = lambda d, t: progress(done[d], len(plans)) if d in ends else None  # noqa: E731
+            cache, state_seconds = states() if states is not None else (None, 0.0)
             results = attribute_many(self.model, rendered.input_ids, targets, method=self.method, hops=self.hops,
-                                     progress=on_target, **self.method_options)
+                                     progress=on_target, **({"cache": cache} if cache is not None else {}),
+                                     **self.method_options)
         kinds = kind_of_positions(rendered)
         attributions = []
         k = 0
@@ -343,6 +372,8 @@ class Auditor:
             attr.seconds += sum(float(res.info.get("seconds", 0.0)) for res in arg_results)
             attributions.append(attr)
         forward = float(results[0].info.get("forward_seconds", 0.0)) if results else 0.0
+        if results and cache is not None:
+            forward = state_seconds  # the shared prefix's states (when first made) and this sequence's own
         return _Part(rendered, attributions, unplaced, forward)
 
     def audit_many(self, trajs: Iterable[Trajectory], progress: bool | Progress | None = True) -> list[TrajectoryAudit]:

@@ -105,6 +105,9 @@ class ContextAudit(_Model):
     context_id: str
     tokens: list[str] = Field(default_factory=list)
     forward_seconds: float = 0.0
+    # leading tokens whose states came from a prefix this context shares with another context of
+    # the trajectory (run once, `auditor.audit.prefixes`), not from running them again
+    reused_tokens: int = 0
 
 
 class TrajectoryAudit(_Model):

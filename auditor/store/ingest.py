@@ -65,7 +65,7 @@ SCHEMAS: dict[str, list[tuple[str, pa.DataType]]] = {
     ],
     "audit_contexts": [
         ("run_id", STR), ("trajectory_id", STR), ("context_id", STR), ("n_tokens", INT), ("tokens", STRS),
-        ("forward_seconds", DBL),
+        ("forward_seconds", DBL), ("reused_tokens", INT),
     ],
     "action_audits": [
         ("run_id", STR), ("trajectory_id", STR), ("action_id", STR), ("context_end", INT), ("output_start", INT),
@@ -256,7 +256,8 @@ def audit_tables(audits: Sequence[TrajectoryAudit], now: datetime | None = None)
             )
         for c in getattr(au, "contexts", None) or []:
             out["audit_contexts"].add(run_id=run_id, trajectory_id=tid, context_id=c.context_id, n_tokens=len(c.tokens),
-                                      tokens=list(c.tokens), forward_seconds=c.forward_seconds)
+                                      tokens=list(c.tokens), forward_seconds=c.forward_seconds,
+                                      reused_tokens=c.reused_tokens)
         att = out["attributions"]
         for aa in au.actions:
             aid = aa.action.id

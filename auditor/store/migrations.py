@@ -1062,6 +1062,8 @@ def m006_contexts(con: "duckdb.DuckDBPyConnection") -> None:
         ("n_tokens", "INTEGER", "Length of the context's rendered token sequence."),
         ("tokens", "VARCHAR[]", "Rendered token strings; token ranges of the context's segments index into it."),
         ("forward_seconds", "DOUBLE", "Seconds spent in this context's forward pass."),
+        ("reused_tokens", "INTEGER", "Leading tokens whose states came from a prefix this context shares with "
+                                     "another context of the trajectory (run once), not from running them again."),
     ], "PRIMARY KEY (run_id, trajectory_id, context_id)")
 
     _view(con, "action_drivers", (

@@ -67,7 +67,8 @@ def rebuild_audit(rows: Rows, run_id: str, trajectory_id: str, action_ids: Seque
         "SELECT action_id, scores FROM token_scores WHERE run_id = ? AND trajectory_id = ?", key)}
     order_of = {c.id: i for i, c in enumerate(traj.contexts)}
     contexts = sorted((ContextAudit(context_id=c["context_id"], tokens=list(c["tokens"] or []),
-                                    forward_seconds=c["forward_seconds"] or 0.0)
+                                    forward_seconds=c["forward_seconds"] or 0.0,
+                                    reused_tokens=c["reused_tokens"] or 0)
                        for c in rows("SELECT * FROM audit_contexts WHERE run_id = ? AND trajectory_id = ?", key)),
                       key=lambda c: order_of.get(c.context_id, len(order_of)))
     order = {x.id: i for i, x in enumerate(traj.actions)}
