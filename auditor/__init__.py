@@ -45,6 +45,7 @@ _EXPORTS: dict[str, str] = {
     "Message": "auditor.trajectory",
     "ToolCall": "auditor.trajectory",
     "ToolDefinition": "auditor.trajectory",
+    "Context": "auditor.trajectory",
     # capture
     "OpenAIInstrumentor": "auditor.collectors.instrument",
     "traced_tool": "auditor.collectors.instrument",
