@@ -30,6 +30,7 @@ from auditor.collectors.conventions import (Msg, agent_name_of, chat_content, co
 from auditor.collectors.conventions.parsing import as_text
 from auditor.collectors.conventions.vllm import is_llm_request, llm_request_figures
 from auditor.collectors.issues import LoadIssue
+from auditor.collectors.sanitize import check_trajectory
 from auditor.collectors.spans import SpanRecord
 
 
@@ -292,12 +293,15 @@ def assemble_trajectories(spans: Iterable[SpanRecord]) -> tuple[list[Trajectory]
     vllm: dict[str, dict[str, Any]] = {}
     consumed: dict[str, str] = {}
     for s in spans:
-        if not is_llm_request(s):
-            continue
-        chat = chat_by_id.get(s.parent_span_id or "") or chat_by_response.get(str(s.attributes.get("gen_ai.request.id")))
-        if chat is not None:
-            vllm[chat.span_id] = llm_request_figures(s)
-            consumed[s.span_id] = chat.span_id
+        try:
+            if not is_llm_request(s):
+                continue
+            chat = chat_by_id.get(s.parent_span_id or "") or chat_by_response.get(str(s.attributes.get("gen_ai.request.id")))
+            if chat is not None:
+                vllm[chat.span_id] = llm_request_figures(s)
+                consumed[s.span_id] = chat.span_id
+        except Exception as exc:  # noqa: BLE001 - this span stays unmatched; the trace is still assembled
+            issues.append(_issue(s, f"vLLM request figures unreadable ({type(exc).__name__}: {str(exc)[:200]})"))
 
     by_trace: dict[str, list[SpanRecord]] = defaultdict(list)
     for s in spans:
@@ -312,7 +316,19 @@ def assemble_trajectories(spans: Iterable[SpanRecord]) -> tuple[list[Trajectory]
     groups.sort(key=lambda g: min(s.start_time_unix_nano for s in g[1]))
     out = []
     for key, part in groups:
-        traj = _build(key, part, vllm, issues)
+        try:
+            traj = _build(key, part, vllm, issues)
+        except Exception as exc:  # noqa: BLE001 - one trace, not the file
+            first = min(part, key=lambda s: s.start_time_unix_nano)
+            issues.append(_issue(first, f"trace {key}: internal error assembling it ({type(exc).__name__}: "
+                                        f"{str(exc)[:200]})", "error"))
+            continue
+        if traj is None:
+            continue
+        anchor = min(part, key=lambda s: s.start_time_unix_nano)
+        file, line = anchor.where()
+        traj, more = check_trajectory(traj, file, line, anchor.span_id)
+        issues.extend(more)
         if traj is not None:
             out.append(traj)
     return out, issues
