@@ -13,7 +13,6 @@ naming both lines and the later one is skipped.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -62,7 +61,7 @@ def load_trajectory_jsonl(path: str | Path) -> LoadResult:
     path = Path(path)
     file = str(path)
     result = LoadResult(format="trajectory-jsonl")
-    seen: dict[str, tuple[int, str]] = {}  # id -> (first line, content hash)
+    seen: dict[str, tuple[int, Trajectory]] = {}  # id -> (first line, its trajectory)
     try:
         for lineno, raw in iter_lines(path, result.issues):
             if not raw.strip():
@@ -71,11 +70,10 @@ def load_trajectory_jsonl(path: str | Path) -> LoadResult:
             result.issues.extend(issues)
             if traj is None:
                 continue
-            digest = hashlib.sha256(traj.to_jsonl_line().encode("utf-8")).hexdigest()
-            first = seen.setdefault(traj.id, (lineno, digest))
+            first = seen.setdefault(traj.id, (lineno, traj))
             if first[0] == lineno:
                 result.trajectories.append(traj)
-            elif first[1] == digest:
+            elif first[1].to_jsonl_line() == traj.to_jsonl_line():
                 result.issues.append(LoadIssue(file, f"trajectory {traj.id!r} repeats line {first[0]} exactly; read once",
                                                line=lineno, field="id", severity="info"))
             else:

@@ -9,9 +9,10 @@ import base64
 import binascii
 import json
 import re
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
-from auditor.collectors.sanitize import DepthError, clean, loads, may_hold_surrogates, too_deep
+from auditor.collectors.sanitize import DepthError, clean, holds_lone_surrogate, loads, may_hold_surrogates
 from auditor.collectors.spans import (SPAN_KINDS, STATUS_CODES, SpanError, SpanRecord, collect_error,
                                       group_by_resource_scope, normalize_id, normalize_kind, parse_nanos,
                                       status_dict, unexpected, as_list, as_object, as_text)
@@ -32,10 +33,8 @@ def _too_deep(field: str) -> SpanError:
 
 def _any_value_json(v: Any, field: str, level: int) -> Any:
     """OTLP JSON AnyValue -> Python; ``level``: the nesting level a list or map value would take."""
-    if not isinstance(v, Mapping):  # a bare value (non-standard but seen): kept as it is
-        if isinstance(v, (list, dict)) and too_deep(v, MAX_NESTING, level):
-            raise _too_deep(field)
-        return v
+    if not isinstance(v, Mapping):  # a bare value (non-standard but seen)
+        return _bare(v, field, level)
     if "stringValue" in v:
         sv = v["stringValue"]
         if not isinstance(sv, str):
@@ -90,6 +89,23 @@ def _any_value_json(v: Any, field: str, level: int) -> Any:
 _INT_TEXT = re.compile(r"-?[0-9]{1,19}")
 
 
+def _bare(v: Any, field: str, level: int) -> Any:
+    """A plain JSON value where an AnyValue belongs (and the values of a flat attribute object):
+    kept, under the rules AnyValue has (64-bit integers, bounded nesting), so that what is kept
+    can be written as OTLP and read back."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        if not _INT64[0] <= v <= _INT64[1]:
+            raise SpanError(f"{field} must be a 64-bit integer", field=field)
+        return v
+    if isinstance(v, (list, dict)):
+        if level > MAX_NESTING:
+            raise _too_deep(field)
+        if isinstance(v, list):
+            return [_bare(x, f"{field}.{i}", level + 1) for i, x in enumerate(v)]
+        return {k: _bare(x, f"{field}.{k}", level + 1) for k, x in v.items()}
+    return v
+
+
 def _values(container: Any, field: str) -> list[Any]:
     """The ``values`` list of an ArrayValue / KeyValueList (absent or null: empty)."""
     if container is None:
@@ -116,9 +132,7 @@ def _attrs_json(items: Any, field: str = "attributes", level: int = 2) -> dict[s
     if level > MAX_NESTING:
         raise _too_deep(field)
     if isinstance(items, Mapping):  # already flat (non-standard but seen)
-        if too_deep(items, MAX_NESTING, level):
-            raise _too_deep(field)
-        return dict(items)
+        return _bare(dict(items), field, level)
     if not isinstance(items, list):
         raise SpanError(f"{field} must be a list of key-value objects, got {type(items).__name__}", field=field)
     out: dict[str, Any] = {}
@@ -325,7 +339,7 @@ def parse_otlp_json(text: str | bytes, source: str | None = None, errors: list[S
         data = loads(text)
     except DepthError as exc:
         raise SpanError(f"the export is {exc}") from None
-    if may_hold_surrogates(text):
+    if may_hold_surrogates(text) and holds_lone_surrogate(data):
         data, paths = clean(data)
         for path in paths:
             sid, field = locate(data, path)

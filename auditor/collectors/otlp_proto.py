@@ -5,7 +5,8 @@ are imported only when a request is decoded from bytes or built.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from auditor.collectors.spans import (SPAN_KINDS, STATUS_CODES, SpanError, SpanRecord, check_nanos, collect_error,
                                       group_by_resource_scope, status_dict, unexpected)

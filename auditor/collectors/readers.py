@@ -14,7 +14,8 @@ from typing import Any
 
 from auditor.collectors.issues import LoadIssue
 from auditor.collectors.otlp_json import locate, parse_otlp_json, spans_from_otlp_json
-from auditor.collectors.sanitize import DepthError, clean, loads, lines_of, may_hold_surrogates, read_text
+from auditor.collectors.sanitize import (DepthError, clean, holds_lone_surrogate, lines_of, loads, may_hold_surrogates,
+                                         read_text)
 from auditor.collectors.sdk_spans import span_from_console
 from auditor.collectors.spans import SpanError, SpanRecord
 
@@ -58,7 +59,7 @@ def read_otlp_json(path: str | Path) -> tuple[list[SpanRecord], list[LoadIssue]]
 
     def take_doc(doc: Any, raw: str, line: int) -> None:
         """An already parsed document (a pretty-printed export, or a list of exports)."""
-        if may_hold_surrogates(raw):
+        if may_hold_surrogates(raw) and holds_lone_surrogate(doc):
             doc, paths = clean(doc)
             for p in paths:
                 sid, fld = locate(doc, p)
@@ -119,7 +120,7 @@ def read_console(path: str | Path) -> tuple[list[SpanRecord], list[LoadIssue]]:
 
     def take(obj: Any, at: int, end: int) -> None:
         line = line_of(at)
-        if may_hold_surrogates(text[at:end]):
+        if may_hold_surrogates(text[at:end]) and holds_lone_surrogate(obj):
             obj, paths = clean(obj)
             issues.extend(LoadIssue(file, "lone UTF-16 surrogate replaced by U+FFFD", line=line, field=p or None,
                                     severity="warning") for p in paths)

@@ -39,11 +39,27 @@ class DepthError(ValueError):
 
 
 def loads(text: str | bytes) -> Any:
-    """`json.loads`, except that nesting too deep for the parser raises `DepthError`."""
+    """`json.loads`, except that nesting too deep for the parser raises `DepthError`, and bytes
+    must be UTF-8 (`UnicodeDecodeError` otherwise: ``json.loads`` would let encoded surrogates
+    through, and guess UTF-16 or UTF-32)."""
+    if isinstance(text, (bytes, bytearray, memoryview)):
+        text = bytes(text).decode("utf-8")
     try:
         return json.loads(text)
     except RecursionError:
         raise DepthError() from None
+
+
+def holds_lone_surrogate(data: Any) -> bool:
+    """Whether parsed JSON holds a lone surrogate anywhere: one C-speed serialization (UTF-8
+    cannot encode one) instead of a walk; the walk only when it is too deep to serialize."""
+    try:
+        json.dumps(data, ensure_ascii=False, check_circular=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    except RecursionError:
+        return has_lone_surrogate(data)
+    return False
 
 
 def may_hold_surrogates(text: str | bytes) -> bool:
@@ -149,20 +165,51 @@ def surrogate_issues(paths: list[str], file: str, line: int | None, span_id: str
                       severity="warning") for p in paths]
 
 
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def json_depth(text: str) -> int:
+    """How deep objects and arrays nest in JSON text (strings skipped); when it cannot exceed
+    `MAX_DEPTH`, an upper bound within it. Counted in C except for the brackets themselves."""
+    if text.count("{") + text.count("[") <= MAX_DEPTH:  # no more openings than the limit: done
+        return MAX_DEPTH
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    if len(brackets) <= 2 * MAX_DEPTH:
+        return len(brackets) // 2 if brackets else 0  # an upper bound, within the limit
+    depth = deepest = 0
+    for c in brackets:
+        if c in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+        else:
+            depth -= 1
+    return deepest
+
+
 def check_trajectory(traj: Trajectory, file: str, line: int | None = None,
                      span_id: str | None = None) -> tuple[Trajectory | None, list[LoadIssue]]:
     """The last step of every reader, whatever built the trajectory (a JSONL line, spans, a log):
     one nested deeper than `MAX_DEPTH` is rejected (an error naming the field); lone surrogates
-    are replaced by U+FFFD (a warning per field)."""
+    are replaced by U+FFFD (a warning per field). Cheap when all is well: one serialization (which
+    fails on a lone surrogate) and a count of brackets."""
+    try:
+        text = traj.to_jsonl_line()
+    except Exception:  # noqa: BLE001 - a lone surrogate, or pydantic's own depth limit (~255)
+        text = None
+    if text is not None:
+        if json_depth(text) <= MAX_DEPTH:
+            return traj, []
+        return None, [LoadIssue(file, f"trajectory {traj.id!r} {DepthError()}", line=line, span_id=span_id,
+                                field=too_deep_at(json.loads(text)))]
     try:
         doc = traj.model_dump(mode="python")
-    except Exception:  # noqa: BLE001 - pydantic's own depth limit (~255): deeper than ours anyway
+    except Exception:  # noqa: BLE001 - pydantic's own depth limit: deeper than ours anyway
         return None, [LoadIssue(file, f"trajectory {traj.id!r} {DepthError()}", line=line, span_id=span_id)]
     if too_deep(doc):
         return None, [LoadIssue(file, f"trajectory {traj.id!r} {DepthError()}", line=line, span_id=span_id,
                                 field=too_deep_at(doc))]
-    if not has_lone_surrogate(doc):
-        return traj, []
     doc, paths = clean(doc)
     issues = surrogate_issues(paths, file, line, span_id)
     try:

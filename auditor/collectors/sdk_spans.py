@@ -4,7 +4,8 @@ and the console format (``span.to_json()``, what ``ConsoleSpanExporter`` prints)
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from auditor.collectors.sanitize import too_deep
 from auditor.collectors.spans import (SPAN_KINDS, SpanError, SpanRecord, as_list, as_object, as_text, iso_to_nanos,

@@ -128,7 +128,7 @@ def messages_json(value: Any) -> list[Msg] | None:
     return out
 
 
-_IDX = re.compile(r"^(\d+)\.(.+)$")
+_IDX = re.compile(r"^([0-9]{1,9})\.(.+)$")
 
 
 def indexed(attrs: Mapping[str, Any], prefix: str) -> dict[int, dict[str, Any]]:
