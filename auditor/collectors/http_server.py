@@ -284,10 +284,8 @@ class HttpServer:
                 await self._linger(reader, writer)
             return not close
         conn.state = "busy"
-        if (head.get("expect") or "").lower() == "100-continue":
-            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         try:
-            body = await self._read_body(reader, head)
+            body = await self._read_body(reader, writer, head)
         except _Refused as exc:
             await self._answer(writer, head, self.app.error(head, exc.status, exc.message), True)
             return False
@@ -375,10 +373,13 @@ class HttpServer:
             n -= len(chunk)
         return b"".join(parts)
 
-    async def _read_body(self, reader: asyncio.StreamReader, head: Head) -> bytes:
+    async def _read_body(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: Head) -> bytes:
         limit = self.limits.max_body_bytes
+        expects = (head.get("expect") or "").lower() == "100-continue"  # the client waits for a go-ahead
         try:
             if "chunked" in (head.get("transfer-encoding") or "").lower():
+                if expects:
+                    writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 return await self._read_chunked(reader, limit)
             length = head.get("content-length")
             if length is None:
@@ -387,8 +388,11 @@ class HttpServer:
                 raise _Refused(400, f"bad Content-Length {length[:40]!r}")
             n = int(length) if len(length) < 19 else 1 << 62
             if n > limit:
-                await self._discard(reader, min(n, 4 * limit))  # so the client can read the answer
+                if not expects:
+                    await self._discard(reader, min(n, 4 * limit))  # so the client can read the answer
                 raise _Refused(413, f"body of {n} bytes exceeds the limit of {limit} bytes")
+            if expects:
+                writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             return await self._read_exactly(reader, n)
         except TimeoutError:
             raise _Refused(408, f"body not received in time (nothing for {self.limits.read_timeout:g} s)") from None

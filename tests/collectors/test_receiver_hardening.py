@@ -226,3 +226,19 @@ def test_grpc_malformed_protobuf_is_invalid_argument(tmp_path):
         assert err is None and response.partial_success.rejected_spans == 1
         assert "end_time_unix_nano" in response.partial_success.error_message
         assert len(sink.spans) == 2 and rec.stats.rejected_requests == 3
+
+
+def test_expect_100_continue(tmp_path):
+    body = _body(to_otlp_json(records(2)))
+    with OTLPReceiver(port=0, jsonl_path=tmp_path / "t.jsonl", max_body_bytes=len(body) + 10) as rec:
+        with socket.create_connection(("127.0.0.1", rec.port), timeout=5) as s:
+            head = (f"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\n"
+                    f"Content-Length: {len(body)}\r\n\r\n").encode()
+            s.sendall(head)
+            assert s.recv(4096).startswith(b"HTTP/1.1 100 Continue")
+            s.sendall(body)
+            assert s.recv(4096).startswith(b"HTTP/1.1 200")
+        with socket.create_connection(("127.0.0.1", rec.port), timeout=5) as s:  # too large: no go-ahead
+            s.sendall(head.replace(f"Length: {len(body)}".encode(), b"Length: 99999"))
+            assert s.recv(4096).startswith(b"HTTP/1.1 413")
+        assert rec.stats.spans == 2
