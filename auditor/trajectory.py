@@ -4,15 +4,12 @@ Collectors produce `Trajectory` objects, segmentation adds `Segment`s, the attri
 explains `Action`s, the store persists all of it. Everything is pydantic v2 so it round-trips
 through JSON and exports a JSON Schema (``docs/trajectory.schema.json``).
 
-Contexts (schema version 2). An agent that keeps one append-only conversation sends each request
-a prefix-extension of the last, so the trajectory's ``messages`` hold everything every call saw:
-``contexts`` is empty and each action is explained within ``messages`` (the classic form). Coding
-agents do not: Aider re-sends the repository map and the files as they are *now* with every
-request, drops old turns and summarises history; compacting agents rewrite theirs. Then each
-model call is a `Context` (the exact messages it was sent, then its reply) and each action names
-the call that produced it (``Action.context_id``), so an edit is explained by the file content its
-own request carried, not by the content at the end of the run. A version 1 line is read as version
-2 with no contexts (`Trajectory` migrates it on load).
+Contexts (schema version 2). An append-only agent sends each request a prefix-extension of the
+last, so ``messages`` hold what every call saw: ``contexts`` is empty (the classic form). Coding
+agents do not (Aider re-sends the files *as they are now* with every request, drops and summarises
+turns): then each model call is a `Context` (the exact messages sent, then the reply) and each
+action names its call (``Action.context_id``), so an edit is explained by the file its own request
+carried. A version 1 line is read as version 2 with no contexts (`Trajectory` migrates it).
 """
 
 from __future__ import annotations
@@ -29,6 +26,12 @@ Role = Literal["system", "user", "assistant", "tool"]
 SCHEMA_VERSION = 2
 #: Versions a JSONL line may carry: older ones are migrated on load (1 -> 2: no contexts).
 READABLE_SCHEMA_VERSIONS = (1, 2)
+#: Positions and counts are stored as 32-bit integers (DuckDB INTEGER): larger values are refused
+#: here, where the record is read, not when it is stored.
+INT32_MAX = 2**31 - 1
+#: How deep objects and lists may nest in one record (a trajectory, a span), counted from the
+#: record itself: readers refuse deeper ones (JSON writers and parsers have limits of their own).
+MAX_NESTING = 64
 
 
 class _Model(BaseModel):
@@ -48,7 +51,7 @@ def parse_arguments(value: Any) -> dict[str, Any]:
     if isinstance(value, str):
         try:
             parsed = json.loads(value)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # RecursionError: nested too deep to parse
             return {"_raw": value}
         return parsed if isinstance(parsed, dict) else {"_raw": value}
     raise ValueError(f"tool-call arguments must be a JSON object or a JSON string, got {type(value).__name__}")
@@ -137,14 +140,14 @@ class Action(_Model):
 
     id: str
     kind: ActionKind
-    message_index: int = Field(ge=0)
-    step: int = Field(ge=0, description="0-based order of the action in the trajectory")
+    message_index: int = Field(ge=0, le=INT32_MAX)
+    step: int = Field(ge=0, le=INT32_MAX, description="0-based order of the action in the trajectory")
     tool_call_id: str | None = None
     tool_name: str | None = None
     arguments: dict[str, Any] = Field(default_factory=dict)
     edit: CodeEdit | None = None
-    char_start: int | None = None
-    char_end: int | None = None
+    char_start: int | None = Field(default=None, ge=0, le=INT32_MAX)
+    char_end: int | None = Field(default=None, ge=0, le=INT32_MAX)
     context_id: str | None = Field(
         default=None, description="The model call (`Trajectory.contexts` id) whose reply holds the action; "
         "message_index then indexes that context's messages. Null: the trajectory's own messages.")
@@ -210,13 +213,13 @@ class Provenance(_Model):
     """
 
     message_index: int | None = Field(
-        default=None, ge=0, description="Message the text comes from; null only when field is tool_definition.")
+        default=None, ge=0, le=INT32_MAX, description="Message the text comes from; null only when field is tool_definition.")
     field: Literal["content", "reasoning", "tool_call", "tool_definition"] = "content"
     tool_call_id: str | None = None
     tool_name: str | None = None  # the tool whose output, call or definition this is
     path: str | None = None  # file path for file_context segments
-    char_start: int = Field(ge=0)
-    char_end: int = Field(ge=0)
+    char_start: int = Field(ge=0, le=INT32_MAX)
+    char_end: int = Field(ge=0, le=INT32_MAX)
 
     @model_validator(mode="after")
     def _range(self) -> "Provenance":
@@ -245,8 +248,8 @@ class Segment(_Model):
     provenance: Provenance
     label: str = ""
     action_id: str | None = None  # for kind == action
-    token_start: int | None = None
-    token_end: int | None = None
+    token_start: int | None = Field(default=None, ge=0, le=INT32_MAX)
+    token_end: int | None = Field(default=None, ge=0, le=INT32_MAX)
     # The model call whose context the segment is part of (provenance.message_index indexes that
     # context's messages, token_start/token_end its rendered tokens); None: the trajectory's messages.
     context_id: str | None = None
@@ -311,7 +314,8 @@ class Context(_Model):
 class Trajectory(_Model):
     """An agent run: ordered messages, the tools offered, the actions to explain."""
 
-    schema_version: int = SCHEMA_VERSION
+    schema_version: int = Field(default=SCHEMA_VERSION, description=f"{SCHEMA_VERSION}, or 1: a version 1 line (no "
+                                "contexts) is migrated when read; no other version is read.")
     id: str = Field(min_length=1)
     source: str = "jsonl"
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -329,17 +333,31 @@ class Trajectory(_Model):
     @model_validator(mode="before")
     @classmethod
     def _migrate(cls, data: Any) -> Any:
-        """Read older lines: version 1 had no contexts (its messages are the one context)."""
-        if isinstance(data, dict) and "schema_version" in data:
-            version = data["schema_version"]
-            if version not in READABLE_SCHEMA_VERSIONS or isinstance(version, bool):
-                raise ValueError(f"unsupported schema_version {version!r}: this auditor reads versions "
-                                 f"{', '.join(map(str, READABLE_SCHEMA_VERSIONS))}")
-            if version == 1:
-                if data.get("contexts"):
-                    raise ValueError("contexts need schema_version 2 (this line says 1)")
-                data = {**data, "schema_version": SCHEMA_VERSION}
+        """Read older lines: version 1 had no contexts (its messages are the one context). Any
+        other version is left to the field's check, which names it."""
+        if isinstance(data, dict) and type(data.get("schema_version")) is int and data["schema_version"] == 1:
+            if data.get("contexts"):
+                raise ValueError("contexts need schema_version 2 (this line says 1)")
+            data = {**data, "schema_version": SCHEMA_VERSION}
         return data
+
+    @field_validator("schema_version")
+    @classmethod
+    def _known_version(cls, v: int) -> int:
+        if v != SCHEMA_VERSION:
+            raise ValueError(f"unsupported schema_version {v}: this auditor reads version {SCHEMA_VERSION} (and "
+                             "migrates version 1)")
+        return v
+
+    @field_validator("actions", "segments")
+    @classmethod
+    def _unique_ids(cls, items: list[Any]) -> list[Any]:
+        first: dict[str, int] = {}
+        for i, item in enumerate(items):
+            j = first.setdefault(item.id, i)
+            if j != i:
+                raise ValueError(f"duplicate id {item.id!r} (items {j} and {i}): ids are unique within a trajectory")
+        return items
 
     @field_validator("messages")
     @classmethod
@@ -381,12 +399,8 @@ class Trajectory(_Model):
         return self.messages if context_id is None else self.context(context_id).messages
 
     def context_number(self, context_id: str | None) -> int | None:
-        """1-based position of the call among the trajectory's contexts ("request 3 of 5"); None for
-        the trajectory's own messages."""
-        for i, c in enumerate(self.contexts, 1):
-            if context_id is not None and c.id == context_id:
-                return i
-        return None
+        """1-based position of the call among the contexts ("request 3 of 5"); None: no such call."""
+        return next((i for i, c in enumerate(self.contexts, 1) if c.id == context_id), None)
 
     def for_context(self, context_id: str | None) -> "Trajectory":
         """The trajectory one call saw, with only that call's actions: the context's messages and
@@ -397,8 +411,7 @@ class Trajectory(_Model):
         if context_id is None:
             if not self.contexts:
                 return self
-            return self.model_copy(update={"contexts": [],
-                                           "actions": [a for a in self.actions if a.context_id is None]})
+            return self.model_copy(update={"contexts": [], "actions": [a for a in self.actions if not a.context_id]})
         ctx = self.context(context_id)
         actions = [a.model_copy(update={"context_id": None}) for a in self.actions if a.context_id == context_id]
         return Trajectory(id=f"{self.id}:{ctx.id}", source=self.source, metadata=self.metadata,
@@ -472,6 +485,12 @@ def json_schema() -> dict[str, Any]:
     schema["$id"] = f"https://auditor.dev/schema/trajectory.v{SCHEMA_VERSION}.json"
     schema["title"] = "auditor Trajectory (one line of canonical JSONL)"
     schema["description"] = (
-        f"{schema.get('description', '')} schema_version {SCHEMA_VERSION}; a line of version 1 (no contexts) is "
-        "read as version 2 with empty contexts.").strip()
+        f"{schema.get('description', '')} One trajectory per line (UTF-8; blank lines are skipped). In one file, a "
+        "trajectory id appears once: an identical repeat is read once (an info note), a repeat with different "
+        "content is an error naming both lines and the later line is skipped. A line that cannot be read (invalid "
+        "JSON, a field that fails this schema, objects or lists nested deeper than "
+        f"{MAX_NESTING} levels) is reported with its "
+        "line and field and skipped; the other lines are kept. A lone UTF-16 surrogate (\\ud800) or invalid UTF-8 "
+        "is read as U+FFFD, with a warning. schema_version "
+        f"{SCHEMA_VERSION}; a line of version 1 (no contexts) is read as version {SCHEMA_VERSION} with empty contexts.").strip()
     return schema

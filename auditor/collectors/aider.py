@@ -32,6 +32,7 @@ from pydantic import ValidationError
 
 from auditor.actions import derive_actions
 from auditor.collectors.issues import LoadIssue
+from auditor.collectors.sanitize import check_trajectory, lines_of, read_text
 from auditor.trajectory import Action, Context, Message, Trajectory
 
 _STARTED = re.compile(r"^# aider chat started at (?P<ts>.+?)\s*$")
@@ -98,9 +99,8 @@ def load_chat_history(path: str | Path) -> tuple[list[Trajectory], list[LoadIssu
     session: _Session | None = None
     in_fence = False
     last_user_line = -1
-    text = path.read_text(encoding="utf-8", errors="replace")
-    for lineno, raw in enumerate(text.splitlines(), start=1):
-        line = raw.rstrip("\r")
+    text = read_text(path, issues)
+    for lineno, line in enumerate(lines_of(text), start=1):
         m = _STARTED.match(line)
         if m and not in_fence:
             session = _Session(lineno, m.group("ts"))
@@ -134,10 +134,23 @@ def load_chat_history(path: str | Path) -> tuple[list[Trajectory], list[LoadIssu
 
     out = []
     for k, s in enumerate(sessions):
-        traj = _chat_session_trajectory(file, path.name, k, s, issues)
-        if traj is not None:
-            out.append(traj)
+        out.extend(_checked(lambda: _chat_session_trajectory(file, path.name, k, s, issues), file, s.start_line, issues))
     return out, issues
+
+
+def _checked(build: Any, file: str, line: int, issues: list[LoadIssue]) -> list[Trajectory]:
+    """One record built and checked; whatever goes wrong costs that record, with its line."""
+    try:
+        traj = build()
+    except Exception as exc:  # noqa: BLE001 - one record, not the file
+        issues.append(LoadIssue(file, f"internal error reading this record ({type(exc).__name__}: {str(exc)[:200]})",
+                                line=line))
+        return []
+    if traj is None:
+        return []
+    traj, more = check_trajectory(traj, file, line)
+    issues.extend(more)
+    return [traj] if traj is not None else []
 
 
 def _chat_session_trajectory(file: str, name: str, k: int, s: _Session, issues: list[LoadIssue]) -> Trajectory | None:
@@ -214,10 +227,9 @@ def read_llm_calls(path: str | Path) -> tuple[list[dict[str, Any]], list[LoadIss
         cur["messages"].append(msg)
         return msg
 
-    text = path.read_text(encoding="utf-8", errors="replace")
+    text = read_text(path, issues)
     msg: dict[str, Any] | None = None
-    for lineno, raw in enumerate(text.splitlines(), start=1):
-        line = raw.rstrip("\r")
+    for lineno, line in enumerate(lines_of(text), start=1):
         m = _TO_LLM.match(line)
         if m:
             if cur is not None and state == "prompt":
@@ -272,9 +284,7 @@ def read_llm_calls(path: str | Path) -> tuple[list[dict[str, Any]], list[LoadIss
     return calls, issues
 
 
-def call_context(file: str, k: int, c: dict[str, Any], issues: list[LoadIssue]) -> Context | None:
-    """The `Context` of call ``k`` (0-based in its log; id ``req{k + 1}``): its prompt, then its
-    reply; None (with an issue) when the call has no response or cannot be a context."""
+def _call_context(file: str, k: int, c: dict[str, Any], issues: list[LoadIssue]) -> Context | None:
     if c.get("response") is None:
         return None
     messages = []
@@ -316,6 +326,18 @@ def call_context(file: str, k: int, c: dict[str, Any], issues: list[LoadIssue]) 
         return None
 
 
+def call_context(file: str, k: int, c: dict[str, Any], issues: list[LoadIssue]) -> Context | None:
+    """The `Context` of call ``k`` (0-based in its log; id ``req{k + 1}``): its prompt, then its
+    reply; None (with an issue naming the call's line) when the call has no response or cannot be
+    a context, whatever went wrong."""
+    try:
+        return _call_context(file, k, c, issues)
+    except Exception as exc:  # noqa: BLE001 - one call, not the log
+        issues.append(LoadIssue(file, f"internal error reading this model call ({type(exc).__name__}: "
+                                      f"{str(exc)[:200]})", line=c.get("line")))
+        return None
+
+
 def load_llm_history(path: str | Path) -> tuple[list[Trajectory], list[LoadIssue]]:
     """One trajectory for the log, one context per completed call (see the module docstring)."""
     path = Path(path)
@@ -326,9 +348,14 @@ def load_llm_history(path: str | Path) -> tuple[list[Trajectory], list[LoadIssue
         if calls:
             issues.append(LoadIssue(file, "no model call with a response: nothing to audit", line=calls[0]["line"]))
         return [], issues
+    return _checked(lambda: _llm_session(path, contexts, len(calls), issues), file, contexts[0].metadata["line"],
+                    issues), issues
+
+
+def _llm_session(path: Path, contexts: list[Context], n_calls: int, issues: list[LoadIssue]) -> Trajectory | None:
     formats = {c.metadata.get("edit_format") for c in contexts}
     meta: dict[str, Any] = {"format": "aider-llm-history", "line": contexts[0].metadata["line"],
-                            "calls": len(calls), "requests": len(contexts),
+                            "calls": n_calls, "requests": len(contexts),
                             "sent_at": contexts[0].metadata.get("sent_at")}
     if len(formats) == 1 and None not in formats:
         meta["edit_format"] = formats.pop()
@@ -336,6 +363,6 @@ def load_llm_history(path: str | Path) -> tuple[list[Trajectory], list[LoadIssue
         traj = Trajectory(id=path.name, source="aider", metadata=meta,
                           messages=[m.model_copy() for m in contexts[-1].messages], contexts=contexts)
     except ValidationError as exc:
-        issues.append(LoadIssue(file, f"log rejected: {exc.errors()[0]['msg']}", line=contexts[0].metadata["line"]))
-        return [], issues
-    return [traj.model_copy(update={"actions": derive_actions(traj)})], issues
+        issues.append(LoadIssue(str(path), f"log rejected: {exc.errors()[0]['msg']}", line=contexts[0].metadata["line"]))
+        return None
+    return traj.model_copy(update={"actions": derive_actions(traj)})

@@ -32,6 +32,7 @@ from pydantic import ValidationError
 from auditor.actions import derive_actions
 from auditor.collectors.aider import call_context, load_chat_history, read_llm_calls
 from auditor.collectors.issues import LoadIssue
+from auditor.collectors.sanitize import check_trajectory
 from auditor.trajectory import Action, ActionKind, Context, Trajectory
 
 #: How far ahead of the last matched call a reply is looked for when no call has its exact text,
@@ -185,9 +186,11 @@ def join_aider(chat_path: str | Path, llm_paths: list[str | Path]) -> tuple[list
             continue
         by_message = {mi: j for (sj, mi), j in matched.items() if sj == si}
         try:
-            out.append(_joined(s, mine, by_message, files))
-        except ValidationError as exc:
-            issues.append(LoadIssue(chat_file, f"session {s.id} could not be joined with its calls "
-                                               f"({exc.errors()[0]['msg']}); read alone", line=s.metadata.get("line")))
-            out.append(s)
+            joined, more = check_trajectory(_joined(s, mine, by_message, files), chat_file, s.metadata.get("line"))
+        except Exception as exc:  # noqa: BLE001 - this session is read alone; the others are joined
+            why = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else f"{type(exc).__name__}: {exc}"
+            joined, more = None, [LoadIssue(chat_file, f"session {s.id} could not be joined with its calls "
+                                                       f"({str(why)[:200]}); read alone", line=s.metadata.get("line"))]
+        issues.extend(more)
+        out.append(joined if joined is not None else s)
     return out, issues
