@@ -18,8 +18,8 @@ from importlib import import_module
 from typing import Any
 
 _EXPORTS = {
-    "RayOptions": "run",
-    "RunEvent": "run",
+    "RayOptions": "options",
+    "RunEvent": "options",
     "LakeRun": "run",
     "audit_on_ray": "run",
     "open_lake": "lake",

@@ -78,12 +78,14 @@ def open_lake(results: str | os.PathLike[str]) -> "duckdb.DuckDBPyConnection":
     con = duckdb.connect(":memory:")
     migrate(con)
     files: dict[str, list[str]] = {}
-    seq_rows = []
+    seq_of: dict[str, int] = {}  # shard -> the latest commit listing it
     for seq, rec in enumerate(records):
         for table, rel in rec.shards.items():
             path = root.join(rel).duckdb_path
-            files.setdefault(table, []).append(path)
-            seq_rows.append((path, seq))
+            if path not in seq_of:
+                files.setdefault(table, []).append(path)
+            seq_of[path] = seq
+    seq_rows = list(seq_of.items())
     con.execute("CREATE TABLE _lake_files (file VARCHAR, seq INTEGER)")
     if seq_rows:
         con.executemany("INSERT INTO _lake_files VALUES (?, ?)", seq_rows)

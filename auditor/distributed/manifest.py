@@ -2,7 +2,7 @@
 
     RESULTS/
       <table>/<batch_id>.parquet      one shard per store table per committed batch
-      _manifest/<batch_id>.json       one `BatchRecord` per committed batch (the commit itself)
+      _manifest/<batch_id>.a<N>.json  one `BatchRecord` per attempt at a batch (the commit itself)
       _runs/<run_id>.json             one `RunSummary` per run (rewritten by each execution)
 
 A batch is a handful of trajectories audited by one worker; its shards hold exactly the rows
@@ -42,6 +42,12 @@ def settings_key(settings: Mapping[str, Any], policy: Any = None) -> str:
     return "set-" + _digest({"run": run_id_for([], settings), "policy": policy_data})[:16]
 
 
+def record_name(batch: str, attempt: int) -> str:
+    """The manifest file of an attempt at a batch: a later attempt (the batch redone after its
+    worker died) keeps the earlier one's record, and its error, beside it."""
+    return f"{batch}.a{attempt}.json"
+
+
 def batch_id(run_id: str, key: str, shas: Iterable[str]) -> str:
     """A batch's id: its run, settings key and trajectory contents (order-free)."""
     return "b-" + _digest({"run": run_id, "settings": key, "trajectories": sorted(shas)})[:20]
@@ -73,9 +79,10 @@ class WorkerInfo(BaseModel):
 
 
 class BatchRecord(BaseModel):
-    """The commit of one batch: its shards and what became of each trajectory."""
+    """The commit of one attempt at a batch: its shards and what became of each trajectory."""
 
     batch_id: str
+    attempt: int = 1
     run_id: str
     settings_key: str
     committed_at: datetime
@@ -133,7 +140,7 @@ def read_records(root: Location) -> list[BatchRecord]:
             continue
         with root.fs.open_input_stream(info.path) as fh:
             out.append(BatchRecord.model_validate_json(fh.read()))
-    return sorted(out, key=lambda r: (r.committed_at, r.batch_id))
+    return sorted(out, key=lambda r: (r.committed_at, r.batch_id, r.attempt))
 
 
 def read_summary(root: Location, run_id: str) -> RunSummary | None:

@@ -20,6 +20,7 @@ from typing import Any
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
+from auditor.distributed.options import RunEvent
 from auditor.distributed.worker import BatchTask, ReplayWorker, WorkerStartError
 
 #: Batches queued on each worker at once (one running, one waiting).
@@ -57,10 +58,8 @@ def _cause(exc: RayTaskError) -> BaseException:
 def execute(tasks: list[BatchTask], commit: Callable[..., list[BatchTask]], *, options: Any, settings: dict[str, Any],
             policy: Any, auditor_factory: str, on_event: Callable[[Any], Any]) -> list[str]:
     """Audit every task on a pool of actors, committing each result as it comes (``commit(task,
-    result)``, or ``commit(task, None, lost=why)`` for a batch lost with its worker; it returns
-    the tasks to try again; ``final=True``: none). Returns what happened to the workers, in words."""
-    from auditor.distributed.run import RunEvent
-
+    result, workers=live)``, or ``commit(task, None, lost=why, ...)`` for a batch lost with its worker;
+    it returns the tasks to try again; ``final=True``: none). Returns what happened to the workers, in words."""
     started_here = connect(options.address, options.init)
     events: list[str] = []
     actor_cls = ray.remote(ReplayWorker)
@@ -113,7 +112,7 @@ def execute(tasks: list[BatchTask], commit: Callable[..., list[BatchTask]], *, o
             refs = [*inflight, *pending_ready]
             if not refs:  # every worker is gone and none may replace them
                 while queue:
-                    commit(queue.popleft(), None, lost="WorkerLost: no worker left to audit it", final=True)
+                    commit(queue.popleft(), None, lost="WorkerLost: no worker left to audit it", final=True, workers=[])
                 break
             ready, _ = ray.wait(refs, num_returns=1)
             ref = ready[0]
@@ -138,15 +137,16 @@ def execute(tasks: list[BatchTask], commit: Callable[..., list[BatchTask]], *, o
                 result = ray.get(ref)
             except RayActorError as exc:
                 worker_lost(name, type(exc).__name__)
-                queue.extend(commit(task, None, lost=f"WorkerLost: worker {name} died while auditing this batch"))
+                queue.extend(commit(task, None, lost=f"WorkerLost: worker {name} died while auditing this batch",
+                                    workers=sorted(live)))
                 continue
             except RayTaskError as exc:
                 cause = _cause(exc)
                 if isinstance(cause, WorkerStartError):
                     raise cause from None
-                queue.extend(commit(task, None, lost=f"{type(cause).__name__}: {cause}"))
+                queue.extend(commit(task, None, lost=f"{type(cause).__name__}: {cause}", workers=sorted(live)))
                 continue
-            queue.extend(commit(task, result))
+            queue.extend(commit(task, result, workers=sorted(live)))
         return events
     finally:
         for handle in handles.values():

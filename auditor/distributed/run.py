@@ -20,57 +20,19 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow.parquet as pq
 
 from auditor.distributed import manifest as mf
 from auditor.distributed.locations import Location, load_inputs, open_location
+from auditor.distributed.options import RayOptions, RunEvent
 from auditor.distributed.worker import DEFAULT_FACTORY, BatchResult, BatchTask
 
 #: Settings a run takes, with `audit trace`'s defaults (its run id hashes them the same way).
 DEFAULT_SETTINGS: dict[str, Any] = {"model": None, "method": "flashtrace", "hops": 1, "dtype": "float32",
                                     "max_tokens": None, "device": None}
-
-
-@dataclass
-class RayOptions:
-    """Where and how wide to run.
-
-    address: a running cluster (``"auto"``, ``"HOST:PORT"``, ``"ray://HOST:10001"``); None joins
-        the one this process is connected to, else ``$RAY_ADDRESS``, else starts a local one.
-    workers: replay actors; None: one per GPU slot when the cluster has GPUs, else one per
-        ``cpus_per_worker`` of its CPUs.
-    gpus_per_worker: GPUs each actor reserves (fractions share a GPU); None: 1 when the cluster
-        has GPUs, else 0.
-    cpus_per_worker: CPUs each actor reserves, and its torch threads.
-    batch_size: trajectories per batch (per shard): larger means fewer files, smaller means less
-        work redone when a worker dies.
-    retries: how many more times a failed trajectory, or a batch whose worker died, is tried.
-    init: extra keywords for ``ray.init`` when a local cluster is started (``num_cpus``,
-        ``include_dashboard``, ``_temp_dir``, ...).
-    """
-
-    address: str | None = None
-    workers: int | None = None
-    gpus_per_worker: float | None = None
-    cpus_per_worker: float = 1.0
-    batch_size: int = 8
-    retries: int = 2
-    init: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class RunEvent:
-    """Progress, for a status line or a log: ``kind`` is started, committed, retry, worker_lost,
-    worker_started or finished."""
-
-    kind: str
-    message: str
-    done: int = 0
-    total: int = 0
-    workers: list[str] = field(default_factory=list)  # live workers' actor names
 
 
 @dataclass
@@ -89,8 +51,8 @@ def _committer(root: Location, summary: mf.RunSummary, retries: int,
     """Commit a worker's result (shards, then the record) and return what must be tried again."""
     done = {"n": 0}
 
-    def commit(task: BatchTask, result: BatchResult | None, lost: str | None = None,
-               final: bool = False) -> list[BatchTask]:
+    def commit(task: BatchTask, result: BatchResult | None, lost: str | None = None, final: bool = False,
+               workers: list[str] | None = None) -> list[BatchTask]:
         from auditor.trajectory import Trajectory, trajectory_sha256
 
         trajs = [Trajectory.model_validate_json(d) for d in task.documents]
@@ -116,11 +78,12 @@ def _committer(root: Location, summary: mf.RunSummary, retries: int,
                 root.fs.create_dir(folder.path, recursive=True)
                 pq.write_table(data, root.join(rel).path, filesystem=root.fs)
                 shards[table], rows[table] = rel, data.num_rows
-        record = mf.BatchRecord(batch_id=task.batch_id, run_id=task.run_id, settings_key=summary.settings_key,
-                                committed_at=mf.now(), shards=shards, rows=rows, trajectories=entries,
+        record = mf.BatchRecord(batch_id=task.batch_id, attempt=task.attempt, run_id=task.run_id,
+                                settings_key=summary.settings_key, committed_at=mf.now(), shards=shards, rows=rows,
+                                trajectories=entries,
                                 worker=None if result is None else result.worker,
                                 seconds=None if result is None else round(result.seconds, 4))
-        mf.write_json(root.join(mf.MANIFEST_DIR, f"{task.batch_id}.json"), record)
+        mf.write_json(root.join(mf.MANIFEST_DIR, mf.record_name(task.batch_id, task.attempt)), record)
         summary.batches += 1
         summary.audited += sum(e.status == "audited" for e in entries)
         summary.failed.extend(e for e in entries if e.status == "failed" and e.final)
@@ -133,9 +96,10 @@ def _committer(root: Location, summary: mf.RunSummary, retries: int,
             if e.status == "failed":
                 what = "queued again" if not e.final else "given up"
                 on_event(RunEvent("retry" if not e.final else "failed",
-                                  f"{e.trajectory_id}: {e.error} (attempt {e.attempt}, {what})", done["n"], total))
+                                  f"{e.trajectory_id}: {e.error} (attempt {e.attempt}, {what})", done["n"], total,
+                                  list(workers or [])))
         on_event(RunEvent("committed", f"batch {task.batch_id}: {len(entries)} trajector"
-                          f"{'y' if len(entries) == 1 else 'ies'}", done["n"], total))
+                          f"{'y' if len(entries) == 1 else 'ies'}", done["n"], total, list(workers or [])))
         return again
 
     return commit
