@@ -15,6 +15,8 @@ from auditor.audit.runs import AuditorUnavailable, audit_each, run_id_for
 from auditor.audit.schema import TrajectoryAudit
 from auditor.report.export import judgement
 
+RAY_PANEL = "Ray: scale-out (pip install 'auditor\\[ray]')"
+
 
 @app.command("trace")
 def trace_command(
@@ -38,25 +40,25 @@ def trace_command(
     policy: Path | None = typer.Option(None, "--policy", "-p", help="Check policy TOML the actions are judged by "
                                        "(default: the shipped one); the verdicts are stored with the audits."),
     allow_skipped: bool = typer.Option(False, "--allow-skipped", help="Exit 0 even when input records were skipped."),
-    on_ray: bool = typer.Option(False, "--ray", rich_help_panel="Ray (pip install 'auditor[ray]')",
+    on_ray: bool = typer.Option(False, "--ray", rich_help_panel=RAY_PANEL,
                                 help="Replay on a Ray cluster into a Parquet results lake (--results) instead of the database."),
-    address: str | None = typer.Option(None, "--address", rich_help_panel="Ray (pip install 'auditor[ray]')",
+    address: str | None = typer.Option(None, "--address", rich_help_panel=RAY_PANEL,
                                        help="Ray cluster: auto, HOST:PORT or ray://HOST:10001 (default: $RAY_ADDRESS, "
                                             "else a local cluster)."),
-    workers: int | None = typer.Option(None, "--workers", min=1, rich_help_panel="Ray (pip install 'auditor[ray]')",
+    workers: int | None = typer.Option(None, "--workers", min=1, rich_help_panel=RAY_PANEL,
                                        help="Replay workers (default: one per GPU, else one per CPU)."),
-    gpus_per_worker: float | None = typer.Option(None, "--gpus-per-worker", min=0, rich_help_panel="Ray (pip install 'auditor[ray]')",
+    gpus_per_worker: float | None = typer.Option(None, "--gpus-per-worker", min=0, rich_help_panel=RAY_PANEL,
                                                  help="GPUs per worker (default: 1 when the cluster has GPUs, else 0)."),
-    cpus_per_worker: float = typer.Option(1.0, "--cpus-per-worker", min=0.1, rich_help_panel="Ray (pip install 'auditor[ray]')",
+    cpus_per_worker: float = typer.Option(1.0, "--cpus-per-worker", min=0.1, rich_help_panel=RAY_PANEL,
                                           help="CPUs per worker (its torch threads)."),
-    results: str = typer.Option("auditor-results", "--results", rich_help_panel="Ray (pip install 'auditor[ray]')",
+    results: str = typer.Option("auditor-results", "--results", rich_help_panel=RAY_PANEL,
                                 help="Results lake: a directory or URI (s3://...) every worker's shards land in."),
-    batch_size: int = typer.Option(8, "--batch-size", min=1, rich_help_panel="Ray (pip install 'auditor[ray]')",
+    batch_size: int = typer.Option(8, "--batch-size", min=1, rich_help_panel=RAY_PANEL,
                                    help="Trajectories per batch (one Parquet shard per table per batch)."),
-    retries: int = typer.Option(2, "--retries", min=0, rich_help_panel="Ray (pip install 'auditor[ray]')",
+    retries: int = typer.Option(2, "--retries", min=0, rich_help_panel=RAY_PANEL,
                                 help="Further tries for a failed trajectory, or a batch whose worker died."),
     auditor_factory: str = typer.Option("auditor.audit.runs:make_auditor", "--auditor-factory",
-                                        rich_help_panel="Ray (pip install 'auditor[ray]')",
+                                        rich_help_panel=RAY_PANEL,
                                         help="module:function the workers build their auditor with "
                                              "(auditor.testing.auditors:tiny_auditor: a tiny random model)."),
 ) -> None:

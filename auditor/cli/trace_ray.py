@@ -20,7 +20,7 @@ def trace_on_ray(inputs: list[str], *, results: str, fmt: str | None, policy: Pa
     from auditor.check import PolicyError, load_policy
 
     if importlib.util.find_spec("ray") is None:
-        err_console.print("[red]error:[/] --ray needs Ray: pip install 'auditor[ray]'")
+        err_console.print("[red]error:[/] --ray needs Ray: " + escape("pip install 'auditor[ray]'"))
         raise typer.Exit(EXIT_USAGE)
     try:
         pol = load_policy(policy)

@@ -5,8 +5,9 @@ stored with `Store.record_tables`, the write path `Store.record_audits` uses: by
 (a (run, trajectory) re-recorded replaces what was stored for it, a trajectory is stored once per
 content, a run keeps its earliest ``created_at``), so ingesting twice, or ingesting what `audit
 trace` already stored, leaves one copy. Batches go in commit order, so the store keeps what the
-lake's views show (`auditor.distributed.lake`). A batch whose audits the store already holds as
-recorded (same run, trajectory and ``recorded_at``) is skipped without rewriting it.
+lake's views show (`auditor.distributed.lake`). Each batch stored is noted in the store's
+``lake_batches`` table in the same transaction, so ingesting again stores only the batches
+committed since.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from auditor.distributed import manifest as mf
 from auditor.distributed.locations import open_location
+from auditor.store.records import LAKE_TABLE
 
 
 @dataclass
@@ -35,14 +36,11 @@ class IngestReport:
     failed: list[dict[str, Any]] = field(default_factory=list)  # final failures no later batch audited
 
 
-def _already_stored(store: Any, audits: pa.Table) -> bool:
-    keys = pc.binary_join_element_wise(
-        audits["run_id"], audits["trajectory_id"],
-        pc.cast(pc.cast(audits["recorded_at"], pa.int64()), pa.string()), "\x00").to_pylist()
-    _, rows = store.query(
-        "SELECT count(*) FROM audits WHERE list_contains(?, concat_ws(chr(0), run_id, trajectory_id, "
-        "CAST(epoch_us(recorded_at) AS VARCHAR)))", [keys])
-    return rows[0][0] == len(set(keys))
+def _lake_row(lake: str, rec: mf.BatchRecord, audits: int) -> pa.Table:
+    return pa.table({"lake": [lake], "record": [mf.record_name(rec.batch_id, rec.attempt)], "batch_id": [rec.batch_id],
+                     "run_id": [rec.run_id], "committed_at": pa.array([rec.committed_at], pa.timestamp("us", tz="UTC")),
+                     "audits": pa.array([audits], pa.int32()),
+                     "ingested_at": pa.array([mf.now()], pa.timestamp("us", tz="UTC"))})
 
 
 def ingest_lake(results: str | os.PathLike[str], store: Any,
@@ -53,6 +51,8 @@ def ingest_lake(results: str | os.PathLike[str], store: Any,
     if not records:
         raise FileNotFoundError(f"no results lake at {root.uri} (no {mf.MANIFEST_DIR}/ records)")
     report = IngestReport(batches=len(records))
+    _, rows = store.query(f"SELECT record FROM {LAKE_TABLE} WHERE lake = ?", [root.uri])
+    done = {r[0] for r in rows}
     audited = mf.audited_keys(records)
     for rec in records:
         report.failed.extend({"batch_id": rec.batch_id, "run_id": rec.run_id, "trajectory_id": t.trajectory_id,
@@ -60,12 +60,13 @@ def ingest_lake(results: str | os.PathLike[str], store: Any,
                              if t.status == "failed" and t.final and (rec.settings_key, t.sha256) not in audited)
         if "audits" not in rec.shards:
             continue
-        tables = {table: pq.read_table(root.join(rel).path, filesystem=root.fs) for table, rel in rec.shards.items()}
-        skip = _already_stored(store, tables["audits"])
+        skip = mf.record_name(rec.batch_id, rec.attempt) in done
         if skip:
             report.skipped += 1
         else:
-            report.audits += store.record_tables(tables)
+            tables = {t: pq.read_table(root.join(rel).path, filesystem=root.fs) for t, rel in rec.shards.items()}
+            tables[LAKE_TABLE] = _lake_row(root.uri, rec, tables["audits"].num_rows)
+            report.audits += store.record_tables(tables)  # the batch and its lake_batches row, one transaction
             report.ingested += 1
         if on_batch is not None:
             on_batch(rec, skip)

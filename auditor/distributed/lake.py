@@ -11,9 +11,9 @@ now read the shards: the same SQL, the same column names, the same answers as on
 
 The store keeps one row per key; a lake may hold a key twice (a trajectory audited under two
 policies, a rerun with ``force``, a trajectory seen by two runs). The views keep what ingesting the
-batches in commit order would keep (`audit ingest`): per run, per trajectory and per (run,
-trajectory), the rows of the latest committed batch that holds it, a run's earliest
-``created_at``. ``lake_manifest`` lists every trajectory of every committed batch with its status
+batches in commit order would keep (`audit ingest`): per run and per (run, trajectory), the rows
+of the latest committed batch that holds it, with a run's earliest ``created_at``; per trajectory,
+those of the first batch that holds its latest content. ``lake_manifest`` lists every trajectory of every committed batch with its status
 and error. SQL can read the lake's files and nothing else.
 """
 
@@ -98,9 +98,7 @@ def open_lake(results: str | os.PathLike[str]) -> "duckdb.DuckDBPyConnection":
         for table in tables:
             if files.get(table):
                 _replace_table(con, table, files[table])
-        keys = ", ".join(key)
-        con.execute(f"CREATE VIEW _lake_win_{family} AS SELECT {keys}, max(seq) AS seq "
-                    f"FROM _lake_raw_{tables[0]} GROUP BY {keys}")
+        con.execute(f"CREATE VIEW _lake_win_{family} AS {_winners(family, key, tables[0])}")
         for table in tables:
             if files.get(table):
                 _table_view(con, table, family, key)
@@ -115,6 +113,24 @@ def open_lake(results: str | os.PathLike[str]) -> "duckdb.DuckDBPyConnection":
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
     return con
+
+
+def _winners(family: str, key: tuple[str, ...], table: str) -> str:
+    """(key, seq): the batch whose rows a key shows. The latest, as the store replaces runs and
+    audits; for a trajectory, the first batch of its latest content: the store keeps a trajectory
+    it already holds unchanged (with its first ``ingested_at``) and replaces it when it changed."""
+    keys = ", ".join(key)
+    if family != "trajectories":
+        return f"SELECT {keys}, max(seq) AS seq FROM _lake_raw_{table} GROUP BY {keys}"
+    return f"""
+        WITH r AS (SELECT trajectory_id, content_sha256, seq FROM _lake_raw_{table}),
+        latest AS (SELECT trajectory_id, arg_max(content_sha256, seq) AS sha FROM r GROUP BY trajectory_id),
+        changed AS (SELECT r.trajectory_id, max(r.seq) AS seq FROM r JOIN latest l USING (trajectory_id)
+                    WHERE r.content_sha256 IS DISTINCT FROM l.sha GROUP BY r.trajectory_id)
+        SELECT r.trajectory_id, min(r.seq) AS seq
+        FROM r JOIN latest l USING (trajectory_id) LEFT JOIN changed c USING (trajectory_id)
+        WHERE r.content_sha256 IS NOT DISTINCT FROM l.sha AND (c.seq IS NULL OR r.seq > c.seq)
+        GROUP BY r.trajectory_id"""
 
 
 #: Each table's columns as the store types them, kept while its view is made.

@@ -59,13 +59,19 @@ class Location:
         return self.path if self.local else self.uri
 
 
+def _from_uri(uri: str) -> tuple["pafs.FileSystem", str]:
+    import pyarrow.fs as pafs
+
+    return pafs.FileSystem.from_uri(uri)
+
+
 def open_location(location: str | os.PathLike[str]) -> Location:
     """The filesystem and path of a local path or a URI (``file://`` URIs become local paths)."""
     import pyarrow.fs as pafs
 
     text = os.fspath(location)
     if is_uri(text):
-        fs, path = pafs.FileSystem.from_uri(text)
+        fs, path = _from_uri(text)
         return Location(fs, path, text if not isinstance(fs, pafs.LocalFileSystem) else path)
     path = str(Path(text).expanduser().resolve())
     return Location(pafs.LocalFileSystem(), path, path)

@@ -28,9 +28,11 @@ from auditor.store import ingest
 if TYPE_CHECKING:  # pragma: no cover
     import duckdb
 
-#: The tables a record may hold, in the order `write_record` inserts them (parents first).
+#: The tables a record may hold, in the order `write_record` inserts them (parents first); a record
+#: read from a results lake also carries its `lake_batches` row (stored in the same transaction).
 TRAJECTORY_TABLES = ("trajectories", "messages", "actions")
-RECORD_TABLES = ("runs", *TRAJECTORY_TABLES, *reversed(ingest.AUDIT_TABLES), ingest.VERDICT_TABLE)
+LAKE_TABLE = "lake_batches"
+RECORD_TABLES = ("runs", *TRAJECTORY_TABLES, *reversed(ingest.AUDIT_TABLES), ingest.VERDICT_TABLE, LAKE_TABLE)
 
 
 def verdict_columns(con: "duckdb.DuckDBPyConnection") -> list[tuple[str, str]]:

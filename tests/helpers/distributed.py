@@ -46,3 +46,19 @@ def failing_tiny_auditor(**settings: Any) -> _Wrapped:
 def broken_auditor(**settings: Any) -> Any:
     """Cannot start (as a missing model would)."""
     raise OSError("no model at /nowhere")
+
+
+class SyntheticAuditor:
+    """Model-free (`auditor.testing.audits.synthetic_audit`): for the lake's logic, not its numbers."""
+
+    def __init__(self, **settings: Any) -> None:
+        self.settings = settings
+
+    def audit(self, traj: Any, *, run: Any = None) -> Any:
+        from auditor.testing.audits import synthetic_audit
+
+        return synthetic_audit(traj, run, arguments=True)
+
+
+def synthetic_auditor(**settings: Any) -> SyntheticAuditor:
+    return SyntheticAuditor(**settings)
