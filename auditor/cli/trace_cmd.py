@@ -88,7 +88,8 @@ def trace_command(
         return
     for f in files:
         if not Path(f).is_file():
-            err_console.print(f"[red]error:[/] {escape(f)}: {'is a directory (use --ray)' if Path(f).is_dir() else 'file not found'}")
+            why = "is a directory (use --ray)" if Path(f).is_dir() else "file not found"
+            err_console.print(f"[red]error:[/] {escape(f)}: {why}", soft_wrap=True)
             raise typer.Exit(EXIT_USAGE)
     from auditor.check import PolicyError, check_audit, load_policy
     from auditor.collectors.loading import load_paths
