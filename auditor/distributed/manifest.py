@@ -112,6 +112,7 @@ class RunSummary(BaseModel):
     events: list[str] = Field(default_factory=list, description="Workers lost and replaced, retries, in words.")
     workers: list[WorkerInfo] = Field(default_factory=list)
     seconds: float | None = None
+    commit_seconds: float = Field(0.0, description="Driver time spent writing shards and records.")
 
 
 # -- reading and writing -------------------------------------------------------------------------

@@ -22,6 +22,8 @@ class RayOptions:
     retries: how many more times a failed trajectory, or a batch whose worker died, is tried.
     init: extra keywords for ``ray.init`` when a local cluster is started (``num_cpus``,
         ``include_dashboard``, ``_temp_dir``, ...).
+    wait_for_workers: hand out batches only once every worker has built its auditor (benchmarks:
+        all workers start together); by default a worker starts as soon as it is ready.
     """
 
     address: str | None = None
@@ -31,6 +33,7 @@ class RayOptions:
     batch_size: int = 8
     retries: int = 2
     init: dict[str, Any] = field(default_factory=dict)
+    wait_for_workers: bool = False
 
 
 @dataclass

@@ -104,7 +104,7 @@ def execute(tasks: list[BatchTask], commit: Callable[..., list[BatchTask]], *, o
             on_event(RunEvent("worker_lost", note, workers=sorted(live)))
 
         while queue or inflight:
-            for name in sorted(live):
+            for name in sorted(live) if not (options.wait_for_workers and pending_ready) else ():
                 while queue and live[name] < DEPTH:
                     task = queue.popleft()
                     inflight[handles[name].audit_batch.remote(task)] = (name, task)

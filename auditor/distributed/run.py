@@ -55,6 +55,7 @@ def _committer(root: Location, summary: mf.RunSummary, retries: int,
                workers: list[str] | None = None) -> list[BatchTask]:
         from auditor.trajectory import Trajectory, trajectory_sha256
 
+        began = time.perf_counter()
         trajs = [Trajectory.model_validate_json(d) for d in task.documents]
         shas = [trajectory_sha256(t) for t in trajs]
         docs = dict(zip(shas, task.documents))  # content hash -> document
@@ -85,6 +86,7 @@ def _committer(root: Location, summary: mf.RunSummary, retries: int,
                                 seconds=None if result is None else round(result.seconds, 4))
         mf.write_json(root.join(mf.MANIFEST_DIR, mf.record_name(task.batch_id, task.attempt)), record)
         summary.batches += 1
+        summary.commit_seconds = round(summary.commit_seconds + time.perf_counter() - began, 4)
         summary.audited += sum(e.status == "audited" for e in entries)
         summary.failed.extend(e for e in entries if e.status == "failed" and e.final)
         done["n"] += sum(e.status == "audited" or e.final for e in entries)
