@@ -214,3 +214,26 @@ def test_a_worker_that_cannot_start_stops_the_run(tmp_path, inputs):
                                    "--auditor-factory", "helpers.distributed:broken_auditor"])
     assert res.exit_code == 2
     assert "cannot start the replay: OSError: no model at /nowhere" in res.output
+
+
+@pytest.mark.slow
+def test_the_embedded_model_on_ray_equals_the_single_process(tmp_path, examples_dir):
+    """The real replay model in a Ray worker (the default factory) against `audit trace` here."""
+    src = str(examples_dir / "injected_email.jsonl")
+    db = tmp_path / "single.duckdb"
+    runner = CliRunner()
+    single = runner.invoke(app, ["trace", src, "--db", str(db), "--json"])
+    assert single.exit_code == 0, single.output
+    results = tmp_path / "results"
+    res = runner.invoke(app, ["trace", "--ray", src, "--results", str(results), "--workers", "1", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["run_id"] == json.loads(single.stdout)["run_id"]
+    sql = "SELECT trajectory_id, action_id, argument, segment_id, rank, score, share FROM argument_drivers"
+    with Store(db, read_only=True) as store:
+        theirs = _rows(store.query, sql)
+        verdicts = _rows(store.query, "SELECT action_id, status, support FROM action_verdicts")
+    mine = _rows(lambda q: query_lake(results, q), sql)
+    assert len(mine) == len(theirs) > 0
+    assert all(all(_close(x, y) for x, y in zip(m, t)) for m, t in zip(mine, theirs))
+    got = _rows(lambda q: query_lake(results, q), "SELECT action_id, status, support FROM action_verdicts")
+    assert all(all(_close(x, y) for x, y in zip(m, t)) for m, t in zip(got, verdicts))
