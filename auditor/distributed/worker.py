@@ -106,6 +106,10 @@ class ReplayWorker:
             self.error = f"cannot start the replay: {type(exc).__name__}: {exc}"
         self.load_seconds = time.perf_counter() - start
         self._con: Any = None
+        try:
+            self.node = socket.gethostbyname(socket.gethostname())
+        except OSError:  # pragma: no cover - no resolvable host name
+            self.node = socket.gethostname()
 
     def info(self) -> WorkerInfo:
         device = getattr(self.auditor, "device", None)
@@ -114,11 +118,7 @@ class ReplayWorker:
             import torch
 
             gpu = int(torch.cuda.max_memory_allocated())
-        try:
-            node = socket.gethostbyname(socket.gethostname())
-        except OSError:  # pragma: no cover - no resolvable host name
-            node = socket.gethostname()
-        return WorkerInfo(name=self.name, node=node, pid=os.getpid(), device=None if device is None else str(device),
+        return WorkerInfo(name=self.name, node=self.node, pid=os.getpid(), device=None if device is None else str(device),
                           load_seconds=round(self.load_seconds, 3), peak_rss_bytes=_peak_rss_bytes(),
                           peak_gpu_bytes=gpu)
 
