@@ -151,8 +151,10 @@ def write_record(con: "duckdb.DuckDBPyConnection", tables: Mapping[str, pa.Table
     pairs = audits.select(["run_id", "trajectory_id"]) if audits is not None else None
     if pairs is not None and pairs.num_rows:
         con.register("_pairs_in", pairs)
-        try:
-            for table in (ingest.VERDICT_TABLE, *ingest.AUDIT_TABLES):
+        try:  # only pairs already stored have rows to replace (the common case, none, deletes nothing)
+            stored = con.execute("SELECT count(*) FROM audits a JOIN _pairs_in p "
+                                 "ON a.run_id = p.run_id AND a.trajectory_id = p.trajectory_id").fetchone()[0]
+            for table in (ingest.VERDICT_TABLE, *ingest.AUDIT_TABLES) if stored else ():
                 con.execute(f"DELETE FROM {table} USING _pairs_in p "
                             f"WHERE {table}.run_id = p.run_id AND {table}.trajectory_id = p.trajectory_id")
         finally:
