@@ -95,10 +95,10 @@ def _insert(con: "duckdb.DuckDBPyConnection", table: str, data: pa.Table) -> int
     cols = ", ".join(f'"{c}"' for c in data.column_names)
     con.register(name, data)
     try:
-        row = con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {name}").fetchone()
+        rows = con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {name}").fetchall()
     finally:
         con.unregister(name)
-    return int(row[0]) if row else 0
+    return int(rows[0][0]) if rows else 0
 
 
 def upsert_trajectories(con: "duckdb.DuckDBPyConnection", tables: Mapping[str, pa.Table]) -> int:
@@ -153,10 +153,10 @@ def write_record(con: "duckdb.DuckDBPyConnection", tables: Mapping[str, pa.Table
         con.register("_pairs_in", pairs)
         try:  # only pairs already stored have rows to replace (the common case, none, deletes nothing)
             stored = con.execute("SELECT count(*) FROM audits a JOIN _pairs_in p "
-                                 "ON a.run_id = p.run_id AND a.trajectory_id = p.trajectory_id").fetchone()[0]
+                                 "ON a.run_id = p.run_id AND a.trajectory_id = p.trajectory_id").fetchall()[0][0]
             for table in (ingest.VERDICT_TABLE, *ingest.AUDIT_TABLES) if stored else ():
                 con.execute(f"DELETE FROM {table} USING _pairs_in p "
-                            f"WHERE {table}.run_id = p.run_id AND {table}.trajectory_id = p.trajectory_id")
+                            f"WHERE {table}.run_id = p.run_id AND {table}.trajectory_id = p.trajectory_id").fetchall()
         finally:
             con.unregister("_pairs_in")
     for table in RECORD_TABLES[1 + len(TRAJECTORY_TABLES):]:
