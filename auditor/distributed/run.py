@@ -91,9 +91,9 @@ def _committer(root: Location, summary: mf.RunSummary, retries: int,
         summary.failed.extend(e for e in entries if e.status == "failed" and e.final)
         done["n"] += sum(e.status == "audited" or e.final for e in entries)
         if result is not None:
-            workers = {w.name: w for w in summary.workers}
-            workers[result.worker.name] = result.worker
-            summary.workers = list(workers.values())
+            known = {w.name: w for w in summary.workers}
+            known[result.worker.name] = result.worker  # its latest figures (peak memory so far)
+            summary.workers = list(known.values())
         for e in entries:
             if e.status == "failed":
                 what = "queued again" if not e.final else "given up"
