@@ -101,7 +101,7 @@ def query_command(
 ) -> None:
     """Run SQL over the attribution history (read-only: anything that writes is refused).
 
-    Tables: runs, spans, trajectories, messages, segments, actions, attributions, hop_flows, token_scores, audits, action_audits, action_arguments, argument_attributions, action_verdicts (the check's verdict per action, recorded by audit trace and audit check --db), settings. Views: action_drivers, unsupported_actions, tool_influence, traces, argument_drivers, argument_support. audit query "SHOW TABLES" lists them; docs/schema.md describes every column. Reading files from SQL is disabled.
+    Tables: runs, spans, trajectories, messages, segments, actions, attributions, hop_flows, token_scores, audits, action_audits, action_arguments, argument_attributions, action_verdicts (the check's verdict per action, recorded by audit trace and audit check --db), lake_batches (results-lake batches audit ingest stored), settings. Views: action_drivers, unsupported_actions, tool_influence, traces, argument_drivers, argument_support. audit query "SHOW TABLES" lists them; docs/schema.md describes every column. Reading files from SQL is disabled.
 
     --lake DIR answers from a results lake's Parquet shards without importing them: the same tables, views and columns (spans stay empty), plus lake_manifest (every trajectory of every committed batch: status, error, worker).
 
