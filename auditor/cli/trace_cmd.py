@@ -79,6 +79,11 @@ def trace_command(
     if on_ray:
         from auditor.cli.trace_ray import trace_on_ray
 
+        if not attribute:
+            err_console.print("[red]error:[/] --ray replays and attributes; store spans and trajectories without "
+                              "--ray (audit trace --no-attribute FILES)", soft_wrap=True)
+            raise typer.Exit(EXIT_USAGE)
+
         trace_on_ray(files, results=results, fmt=fmt, policy=policy, as_json=as_json, force=force,
                      allow_skipped=allow_skipped, auditor_factory=auditor_factory,
                      settings={"model": model, "method": method, "hops": hops, "dtype": dtype,
