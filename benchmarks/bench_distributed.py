@@ -9,14 +9,15 @@ What is measured, in one run, on the same trajectories (every k-th of the inject
 ``benchmarks/injection/data``) with the embedded SmolLM2-135M, FlashTrace hops 1:
 
 - single process: what `audit trace` does per trajectory (`audit_each`, `check_audit`,
-  `Store.record_audit` into a DuckDB file), torch on 1 thread; run before and after the Ray runs
-  (the machine is shared: the two bracket any drift);
+  `Store.record_audit` into a DuckDB file), torch on 1 thread;
 - Ray, 1 and 2 workers (1 CPU and 1 torch thread each) on a local cluster (``num_cpus=2``):
   `audit_on_ray` into a Parquet lake, end to end and in steady state (batches handed out once every
   worker is ready, timed from then to the last commit: actor start and model load excluded), each worker's peak memory, and the
   driver's time writing shards and records.
 
-From the measured per-trajectory costs it projects N workers, labelled as a projection.
+The three configurations run in rounds, the order reversed every other round (the machine is
+shared: a load that drifts through the run cancels out). From the measured per-trajectory costs it
+projects N workers, labelled as a projection.
 """
 
 from __future__ import annotations
@@ -48,8 +49,9 @@ def trajectories(n: int) -> list:
     return trajs[::step][:n]
 
 
-def single_process(trajs: list, factory: str, workdir: Path) -> dict:
-    """`audit trace`'s loop in this process: audit, judge, record (1 torch thread)."""
+def make_single(factory: str):
+    """`audit trace`'s loop in this process (audit, judge, record; 1 torch thread); the auditor is
+    built once, outside the timing."""
     import torch
 
     from auditor.audit.runs import audit_each, run_id_for
@@ -64,16 +66,19 @@ def single_process(trajs: list, factory: str, workdir: Path) -> dict:
     auditor = load_factory(factory)(**settings)
     load = time.perf_counter() - t0
     policy = default_policy()
-    db = workdir / f"single-{time.time_ns()}.duckdb"
-    t0 = time.perf_counter()
-    with Store(db) as store:
-        store.add_trajectories(trajs)
-        for out in audit_each(trajs, auditor=auditor, settings=settings, run_id=run_id_for(trajs, settings)):
-            store.record_audit(out.audit, check_audit(out.audit, policy).verdicts, policy=policy)
-    seconds = time.perf_counter() - t0
-    return {"load_seconds": round(load, 2), "seconds": round(seconds, 2),
-            "seconds_per_trajectory": round(seconds / len(trajs), 3),
-            "per_minute": round(60 * len(trajs) / seconds, 2)}
+
+    def run(trajs: list, workdir: Path) -> dict:
+        db = workdir / f"single-{time.time_ns()}.duckdb"
+        t0 = time.perf_counter()
+        with Store(db) as store:
+            store.add_trajectories(trajs)
+            for out in audit_each(trajs, auditor=auditor, settings=settings, run_id=run_id_for(trajs, settings)):
+                store.record_audit(out.audit, check_audit(out.audit, policy).verdicts, policy=policy)
+        seconds = time.perf_counter() - t0
+        return {"seconds": round(seconds, 2), "seconds_per_trajectory": round(seconds / len(trajs), 3),
+                "per_minute": round(60 * len(trajs) / seconds, 2)}
+
+    return run, load
 
 
 def on_ray(src: Path, workers: int, factory: str, workdir: Path, batch_size: int) -> dict:
@@ -118,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=12, help="trajectories")
     ap.add_argument("--batch-size", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=2, help="rounds of the three configurations, alternating order")
     ap.add_argument("--factory", default="auditor.audit.runs:make_auditor",
                     help="module:function the auditor is built with (default: the embedded model)")
     args = ap.parse_args(argv)
@@ -131,33 +137,49 @@ def main(argv: list[str] | None = None) -> int:
     src = workdir / "inputs.jsonl"
     src.write_text("".join(t.to_jsonl_line() + "\n" for t in trajs), encoding="utf-8")
     loads = [os.getloadavg()[0]]
+    runs: dict[str, list[dict]] = {"single": [], "ray_1": [], "ray_2": []}
     try:
-        first = single_process(trajs, args.factory, workdir)
-        loads.append(os.getloadavg()[0])
+        single, single_load = make_single(args.factory)
         t0 = time.perf_counter()
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _temp_dir=str(workdir / "ray"))
         ray_start = time.perf_counter() - t0
         try:
-            one = on_ray(src, 1, args.factory, workdir, args.batch_size)
-            loads.append(os.getloadavg()[0])
-            two = on_ray(src, 2, args.factory, workdir, args.batch_size)
-            loads.append(os.getloadavg()[0])
+            for r in range(args.rounds):  # A B C, then C B A: a load that drifts through the run cancels out
+                order = ["single", "ray_1", "ray_2"] if r % 2 == 0 else ["ray_2", "ray_1", "single"]
+                for config in order:
+                    if config == "single":
+                        runs[config].append(single(trajs, workdir))
+                    else:
+                        runs[config].append(on_ray(src, int(config[-1]), args.factory, workdir, args.batch_size))
+                    loads.append(os.getloadavg()[0])
         finally:
             ray.shutdown()
-        second = single_process(trajs, args.factory, workdir)
-        loads.append(os.getloadavg()[0])
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    single_spt = (first["seconds_per_trajectory"] + second["seconds_per_trajectory"]) / 2
+
+    def mean(config: str, key: str) -> float:
+        return round(sum(x[key] for x in runs[config]) / len(runs[config]), 3)
+
+    one, two = (dict(runs[c][-1]) for c in ("ray_1", "ray_2"))
+    for config, merged in (("ray_1", one), ("ray_2", two)):
+        for key in ("seconds_per_trajectory", "per_minute", "per_minute_end_to_end",
+                    "driver_commit_seconds_per_trajectory", "ingest_seconds_per_trajectory"):
+            merged[key] = mean(config, key)
+        merged["worker_load_seconds"] = [s for x in runs[config] for s in x["worker_load_seconds"]]
+        merged["worker_peak_rss_mib"] = [m for x in runs[config] for m in x["worker_peak_rss_mib"]]
+    single_spt = mean("single", "seconds_per_trajectory")
     result = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
         "platform": f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}",
         "load_averages": [round(x, 2) for x in loads], "trajectories": len(trajs), "factory": args.factory,
-        "batch_size": args.batch_size, "ray_init_seconds": round(ray_start, 2),
-        "single_before": first, "single_after": second, "single_seconds_per_trajectory": round(single_spt, 3),
+        "batch_size": args.batch_size, "rounds": args.rounds, "ray_init_seconds": round(ray_start, 2),
+        "single_load_seconds": round(single_load, 2), "single": runs["single"],
+        "single_seconds_per_trajectory": single_spt, "single_per_minute": mean("single", "per_minute"),
         "single_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-        "ray_1": one, "ray_2": two,
+        "ray_1": one, "ray_2": two, "rounds_ray_1": runs["ray_1"], "rounds_ray_2": runs["ray_2"],
         "overhead_1_worker": round(one["seconds_per_trajectory"] / single_spt - 1, 4),
+        "overhead_1_worker_per_round": [round(a["seconds_per_trajectory"] / b["seconds_per_trajectory"] - 1, 4)
+                                        for a, b in zip(runs["ray_1"], runs["single"])],
         "speedup_2_workers": round(one["seconds_per_trajectory"] / two["seconds_per_trajectory"], 3),
         "command": COMMAND,
     }
@@ -186,22 +208,23 @@ Generated by `benchmarks/bench_distributed.py`; reproduce with:
 ```
 
 {r['trajectories']} trajectories of the injection benchmark (every k-th), {model}, FlashTrace hops 1, each
-trajectory audited, judged by the default policy and recorded. Single process: `audit trace`'s loop
-(DuckDB store), torch on 1 thread, run before and after the Ray runs. Ray: a local cluster
+trajectory audited, judged by the default policy and recorded, in {r['rounds']} rounds of the three
+configurations (the order reversed every other round, so a load that drifts through the run cancels
+out; each figure is the mean over rounds). Single process: `audit trace`'s loop (DuckDB store), torch
+on 1 thread. Ray: a local cluster
 (`num_cpus=2`, started in {r['ray_init_seconds']} s), workers of 1 CPU and 1 torch thread each,
 {r['batch_size']} trajectories per batch, results written as Parquet shards. Steady state: batches are
 handed out once every worker is ready (`RayOptions(wait_for_workers=True)`) and timed from then to the
 last commit (actor start and model load excluded; they are in the end-to-end figure).
 
-| | s / trajectory | trajectories / min (steady) | trajectories / min (end to end) | peak memory per worker |
+| | s / trajectory | trajectories / min (steady) | trajectories / min (end to end) | peak memory per worker (each round) |
 | --- | --- | --- | --- | --- |
-| single process (before) | {r['single_before']['seconds_per_trajectory']} | {r['single_before']['per_minute']} | – | {r['single_peak_rss_mib']} MiB (whole process) |
-| single process (after) | {r['single_after']['seconds_per_trajectory']} | {r['single_after']['per_minute']} | – | |
-| Ray, 1 worker | {one['seconds_per_trajectory']} | {one['per_minute']} | {one['per_minute_end_to_end']} | {', '.join(f'{m} MiB' for m in one['worker_peak_rss_mib'])} |
-| Ray, 2 workers | {two['seconds_per_trajectory']} | {two['per_minute']} | {two['per_minute_end_to_end']} | {', '.join(f'{m} MiB' for m in two['worker_peak_rss_mib'])} |
+| single process | {r['single_seconds_per_trajectory']:.2f} | {r['single_per_minute']:.1f} | – | {r['single_peak_rss_mib']} MiB (whole process) |
+| Ray, 1 worker | {one['seconds_per_trajectory']:.2f} | {one['per_minute']:.1f} | {one['per_minute_end_to_end']:.1f} | {', '.join(f'{m} MiB' for m in one['worker_peak_rss_mib'])} |
+| Ray, 2 workers | {two['seconds_per_trajectory']:.2f} | {two['per_minute']:.1f} | {two['per_minute_end_to_end']:.1f} | {', '.join(f'{m} MiB' for m in two['worker_peak_rss_mib'])} |
 
 - **Overhead of the Ray path at one worker**: {100 * r['overhead_1_worker']:+.1f} % per trajectory against the
-  single process (mean of before and after, {r['single_seconds_per_trajectory']} s). The work per trajectory is
+  single process (per round: {', '.join(f"{100 * x:+.1f} %" for x in r['overhead_1_worker_per_round'])}). The work per trajectory is
   the same; the Ray path adds shipping each batch to the actor and its tables back, and writing
   Parquet, which the driver does while the worker audits the next batch.
 - **Two workers**: {r['speedup_2_workers']:.2f}× the one-worker throughput. This machine has 2 cores shared with
