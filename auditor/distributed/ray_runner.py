@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import ray
-from ray.exceptions import RayActorError, RayTaskError
+from ray.exceptions import RayActorError, RayError, RayTaskError
 
 from auditor.distributed.options import RunEvent
 from auditor.distributed.worker import BatchTask, ReplayWorker, WorkerStartError
@@ -57,9 +57,10 @@ def _cause(exc: RayTaskError) -> BaseException:
 
 def execute(tasks: list[BatchTask], commit: Callable[..., list[BatchTask]], *, options: Any, settings: dict[str, Any],
             policy: Any, auditor_factory: str, on_event: Callable[[Any], Any]) -> list[str]:
-    """Audit every task on a pool of actors, committing each result as it comes (``commit(task,
-    result, workers=live)``, or ``commit(task, None, lost=why, ...)`` for a batch lost with its worker;
-    it returns the tasks to try again; ``final=True``: none). Returns what happened to the workers, in words."""
+    """Audit every task on a pool of actors, committing each result as it comes: ``commit(task,
+    result, workers=live)``, or ``commit(task, None, lost=why, ...)`` for a batch lost with its
+    worker; it returns the tasks to try again (none with ``final=True``). Returns what happened to
+    the workers, in words."""
     started_here = connect(options.address, options.init)
     events: list[str] = []
     actor_cls = ray.remote(ReplayWorker)
@@ -112,7 +113,8 @@ def execute(tasks: list[BatchTask], commit: Callable[..., list[BatchTask]], *, o
             refs = [*inflight, *pending_ready]
             if not refs:  # every worker is gone and none may replace them
                 while queue:
-                    commit(queue.popleft(), None, lost="WorkerLost: no worker left to audit it", final=True, workers=[])
+                    commit(queue.popleft(), None, lost="WorkerLost: no worker left to audit it", final=True,
+                           workers=[])
                 break
             ready, _ = ray.wait(refs, num_returns=1)
             ref = ready[0]
@@ -145,6 +147,9 @@ def execute(tasks: list[BatchTask], commit: Callable[..., list[BatchTask]], *, o
                 if isinstance(cause, WorkerStartError):
                     raise cause from None
                 queue.extend(commit(task, None, lost=f"{type(cause).__name__}: {cause}", workers=sorted(live)))
+                continue
+            except RayError as exc:  # the result was lost (object store, memory monitor): do it again
+                queue.extend(commit(task, None, lost=f"{type(exc).__name__}: {exc}", workers=sorted(live)))
                 continue
             queue.extend(commit(task, result, workers=sorted(live)))
         return events
