@@ -209,6 +209,24 @@ def test_a_failing_trajectory_is_retried_then_reported(tmp_path):
     assert (again["audited"], again["resumed"], [f["trajectory_id"] for f in again["failed"]]) == (0, 2, ["t1"])
 
 
+def test_a_worker_process_that_crashes_is_restarted_by_ray(tmp_path):
+    """The process dies mid-batch (no exception to catch): Ray restarts the actor, which builds its
+    auditor again, and reruns the call; the run completes without a failure."""
+    from helpers.replay import email_trajectory
+
+    marker = tmp_path / "crash.marker"
+    traj = email_trajectory("crash", "From: bob\nLunch on Friday?", "bob@acme.example", "Yes.",
+                            "Read my inbox and reply to Bob.")
+    traj = traj.model_copy(update={"metadata": {"crash_marker": str(marker)}})
+    src = tmp_path / "in.jsonl"
+    src.write_text(traj.to_jsonl_line() + "\n", encoding="utf-8")
+    run = audit_on_ray([str(src)], tmp_path / "results", options=RayOptions(workers=1, retries=1),
+                       auditor_factory="helpers.distributed:failing_tiny_auditor")
+    assert marker.exists()  # it did crash once
+    assert (run.summary.audited, run.summary.failed) == (1, [])
+    assert query_lake(tmp_path / "results", "SELECT count(*) FROM action_drivers WHERE trajectory_id = 'crash'")[1][0][0] > 0
+
+
 def test_a_worker_that_cannot_start_stops_the_run(tmp_path, inputs):
     res = CliRunner().invoke(app, ["trace", "--ray", *inputs, "--results", str(tmp_path / "r"), "--workers", "1",
                                    "--auditor-factory", "helpers.distributed:broken_auditor"])

@@ -4,6 +4,7 @@ fail on purpose."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,10 @@ class _Wrapped:
         meta = traj.metadata or {}
         if meta.get("poison"):
             raise ValueError(f"poisoned trajectory {traj.id}")
+        crash = meta.get("crash_marker")
+        if crash and not Path(crash).exists():  # the worker process dies (once), as on a segfault or OOM kill
+            Path(crash).write_text("crashed")
+            os._exit(1)
         marker = meta.get("flaky_marker")
         if marker and not Path(marker).exists():  # fails once, then works
             Path(marker).write_text("tried")
@@ -39,7 +44,8 @@ def slow_tiny_auditor(**settings: Any) -> _Wrapped:
 
 
 def failing_tiny_auditor(**settings: Any) -> _Wrapped:
-    """Fails every attempt on ``metadata.poison``, the first on ``metadata.flaky_marker``."""
+    """Fails every attempt on ``metadata.poison``, the first on ``metadata.flaky_marker``; kills its
+    own process the first time it sees ``metadata.crash_marker``."""
     return _Wrapped(tiny_auditor(**settings), delay=0.0)
 
 
