@@ -33,8 +33,9 @@ def ray_cluster(tmp_path_factory):
     old = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), str(ROOT / "tests"), old) if p)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             _temp_dir=str(tmp_path_factory.mktemp("ray")))
+    from auditor.distributed.ray_runner import LOCAL_INIT
+
+    ray.init(num_cpus=2, _temp_dir=str(tmp_path_factory.mktemp("ray")), **LOCAL_INIT)
     yield
     ray.shutdown()
     if old is None:
