@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from auditor.cli.app import EXIT_USAGE, app, console, err_console
+from auditor.cli.app import EXIT_TIMEOUT, EXIT_USAGE, app, console, err_console
 
 
 class OutputFormat(str, Enum):
@@ -93,19 +93,20 @@ def print_rows(columns: list[str], rows: list[tuple[Any, ...]], fmt: OutputForma
 
 @app.command("query")
 def query_command(
-    sql: str = typer.Argument(..., help="One read-only SQL statement (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN)."),
+    sql: str = typer.Argument(..., help="One read-only SQL statement (SELECT, WITH, PIVOT, SHOW, DESCRIBE, SUMMARIZE, EXPLAIN)."),
     db: Path | None = typer.Option(None, "--db", help=DB_HELP),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="Output: table, csv or json."),
+    timeout: float = typer.Option(60.0, "--timeout", min=0, help="Stop the query after this many seconds (exit 124); 0: no limit."),
 ) -> None:
     """Run SQL over the attribution history (read-only: anything that writes is refused).
 
-    Tables: runs, spans, trajectories, messages, segments, actions, attributions, hop_flows, token_scores, audits, action_audits, action_arguments, argument_attributions, action_verdicts (the check's verdict per action, recorded by audit trace and audit check --db), settings. Views: action_drivers, unsupported_actions, tool_influence, traces, argument_drivers, argument_support. audit query "SHOW TABLES" lists them; docs/schema.md describes every column. Reading files from SQL is disabled.
+    Tables: runs, spans, trajectories, messages, segments, actions, attributions, hop_flows, token_scores, audits, action_audits, action_arguments, argument_attributions, action_verdicts (the check's verdict per action, recorded by audit trace and audit check --db), settings. Views: action_drivers, unsupported_actions, tool_influence, traces, argument_drivers, argument_support. audit query "SHOW TABLES" lists them; docs/schema.md describes every column. Reading files from SQL is disabled. A query running longer than --timeout is stopped (exit 124). While audit collect --db or audit trace writes the database, the query waits up to $AUDITOR_LOCK_WAIT seconds (default 10) for the file.
 
     Example: audit query "SELECT action_id, driver_label, share FROM action_drivers WHERE tool_name = 'send_email' AND driver_kind = 'tool_output'"
     """
     import duckdb
 
-    from auditor.store import QueryRefused, check_read_only
+    from auditor.store import QueryRefused, QueryTimeout, check_read_only
 
     try:
         check_read_only(sql)
@@ -115,7 +116,10 @@ def query_command(
     store = open_store(db, external_access=False)
     with store:
         try:
-            columns, rows = store.query(sql)
+            columns, rows = store.query(sql, timeout=timeout or None)
+        except QueryTimeout as exc:
+            err_console.print(f"[red]timed out:[/] {escape(str(exc))}")
+            raise typer.Exit(EXIT_TIMEOUT) from exc
         except duckdb.Error as exc:
             err_console.print(f"[red]error:[/] {escape(str(exc))}")
             raise typer.Exit(EXIT_USAGE) from exc

@@ -85,6 +85,7 @@ def test_sdk_exporter_protobuf_is_stored_in_file_and_sink(receiver, compression)
     sdk_run(receiver.url, 50, "svc", compression)
     ids = stored_ids(receiver)
     assert len(ids) == 50 and set(ids.values()) == {1}
+    assert receiver.writer.flush(10)  # the sink follows the file in batches
     assert len(receiver.test_sink.spans) == 50
     s = receiver.test_sink.spans[0]
     assert s.source == "otlp-http" and s.resource["service.name"] == "svc" and s.attributes["worker"] == "svc"
@@ -147,6 +148,7 @@ def test_bad_bodies_get_the_right_status_and_lose_nothing_else(receiver):
     assert post(receiver, json.dumps(to_otlp_json(records(3, start=100))).encode())[0] == 200
     ids = stored_ids(receiver)
     assert len(ids) == 7 and set(ids.values()) == {1}
+    assert receiver.writer.flush(10)  # the sink follows the file in batches
     assert len(receiver.test_sink.spans) == 7
     assert receiver.stats.rejected_requests == len(cases) + 2
 
