@@ -44,8 +44,8 @@ def collect_command(
     db: Optional[Path] = typer.Option(None, "--db", help="Also store spans in this DuckDB database."),
     token: Optional[str] = typer.Option(None, "--token", envvar="AUDITOR_COLLECT_TOKEN", help="Require 'Authorization: Bearer TOKEN' (HTTP header or gRPC metadata; env AUDITOR_COLLECT_TOKEN)."),
     max_body_mb: float = typer.Option(16.0, "--max-body-mb", min=0.001, help="Reject bodies larger than this, before and after decompression (HTTP 413, gRPC RESOURCE_EXHAUSTED)."),
-    flush_spans: int = typer.Option(DEFAULT_FLUSH_SPANS, "--flush-spans", min=1, help="--db: write to the database once this many spans wait..."),
-    flush_ms: float = typer.Option(DEFAULT_FLUSH_MS, "--flush-ms", min=0, help="...or once the oldest has waited this long (ms). The file is held only while writing, so audit query can read it meanwhile."),
+    flush_spans: int = typer.Option(DEFAULT_FLUSH_SPANS, "--flush-spans", min=1, help="--db with --jsonl: write to the database once this many spans wait..."),
+    flush_ms: float = typer.Option(DEFAULT_FLUSH_MS, "--flush-ms", min=0, help="...or once the oldest has waited this long (ms). With --db alone each batch is written as soon as the previous one is done. The file is held only while writing, so audit query can read it meanwhile."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log every request."),
 ) -> None:
     """Receive OpenTelemetry traces over OTLP/HTTP (POST /v1/traces, protobuf or JSON, gzip)
@@ -58,9 +58,9 @@ def collect_command(
     http://127.0.0.1:4318/v1/traces with OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/protobuf).
     Ctrl-C or SIGTERM flushes everything received and exits 0.
 
-    With --db, spans are written to the database in batches (--flush-spans, --flush-ms), each in
-    one transaction with the file held only while writing: audit query, show and trace can open
-    the database meanwhile. A request is acknowledged once its spans are in the --jsonl file
+    With --db, spans are written to the database in batches (with --jsonl: --flush-spans,
+    --flush-ms; alone: as soon as the previous batch is done), each in one transaction with the
+    file held only while writing: audit query, show and trace can open the database meanwhile. A request is acknowledged once its spans are in the --jsonl file
     (the database follows) or, with --db alone, in the database. A receiver killed outright
     (kill -9) loses only requests it had not acknowledged; with --jsonl, spans not yet in the
     database are in the file (audit trace FILE --no-attribute --db DB imports them).

@@ -5,7 +5,10 @@ store pays per call (open the file, one transaction, close it). `SinkBatcher` ga
 requests hand it and calls the sink once per batch: when ``flush_spans`` spans are waiting, or
 the oldest has waited ``flush_ms``, and never sooner than ``gap_ms`` after the previous call
 returned (so another process can open the file in between, e.g. `audit query` while `audit
-collect --db` runs). The queue is bounded (``max_queued_spans``, in flight included): `put`
+collect --db` runs). A `put` whose caller waits for its spans to be stored (``urgent``: a request
+acknowledged only once its spans are in the store) is not held for the timer: the next batch
+starts as soon as the previous call (and the gap) is over, and gathers whatever arrived during
+that call; under load batches grow by themselves, at low load latency stays one call. The queue is bounded (``max_queued_spans``, in flight included): `put`
 blocks while it is full, and fails after ``timeout`` seconds, so a sink that falls behind slows
 the clients down (they retry) instead of growing memory.
 
@@ -35,10 +38,11 @@ class QueueFull(Exception):
 class Pending:
     """One `put`'s spans on their way to the sink."""
 
-    __slots__ = ("spans", "queued_at", "error", "_done")
+    __slots__ = ("spans", "urgent", "queued_at", "error", "_done")
 
-    def __init__(self, spans: Sequence[Any]):
+    def __init__(self, spans: Sequence[Any], urgent: bool = False):
         self.spans = spans
+        self.urgent = urgent
         self.queued_at = time.monotonic()
         self.error: str | None = None
         self._done = threading.Event()
@@ -75,16 +79,17 @@ class SinkBatcher:
         self._queue: deque[Pending] = deque()
         self._queued = 0  # spans in the queue and in the call under way
         self._waiting = 0  # spans in the queue only
+        self._urgent = 0  # urgent puts in the queue
         self._closing = False
         self._last_call_end = 0.0
         self._thread: threading.Thread | None = None
 
     # -- producers -------------------------------------------------------------------------------
-    def put(self, spans: Sequence[Any], timeout: float | None = None) -> Pending:
+    def put(self, spans: Sequence[Any], timeout: float | None = None, *, urgent: bool = False) -> Pending:
         """Queue spans for the sink; blocks while the queue is full (a batch larger than the whole
         queue waits for it to empty). Raises `QueueFull` after ``timeout`` seconds, and
-        `RuntimeError` once closed."""
-        item = Pending(spans)
+        `RuntimeError` once closed. ``urgent``: the caller will wait for them (see the module)."""
+        item = Pending(spans, urgent)
         n = len(spans)
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
@@ -98,6 +103,7 @@ class SinkBatcher:
             self._queue.append(item)
             self._queued += n
             self._waiting += n
+            self._urgent += urgent
             self._cond.notify_all()
         return item
 
@@ -149,13 +155,13 @@ class SinkBatcher:
                     self._cond.wait()
                     continue
                 gap_end = self._last_call_end + self.gap_s
-                full = self._waiting >= self.flush_spans
+                full = self._waiting >= self.flush_spans or self._urgent
                 due = gap_end if full else max(self._queue[0].queued_at + self.flush_s, gap_end)
                 now = time.monotonic()
                 if self._closing or now >= due:
                     batch = list(self._queue)
                     self._queue.clear()
-                    self._waiting = 0
+                    self._waiting = self._urgent = 0
                     return batch
                 self._cond.wait(due - now)
 

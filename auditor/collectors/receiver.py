@@ -108,9 +108,11 @@ class SpanWriter:
     interleaving lines. Each receiver `acquire`s it on start and `release`s it on stop; every
     release flushes the file and the sink's queue, the last one closes both.
 
-    The sink is fed through a `SinkBatcher` (one call per batch of many requests, flushed every
-    ``flush_spans`` spans or ``flush_ms`` ms), so a sink that pays per call (the DuckDB store:
-    open the file, one transaction, close it) keeps up and holds its file only while flushing.
+    The sink is fed through a `SinkBatcher` (one call per batch of many requests: every
+    ``flush_spans`` spans or ``flush_ms`` ms behind a JSONL file; without one, as soon as the
+    previous batch is stored, since requests wait for it), so a sink that pays per call (the
+    DuckDB store: open the file, one transaction, close it) keeps up and holds its file only
+    while flushing.
     A request is acknowledged once its spans are durable: written to the JSONL file when there
     is one (the sink then catches up behind it; a sink failure is reported through ``warn`` and
     counted in ``sink_failed_spans``, the spans stay in the file), else stored by the sink.
@@ -191,7 +193,7 @@ class SpanWriter:
         pending = None
         if self._batcher is not None:  # room first: a full queue refuses before the file is touched
             try:
-                pending = self._batcher.put(spans, timeout=self.wait_s)
+                pending = self._batcher.put(spans, timeout=self.wait_s, urgent=self.jsonl_path is None)
             except QueueFull as exc:
                 raise RequestError(503, f"the store is falling behind: {exc}") from exc
             except RuntimeError as exc:
