@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,53 @@ def _offline() -> None:
     Called by the loaders, not at import time, so importing this module changes no environment."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+THREADS_ENV = "OMP_NUM_THREADS"
+_explicit_threads: int | None = None
+
+
+def choose_threads() -> int:
+    """Threads for the replay when nobody said: one per core that is free. An OpenMP team moves at
+    the pace of its slowest thread, so a thread on a core another process holds makes every
+    parallel region wait (benchmarks/bench_threads.py); the cores busy by the 1-minute load
+    average (this process not yet counted) are left out, one thread at least."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cpus = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:  # pragma: no cover - no load average on this platform
+        busy = 0.0
+    return max(1, min(cpus, int(cpus - busy + 0.5)))
+
+
+def configure_threads(threads: int | None = None) -> int:
+    """Set the replay's CPU threads; returns the number in use.
+
+    ``threads`` (``--threads``) wins and sticks for the process. Else ``$OMP_NUM_THREADS``, if set,
+    is left to torch. Else `choose_threads` decides. Before torch is first imported this also makes
+    OpenMP's waiting threads sleep instead of spin (``OMP_WAIT_POLICY=PASSIVE``, unless set), so a
+    thread that loses its core costs the others little."""
+    global _explicit_threads
+    if threads is not None:
+        if threads < 1:
+            raise ValueError("threads must be at least 1")
+        _explicit_threads = threads
+    if "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    import torch
+
+    if _explicit_threads is not None:
+        n = _explicit_threads
+    elif os.environ.get(THREADS_ENV):
+        return torch.get_num_threads()
+    else:
+        n = choose_threads()
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
 
 
 class ModelNotAvailable(RuntimeError):
@@ -168,14 +216,20 @@ def load_model(
     device: str | None = None,
     attn_implementation: str = "eager",
 ) -> tuple["PreTrainedModel", "PreTrainedTokenizerBase"]:
-    """Load a replay model and its tokenizer: safetensors only, no remote code, no hub."""
+    """Load a replay model and its tokenizer: safetensors only, no remote code, no hub. Sets the
+    CPU threads (`configure_threads`) and keeps transformers' progress bars off stderr (a
+    ``--json`` run's stderr carries auditor's own progress)."""
     _offline()
+    configure_threads()
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
     path = resolve_model(spec)
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
     kwargs: dict[str, Any] = dict(local_files_only=True, trust_remote_code=False)
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # "Loading weights" would leak onto stderr
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
         model = AutoModelForCausalLM.from_pretrained(
@@ -183,6 +237,9 @@ def load_model(
         )
     except Exception as exc:  # noqa: BLE001 - re-raised with the path and the cause
         raise ModelNotAvailable(f"could not load model from {path}: {type(exc).__name__}: {exc}") from exc
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     model.eval()
     if device:
         model.to(device)

@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from auditor.cli.app import EXIT_OK, EXIT_SKIPPED, EXIT_USAGE, app, console, err_console
+from auditor.cli.progress import Progress
 from auditor.audit.runs import AuditorUnavailable, audit_each, run_id_for
 from auditor.audit.schema import TrajectoryAudit
 from auditor.report.export import judgement
@@ -37,6 +38,9 @@ def trace_command(
     policy: Path | None = typer.Option(None, "--policy", "-p", help="Check policy TOML the actions are judged by "
                                        "(default: the shipped one); the verdicts are stored with the audits."),
     allow_skipped: bool = typer.Option(False, "--allow-skipped", help="Exit 0 even when input records were skipped."),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads for the replay (default: "
+                                       "$OMP_NUM_THREADS, else one per free core)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines on stderr."),
 ) -> None:
     """Import agent runs, replay them, attribute every action, store it all, print the drivers.
 
@@ -83,10 +87,13 @@ def trace_command(
                         "device": device}
             run_id = run_id_for(trajs, settings)
             done = set() if force else set(store.audited(run_id))
+            if threads is not None:
+                from auditor.model_registry import configure_threads
+
+                configure_threads(threads)
             try:
-                with err_console.status("auditing") as status:
-                    for out in audit_each(trajs, settings=settings, run_id=run_id, skip=done,
-                                          progress=lambda tid, k, n: status.update(f"auditing {escape(tid)} ({k}/{n})")):
+                with Progress(quiet) as progress:
+                    for out in audit_each(trajs, settings=settings, run_id=run_id, skip=done, progress=progress.before):
                         if out.audit is None and not out.resumed:
                             failed.append({"trajectory_id": out.trajectory.id, "error": out.error or ""})
                             err_console.print(f"[red]error:[/] {escape(out.trajectory.id)}: audit failed: "
@@ -99,6 +106,10 @@ def trace_command(
                         else:
                             store.record_audit(audit, verdicts, policy=pol)
                         audits.append((audit, out.resumed))
+                        failed_n = sum(v.status == "failed" for v in verdicts)
+                        progress.after(out.trajectory.id, out.index, len(trajs),
+                                       ("from the store; " if out.resumed else "") +
+                                       f"{len(audit.actions)} actions, {failed_n} unsupported")
             except AuditorUnavailable as exc:
                 err_console.print(f"[red]error:[/] {escape(str(exc))}")
                 raise typer.Exit(EXIT_USAGE) from exc
