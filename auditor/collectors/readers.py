@@ -20,28 +20,41 @@ def _span_issue(file: str, line: int | None, exc: SpanError) -> LoadIssue:
     return LoadIssue(file, str(exc), line=line, span_id=exc.span_id, field=exc.field)
 
 
+def otlp_json_line(raw: str, file: str, line: int) -> tuple[list[SpanRecord], list[LoadIssue]]:
+    """One line of an OTLP JSON lines file (an export, or a JSON list of exports): its spans and
+    the issues of its bad records, named ``file:line``."""
+    spans: list[SpanRecord] = []
+    issues: list[LoadIssue] = []
+    try:
+        doc = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        return spans, [LoadIssue(file, f"invalid JSON: {exc.msg} at column {exc.colno}", line=line)]
+    _take_otlp_doc(doc, file, line, spans, issues)
+    return spans, issues
+
+
+def _take_otlp_doc(doc: Any, file: str, line: int, spans: list[SpanRecord], issues: list[LoadIssue]) -> None:
+    for d in doc if isinstance(doc, list) else [doc]:
+        if not isinstance(d, dict):
+            issues.append(LoadIssue(file, f"expected an OTLP export object, got {type(d).__name__}", line=line))
+            continue
+        errors: list[SpanError] = []
+        try:
+            spans.extend(spans_from_otlp_json(d, source=f"{file}:{line}", errors=errors))
+        except SpanError as exc:
+            issues.append(_span_issue(file, line, exc))
+        issues.extend(_span_issue(file, line, e) for e in errors)
+
+
 def read_otlp_json(path: str | Path) -> tuple[list[SpanRecord], list[LoadIssue]]:
     """One OTLP JSON export per line (the OTel file exporter, ``run.jsonl``, the receiver's
-    output). A single pretty-printed export (or a JSON list of exports) is accepted too."""
+    output). A single pretty-printed export (or a JSON list of exports) is accepted too.
+    (`auditor.collectors.streaming` reads the line-delimited form without holding it whole.)"""
     path = Path(path)
     file = str(path)
     text = path.read_text(encoding="utf-8", errors="replace")
     spans: list[SpanRecord] = []
     issues: list[LoadIssue] = []
-
-    def take(doc: Any, line: int) -> None:
-        docs = doc if isinstance(doc, list) else [doc]
-        for d in docs:
-            if not isinstance(d, dict):
-                issues.append(LoadIssue(file, f"expected an OTLP export object, got {type(d).__name__}", line=line))
-                continue
-            errors: list[SpanError] = []
-            try:
-                spans.extend(spans_from_otlp_json(d, source=f"{file}:{line}", errors=errors))
-            except SpanError as exc:
-                issues.append(_span_issue(file, line, exc))
-            issues.extend(_span_issue(file, line, e) for e in errors)
-
     lines = text.splitlines()
     first = next((i for i, ln in enumerate(lines) if ln.strip()), None)
     if first is not None:
@@ -53,17 +66,14 @@ def read_otlp_json(path: str | Path) -> tuple[list[SpanRecord], list[LoadIssue]]
             except json.JSONDecodeError:
                 pass
             else:
-                take(doc, first + 1)
+                _take_otlp_doc(doc, file, first + 1, spans, issues)
                 return spans, issues
     for lineno, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
-        try:
-            doc = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            issues.append(LoadIssue(file, f"invalid JSON: {exc.msg} at column {exc.colno}", line=lineno))
-            continue
-        take(doc, lineno)
+        got, bad = otlp_json_line(raw, file, lineno)
+        spans.extend(got)
+        issues.extend(bad)
     return spans, issues
 
 

@@ -58,7 +58,16 @@ def insert_spans(con: duckdb.DuckDBPyConnection, data: pa.Table) -> int:
             f"INSERT OR IGNORE INTO spans ({_SPAN_COLS}, ingested_at) SELECT {_SPAN_COLS}, now() "
             f"FROM ({ingest.SPANS_SELECT.replace('{source}', '_spans_in')})").fetchone()[0])
     finally:
-        con.unregister("_spans_in")
+        _unregister(con, "_spans_in")
+
+
+def _unregister(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Unregister a view; after a failed statement the transaction refuses even that (the view is
+    replaced by the next register), and the statement's own error must be the one raised."""
+    try:
+        con.unregister(name)
+    except duckdb.Error:
+        pass
 
 
 def append_spans(path: str | os.PathLike[str], spans: Sequence[Any], *, lock_wait: float | None = None) -> int:
@@ -170,7 +179,7 @@ class Store:
                 f"INSERT INTO {table} ({', '.join(cols)}) SELECT {sel} FROM {name} AS src {where}"
             ).fetchone()
         finally:
-            self._con.unregister(name)
+            _unregister(self._con, name)
         return int(row[0]) if row else 0
 
     # -- spans -----------------------------------------------------------------------------------
@@ -207,7 +216,7 @@ class Store:
                 "SELECT trajectory_id, content_sha256 FROM trajectories "
                 "WHERE trajectory_id IN (SELECT trajectory_id FROM _traj_ids)").fetchall())
         finally:
-            con.unregister("_traj_ids")
+            _unregister(con, "_traj_ids")
         changed = [t for tid, t in latest.items() if stored.get(tid) != shas[tid]]
         if not changed:
             return 0
@@ -218,7 +227,7 @@ class Store:
                 for table in ("messages", "actions", "trajectories"):
                     con.execute(f"DELETE FROM {table} WHERE trajectory_id IN (SELECT trajectory_id FROM _traj_ids)")
             finally:
-                con.unregister("_traj_ids")
+                _unregister(con, "_traj_ids")
         for table, data in ingest.trajectory_tables(changed).items():
             self._insert(table, data)
         return len(changed)
@@ -310,7 +319,7 @@ class Store:
             self._con.execute(f"INSERT INTO {ingest.VERDICT_TABLE} ({', '.join(names)}) "
                               f"SELECT unnest(json_transform_strict(doc, '{structure}')) FROM _verdicts_in")
         finally:
-            self._con.unregister("_verdicts_in")
+            _unregister(self._con, "_verdicts_in")
         return docs.num_rows
 
     def verdicts(self, run_id: str, trajectory_id: str) -> dict[str, dict[str, Any]]:

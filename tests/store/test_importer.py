@@ -1,0 +1,81 @@
+"""Importing into a real DuckDB file in batches: a record the store refuses costs itself, never its
+batch, and is reported with its place; the rest of the batch is stored."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from auditor.cli import app
+from auditor.collectors.spans import SpanRecord
+from auditor.collectors.streaming import Chunk
+from auditor.store import Store
+from auditor.store.importer import Importer, import_file, store_robustly
+from auditor.testing.audits import synthetic_trajectory
+
+
+def _lines(tmp_path):
+    """Ten good trajectories and two the store cannot take (an int beyond INTEGER, an action id twice)."""
+    lines = [synthetic_trajectory(k).to_jsonl_line() for k in range(10)]
+    big = json.loads(synthetic_trajectory(10).to_jsonl_line())
+    big["actions"][0]["step"] = 2**40
+    dup = json.loads(synthetic_trajectory(11).to_jsonl_line())
+    dup["actions"].append(dup["actions"][0])
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("\n".join([*lines[:4], json.dumps(big), *lines[4:8], json.dumps(dup), *lines[8:]]) + "\n")
+    return path
+
+
+def test_a_refused_trajectory_costs_itself_not_its_batch(tmp_path):
+    path = _lines(tmp_path)
+    heard = []
+    with Store(tmp_path / "a.duckdb") as store:
+        stats = import_file(store, path, on_issue=heard.append)
+        stored = {r[0] for r in store.query("SELECT trajectory_id FROM trajectories")[1]}
+    assert stored == {f"synthetic-{k}" for k in range(10)}
+    assert stats.trajectories_changed == 10
+    bad = [i for i in stats.issues if i.severity == "error"]
+    assert [(i.file, i.line) for i in bad] == [(str(path), 5), (str(path), 10)]
+    assert "synthetic-10" in bad[0].message and "synthetic-11" in bad[1].message
+    assert all("transaction is aborted" not in i.message.lower() for i in bad)
+    assert heard == stats.issues  # told as they were found
+    assert stats.batches >= 2  # the good records went in together, a few transactions, not one each
+
+
+def test_store_robustly_isolates_with_few_transactions():
+    calls = []
+
+    def write(batch):
+        calls.append(len(batch))
+        if 13 in batch:
+            raise ValueError("no thirteen")
+        return len(batch)
+
+    n, batches, refused = store_robustly(write, list(range(64)))
+    assert n == 63 and refused == [(13, "the store refused it: ValueError: no thirteen")]
+    assert batches <= 7 and len(calls) <= 13  # log2(64) halvings, not 64 transactions
+
+
+def test_a_span_the_store_cannot_encode_costs_itself(tmp_path):
+    good = [SpanRecord(trace_id="ab" * 16, span_id=f"{i:016x}", name=f"s{i}", kind="INTERNAL",
+                       start_time_unix_nano=1, end_time_unix_nano=2, source=f"run.jsonl:{i + 1}") for i in range(6)]
+    bad = good[3].model_copy(update={"span_id": "f" * 16, "name": "\ud800 lone surrogate", "source": "run.jsonl:9"})
+    with Store(tmp_path / "s.duckdb") as store:
+        imp = Importer(store, max_spans=100)
+        imp.add(Chunk(spans=[*good[:3], bad, *good[3:]]))
+        imp.flush()
+        assert store.query("SELECT count(*) FROM spans")[1] == [(6,)]
+    (issue,) = imp.stats.issues
+    assert (issue.file, issue.line, issue.span_id) == ("run.jsonl", 9, "f" * 16)
+    assert imp.stats.spans_added == 6
+
+
+def test_audit_trace_imports_the_rest_and_exits_3(tmp_path):
+    path = _lines(tmp_path)
+    db = tmp_path / "cli.duckdb"
+    result = CliRunner().invoke(app, ["trace", str(path), "--no-attribute", "--db", str(db), "--json"])
+    assert result.exit_code == 3, result.output
+    out = json.loads(result.stdout)
+    assert out["trajectories"] == 10 and out["skipped"] == 2
+    assert sorted(i["line"] for i in out["issues"] if i["severity"] == "error") == [5, 10]
