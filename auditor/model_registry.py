@@ -40,39 +40,59 @@ def _offline() -> None:
 
 
 THREADS_ENV = "OMP_NUM_THREADS"
+WAIT_ENV = "OMP_WAIT_POLICY"
 _explicit_threads: int | None = None
+_passive: bool | None = None  # whether OpenMP's threads sleep while waiting (decided once, at torch's import)
+
+
+def prefer_passive_waits() -> bool:
+    """Make OpenMP's waiting threads sleep instead of spin (``OMP_WAIT_POLICY=PASSIVE``, unless the
+    user set a policy); it takes effect only if torch is not imported yet (OpenMP reads it once).
+    Returns whether passive waiting is in effect. Why: an OpenMP team moves at the pace of its
+    slowest thread, and by default the others spin while they wait; when another process holds a
+    core, the spinning threads take the CPU the late one needs, and the replay crawls (4-8x slower
+    than passive on a shared 2-core machine, docs/benchmarks/threads.md)."""
+    global _passive
+    if _passive is None:
+        imported = "torch" in sys.modules
+        before = os.environ.get(WAIT_ENV)
+        if not imported:
+            os.environ.setdefault(WAIT_ENV, "PASSIVE")
+        _passive = (os.environ.get(WAIT_ENV, "").upper() == "PASSIVE") and (not imported or
+                                                                              (before or "").upper() == "PASSIVE")
+    return _passive
 
 
 def choose_threads() -> int:
-    """Threads for the replay when nobody said: one per core that is free. An OpenMP team moves at
-    the pace of its slowest thread, so a thread on a core another process holds makes every
-    parallel region wait (benchmarks/bench_threads.py); the cores busy by the 1-minute load
-    average (this process not yet counted) are left out, one thread at least."""
+    """Threads for the replay when nobody said: one per core when waiting threads sleep (passive
+    waits: the fastest with or without other work on the machine, docs/benchmarks/threads.md);
+    else (torch was imported with spinning waits) one thread per core only on an idle machine,
+    one when the 1-minute load average says the cores are taken."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         cpus = os.cpu_count() or 1
+    if prefer_passive_waits():
+        return cpus
     try:
         busy = os.getloadavg()[0]
     except OSError:  # pragma: no cover - no load average on this platform
         busy = 0.0
-    return max(1, min(cpus, int(cpus - busy + 0.5)))
+    return cpus if busy < 0.5 else 1
 
 
 def configure_threads(threads: int | None = None) -> int:
     """Set the replay's CPU threads; returns the number in use.
 
     ``threads`` (``--threads``) wins and sticks for the process. Else ``$OMP_NUM_THREADS``, if set,
-    is left to torch. Else `choose_threads` decides. Before torch is first imported this also makes
-    OpenMP's waiting threads sleep instead of spin (``OMP_WAIT_POLICY=PASSIVE``, unless set), so a
-    thread that loses its core costs the others little."""
+    is left to torch. Else `choose_threads` decides (and, before torch is imported, waits are made
+    passive: `prefer_passive_waits`)."""
     global _explicit_threads
     if threads is not None:
         if threads < 1:
             raise ValueError("threads must be at least 1")
         _explicit_threads = threads
-    if "torch" not in sys.modules:
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    prefer_passive_waits()
     import torch
 
     if _explicit_threads is not None:

@@ -63,7 +63,7 @@ def check_command(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Also list every checked action."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Also write the JSON report here (what --json prints)."),
     threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads for the replay (default: "
-                                       "$OMP_NUM_THREADS, else one per free core)."),
+                                       "$OMP_NUM_THREADS, else one per core, waiting threads asleep)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines on stderr."),
 ) -> None:
     """Fail when an action is not supported by the user's request (see CHECK_HELP)."""

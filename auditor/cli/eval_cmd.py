@@ -96,7 +96,7 @@ def eval_command(
     model: str | None = typer.Option(None, "--model", help="A local HF model directory (default: the embedded SmolLM2)."),
     max_new_tokens: int = typer.Option(96, "--max-new-tokens", min=8, help="Generation budget for model traces."),
     threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads for the model (default: "
-                                       "$OMP_NUM_THREADS, else one per free core)."),
+                                       "$OMP_NUM_THREADS, else one per core, waiting threads asleep)."),
 ) -> None:
     """Measure how faithful each attribution method is on RULER-style long-context tasks.
 

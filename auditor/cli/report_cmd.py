@@ -34,7 +34,7 @@ def report_command(
     png: Path | None = typer.Option(None, "--png",
                                     help="Also write a PNG of the page (headless Chromium; apt-get install chromium)."),
     threads: int | None = typer.Option(None, "--threads", min=1, help="For a file: CPU threads for the replay "
-                                       "(default: $OMP_NUM_THREADS, else one per free core)."),
+                                       "(default: $OMP_NUM_THREADS, else one per core, waiting threads asleep)."),
 ) -> None:
     """Write one self-contained HTML page (no network: CSS, JS and data inline) of an audit.
 

@@ -39,7 +39,7 @@ def trace_command(
                                        "(default: the shipped one); the verdicts are stored with the audits."),
     allow_skipped: bool = typer.Option(False, "--allow-skipped", help="Exit 0 even when input records were skipped."),
     threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads for the replay (default: "
-                                       "$OMP_NUM_THREADS, else one per free core)."),
+                                       "$OMP_NUM_THREADS, else one per core, waiting threads asleep)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines on stderr."),
     export_otlp: str | None = typer.Option(None, "--export-otlp", metavar="URL",
                                            help="Then send each action's verdict to this OTLP/HTTP endpoint, joined "
