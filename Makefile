@@ -56,6 +56,7 @@ bench: model
 	$(BIN)/python benchmarks/bench_engine.py
 	$(BIN)/python benchmarks/bench_receiver.py
 	$(BIN)/python benchmarks/bench_store.py
+	$(BIN)/python benchmarks/bench_fuzz.py
 	$(BIN)/python benchmarks/bench_check.py
 	$(BIN)/python benchmarks/bench_arguments.py
 	$(BIN)/python benchmarks/bench_eval.py

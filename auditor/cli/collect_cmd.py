@@ -84,17 +84,18 @@ def collect_command(
             err_console.print(f"[red]error:[/] cannot open the store {db}: {exc}")
             raise typer.Exit(EXIT_USAGE) from exc
 
-    def warn(line: str) -> None:
-        err_console.print(f"[yellow]warning:[/] {escape(line)}", soft_wrap=True)
+    def warn(line: str) -> None:  # capacity events (the connection limit), store failures: always shown
+        err_console.print(f"warning: {line}", markup=False, highlight=False, soft_wrap=True)
 
     # one file, one store, whichever protocol the spans came by
     writer = SpanWriter(jsonl, sink, flush_spans=flush_spans, flush_ms=flush_ms, warn=warn)
     log = (lambda line: err_console.print(line, markup=False, highlight=False)) if verbose else None
+
     max_body_bytes = int(max_body_mb * 1024 * 1024)
     receivers: list[tuple[str, Any, int]] = []
     if http:
         receivers.append(("OTLP/HTTP", OTLPReceiver(host=host, port=port, token=token, max_body_bytes=max_body_bytes,
-                                                     log=log, writer=writer), port))
+                                                     log=log, warn=warn, writer=writer), port))
     if grpc:
         if not verbose:  # gRPC's own error lines (e.g. a busy port) would duplicate ours
             os.environ.setdefault("GRPC_VERBOSITY", "NONE")

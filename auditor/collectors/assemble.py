@@ -52,6 +52,7 @@ from auditor.collectors.conventions.parsing import as_text, loads
 from auditor.collectors.conventions.vllm import is_llm_request, llm_request_figures, response_ids
 from auditor.collectors.grouping import Chat, Key, dedupe_calls, parse_chat_span, sid, split_conversations, stitch
 from auditor.collectors.issues import LoadIssue
+from auditor.collectors.sanitize import check_trajectory
 from auditor.collectors.spans import SpanRecord
 
 
@@ -376,13 +377,16 @@ def assemble_trajectories(spans: Iterable[SpanRecord]) -> tuple[list[Trajectory]
     vllm: dict[str, dict[str, Any]] = {}
     consumed: dict[str, str] = {}
     for s in spans:
-        if not is_llm_request(s):
-            continue
-        parent = alias.get((s.trace_id, s.parent_span_id or ""), (s.trace_id, s.parent_span_id or ""))[1]
-        chat = chat_by_id.get(parent) or next((chat_by_response[r] for r in response_ids(s) if r in chat_by_response), None)
-        if chat is not None:
-            vllm[chat.span_id] = llm_request_figures(s)
-            consumed[s.span_id] = chat.span_id
+        try:
+            if not is_llm_request(s):
+                continue
+            parent = alias.get((s.trace_id, s.parent_span_id or ""), (s.trace_id, s.parent_span_id or ""))[1]
+            chat = chat_by_id.get(parent) or next((chat_by_response[r] for r in response_ids(s) if r in chat_by_response), None)
+            if chat is not None:
+                vllm[chat.span_id] = llm_request_figures(s)
+                consumed[s.span_id] = chat.span_id
+        except Exception as exc:  # noqa: BLE001 - this span stays unmatched; the trace is still assembled
+            issues.append(_issue(s, f"vLLM request figures unreadable ({type(exc).__name__}: {str(exc)[:200]})"))
 
     by_trace: dict[str, list[SpanRecord]] = defaultdict(list)
     for s in spans:
@@ -397,7 +401,19 @@ def assemble_trajectories(spans: Iterable[SpanRecord]) -> tuple[list[Trajectory]
     groups.sort(key=lambda g: min(s.start_time_unix_nano for s in g[1]))
     out = []
     for key, part in stitch(groups, parsed):
-        traj = _build(key, part, vllm, issues, parsed)
+        try:
+            traj = _build(key, part, vllm, issues, parsed)
+        except Exception as exc:  # noqa: BLE001 - one trace, not the file
+            first = min(part, key=lambda s: s.start_time_unix_nano)
+            issues.append(_issue(first, f"trace {key}: internal error assembling it ({type(exc).__name__}: "
+                                        f"{str(exc)[:200]})", "error"))
+            continue
+        if traj is None:
+            continue
+        anchor = min(part, key=lambda s: s.start_time_unix_nano)
+        file, line = anchor.where()
+        traj, more = check_trajectory(traj, file, line, anchor.span_id)
+        issues.extend(more)
         if traj is not None:
             out.append(traj)
     return out, issues

@@ -119,7 +119,7 @@ def usage_of(sp: "SpanRecord") -> dict[str, int]:
         try:
             if v is not None:
                 out[k] = int(v)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # not a count (text, NaN, infinity): left out
             pass
     return out
 

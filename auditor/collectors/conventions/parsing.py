@@ -22,7 +22,7 @@ def loads(value: Any) -> Any:
     if isinstance(value, str):
         try:
             return json.loads(value)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # RecursionError: nested too deep to be message JSON
             return None
     return value
 
@@ -128,7 +128,7 @@ def messages_json(value: Any) -> list[Msg] | None:
     return out
 
 
-_IDX = re.compile(r"^(\d+)\.(.+)$")
+_IDX = re.compile(r"^([0-9]{1,9})\.(.+)$")
 
 
 def indexed(attrs: Mapping[str, Any], prefix: str) -> dict[int, dict[str, Any]]:
