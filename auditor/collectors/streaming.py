@@ -27,6 +27,7 @@ from auditor.trajectory import Trajectory
 from auditor.collectors.issues import LoadIssue
 from auditor.collectors.loading import load_file, parse_trajectory_line, sniff_format
 from auditor.collectors.readers import otlp_json_line
+from auditor.collectors.sanitize import iter_placed_lines, line_at
 from auditor.collectors.span_index import SpanIndex, batches
 from auditor.collectors.spans import SpanRecord
 
@@ -66,22 +67,9 @@ def iter_load(path: str | Path, fmt: str | None = None, *, chunk_spans: int = DE
         yield from _whole(path, fmt, chunk_spans, chunk_trajectories)
 
 
-def _lines(path: Path) -> Iterator[tuple[int, int, int, str]]:
-    """(line number, offset, bytes, text without its end) of each line; lines end at ``\\n``."""
-    offset = 0
-    with path.open("rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            yield lineno, offset, len(raw), _text(raw)
-            offset += len(raw)
-
-
-def _text(raw: bytes) -> str:
-    return raw.rstrip(b"\n").rstrip(b"\r").decode("utf-8", errors="replace")
-
-
 def _line_delimited(path: Path) -> bool:
     """Whether the first non-blank line is a JSON document of its own (else: one document over many lines)."""
-    for _, _, _, text in _lines(path):
+    for _, _, _, text in iter_placed_lines(path, []):
         if text.strip():
             try:
                 json.loads(text)
@@ -95,8 +83,11 @@ def _trajectory_lines(path: Path, per_chunk: int) -> Iterator[Chunk]:
     file = str(path)
     chunk = Chunk()
     seen: dict[str, tuple[int, str]] = {}  # id -> (first line, content hash): a few dozen bytes per trajectory
+    read_issues: list[LoadIssue] = []  # invalid UTF-8, as each line is read
     try:
-        for lineno, _, _, text in _lines(path):
+        for lineno, _, _, text in iter_placed_lines(path, read_issues):
+            chunk.issues.extend(read_issues)
+            read_issues.clear()
             if not text.strip():
                 continue
             traj, issues = parse_trajectory_line(text, file, lineno)
@@ -129,8 +120,11 @@ def _otlp_lines(path: Path, chunk_spans: int, chunk_trajectories: int, budget_by
     file = str(path)
     index = SpanIndex()
     chunk = Chunk()
+    read_issues: list[LoadIssue] = []  # invalid UTF-8, as each line is read
     try:
-        for lineno, offset, size, text in _lines(path):  # pass 1: spans out, the index kept
+        for lineno, offset, size, text in iter_placed_lines(path, read_issues):  # pass 1: spans out, the index kept
+            chunk.issues.extend(read_issues)
+            read_issues.clear()
             if not text.strip():
                 continue
             spans, issues = otlp_json_line(text, file, lineno)
@@ -155,9 +149,8 @@ def _otlp_lines(path: Path, chunk_spans: int, chunk_trajectories: int, budget_by
             offsets = sorted({o for tid in members for o in index.traces[tid].records})
             spans = []
             for offset in offsets:
-                fh.seek(offset)
-                text = _text(fh.readline())
-                got, _ = otlp_json_line(text, file, index.lines[offset])  # its issues were reported in pass 1
+                line = index.lines[offset]
+                got, _ = otlp_json_line(line_at(fh, offset, line), file, line)  # its issues were reported in pass 1
                 spans.extend(s for s in got if s.trace_id in wanted)
             trajs, issues = assemble_trajectories(spans)
             del spans

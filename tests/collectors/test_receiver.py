@@ -51,9 +51,12 @@ def post(rec, body: bytes, headers: dict[str, str] | None = None, path: str = "/
     try:
         conn.request("POST", path, body=body, headers={"Content-Type": "application/json", **(headers or {})})
         resp = conn.getresponse()
-        return resp.status, resp.read(), resp.getheader("Content-Type")
+        answer = resp.status, resp.read(), resp.getheader("Content-Type")
     finally:
         conn.close()
+    if getattr(rec, "writer", None) is not None:  # behind a JSONL file the sink follows in batches
+        assert rec.writer.flush(30)
+    return answer
 
 
 def records(n: int, trace: str = "ab" * 16, start: int = 1) -> list[SpanRecord]:

@@ -15,32 +15,34 @@ from auditor.store.importer import Importer, import_file, store_robustly
 from auditor.testing.audits import synthetic_trajectory
 
 
-def _lines(tmp_path):
-    """Ten good trajectories and two the store cannot take (an int beyond INTEGER, an action id twice)."""
-    lines = [synthetic_trajectory(k).to_jsonl_line() for k in range(10)]
-    big = json.loads(synthetic_trajectory(10).to_jsonl_line())
-    big["actions"][0]["step"] = 2**40
-    dup = json.loads(synthetic_trajectory(11).to_jsonl_line())
-    dup["actions"].append(dup["actions"][0])
-    path = tmp_path / "mixed.jsonl"
-    path.write_text("\n".join([*lines[:4], json.dumps(big), *lines[4:8], json.dumps(dup), *lines[8:]]) + "\n")
-    return path
+def _mixed() -> Chunk:
+    """Ten good trajectories and two the store cannot take, as if a reader had let them through
+    (the readers refuse both today: the store must not depend on it): an int beyond INTEGER, an
+    action id twice."""
+    good = [synthetic_trajectory(k) for k in range(10)]
+    big = synthetic_trajectory(10)
+    big = big.model_copy(update={"actions": [big.actions[0].model_copy(update={"step": 2**40}), *big.actions[1:]]})
+    dup = synthetic_trajectory(11)
+    dup = dup.model_copy(update={"actions": [*dup.actions, dup.actions[0]]})
+    trajs = [*good[:4], big, *good[4:8], dup, *good[8:]]
+    return Chunk(trajectories=trajs, places=[("run.jsonl", k + 1) for k in range(len(trajs))])
 
 
 def test_a_refused_trajectory_costs_itself_not_its_batch(tmp_path):
-    path = _lines(tmp_path)
-    heard = []
+    taken = []
     with Store(tmp_path / "a.duckdb") as store:
-        stats = import_file(store, path, on_issue=heard.append)
+        imp = Importer(store, on_stored=taken.append)
+        imp.add(_mixed())
+        imp.flush()
         stored = {r[0] for r in store.query("SELECT trajectory_id FROM trajectories")[1]}
-    assert stored == {f"synthetic-{k}" for k in range(10)}
-    assert stats.trajectories_changed == 10
-    bad = [i for i in stats.issues if i.severity == "error"]
-    assert [(i.file, i.line) for i in bad] == [(str(path), 5), (str(path), 10)]
-    assert "synthetic-10" in bad[0].message and "synthetic-11" in bad[1].message
+    assert stored == {f"synthetic-{k}" for k in range(10)} == {t.id for t in taken}
+    assert imp.stats.trajectories_changed == 10
+    bad = imp.stats.issues
+    assert [(i.file, i.line) for i in bad] == [("run.jsonl", 5), ("run.jsonl", 10)]
+    assert "synthetic-10" in bad[0].message and "too large" in bad[0].message
+    assert "synthetic-11" in bad[1].message and "PRIMARY KEY" in bad[1].message  # the cause, not "transaction aborted"
     assert all("transaction is aborted" not in i.message.lower() for i in bad)
-    assert heard == stats.issues  # told as they were found
-    assert stats.batches >= 2  # the good records went in together, a few transactions, not one each
+    assert imp.stats.batches >= 2  # the good records went in together, a few transactions, not one each
 
 
 def test_store_robustly_isolates_with_few_transactions():
@@ -72,10 +74,20 @@ def test_a_span_the_store_cannot_encode_costs_itself(tmp_path):
 
 
 def test_audit_trace_imports_the_rest_and_exits_3(tmp_path):
-    path = _lines(tmp_path)
+    lines = [synthetic_trajectory(k).to_jsonl_line() for k in range(6)]
+    big = json.loads(lines[5])
+    big["id"] = "too-big"
+    big["actions"][0]["step"] = 2**40
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("\n".join([*lines[:3], json.dumps(big), "{broken", *lines[3:5]]) + "\n")
     db = tmp_path / "cli.duckdb"
-    result = CliRunner().invoke(app, ["trace", str(path), "--no-attribute", "--db", str(db), "--json"])
+    heard = []
+    with Store(db) as store:
+        stats = import_file(store, path, on_issue=heard.append)
+    assert heard == stats.issues and [i.line for i in heard] == [4, 5]  # told as they were found
+    result = CliRunner().invoke(app, ["trace", str(path), "--no-attribute", "--db", str(tmp_path / "c2.duckdb"),
+                                      "--json"])
     assert result.exit_code == 3, result.output
     out = json.loads(result.stdout)
-    assert out["trajectories"] == 10 and out["skipped"] == 2
-    assert sorted(i["line"] for i in out["issues"] if i["severity"] == "error") == [5, 10]
+    assert out["trajectories"] == 5 and out["skipped"] == 2
+    assert sorted(i["line"] for i in out["issues"] if i["severity"] == "error") == [4, 5]
