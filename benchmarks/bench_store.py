@@ -10,6 +10,8 @@ million attribution rows.
   verdicts recorded (`Store.record_verdicts`), as `audit trace` and `audit check --db` do, so the
   verdict views (``unsupported_actions``) are measured full; judging and recording the verdicts
   is outside the timed ingest (its time is reported on its own).
+- ``ingest``: the peak memory of `audit trace FILE --no-attribute` on 5, 20 and 50 MB span files,
+  each in a fresh process, against the whole file read at once (`ingest_memory.py`).
 - ``queries``: the questions users ask, on a file database: which tool outputs drove send_email
   (``action_drivers``), the top drivers of one action, ``tool_influence``, ``unsupported_actions``,
   and `action_export` for `audit show`. Median of ``--repeat`` runs after a warm-up.
@@ -37,6 +39,7 @@ from auditor.check import check_audit, default_policy
 from auditor.report.export import action_export
 from auditor.store import Store
 from auditor.testing.audits import synthetic_audit, synthetic_run, synthetic_trajectory
+from ingest_memory import bench_ingest, markdown as ingest_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -177,8 +180,10 @@ def bench_queries(db: Path, repeat: int, target: dict) -> dict:
     return out
 
 
-def run(spans: int, attributions: int, runs: int, repeat: int) -> dict:
+def run(spans: int, attributions: int, runs: int, repeat: int, ingest_mb: list[float] | None = None,
+        whole_max_mb: float = 50) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
+        ingest = bench_ingest(Path(tmp), ingest_mb, whole_max_mb) if ingest_mb else None
         span_result = bench_spans(Path(tmp), spans)
         db = Path(tmp) / "audits.duckdb"
         audit_result = bench_audits(db, attributions, runs)
@@ -188,6 +193,7 @@ def run(spans: int, attributions: int, runs: int, repeat: int) -> dict:
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "duckdb": duckdb.__version__, "load_average": [round(x, 1) for x in os.getloadavg()]},
         "spans": span_result, "audits": audit_result, "queries": query_result,
+        **({"ingest": ingest} if ingest else {}),
     }
 
 
@@ -236,7 +242,10 @@ def markdown(res: dict) -> str:
     for name, r in q.items():
         rows = f"{r['rows']} (= {r['value']:,})" if isinstance(r.get("value"), int) else r["rows"]
         lines.append(f"| {name}: `{r['sql']}` | **{r['median_ms']}** | {r['max_ms']} | {rows} |")
-    lines += ["", "Re-run: `python benchmarks/bench_store.py` (a minute or two; `--quick` for a smoke run).", ""]
+    if res.get("ingest"):
+        lines += ["", *ingest_markdown(res["ingest"])]
+    lines += ["", "Re-run: `python benchmarks/bench_store.py` (a few minutes; `--quick` for a smoke run, "
+                  "`--ingest-mb 5 20 50` sets the span files).", ""]
     return "\n".join(lines)
 
 
@@ -247,14 +256,17 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--runs", type=int, default=10)
     p.add_argument("--repeat", type=int, default=7)
     p.add_argument("--quick", action="store_true", help="small sizes; prints, writes nothing")
+    p.add_argument("--ingest-mb", type=float, nargs="*", default=[5, 20, 50],
+                   help="span files to import, MB (none: skip the ingest section)")
+    p.add_argument("--whole-max-mb", type=float, default=50, help="largest file also imported whole, for comparison")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "store.json")
     p.add_argument("--doc", type=Path, default=ROOT / "docs" / "benchmarks" / "store.md")
     args = p.parse_args(argv)
     if args.quick:
-        res = run(2_000, 20_000, 4, 3)
+        res = run(2_000, 20_000, 4, 3, [1], 1)
         print(markdown(res))
         return res
-    res = run(args.spans, args.attributions, args.runs, args.repeat)
+    res = run(args.spans, args.attributions, args.runs, args.repeat, args.ingest_mb, args.whole_max_mb)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=2) + "\n")
     args.doc.parent.mkdir(parents=True, exist_ok=True)

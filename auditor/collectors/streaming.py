@@ -33,7 +33,7 @@ from auditor.collectors.spans import SpanRecord
 
 DEFAULT_CHUNK_SPANS = 2000
 DEFAULT_CHUNK_TRAJECTORIES = 100
-DEFAULT_BUDGET_BYTES = 16 * 1024 * 1024
+DEFAULT_BUDGET_BYTES = 4 * 1024 * 1024
 
 
 @dataclass

@@ -6,6 +6,14 @@ file in memory). A batch the database refuses (an integer out of a column's rang
 clashes, anything a reader let through) is rolled back and split in halves until the record at
 fault is alone: that record becomes an issue naming its place, the others are stored. So one bad
 record costs itself, never its batch ("Current transaction is aborted" never reaches a user).
+
+DuckDB keeps what it writes cached up to its memory limit (80% of the machine's memory by
+default) and holds committed rows in memory until a checkpoint (every 16 MB of log), so an
+import left alone peaks far above what it needs. `MemoryCap` lowers both for the import
+(``IMPORT_MEMORY_MB``, 64 MB, and a checkpoint every 4 MB), so DuckDB writes its blocks out
+instead of holding them; a batch that needs more (a large store's primary-key indexes stay in
+memory) meets an out-of-memory error, and the cap doubles and the batch runs again, up to the
+original limit. Both settings are restored afterwards. (docs/benchmarks/store.md measures it.)
 """
 
 from __future__ import annotations
@@ -15,14 +23,76 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import duckdb
+
 from auditor.collectors.issues import LoadIssue
 from auditor.collectors.spans import SpanRecord
 from auditor.collectors.streaming import Chunk, iter_load
 from auditor.trajectory import Trajectory
 
 T = TypeVar("T")
-MAX_BATCH_SPANS = 5000
-MAX_BATCH_TRAJECTORIES = 200
+MAX_BATCH_SPANS = 1000
+MAX_BATCH_TRAJECTORIES = 50
+IMPORT_MEMORY_MB = 64
+IMPORT_CHECKPOINT = "4MB"
+
+
+class MemoryCap:
+    """DuckDB's memory limit lowered for an import, raised when a batch needs more (see the module)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, start_mb: int = IMPORT_MEMORY_MB) -> None:
+        self.con = con
+        self.original = self._limit()
+        with duckdb.connect(":memory:") as fresh:
+            self.default = fresh.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        self.checkpoint = str(con.execute("SELECT current_setting('checkpoint_threshold')").fetchone()[0])
+        self.ceiling_mb = _megabytes(self.original)
+        self.mb = min(start_mb, self.ceiling_mb)
+        self.raised = 0
+        while True:  # what the connection holds already may not fit under the start: begin above it
+            try:
+                self._set(self.mb)
+                break
+            except duckdb.OutOfMemoryException:
+                if self.mb >= self.ceiling_mb:
+                    raise
+                self.mb = min(self.mb * 2, self.ceiling_mb)
+        con.execute(f"SET checkpoint_threshold = '{IMPORT_CHECKPOINT}'")
+
+    def _limit(self) -> str:
+        return str(self.con.execute("SELECT current_setting('memory_limit')").fetchone()[0])
+
+    def _set(self, mb: float) -> None:
+        self.con.execute(f"SET memory_limit = '{int(mb)}MB'")
+
+    def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)``, again with twice the memory while DuckDB runs out, up to the original limit."""
+        while True:
+            try:
+                return fn(*args)
+            except duckdb.OutOfMemoryException:
+                if self.mb >= self.ceiling_mb:
+                    raise
+                self.mb = min(self.mb * 2, self.ceiling_mb)
+                self.raised += 1
+                self._set(self.mb)
+
+    def restore(self) -> None:
+        if self.original == self.default:
+            self.con.execute("RESET memory_limit")
+        else:
+            self.con.execute(f"SET memory_limit = '{self.original}'")
+        self.con.execute(f"SET checkpoint_threshold = '{self.checkpoint}'")
+
+
+def _megabytes(setting: str) -> float:
+    number, _, unit = setting.strip().partition(" ")
+    scale = {"bytes": 1 / 2**20, "KiB": 1 / 1024, "MiB": 1, "GiB": 1024, "TiB": 2**20,
+             "KB": 1e3 / 2**20, "MB": 1e6 / 2**20, "GB": 1e9 / 2**20, "TB": 1e12 / 2**20}.get(unit, 1)
+    try:
+        return float(number) * scale
+    except ValueError:
+        return float("inf")
 
 
 @dataclass
@@ -62,8 +132,9 @@ class Importer:
     each trajectory once it is in the store (e.g. to audit it next)."""
 
     def __init__(self, store: Any, *, max_spans: int = MAX_BATCH_SPANS, max_trajectories: int = MAX_BATCH_TRAJECTORIES,
-                 on_stored: Callable[[Trajectory], Any] | None = None) -> None:
+                 on_stored: Callable[[Trajectory], Any] | None = None, cap: MemoryCap | None = None) -> None:
         self.store = store
+        self.cap = cap
         self.max_spans = max_spans
         self.max_trajectories = max_trajectories
         self.on_stored = on_stored
@@ -86,9 +157,12 @@ class Importer:
         self._flush_spans()
         self._flush_trajectories()
 
+    def _capped(self, write: Callable[[list[Any]], int]) -> Callable[[list[Any]], int]:
+        return write if self.cap is None else (lambda batch: self.cap.run(write, batch))
+
     def _flush_spans(self) -> None:
         spans, self._spans = self._spans, []
-        added, batches, refused = store_robustly(self.store.add_spans, spans)
+        added, batches, refused = store_robustly(self._capped(self.store.add_spans), spans)
         self.stats.spans_added += added
         self.stats.batches += batches
         for sp, why in refused:
@@ -97,7 +171,8 @@ class Importer:
 
     def _flush_trajectories(self) -> None:
         items, self._trajs = self._trajs, []
-        changed, batches, refused = store_robustly(lambda b: self.store.add_trajectories([t for t, _, _ in b]), items)
+        changed, batches, refused = store_robustly(
+            self._capped(lambda b: self.store.add_trajectories([t for t, _, _ in b])), items)
         self.stats.trajectories_changed += changed
         self.stats.batches += batches
         bad = set()
@@ -116,15 +191,20 @@ def import_file(store: Any, path: str | Path, fmt: str | None = None, *,
     """Stream ``path`` into ``store`` (see the module); ``on_issue`` hears each issue (reading or
     storing) as it is found, ``on_stored`` each trajectory the store took. ``load_kw`` goes to
     `iter_load` (chunk and budget sizes)."""
-    imp = Importer(store, on_stored=on_stored)
+    cap = MemoryCap(store.connection) if not getattr(store, "in_memory", False) else None
+    imp = Importer(store, on_stored=on_stored, cap=cap)
     told = 0
-    for chunk in iter_load(path, fmt, **load_kw):
-        imp.add(chunk)
-        if on_issue is not None:
-            for issue in imp.stats.issues[told:]:
-                on_issue(issue)
-        told = len(imp.stats.issues)
-    imp.flush()
+    try:
+        for chunk in iter_load(path, fmt, **load_kw):
+            imp.add(chunk)
+            if on_issue is not None:
+                for issue in imp.stats.issues[told:]:
+                    on_issue(issue)
+            told = len(imp.stats.issues)
+        imp.flush()
+    finally:
+        if cap is not None:
+            cap.restore()
     if on_issue is not None:
         for issue in imp.stats.issues[told:]:
             on_issue(issue)

@@ -91,3 +91,19 @@ def test_audit_trace_imports_the_rest_and_exits_3(tmp_path):
     out = json.loads(result.stdout)
     assert out["trajectories"] == 5 and out["skipped"] == 2
     assert sorted(i["line"] for i in out["issues"] if i["severity"] == "error") == [4, 5]
+
+
+def test_the_memory_cap_rises_when_a_batch_needs_it_and_is_restored(tmp_path):
+    from auditor.store.importer import MemoryCap
+
+    spans = [SpanRecord(trace_id=f"{k:032x}", span_id=f"{k:016x}", name="s", kind="INTERNAL", start_time_unix_nano=1,
+                        end_time_unix_nano=2, attributes={"text": "x" * 2000}) for k in range(3000)]
+    with Store(tmp_path / "m.duckdb") as store:
+        con = store.connection
+        before = con.execute("SELECT current_setting('memory_limit'), current_setting('checkpoint_threshold')").fetchone()
+        cap = MemoryCap(con, start_mb=2)  # far too little for 3,000 spans of 2 KB
+        assert cap.run(store.add_spans, spans) == 3000
+        assert cap.raised >= 1 and 1 < cap.mb <= cap.ceiling_mb
+        cap.restore()
+        after = con.execute("SELECT current_setting('memory_limit'), current_setting('checkpoint_threshold')").fetchone()
+        assert after == before
