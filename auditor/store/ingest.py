@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pyarrow as pa
+from pydantic_core import to_json
 
 from auditor.audit.schema import TrajectoryAudit
 from auditor.trajectory import Trajectory, trajectory_sha256  # noqa: F401 - the store's name for it
@@ -122,16 +123,22 @@ _SPAN_JSON = {"attributes": "{}", "events": "[]", "links": "[]", "status": "{}",
 _SPAN_TEXT = ("trace_id", "span_id", "parent_span_id", "name", "kind")
 
 
-def _span_fields(span: Any) -> dict[str, Any]:
-    if hasattr(span, "model_dump"):
-        return span.model_dump(mode="json")
+def _span_fields(span: Any) -> Any:
+    """Something with the span's fields as attributes or keys: the SpanRecord itself, or a dict."""
     if isinstance(span, dict):
+        return span
+    if hasattr(span, "model_dump") and hasattr(span, "trace_id"):
         return span
     raise TypeError(f"expected a SpanRecord or dict, got {type(span).__name__}")
 
 
+def _get(d: Any, key: str) -> Any:
+    return d.get(key) if isinstance(d, dict) else getattr(d, key, None)
+
+
 def _json_text(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    # pydantic's serializer (what SpanRecord.model_dump_json uses): compact, UTF-8, bytes as base64
+    return to_json(value, bytes_mode="base64", fallback=str).decode("utf-8")
 
 
 def spans_table(spans: Sequence[Any]) -> pa.Table:
@@ -144,20 +151,21 @@ def spans_table(spans: Sequence[Any]) -> pa.Table:
     seen: set[tuple[str, str]] = set()
     for span in spans:
         d = _span_fields(span)
-        tid, sid = d.get("trace_id"), d.get("span_id")
+        tid, sid = _get(d, "trace_id"), _get(d, "span_id")
         if tid is None or sid is None or (str(tid), str(sid)) in seen:
             continue
         seen.add((str(tid), str(sid)))
         for c in _SPAN_TEXT:
-            v = d.get(c)
-            cols[c].append(None if v in (None, "") and c == "parent_span_id" else None if v is None else str(v))
-        cols["start_time_unix_nano"].append(d.get("start_time_unix_nano"))
-        cols["end_time_unix_nano"].append(d.get("end_time_unix_nano"))
+            v = _get(d, c)
+            cols[c].append(None if v is None or (v == "" and c == "parent_span_id") else str(v))
+        cols["start_time_unix_nano"].append(_get(d, "start_time_unix_nano"))
+        cols["end_time_unix_nano"].append(_get(d, "end_time_unix_nano"))
         for c, default in _SPAN_JSON.items():
-            v = d.get(c)
+            v = _get(d, c)
             cols[c].append(default if v is None else _json_text(v))
-        cols["scope"].append(None if d.get("scope") is None else _json_text(d["scope"]))
-        cols["source"].append(None if d.get("source") is None else str(d["source"]))
+        scope, source = _get(d, "scope"), _get(d, "source")
+        cols["scope"].append(None if scope is None else _json_text(scope))
+        cols["source"].append(None if source is None else str(source))
     types = {c: pa.int64() if c.endswith("_nano") else pa.string() for c in cols}
     return pa.table({c: pa.array(v, types[c]) for c, v in cols.items()})
 
