@@ -124,11 +124,12 @@ _SPAN_TEXT = ("trace_id", "span_id", "parent_span_id", "name", "kind")
 
 
 def _span_fields(span: Any) -> Any:
-    """Something with the span's fields as attributes or keys: the SpanRecord itself, or a dict."""
-    if isinstance(span, dict):
+    """Something with the span's fields as attributes or keys: a SpanRecord itself, a dict, or
+    what anything else with ``model_dump`` gives."""
+    if isinstance(span, dict) or (hasattr(span, "model_dump") and hasattr(span, "trace_id")):
         return span
-    if hasattr(span, "model_dump") and hasattr(span, "trace_id"):
-        return span
+    if hasattr(span, "model_dump"):
+        return span.model_dump(mode="json")
     raise TypeError(f"expected a SpanRecord or dict, got {type(span).__name__}")
 
 
