@@ -34,6 +34,7 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import statistics
 import tempfile
 import time
 from collections import Counter
@@ -274,17 +275,24 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _sink_ratios(runs: list[dict]) -> list[dict]:
-    """Per load (raw, sdk): each sink's spans/s (median of its rounds) and its ratio to JSONL's."""
+    """Per load (raw, sdk) and sink: the median of its spans/s over the rounds, and the median of
+    its ratio to the JSONL sink of the same round (each round runs the sinks back to back, so a
+    ratio compares runs a few seconds apart, under the same load from the rest of the machine)."""
     out = []
     for kind in ("raw", "sdk"):
-        rates: dict[str, list[int]] = {}
+        rounds: list[dict[str, int]] = []
         for r in runs:
-            if r["kind"] == kind:
-                rates.setdefault(r["sink"], []).append(r["spans_per_second"])
-        med = {k: sorted(v)[len(v) // 2] for k, v in rates.items()}
-        for sink, rate in med.items():
-            out.append({"kind": kind, "sink": sink, "spans_per_second": rate,
-                        "ratio_to_jsonl": round(rate / med["jsonl"], 2) if med.get("jsonl") else None})
+            if r["kind"] != kind:
+                continue
+            if not rounds or r["sink"] in rounds[-1]:
+                rounds.append({})
+            rounds[-1][r["sink"]] = r["spans_per_second"]
+        for sink in dict.fromkeys(k for rnd in rounds for k in rnd):
+            rates = [rnd[sink] for rnd in rounds if sink in rnd]
+            ratios = [rnd[sink] / rnd["jsonl"] for rnd in rounds if sink in rnd and rnd.get("jsonl")]
+            out.append({"kind": kind, "sink": sink, "spans_per_second": round(statistics.median(rates)),
+                        "ratio_to_jsonl": round(statistics.median(ratios), 2) if ratios else None,
+                        "rounds": len(rates)})
     return out
 
 
@@ -314,7 +322,9 @@ Reproduce:
 |---|---|---|---|---|---|---|---|---|---|
 {rows}
 
-Sinks side by side (HTTP; median of the rounds above, same load, same invocation):
+Sinks side by side (HTTP; the same load into each sink back to back, two rounds, one
+invocation; the ratio is the median of each round's ratio to its JSONL run, so it holds on a
+shared machine where the absolute figures do not):
 
 | run | sink | spans/s | ratio to JSONL |
 |---|---|---|---|
