@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,73 @@ def _offline() -> None:
     Called by the loaders, not at import time, so importing this module changes no environment."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+THREADS_ENV = "OMP_NUM_THREADS"
+WAIT_ENV = "OMP_WAIT_POLICY"
+_explicit_threads: int | None = None
+_passive: bool | None = None  # whether OpenMP's threads sleep while waiting (decided once, at torch's import)
+
+
+def prefer_passive_waits() -> bool:
+    """Make OpenMP's waiting threads sleep instead of spin (``OMP_WAIT_POLICY=PASSIVE``, unless the
+    user set a policy); it takes effect only if torch is not imported yet (OpenMP reads it once).
+    Returns whether passive waiting is in effect. Why: an OpenMP team moves at the pace of its
+    slowest thread, and by default the others spin while they wait; when another process holds a
+    core, the spinning threads take the CPU the late one needs, and the replay crawls (4-8x slower
+    than passive on a shared 2-core machine, docs/benchmarks/threads.md)."""
+    global _passive
+    if _passive is None:
+        imported = "torch" in sys.modules
+        before = os.environ.get(WAIT_ENV)
+        if not imported:
+            os.environ.setdefault(WAIT_ENV, "PASSIVE")
+        _passive = (os.environ.get(WAIT_ENV, "").upper() == "PASSIVE") and (not imported or
+                                                                              (before or "").upper() == "PASSIVE")
+    return _passive
+
+
+def choose_threads() -> int:
+    """Threads for the replay when nobody said: one per core when waiting threads sleep (passive
+    waits: the fastest with or without other work on the machine, docs/benchmarks/threads.md);
+    else (torch was imported with spinning waits) one thread per core only on an idle machine,
+    one when the 1-minute load average says the cores are taken."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cpus = os.cpu_count() or 1
+    if prefer_passive_waits():
+        return cpus
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:  # pragma: no cover - no load average on this platform
+        busy = 0.0
+    return cpus if busy < 0.5 else 1
+
+
+def configure_threads(threads: int | None = None) -> int:
+    """Set the replay's CPU threads; returns the number in use.
+
+    ``threads`` (``--threads``) wins and sticks for the process. Else ``$OMP_NUM_THREADS``, if set,
+    is left to torch. Else `choose_threads` decides (and, before torch is imported, waits are made
+    passive: `prefer_passive_waits`)."""
+    global _explicit_threads
+    if threads is not None:
+        if threads < 1:
+            raise ValueError("threads must be at least 1")
+        _explicit_threads = threads
+    prefer_passive_waits()
+    import torch
+
+    if _explicit_threads is not None:
+        n = _explicit_threads
+    elif os.environ.get(THREADS_ENV):
+        return torch.get_num_threads()
+    else:
+        n = choose_threads()
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
 
 
 class ModelNotAvailable(RuntimeError):
@@ -168,14 +236,20 @@ def load_model(
     device: str | None = None,
     attn_implementation: str = "eager",
 ) -> tuple["PreTrainedModel", "PreTrainedTokenizerBase"]:
-    """Load a replay model and its tokenizer: safetensors only, no remote code, no hub."""
+    """Load a replay model and its tokenizer: safetensors only, no remote code, no hub. Sets the
+    CPU threads (`configure_threads`) and keeps transformers' progress bars off stderr (a
+    ``--json`` run's stderr carries auditor's own progress)."""
     _offline()
+    configure_threads()
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
     path = resolve_model(spec)
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
     kwargs: dict[str, Any] = dict(local_files_only=True, trust_remote_code=False)
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # "Loading weights" would leak onto stderr
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
         model = AutoModelForCausalLM.from_pretrained(
@@ -183,6 +257,9 @@ def load_model(
         )
     except Exception as exc:  # noqa: BLE001 - re-raised with the path and the cause
         raise ModelNotAvailable(f"could not load model from {path}: {type(exc).__name__}: {exc}") from exc
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     model.eval()
     if device:
         model.to(device)

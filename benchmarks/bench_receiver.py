@@ -1,6 +1,10 @@
 """Benchmark: spans per second through `audit collect`'s OTLP/HTTP and OTLP/gRPC receivers.
 
-Two measurements per protocol, each with the receiver writing every span to a JSONL file:
+Two measurements per protocol, each with the receiver writing every span to a sink: a JSONL
+file, the DuckDB store (``audit collect --db``: batched, one transaction per flush, the file held
+only while flushing, a request acknowledged once its spans are committed), or both (acknowledged
+once in the file, the store following behind). The sinks run side by side in one invocation, so
+their ratio holds even when the machine is shared:
 
 - ``raw``: client processes post pre-encoded ExportTraceServiceRequest bodies (protobuf and
   OTLP JSON, optionally gzip) over keep-alive connections: the receiver's own ceiling.
@@ -11,12 +15,14 @@ The gRPC rows (`OTLPGrpcReceiver`, ``audit collect --grpc``) send the same pre-e
 over one channel per client (raw) or use the SDK's gRPC exporter (sdk); their clients are
 spawned, not forked, because gRPC does not survive fork.
 
-After each run the JSONL file is read back and every span must be there exactly once.
+After each run the JSONL file and/or the database are read back and every span must be there
+exactly once.
 Spans look like agent spans: GenAI attributes plus ~1 KB of message content.
 
     python benchmarks/bench_receiver.py            # writes benchmarks/results/receiver.json
                                                    # and docs/benchmarks/receiver.md
     python benchmarks/bench_receiver.py --quick    # smaller, for a smoke run
+    python benchmarks/bench_receiver.py --sinks-only   # only the JSONL vs DuckDB rows
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import statistics
 import tempfile
 import time
 from collections import Counter
@@ -140,17 +147,28 @@ def _sdk_client(port: int, client: int, n: int, barrier: "mp.synchronize.Barrier
     out.put((0, 0))
 
 
+def _store_sink(db: Path):
+    """What `audit collect --db` flushes through (the database created first)."""
+    from auditor.store import Store
+    from auditor.store.store import append_spans
+
+    Store(db).close()
+    return lambda spans: append_spans(db, spans)
+
+
 def _run(kind: str, clients: int, per_client: int, size: int = 100, body_format: str = "protobuf",
-         use_gzip: bool = False, protocol: str = "http") -> dict:
+         use_gzip: bool = False, protocol: str = "http", sink: str = "jsonl") -> dict:
     ctx = mp.get_context("spawn" if protocol == "grpc" else "fork")
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "spans.jsonl"
+        path = Path(tmp) / "spans.jsonl" if sink in ("jsonl", "both") else None
+        db = Path(tmp) / "spans.duckdb" if sink in ("duckdb", "both") else None
+        store_sink = _store_sink(db) if db is not None else None
         if protocol == "grpc":
             from auditor.collectors.grpc_receiver import OTLPGrpcReceiver
 
-            rec = OTLPGrpcReceiver(port=0, jsonl_path=path).start()
+            rec = OTLPGrpcReceiver(port=0, jsonl_path=path, sink=store_sink).start()
         else:
-            rec = OTLPReceiver(port=0, jsonl_path=path).start()
+            rec = OTLPReceiver(port=0, jsonl_path=path, sink=store_sink).start()
         barrier = ctx.Barrier(clients + 1)
         out = ctx.Queue()
         if kind == "raw" and protocol == "grpc":
@@ -173,18 +191,32 @@ def _run(kind: str, clients: int, per_client: int, size: int = 100, body_format:
         elapsed = time.perf_counter() - t0
         for p in procs:
             p.join(timeout=60)
-        rec.stop()
-        spans, issues = read_otlp_json(path)
-        counts = Counter((s.trace_id, s.span_id) for s in spans)
-        exactly_once = len(counts) == total and set(counts.values()) == {1} and not issues
+        elapsed_acked = elapsed
+        rec.stop()  # flushes what the store has not taken yet (with a JSONL file, acks came before)
+        elapsed_stored = time.perf_counter() - t0
+        exactly_once, stored = True, None
+        if path is not None:
+            spans, issues = read_otlp_json(path)
+            counts = Counter((s.trace_id, s.span_id) for s in spans)
+            exactly_once = len(counts) == total and set(counts.values()) == {1} and not issues
+            stored = len(spans)
+        if db is not None:
+            import duckdb
+
+            con = duckdb.connect(str(db), read_only=True)
+            n, distinct = con.execute("SELECT count(*), count(DISTINCT (trace_id, span_id)) FROM spans").fetchone()
+            con.close()
+            exactly_once = exactly_once and n == distinct == total
+            stored = n if stored is None else min(stored, n)
+        elapsed = elapsed_stored if sink == "both" else elapsed_acked
         return {
-            "protocol": "gRPC" if protocol == "grpc" else "HTTP",
+            "protocol": "gRPC" if protocol == "grpc" else "HTTP", "sink": {"both": "JSONL + DuckDB"}.get(sink, sink),
             "kind": kind, "body": body_format if kind == "raw" else "protobuf (SDK)",
             "gzip": use_gzip, "clients": clients, "spans": total,
             "spans_per_request": size if kind == "raw" else 512,
             "seconds": round(elapsed, 3), "spans_per_second": round(total / elapsed),
             "failed_requests": sum(b for b, _ in results), "request_mb": round(sum(n for _, n in results) / 1e6, 2),
-            "stored_exactly_once": exactly_once, "stored": len(spans),
+            "stored_exactly_once": exactly_once, "stored": stored,
         }
 
 
@@ -192,13 +224,20 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="small run (smoke test)")
     ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--sinks-only", action="store_true", help="only the JSONL vs DuckDB rows (side by side)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "receiver.json")
     ap.add_argument("--doc", type=Path, default=ROOT / "docs" / "benchmarks" / "receiver.md")
     args = ap.parse_args(argv)
     load_before = os.getloadavg()[0]
     per = 10 if args.quick else 50  # requests of 100 spans per client
     sdk_per = 1000 if args.quick else 5000
-    runs = [
+    sinks = []  # the same load into each sink, one after the other, interleaved twice against drift
+    for _ in range(2):
+        for sink in ("jsonl", "duckdb", "both"):
+            sinks.append(_run("raw", args.clients, per, body_format="protobuf", sink=sink))
+            sinks.append(_run("sdk", args.clients, sdk_per, sink=sink))
+    runs = sinks if args.sinks_only else [
+        *sinks,
         _run("raw", args.clients, per, body_format="protobuf"),
         _run("raw", args.clients, per, body_format="protobuf", use_gzip=True),
         _run("raw", args.clients, per, body_format="json"),
@@ -209,10 +248,11 @@ def main(argv: list[str] | None = None) -> int:
         _run("sdk", args.clients, sdk_per, protocol="grpc"),
     ]
     for r in runs:
-        print(f"{r['protocol']:>4} {r['kind']:>4} {r['body']:>15} gzip={str(r['gzip']):5} {r['spans']:>7} spans "
+        print(f"{r['protocol']:>4} {r['sink']:>14} {r['kind']:>4} {r['body']:>15} gzip={str(r['gzip']):5} {r['spans']:>7} spans "
               f"{r['seconds']:>7.2f} s  {r['spans_per_second']:>8} spans/s  exactly-once={r['stored_exactly_once']}")
     command = "python benchmarks/bench_receiver.py" + (" --quick" if args.quick else "") + \
-              (f" --clients {args.clients}" if args.clients != 4 else "")
+              (" --sinks-only" if args.sinks_only else "") + (f" --clients {args.clients}" if args.clients != 4 else "")
+    ratios = _sink_ratios(sinks)
     report = {
         "benchmark": "receiver",
         "command": command,
@@ -222,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         "receiver": "auditor.collectors.receiver.OTLPReceiver (stdlib ThreadingHTTPServer) and "
                     "auditor.collectors.grpc_receiver.OTLPGrpcReceiver (grpcio, 8 worker threads), JSONL output, loopback",
         "results": runs,
+        "sink_ratios": ratios,
         "headline_spans_per_second": runs[0]["spans_per_second"],
         "all_exactly_once": all(r["stored_exactly_once"] for r in runs),
     }
@@ -233,16 +274,41 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if report["all_exactly_once"] else 1
 
 
+def _sink_ratios(runs: list[dict]) -> list[dict]:
+    """Per load (raw, sdk) and sink: the median of its spans/s over the rounds, and the median of
+    its ratio to the JSONL sink of the same round (each round runs the sinks back to back, so a
+    ratio compares runs a few seconds apart, under the same load from the rest of the machine)."""
+    out = []
+    for kind in ("raw", "sdk"):
+        rounds: list[dict[str, int]] = []
+        for r in runs:
+            if r["kind"] != kind:
+                continue
+            if not rounds or r["sink"] in rounds[-1]:
+                rounds.append({})
+            rounds[-1][r["sink"]] = r["spans_per_second"]
+        for sink in dict.fromkeys(k for rnd in rounds for k in rnd):
+            rates = [rnd[sink] for rnd in rounds if sink in rnd]
+            ratios = [rnd[sink] / rnd["jsonl"] for rnd in rounds if sink in rnd and rnd.get("jsonl")]
+            out.append({"kind": kind, "sink": sink, "spans_per_second": round(statistics.median(rates)),
+                        "ratio_to_jsonl": round(statistics.median(ratios), 2) if ratios else None,
+                        "rounds": len(rates)})
+    return out
+
+
 def _markdown(rep: dict) -> str:
     m = rep["machine"]
+    ratio_rows = "\n".join(f"| {r['kind']} | {r['sink']} | {r['spans_per_second']:,} | {r['ratio_to_jsonl']} |"
+                           for r in rep.get("sink_ratios", []))
     rows = "\n".join(
-        f"| {r.get('protocol', 'HTTP')} | {r['kind']} | {r['body']} | {'yes' if r['gzip'] else 'no'} | {r['clients']} | {r['spans']:,} | "
+        f"| {r.get('protocol', 'HTTP')} | {r.get('sink', 'jsonl')} | {r['kind']} | {r['body']} | {'yes' if r['gzip'] else 'no'} | {r['clients']} | {r['spans']:,} | "
         f"{r['seconds']:.2f} | **{r['spans_per_second']:,}** | {'yes' if r['stored_exactly_once'] else 'NO'} |"
         for r in rep["results"])
     return f"""# OTLP receiver throughput (`audit collect`)
 
-Spans per second received over OTLP/HTTP and OTLP/gRPC on loopback and appended to a JSONL
-file, with every span read back afterwards and checked to be stored exactly once.
+Spans per second received over OTLP/HTTP and OTLP/gRPC on loopback and stored (a JSONL
+file, the DuckDB store, or both), with every span read back afterwards and checked to be stored
+exactly once.
 
 Reproduce:
 
@@ -252,9 +318,26 @@ Reproduce:
 
 (writes `benchmarks/results/receiver.json` and this page).
 
-| protocol | run | body | gzip | client processes | spans | seconds | spans/s | stored exactly once |
-|---|---|---|---|---|---|---|---|---|
+| protocol | sink | run | body | gzip | client processes | spans | seconds | spans/s | stored exactly once |
+|---|---|---|---|---|---|---|---|---|---|
 {rows}
+
+Sinks side by side (HTTP; the same load into each sink back to back, two rounds, one
+invocation; the ratio is the median of each round's ratio to its JSONL run, so it holds on a
+shared machine where the absolute figures do not):
+
+| run | sink | spans/s | ratio to JSONL |
+|---|---|---|---|
+{ratio_rows}
+
+- **jsonl**: acknowledged once appended to the file. **duckdb** (`audit collect --db` alone):
+  batched across requests (a batch starts as soon as the previous one is committed, plus a
+  10 ms gap in which other processes can open the file, and holds whatever arrived meanwhile),
+  one transaction per batch, the file opened only for the flush, and a request acknowledged
+  only once its batch is committed: its seconds run until the last acknowledgement.
+  **JSONL + DuckDB**: acknowledged once in the file, the store following in batches of 5,000
+  spans or 100 ms; its seconds run until the store has caught up too (the receiver's stop
+  flushes it).
 
 - **raw**: client processes post pre-encoded `ExportTraceServiceRequest` bodies of 100 spans over
   keep-alive connections (gRPC: one channel per client); this is the receiver's own ceiling

@@ -6,7 +6,12 @@ million attribution rows.
   (the idempotent path: nothing new is written).
 - ``audits``: `Store.record_audits` on model-free audits (`auditor.testing.audits`, with
   per-argument attributions) until the attributions table holds ``--attributions`` rows; one
-  transaction per run.
+  transaction per run. Each audit is then judged by the shipped policy (`check_audit`) and its
+  verdicts recorded (`Store.record_verdicts`), as `audit trace` and `audit check --db` do, so the
+  verdict views (``unsupported_actions``) are measured full; judging and recording the verdicts
+  is outside the timed ingest (its time is reported on its own).
+- ``ingest``: the peak memory of `audit trace FILE --no-attribute` on 5, 20 and 50 MB span files,
+  each in a fresh process, against the whole file read at once (`ingest_memory.py`).
 - ``queries``: the questions users ask, on a file database: which tool outputs drove send_email
   (``action_drivers``), the top drivers of one action, ``tool_influence``, ``unsupported_actions``,
   and `action_export` for `audit show`. Median of ``--repeat`` runs after a warm-up.
@@ -30,9 +35,11 @@ from pathlib import Path
 import duckdb
 
 from auditor.audit.schema import TrajectoryAudit
+from auditor.check import check_audit, default_policy
 from auditor.report.export import action_export
 from auditor.store import Store
 from auditor.testing.audits import synthetic_audit, synthetic_run, synthetic_trajectory
+from ingest_memory import bench_ingest, markdown as ingest_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -122,17 +129,28 @@ def bench_audits(db: Path, target_rows: int, runs: int) -> dict:
     t0 = time.perf_counter()
     groups, rows = _audits(target_rows, runs)
     build = time.perf_counter() - t0
+    policy = default_policy()
+    judged: dict[str, list] = {}  # the copies of a shape share its actions, hence its verdicts
     with Store(db) as store:
         with Clock() as clock:
             for group in groups:
                 store.record_audits(group)
+        with Clock() as verdict_clock:  # not part of the ingest rate: what the check adds on top
+            for group in groups:
+                for audit in group:
+                    shape = audit.trajectory.model_copy(update={"id": "shape"}).model_dump_json()
+                    if shape not in judged:
+                        judged[shape] = check_audit(audit, policy).verdicts
+                    store.record_verdicts(audit.run.run_id, audit.trajectory.id, judged[shape], policy=policy)
         counts = store.counts()
     assert counts["attributions"] == rows
+    assert counts["action_verdicts"] == counts["action_audits"], counts
     last = groups[-1][-1]
     target = {"run": last.run.run_id, "traj": last.trajectory.id, "action": last.actions[20].action.id}
     return {"target": target, "runs": runs, "trajectories": counts["audits"], "actions": counts["action_audits"],
             "attribution_rows": rows, "token_score_lists": counts["token_scores"],
             "segments": counts["segments"], **clock.rates(rows, "attribution_rows"), "build_seconds": round(build, 2),
+            "verdicts": counts["action_verdicts"], "verdict_seconds": round(verdict_clock.wall, 2),
             "db_megabytes": round(db.stat().st_size / 2**20, 1)}
 
 
@@ -149,6 +167,8 @@ def bench_queries(db: Path, repeat: int, target: dict) -> dict:
                 times.append(time.perf_counter() - t0)
             out[name] = {"median_ms": round(statistics.median(times) * 1000, 1),
                          "max_ms": round(max(times) * 1000, 1), "rows": len(rows), "sql": sql}
+            if len(rows) == 1 and len(cols) == 1:  # a count: what it counted
+                out[name]["value"] = rows[0][0]
         times = []
         for _ in range(repeat):
             t0 = time.perf_counter()
@@ -160,8 +180,10 @@ def bench_queries(db: Path, repeat: int, target: dict) -> dict:
     return out
 
 
-def run(spans: int, attributions: int, runs: int, repeat: int) -> dict:
+def run(spans: int, attributions: int, runs: int, repeat: int, ingest_mb: list[float] | None = None,
+        whole_max_mb: float = 50) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
+        ingest = bench_ingest(Path(tmp), ingest_mb, whole_max_mb) if ingest_mb else None
         span_result = bench_spans(Path(tmp), spans)
         db = Path(tmp) / "audits.duckdb"
         audit_result = bench_audits(db, attributions, runs)
@@ -171,6 +193,7 @@ def run(spans: int, attributions: int, runs: int, repeat: int) -> dict:
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "duckdb": duckdb.__version__, "load_average": [round(x, 1) for x in os.getloadavg()]},
         "spans": span_result, "audits": audit_result, "queries": query_result,
+        **({"ingest": ingest} if ingest else {}),
     }
 
 
@@ -205,7 +228,9 @@ def markdown(res: dict) -> str:
         f"{a['cpu_seconds']} | {rate(a, 'attribution_rows')} |",
         "",
         f"The audit database holds {a['segments']:,} segments and {a['token_score_lists']:,} token-score lists "
-        f"(one per action); it takes {a['db_megabytes']} MB on disk.",
+        f"(one per action) and {a.get('verdicts', 0):,} verdicts (every action judged by the shipped policy and "
+        f"recorded with `record_verdicts`, one transaction per trajectory, {a.get('verdict_seconds', 0)} s, outside "
+        f"the timed ingest); it takes {a['db_megabytes']} MB on disk.",
         "",
         f"## Queries over {a['attribution_rows']:,} attribution rows",
         "",
@@ -215,8 +240,12 @@ def markdown(res: dict) -> str:
         "|---|---|---|---|",
     ]
     for name, r in q.items():
-        lines.append(f"| {name}: `{r['sql']}` | **{r['median_ms']}** | {r['max_ms']} | {r['rows']} |")
-    lines += ["", "Re-run: `python benchmarks/bench_store.py` (a minute or two; `--quick` for a smoke run).", ""]
+        rows = f"{r['rows']} (= {r['value']:,})" if isinstance(r.get("value"), int) else r["rows"]
+        lines.append(f"| {name}: `{r['sql']}` | **{r['median_ms']}** | {r['max_ms']} | {rows} |")
+    if res.get("ingest"):
+        lines += ["", *ingest_markdown(res["ingest"])]
+    lines += ["", "Re-run: `python benchmarks/bench_store.py` (a few minutes; `--quick` for a smoke run, "
+                  "`--ingest-mb 5 20 50` sets the span files).", ""]
     return "\n".join(lines)
 
 
@@ -227,14 +256,17 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--runs", type=int, default=10)
     p.add_argument("--repeat", type=int, default=7)
     p.add_argument("--quick", action="store_true", help="small sizes; prints, writes nothing")
+    p.add_argument("--ingest-mb", type=float, nargs="*", default=[5, 20, 50],
+                   help="span files to import, MB (none: skip the ingest section)")
+    p.add_argument("--whole-max-mb", type=float, default=50, help="largest file also imported whole, for comparison")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "store.json")
     p.add_argument("--doc", type=Path, default=ROOT / "docs" / "benchmarks" / "store.md")
     args = p.parse_args(argv)
     if args.quick:
-        res = run(2_000, 20_000, 4, 3)
+        res = run(2_000, 20_000, 4, 3, [1], 1)
         print(markdown(res))
         return res
-    res = run(args.spans, args.attributions, args.runs, args.repeat)
+    res = run(args.spans, args.attributions, args.runs, args.repeat, args.ingest_mb, args.whole_max_mb)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=2) + "\n")
     args.doc.parent.mkdir(parents=True, exist_ok=True)

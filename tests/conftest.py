@@ -8,6 +8,9 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# before anything imports torch: OpenMP's waiting threads sleep instead of spinning, so a test run
+# beside other work slows down in proportion instead of stalling (docs/benchmarks/threads.md)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest  # noqa: E402
 

@@ -75,3 +75,31 @@ def test_embedded_model_loads_and_speaks_chatml(embedded_model):
         out = model.generate(ids, max_new_tokens=8, do_sample=False)
     answer = tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
     assert "Paris" in answer
+
+
+
+def _threads_probe(code: str, **env: str) -> list[str]:
+    import os
+    import subprocess
+    import sys
+
+    base = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**base, **env}, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
+def test_threads_default_to_every_core_with_passive_waits():
+    """Before torch loads: passive waits (benchmarks/bench_threads.py) and one thread per core;
+    OMP_NUM_THREADS and --threads win; a torch loaded earlier with spinning waits is not trusted."""
+    fresh = ("import os, sys; from auditor import model_registry as m; assert 'torch' not in sys.modules; "
+             "n = m.configure_threads(); import torch; "
+             "print(os.environ.get('OMP_WAIT_POLICY'), n, torch.get_num_threads(), len(os.sched_getaffinity(0)))")
+    policy, n, used, cpus = _threads_probe(fresh)
+    assert (policy, n, used) == ("PASSIVE", cpus, cpus)
+    assert _threads_probe(fresh, OMP_NUM_THREADS="1")[1:3] == ["1", "1"]  # the user's setting rules
+    assert _threads_probe(fresh, OMP_WAIT_POLICY="ACTIVE")[0] == "ACTIVE"
+    explicit = "from auditor import model_registry as m; print(m.configure_threads(1), m.configure_threads())"
+    assert _threads_probe(explicit) == ["1", "1"]  # --threads sticks for the process
+    late = "import torch; from auditor import model_registry as m; print(m.prefer_passive_waits())"
+    assert _threads_probe(late) == ["False"]  # OpenMP read its policy when torch loaded

@@ -306,7 +306,19 @@ def to_github(report: CheckReport) -> str:
 
 
 def write_text(path: str | Path, text: str) -> Path:
+    """Write atomically (a temporary file renamed over the target): a reader, or a check killed
+    mid-write, sees the previous complete file or the new one, never half of one."""
+    import os
+    import tempfile
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path

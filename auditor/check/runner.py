@@ -135,13 +135,19 @@ def run_check(
     *,
     settings: Mapping[str, Any] | None = None,
     on_result: Callable[[TrajectoryResult], None] | None = None,
+    progress: Callable[[str, int, int], Any] | None = None,
+    after_each: Callable[[CheckReport, TrajectoryResult, TrajectoryAudit | None], Any] | None = None,
 ) -> tuple[CheckReport, list[TrajectoryAudit]]:
     """Audit the actions the policy checks and score them; return the report and the audits made.
 
     The audits go through `auditor.audit.audit_each` under one run id: ``auditor`` is the replay
     engine, or None to build one from ``settings`` (model, method, hops, ...; the embedded model
     with FlashTrace by default) when a trajectory has something to check. `AuditorUnavailable` is
-    raised when it cannot be built; an audit that fails is that trajectory's ``error``."""
+    raised when it cannot be built; an audit that fails is that trajectory's ``error``.
+
+    ``progress(trajectory_id, k, n)`` is called before the k-th of the n audits; ``after_each(report,
+    result, audit)`` after each trajectory, with the report so far (so a caller can store and write
+    what is finished: an interrupted check keeps it)."""
     policy = policy or default_policy()
     report = _empty_report(policy)
     audits: list[TrajectoryAudit] = []
@@ -154,8 +160,9 @@ def run_check(
         plans.append((item, traj, checked, ignored))
     # only the checked actions are replayed; the generator audits lazily, as the loop below asks
     outcomes = audit_each([traj.model_copy(update={"actions": checked}) for _, traj, checked, _ in plans if checked],
-                          auditor=auditor, settings=settings if auditor is None else None)
+                          auditor=auditor, settings=settings if auditor is None else None, progress=progress)
     for item, traj, checked, ignored in plans:
+        audit = None
         if not checked:
             result = TrajectoryResult(trajectory_id=traj.id, file=item.file, line=item.line)
             result.verdicts = [_ignored(a) for a in ignored]
@@ -164,12 +171,16 @@ def run_check(
             if out.audit is None:  # one unusable trajectory must not hide the others' findings
                 result = TrajectoryResult(trajectory_id=traj.id, file=item.file, line=item.line, error=out.error)
             else:
-                audits.append(out.audit)
-                result = check_audit(out.audit, policy, item.file, item.line, ignored)
+                audit = out.audit
+                audits.append(audit)
+                result = check_audit(audit, policy, item.file, item.line, ignored)
                 report.model, report.method, report.hops = out.audit.run.model, out.audit.run.method, out.audit.run.hops
         report.results.append(result)
+        report.seconds = time.perf_counter() - t0
         if on_result is not None:
             on_result(result)
+        if after_each is not None:
+            after_each(report, result, audit)
     report.seconds = time.perf_counter() - t0
     return report, audits
 

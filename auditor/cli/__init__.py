@@ -10,6 +10,9 @@ from auditor.cli import trace_cmd, query_cmd, ingest_cmd, show_cmd, collect_cmd,
 
 
 def main() -> None:
+    from auditor.model_registry import prefer_passive_waits
+
+    prefer_passive_waits()  # before anything imports torch (OpenMP reads it once): see docs/benchmarks/threads.md
     app()
 
 

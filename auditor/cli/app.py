@@ -7,7 +7,7 @@ from rich.console import Console
 
 # Exit codes CI systems can rely on: the check owns them (its verdicts decide them); re-exported here
 # for the commands.
-from auditor.check.exit_codes import EXIT_FINDINGS, EXIT_OK, EXIT_SKIPPED, EXIT_USAGE  # noqa: F401
+from auditor.check.exit_codes import EXIT_FINDINGS, EXIT_OK, EXIT_SKIPPED, EXIT_TIMEOUT, EXIT_USAGE  # noqa: F401
 
 app = typer.Typer(
     name="audit",

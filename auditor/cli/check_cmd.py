@@ -10,6 +10,7 @@ import typer
 
 from auditor.check.defaults import DEFAULT_THRESHOLD
 from auditor.cli.app import EXIT_USAGE, app, console, err_console
+from auditor.cli.progress import Progress
 
 
 CHECK_HELP = (
@@ -35,7 +36,10 @@ CHECK_HELP = (
         "Exit codes: 0 every checked action is supported; 1 at least one unsupported action "
         "(findings win over everything else); 3 no findings, but input records were skipped or a "
         "trajectory could not be audited (--allow-skipped turns this into 0); 2 bad arguments, "
-        "unreadable policy, or nothing to check."
+        "unreadable policy, or nothing to check. Progress goes to stderr (--quiet: none), so --json output "
+        "stays clean. Results are kept as each trajectory finishes: --db gets its audit and verdicts, and the "
+        "--junit, --sarif and --output files are rewritten (atomically) with everything finished so far, so a "
+        "check that is interrupted keeps what it did."
     ),
 )
 def check_command(
@@ -57,6 +61,10 @@ def check_command(
     db: Path | None = typer.Option(None, "--db", help="Also record the audits and their verdicts in this DuckDB store."),
     allow_skipped: bool = typer.Option(False, "--allow-skipped", help="Exit 0 (not 3) when records were skipped but nothing was flagged."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Also list every checked action."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Also write the JSON report here (what --json prints)."),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads for the replay (default: "
+                                       "$OMP_NUM_THREADS, else one per core, waiting threads asleep)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines on stderr."),
 ) -> None:
     """Fail when an action is not supported by the user's request (see CHECK_HELP)."""
     from auditor.audit import AuditorUnavailable
@@ -78,28 +86,31 @@ def check_command(
         err_console.print("[red]error:[/] no trajectory could be read from the given files")
         raise typer.Exit(EXIT_USAGE)
 
-    status = err_console.status("auditing…") if not as_json and err_console.is_terminal else None
-    if status is not None:
-        status.start()
-    try:
-        report, audits = run_check(located, pol, settings={"model": model, "method": method, "hops": hops})
-    except AuditorUnavailable as exc:
-        err_console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(EXIT_USAGE) from exc
-    finally:
-        if status is not None:
-            status.stop()
+    if threads is not None:
+        from auditor.model_registry import configure_threads
+
+        configure_threads(threads)
+    writer = _Outputs(db, junit, sarif, output, skipped, pol)
+    with Progress(quiet) as progress:
+        progress.note(f"checking {len(located)} trajector{'y' if len(located) == 1 else 'ies'} "
+                      f"({model or 'embedded model'}, {method}, {hops} hop{'s' if hops != 1 else ''})")
+
+        def after_each(partial: Any, result: Any, audit: Any) -> None:
+            writer.trajectory_done(partial, result, audit)
+            failed = sum(v.status == "failed" for v in result.verdicts)
+            passed = sum(v.status == "passed" for v in result.verdicts)
+            progress.after(result.trajectory_id, len(partial.results), len(located),
+                           f"not audited: {result.error}" if result.error else f"{passed} passed, {failed} failed")
+
+        try:
+            report, audits = run_check(located, pol, settings={"model": model, "method": method, "hops": hops},
+                                       progress=progress.before, after_each=after_each)
+        except AuditorUnavailable as exc:
+            err_console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(EXIT_USAGE) from exc
     report.skipped[:0] = skipped
+    writer.write_files(report)
 
-    if db is not None and audits:
-        _record(db, audits, report, pol)
-
-    if junit is not None:
-        formats.write_text(junit, formats.to_junit(report))
-    if sarif is not None:
-        import json
-
-        formats.write_text(sarif, json.dumps(formats.to_sarif(report), indent=2, ensure_ascii=False))
     if github is None:
         github = os.environ.get("GITHUB_ACTIONS") == "true"
     if github:  # on stderr when stdout carries JSON, so the JSON stays parseable
@@ -111,14 +122,42 @@ def check_command(
     raise typer.Exit(report.exit_code(allow_skipped=allow_skipped))
 
 
-def _record(db: Path, audits: list, report: Any, policy: Any) -> None:
-    """Store the audits with the check's verdicts (`unsupported_actions` lists the failed ones); a
-    check never fails because of the store."""
-    from auditor.store import Store
+class _Outputs:
+    """What a check writes as it goes, so an interrupted check keeps every trajectory it finished:
+    each audit and its verdicts go to --db as soon as it is judged (one short transaction; the
+    file is not held in between), and the --junit, --sarif and --output files are rewritten
+    atomically after each trajectory with the report so far. A check never fails because of the
+    store: the first failure is reported and the store is left alone after it."""
 
-    by_traj = {r.trajectory_id: r.verdicts for r in report.results if r.error is None}
-    try:
-        with Store(db) as store:
-            store.record_audits(audits, [by_traj.get(a.trajectory.id, []) for a in audits], policy=policy)
-    except Exception as exc:  # noqa: BLE001 - report, keep the check's verdict
-        err_console.print(f"[yellow]warning:[/] could not record the audits in {db}: {exc}")
+    def __init__(self, db: Path | None, junit: Path | None, sarif: Path | None, output: Path | None,
+                 skipped: list, policy: Any) -> None:
+        self.db, self.junit, self.sarif, self.output = db, junit, sarif, output
+        self.skipped, self.policy = skipped, policy
+        self.db_failed = False
+
+    def trajectory_done(self, report: Any, result: Any, audit: Any) -> None:
+        if self.db is not None and audit is not None and not self.db_failed:
+            self._record(audit, result.verdicts if result.error is None else [])
+        self.write_files(report.model_copy(update={"skipped": [*self.skipped, *report.skipped]}))
+
+    def _record(self, audit: Any, verdicts: list) -> None:
+        from auditor.store import Store
+
+        try:
+            with Store(self.db) as store:
+                store.record_audits([audit], [verdicts], policy=self.policy)
+        except Exception as exc:  # noqa: BLE001 - report, keep the check's verdict
+            self.db_failed = True
+            err_console.print(f"[yellow]warning:[/] could not record the audits in {self.db}: {exc}")
+
+    def write_files(self, report: Any) -> None:
+        from auditor.check import formats
+
+        if self.junit is not None:
+            formats.write_text(self.junit, formats.to_junit(report))
+        if self.sarif is not None:
+            import json
+
+            formats.write_text(self.sarif, json.dumps(formats.to_sarif(report), indent=2, ensure_ascii=False))
+        if self.output is not None:
+            formats.write_text(self.output, formats.to_json(report))

@@ -10,22 +10,27 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from rich.markup import escape
 
+from auditor.collectors.batcher import DEFAULT_FLUSH_MS, DEFAULT_FLUSH_SPANS
 from auditor.cli.app import EXIT_OK, EXIT_USAGE, app, console, err_console
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-def _store_sink(db: Path) -> tuple[Any, Any]:
-    """(sink, closer) for the DuckDB store, imported only when asked for."""
-    try:
-        from auditor.store import Store  # type: ignore[attr-defined]
-    except ImportError:
-        Store = None  # noqa: N806
-    if Store is None or not hasattr(Store, "add_spans"):
-        raise RuntimeError("the DuckDB store is not available in this build; use --jsonl instead")
-    store = Store(db)
-    return store.add_spans, getattr(store, "close", None)
+def _store_sink(db: Path) -> Any:
+    """The sink `audit collect --db` flushes through: each call opens the database, stores its
+    spans in one transaction and closes it, so `audit query` can open the file between flushes.
+    The database is created (or migrated) here, once, so a bad path is reported at start."""
+    from auditor.store import Store
+    from auditor.store.store import append_spans
+
+    Store(db).close()
+
+    def sink(spans: Any) -> int:
+        return append_spans(db, spans)
+
+    return sink
 
 
 @app.command("collect")
@@ -39,6 +44,8 @@ def collect_command(
     db: Optional[Path] = typer.Option(None, "--db", help="Also store spans in this DuckDB database."),
     token: Optional[str] = typer.Option(None, "--token", envvar="AUDITOR_COLLECT_TOKEN", help="Require 'Authorization: Bearer TOKEN' (HTTP header or gRPC metadata; env AUDITOR_COLLECT_TOKEN)."),
     max_body_mb: float = typer.Option(16.0, "--max-body-mb", min=0.001, help="Reject bodies larger than this, before and after decompression (HTTP 413, gRPC RESOURCE_EXHAUSTED)."),
+    flush_spans: int = typer.Option(DEFAULT_FLUSH_SPANS, "--flush-spans", min=1, help="--db with --jsonl: write to the database once this many spans wait..."),
+    flush_ms: float = typer.Option(DEFAULT_FLUSH_MS, "--flush-ms", min=0, help="...or once the oldest has waited this long (ms). With --db alone each batch is written as soon as the previous one is done. The file is held only while writing, so audit query can read it meanwhile."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log every request."),
 ) -> None:
     """Receive OpenTelemetry traces over OTLP/HTTP (POST /v1/traces, protobuf or JSON, gzip)
@@ -51,6 +58,13 @@ def collect_command(
     http://127.0.0.1:4318/v1/traces with OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/protobuf).
     Ctrl-C or SIGTERM flushes everything received and exits 0.
 
+    With --db, spans are written to the database in batches (with --jsonl: --flush-spans,
+    --flush-ms; alone: as soon as the previous batch is done), each in one transaction with the
+    file held only while writing: audit query, show and trace can open the database meanwhile. A request is acknowledged once its spans are in the --jsonl file
+    (the database follows) or, with --db alone, in the database. A receiver killed outright
+    (kill -9) loses only requests it had not acknowledged; with --jsonl, spans not yet in the
+    database are in the file (audit trace FILE --no-attribute --db DB imports them).
+
     Example: audit collect --port 4318 --jsonl run.jsonl   (then: audit trace run.jsonl)
 
     Example: audit collect --grpc --no-http --jsonl run.jsonl   (OTLP/gRPC only, on 127.0.0.1:4317)
@@ -62,17 +76,20 @@ def collect_command(
         raise typer.Exit(EXIT_USAGE)
     if jsonl is None and db is None:
         jsonl = Path("run.jsonl")
-    sink = closer = None
+    sink = None
     if db is not None:
         try:
-            sink, closer = _store_sink(db)
+            sink = _store_sink(db)
         except Exception as exc:  # noqa: BLE001 - a usage problem, said plainly
             err_console.print(f"[red]error:[/] cannot open the store {db}: {exc}")
             raise typer.Exit(EXIT_USAGE) from exc
-    writer = SpanWriter(jsonl, sink)  # one file, one store, whichever protocol the spans came by
+
+    def warn(line: str) -> None:  # capacity events (the connection limit), store failures: always shown
+        err_console.print(f"warning: {line}", markup=False, highlight=False, soft_wrap=True)
+
+    # one file, one store, whichever protocol the spans came by
+    writer = SpanWriter(jsonl, sink, flush_spans=flush_spans, flush_ms=flush_ms, warn=warn)
     log = (lambda line: err_console.print(line, markup=False, highlight=False)) if verbose else None
-    def warn(line: str) -> None:  # capacity events (the connection limit), always shown, rate-limited
-        err_console.print(f"warning: {line}", markup=False, highlight=False)
 
     max_body_bytes = int(max_body_mb * 1024 * 1024)
     receivers: list[tuple[str, Any, int]] = []
@@ -94,8 +111,6 @@ def collect_command(
             err_console.print(f"[red]error:[/] cannot listen on {host}:{wanted}: {exc.strerror or exc}")
             for other in started:
                 other.stop()
-            if closer:
-                closer()
             raise typer.Exit(EXIT_USAGE) from exc
         started.append(receiver)
 
@@ -125,10 +140,8 @@ def collect_command(
     except KeyboardInterrupt:
         pass
     finally:
-        for receiver in started:  # each stop drains its calls in flight and flushes the shared file
+        for receiver in started:  # each stop drains its calls in flight, flushes the shared file and the store
             receiver.stop()
-        if closer:
-            closer()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     stats = [r.stats for r in started]
@@ -140,4 +153,8 @@ def collect_command(
     console.print(f"stopped: {spans} spans from {requests} requests stored{per}; "
                   f"{rejected_requests} requests and {rejected_spans} spans rejected", markup=False, highlight=False,
                   soft_wrap=True)
+    if writer.sink_failed_spans and jsonl is not None and db is not None:
+        err_console.print(f"[yellow]warning:[/] {writer.sink_failed_spans} spans are in {escape(str(jsonl))} but not in "
+                          f"{escape(str(db))}: import them with `audit trace {escape(str(jsonl))} --no-attribute "
+                          f"--db {escape(str(db))}`", soft_wrap=True)
     raise typer.Exit(EXIT_OK)

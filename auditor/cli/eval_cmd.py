@@ -95,6 +95,8 @@ def eval_command(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON instead of a table."),
     model: str | None = typer.Option(None, "--model", help="A local HF model directory (default: the embedded SmolLM2)."),
     max_new_tokens: int = typer.Option(96, "--max-new-tokens", min=8, help="Generation budget for model traces."),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads for the model (default: "
+                                       "$OMP_NUM_THREADS, else one per core, waiting threads asleep)."),
 ) -> None:
     """Measure how faithful each attribution method is on RULER-style long-context tasks.
 
@@ -125,8 +127,10 @@ def eval_command(
     if variant not in ("auto", "model", "gold"):
         err_console.print(f"[red]error:[/] --variant must be auto, model or gold; got {variant!r}")
         raise typer.Exit(EXIT_USAGE)
-    from auditor.model_registry import ModelNotAvailable
+    from auditor.model_registry import ModelNotAvailable, configure_threads
 
+    if threads is not None:
+        configure_threads(threads)
     try:
         loaded, tokenizer = _load_model(model)
     except ModelNotAvailable as exc:

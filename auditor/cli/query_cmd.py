@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from auditor.cli.app import EXIT_USAGE, app, console, err_console
+from auditor.cli.app import EXIT_TIMEOUT, EXIT_USAGE, app, console, err_console
 
 
 class OutputFormat(str, Enum):
@@ -93,15 +93,16 @@ def print_rows(columns: list[str], rows: list[tuple[Any, ...]], fmt: OutputForma
 
 @app.command("query")
 def query_command(
-    sql: str = typer.Argument(..., help="One read-only SQL statement (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN)."),
+    sql: str = typer.Argument(..., help="One read-only SQL statement (SELECT, WITH, PIVOT, SHOW, DESCRIBE, SUMMARIZE, EXPLAIN)."),
     db: Path | None = typer.Option(None, "--db", help=DB_HELP),
     lake: str | None = typer.Option(None, "--lake", help="Query a results lake (audit trace --ray --results DIR: "
                                     "a directory or URI) in place, instead of the database."),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="Output: table, csv or json."),
+    timeout: float = typer.Option(60.0, "--timeout", min=0, help="Stop the query after this many seconds (exit 124); 0: no limit."),
 ) -> None:
     """Run SQL over the attribution history (read-only: anything that writes is refused).
 
-    Tables: runs, spans, trajectories, messages, segments, actions, attributions, hop_flows, token_scores, audits, action_audits, action_arguments, argument_attributions, action_verdicts (the check's verdict per action, recorded by audit trace and audit check --db), contexts (each model call's messages, when a run's calls each had their own) and audit_contexts (their rendered tokens), lake_batches (results-lake batches audit ingest stored), settings. Views: action_drivers (with the request an action came from), file_drivers (each action's drivers summed per file, to group a file across requests), unsupported_actions, tool_influence, traces, argument_drivers, argument_support. audit query "SHOW TABLES" lists them; docs/schema.md describes every column. Reading files from SQL is disabled.
+    Tables: runs, spans, trajectories, messages, segments, actions, attributions, hop_flows, token_scores, audits, action_audits, action_arguments, argument_attributions, action_verdicts (the check's verdict per action, recorded by audit trace and audit check --db), contexts (each model call's messages, when a run's calls each had their own) and audit_contexts (their rendered tokens), lake_batches (results-lake batches audit ingest stored), settings. Views: action_drivers (with the request an action came from), file_drivers (each action's drivers summed per file, to group a file across requests), unsupported_actions, tool_influence, traces, argument_drivers, argument_support. audit query "SHOW TABLES" lists them; docs/schema.md describes every column. Reading files from SQL is disabled. A query running longer than --timeout is stopped (exit 124). While audit collect --db or audit trace writes the database, the query waits up to $AUDITOR_LOCK_WAIT seconds (default 10) for the file.
 
     --lake DIR answers from a results lake's Parquet shards without importing them: the same tables, views and columns (spans stay empty), plus lake_manifest (every trajectory of every committed batch: status, error, worker).
 
@@ -109,7 +110,7 @@ def query_command(
     """
     import duckdb
 
-    from auditor.store import QueryRefused, check_read_only
+    from auditor.store import QueryRefused, QueryTimeout, check_read_only
 
     try:
         check_read_only(sql)
@@ -129,7 +130,10 @@ def query_command(
     store = open_store(db, external_access=False)
     with store:
         try:
-            columns, rows = store.query(sql)
+            columns, rows = store.query(sql, timeout=timeout or None)
+        except QueryTimeout as exc:
+            err_console.print(f"[red]timed out:[/] {escape(str(exc))}")
+            raise typer.Exit(EXIT_TIMEOUT) from exc
         except duckdb.Error as exc:
             err_console.print(f"[red]error:[/] {escape(str(exc))}")
             raise typer.Exit(EXIT_USAGE) from exc

@@ -33,6 +33,8 @@ def report_command(
                                            "(default: the one RUN_OR_FILE names, else the first)."),
     png: Path | None = typer.Option(None, "--png",
                                     help="Also write a PNG of the page (headless Chromium; apt-get install chromium)."),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="For a file: CPU threads for the replay "
+                                       "(default: $OMP_NUM_THREADS, else one per core, waiting threads asleep)."),
 ) -> None:
     """Write one self-contained HTML page (no network: CSS, JS and data inline) of an audit.
 
@@ -48,6 +50,11 @@ def report_command(
     """
     from auditor.audit import AuditorUnavailable
     from auditor.report.build import ReportError, report_from_file, report_from_store
+
+    if threads is not None:
+        from auditor.model_registry import configure_threads
+
+        configure_threads(threads)
 
     pol = None
     if check and policy is not None:

@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from auditor.cli.app import EXIT_OK, EXIT_SKIPPED, EXIT_USAGE, app, console, err_console
+from auditor.cli.progress import Progress
 from auditor.audit.runs import AuditorUnavailable, audit_each, run_id_for
 from auditor.audit.schema import TrajectoryAudit
 from auditor.report.export import judgement
@@ -41,6 +42,9 @@ def trace_command(
     policy: Path | None = typer.Option(None, "--policy", "-p", help="Check policy TOML the actions are judged by "
                                        "(default: the shipped one); the verdicts are stored with the audits."),
     allow_skipped: bool = typer.Option(False, "--allow-skipped", help="Exit 0 even when input records were skipped."),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads for the replay (default: "
+                                       "$OMP_NUM_THREADS, else one per core, waiting threads asleep)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines on stderr."),
     export_otlp: str | None = typer.Option(None, "--export-otlp", metavar="URL",
                                            help="Then send each action's verdict to this OTLP/HTTP endpoint, joined "
                                                 "to the agent's trace (as `audit export --otlp`)."),
@@ -110,8 +114,9 @@ def trace_command(
             err_console.print(f"[red]error:[/] {escape(f)}: {why}", soft_wrap=True)
             raise typer.Exit(EXIT_USAGE)
     from auditor.check import PolicyError, check_audit, load_policy
-    from auditor.collectors.loading import load_paths
     from auditor.store import Store, StoreError
+    from auditor.collectors.loading import aider_pairs
+    from auditor.store.importer import ImportStats, import_file
 
     try:
         pol = load_policy(policy)
@@ -119,48 +124,86 @@ def trace_command(
         err_console.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(EXIT_USAGE) from exc
 
-    result = load_paths([Path(f) for f in files], fmt)
-    for issue in result.issues:
-        color = "red" if issue.severity == "error" else "yellow"
+    def show(issue: Any) -> None:
+        color = {"error": "red", "warning": "yellow"}.get(issue.severity, "dim")
         err_console.print(f"[{color}]{issue.severity}:[/] {escape(str(issue))}", soft_wrap=True)
 
+    # streamed in bounded batches, one transaction each; only what will be audited is kept
+    result = ImportStats()
+    trajs: list[Any] = []
+    stored: list[int] = [0]
+
+    def keep(traj: Any) -> None:
+        stored[0] += 1
+        if attribute:
+            trajs.append(traj)
+
     try:
-        store = Store(db)
+        with Store(db) as store:
+            db_path = store.path
+            pairs = {} if fmt else aider_pairs([Path(f) for f in files])
+            joined = {p for chat, logs in pairs.items() for p in (chat, *logs)}
+            for chat, logs in pairs.items():  # an Aider chat and its LLM history logs: read together
+                from auditor.collectors.aider_join import join_aider
+
+                got_trajs, got_issues = join_aider(chat, logs)
+                for issue in got_issues:
+                    show(issue)
+                result.issues.extend(got_issues)
+                store.add_trajectories(got_trajs)
+                for traj in got_trajs:
+                    keep(traj)
+            for f in files:
+                if Path(f) in joined:
+                    continue
+                got = import_file(store, f, fmt, on_stored=keep, on_issue=show)
+                result.spans_read += got.spans_read
+                result.spans_added += got.spans_added
+                result.issues.extend(got.issues)
     except StoreError as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(EXIT_USAGE) from exc
+    spans_added = result.spans_added
 
     audits: list[tuple[TrajectoryAudit, bool]] = []
     failed: list[dict[str, str]] = []
     run_id = None
-    with store:
-        spans_added = store.add_spans(result.spans)
-        store.add_trajectories(result.trajectories)
-        trajs = result.trajectories
-        if attribute and trajs:
-            settings = {"model": model, "method": method, "hops": hops, "dtype": dtype, "max_tokens": max_tokens,
-                        "device": device}
-            run_id = run_id_for(trajs, settings)
+    if attribute and trajs:
+        settings = {"model": model, "method": method, "hops": hops, "dtype": dtype, "max_tokens": max_tokens,
+                    "device": device}
+        run_id = run_id_for(trajs, settings)
+        with Store(db) as store:  # held only while reading or writing: audit query can read meanwhile
             done = set() if force else set(store.audited(run_id))
-            try:
-                with err_console.status("auditing") as status:
-                    for out in audit_each(trajs, settings=settings, run_id=run_id, skip=done,
-                                          progress=lambda tid, k, n: status.update(f"auditing {escape(tid)} ({k}/{n})")):
-                        if out.audit is None and not out.resumed:
-                            failed.append({"trajectory_id": out.trajectory.id, "error": out.error or ""})
-                            err_console.print(f"[red]error:[/] {escape(out.trajectory.id)}: audit failed: "
-                                              f"{escape(out.error or '')}")
-                            continue
+        if threads is not None:
+            from auditor.model_registry import configure_threads
+
+            configure_threads(threads)
+        try:
+            with Progress(quiet) as progress:
+                for out in audit_each(trajs, settings=settings, run_id=run_id, skip=done, progress=progress.before):
+                    if out.audit is None and not out.resumed:
+                        failed.append({"trajectory_id": out.trajectory.id, "error": out.error or ""})
+                        err_console.print(f"[red]error:[/] {escape(out.trajectory.id)}: audit failed: "
+                                          f"{escape(out.error or '')}")
+                        continue
+                    with Store(db) as store:
                         audit = out.audit or store.load_audit(run_id, out.trajectory.id)
                         verdicts = check_audit(audit, pol).verdicts  # judged now, under this policy
                         if out.resumed:
                             store.record_verdicts(run_id, audit.trajectory.id, verdicts, policy=pol)
                         else:
                             store.record_audit(audit, verdicts, policy=pol)
-                        audits.append((audit, out.resumed))
-            except AuditorUnavailable as exc:
-                err_console.print(f"[red]error:[/] {escape(str(exc))}")
-                raise typer.Exit(EXIT_USAGE) from exc
+                    audits.append((audit, out.resumed))
+                    failed_n = sum(v.status == "failed" for v in verdicts)
+                    progress.after(out.trajectory.id, out.index, len(trajs),
+                                   ("from the store; " if out.resumed else "") +
+                                   f"{len(audit.actions)} actions, {failed_n} unsupported")
+        except AuditorUnavailable as exc:
+            err_console.print(f"[red]error:[/] {escape(str(exc))}")
+            raise typer.Exit(EXIT_USAGE) from exc
+        except StoreError as exc:
+            err_console.print(f"[red]error:[/] {escape(str(exc))}")
+            raise typer.Exit(EXIT_USAGE) from exc
 
     exported = None
     if (export_otlp or export_phoenix) and run_id is not None and audits:
@@ -172,8 +215,8 @@ def trace_command(
 
     if as_json:
         typer.echo(json.dumps({
-            "db": store.path, "run_id": run_id, "policy": pol.source or "default", "spans_added": spans_added,
-            "trajectories": len(result.trajectories), "skipped": result.skipped,
+            "db": db_path, "run_id": run_id, "policy": pol.source or "default", "spans_added": spans_added,
+            "trajectories": stored[0], "skipped": result.skipped,
             "issues": [{"file": i.file, "line": i.line, "span_id": i.span_id, "field": i.field,
                         "severity": i.severity, "message": i.message} for i in result.issues],
             "audits": [_summary(a, resumed, top, pol) for a, resumed in audits],
@@ -185,11 +228,11 @@ def trace_command(
             console.print(_drivers_table(audit, top, pol, resumed))
             for note in [*audit.dropped, *audit.unplaced]:
                 console.print(f"  [yellow]note:[/] {escape(note)}")
-        n = len(result.trajectories)
-        stored = f"{n} trajector{'y' if n == 1 else 'ies'}"
-        if result.spans:
-            stored += f", {spans_added} new spans"
-        console.print(f"stored {stored} in [bold]{escape(store.path)}[/]"
+        n = stored[0]
+        what = f"{n} trajector{'y' if n == 1 else 'ies'}"
+        if result.spans_read:
+            what += f", {spans_added} new spans"
+        console.print(f"stored {what} in [bold]{escape(db_path)}[/]"
                       + (f" (run {run_id})" if run_id else ""))
         if result.skipped or failed:
             err_console.print(f"[yellow]{result.skipped + len(failed)} record(s) skipped[/] (see the errors above)")

@@ -165,7 +165,7 @@ def load_paths(paths: list[str | Path], fmt: str | None = None) -> LoadResult:
     """Load every file; an Aider chat history and LLM history log given together from one folder
     are joined (`auditor.collectors.aider_join`: the chat's turns with each request's exact context)."""
     total = LoadResult(format=fmt or "mixed")
-    pairs = {} if fmt else _aider_pairs([Path(p) for p in paths])
+    pairs = {} if fmt else aider_pairs([Path(p) for p in paths])
     joined = {p for chat, logs in pairs.items() for p in (chat, *logs)}
     for p in paths:
         p = Path(p)
@@ -179,8 +179,9 @@ def load_paths(paths: list[str | Path], fmt: str | None = None) -> LoadResult:
     return total
 
 
-def _aider_pairs(paths: list[Path]) -> dict[Path, list[Path]]:
-    """Chat history -> the LLM history logs given from the same folder (one chat history per folder)."""
+def aider_pairs(paths: list[Path]) -> dict[Path, list[Path]]:
+    """Chat history -> the LLM history logs given from the same folder (one chat history per folder):
+    the files that must be read together (`auditor.collectors.aider_join`), not streamed one by one."""
     chats: dict[Path, list[Path]] = {}
     logs: dict[Path, list[Path]] = {}
     for p in paths:

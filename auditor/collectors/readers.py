@@ -29,55 +29,63 @@ def _internal(file: str, line: int | None, exc: BaseException) -> LoadIssue:
     return LoadIssue(file, f"internal error reading this record ({type(exc).__name__}: {str(exc)[:200]})", line=line)
 
 
+def otlp_json_line(raw: str, file: str, line: int) -> tuple[list[SpanRecord], list[LoadIssue]]:
+    """One line of an OTLP JSON lines file (an export, or a JSON list of exports): its spans and
+    the issues of its bad records, named ``file:line`` (`read_otlp_json` and
+    `auditor.collectors.streaming` read every line through this)."""
+    spans: list[SpanRecord] = []
+    issues: list[LoadIssue] = []
+    errors: list[SpanError] = []
+    warnings: list[SpanError] = []
+    try:
+        if raw.lstrip().startswith("["):  # a JSON list of exports on one line
+            _take_otlp_doc(loads(raw), raw, file, line, spans, issues)
+            return spans, issues
+        spans.extend(parse_otlp_json(raw, source=f"{file}:{line}", errors=errors, warnings=warnings))
+    except json.JSONDecodeError as exc:
+        issues.append(LoadIssue(file, f"invalid JSON: {exc.msg} at column {exc.colno}", line=line))
+    except SpanError as exc:
+        issues.append(_span_issue(file, line, exc))
+    except DepthError as exc:
+        issues.append(LoadIssue(file, f"the export is {exc}", line=line))
+    except Exception as exc:  # noqa: BLE001 - one record, not the file
+        issues.append(_internal(file, line, exc))
+    issues.extend(_span_issue(file, line, w, "warning") for w in warnings)
+    issues.extend(_span_issue(file, line, e) for e in errors)
+    return spans, issues
+
+
+def _take_otlp_doc(doc: Any, raw: str, file: str, line: int, spans: list[SpanRecord], issues: list[LoadIssue]) -> None:
+    """An already parsed document (a pretty-printed export, or a list of exports)."""
+    if may_hold_surrogates(raw) and holds_lone_surrogate(doc):
+        doc, paths = clean(doc)
+        for p in paths:
+            sid, fld = locate(doc, p)
+            issues.append(LoadIssue(file, "lone UTF-16 surrogate replaced by U+FFFD", line=line, span_id=sid,
+                                    field=fld, severity="warning"))
+    for d in doc if isinstance(doc, list) else [doc]:
+        if not isinstance(d, dict):
+            issues.append(LoadIssue(file, f"expected an OTLP export object, got {type(d).__name__}", line=line))
+            continue
+        errors: list[SpanError] = []
+        try:
+            spans.extend(spans_from_otlp_json(d, source=f"{file}:{line}", errors=errors))
+        except SpanError as exc:
+            issues.append(_span_issue(file, line, exc))
+        except Exception as exc:  # noqa: BLE001 - one record, not the file
+            issues.append(_internal(file, line, exc))
+        issues.extend(_span_issue(file, line, e) for e in errors)
+
+
 def read_otlp_json(path: str | Path) -> tuple[list[SpanRecord], list[LoadIssue]]:
     """One OTLP JSON export per line (the OTel file exporter, ``run.jsonl``, the receiver's
-    output). A single pretty-printed export (or a JSON list of exports) is accepted too."""
+    output). A single pretty-printed export (or a JSON list of exports) is accepted too.
+    (`auditor.collectors.streaming` reads the line-delimited form without holding it whole.)"""
     path = Path(path)
     file = str(path)
     spans: list[SpanRecord] = []
     issues: list[LoadIssue] = []
     text = read_text(path, issues)
-
-    def take_line(raw: str, line: int) -> None:
-        errors: list[SpanError] = []
-        warnings: list[SpanError] = []
-        try:
-            if raw.lstrip().startswith("["):  # a JSON list of exports on one line
-                take_doc(loads(raw), raw, line)
-                return
-            spans.extend(parse_otlp_json(raw, source=f"{file}:{line}", errors=errors, warnings=warnings))
-        except json.JSONDecodeError as exc:
-            issues.append(LoadIssue(file, f"invalid JSON: {exc.msg} at column {exc.colno}", line=line))
-        except SpanError as exc:
-            issues.append(_span_issue(file, line, exc))
-        except DepthError as exc:
-            issues.append(LoadIssue(file, f"the export is {exc}", line=line))
-        except Exception as exc:  # noqa: BLE001 - one record, not the file
-            issues.append(_internal(file, line, exc))
-        issues.extend(_span_issue(file, line, w, "warning") for w in warnings)
-        issues.extend(_span_issue(file, line, e) for e in errors)
-
-    def take_doc(doc: Any, raw: str, line: int) -> None:
-        """An already parsed document (a pretty-printed export, or a list of exports)."""
-        if may_hold_surrogates(raw) and holds_lone_surrogate(doc):
-            doc, paths = clean(doc)
-            for p in paths:
-                sid, fld = locate(doc, p)
-                issues.append(LoadIssue(file, "lone UTF-16 surrogate replaced by U+FFFD", line=line, span_id=sid,
-                                        field=fld, severity="warning"))
-        for d in doc if isinstance(doc, list) else [doc]:
-            if not isinstance(d, dict):
-                issues.append(LoadIssue(file, f"expected an OTLP export object, got {type(d).__name__}", line=line))
-                continue
-            errors: list[SpanError] = []
-            try:
-                spans.extend(spans_from_otlp_json(d, source=f"{file}:{line}", errors=errors))
-            except SpanError as exc:
-                issues.append(_span_issue(file, line, exc))
-            except Exception as exc:  # noqa: BLE001 - one record, not the file
-                issues.append(_internal(file, line, exc))
-            issues.extend(_span_issue(file, line, e) for e in errors)
-
     lines = lines_of(text)
     first = next((i for i, ln in enumerate(lines) if ln.strip()), None)
     if first is not None:
@@ -89,11 +97,13 @@ def read_otlp_json(path: str | Path) -> tuple[list[SpanRecord], list[LoadIssue]]
             except (json.JSONDecodeError, DepthError):
                 pass
             else:
-                take_doc(doc, text, first + 1)
+                _take_otlp_doc(doc, text, file, first + 1, spans, issues)
                 return spans, issues
     for lineno, raw in enumerate(lines, start=1):
         if raw.strip():
-            take_line(raw, lineno)
+            got, bad = otlp_json_line(raw, file, lineno)
+            spans.extend(got)
+            issues.extend(bad)
     return spans, issues
 
 

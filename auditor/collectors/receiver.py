@@ -41,6 +41,8 @@ from pathlib import Path
 from typing import IO, Any, Callable, Sequence
 from urllib.parse import urlsplit
 
+from auditor.collectors.batcher import (DEFAULT_FLUSH_MS, DEFAULT_FLUSH_SPANS, DEFAULT_MAX_QUEUED_SPANS, QueueFull,
+                                       SinkBatcher)
 from auditor.collectors.files import flush_to_disk
 from auditor.collectors.http_server import Head, HttpServer, Limits, Response
 from auditor.collectors.otlp_json import to_otlp_json_line
@@ -107,24 +109,62 @@ class ReceiverStats:
 class SpanWriter:
     """Where received spans go: a JSONL file (one OTLP JSON export per line) and/or a sink.
 
-    Thread-safe, one batch at a time, so several receivers (OTLP/HTTP and OTLP/gRPC) can share
-    one file without interleaving lines. Each receiver `acquire`s it on start and `release`s it
-    on stop; every release flushes the file to disk, the last one closes it. `write` raises
-    `RequestError` (503: retry later, 500: do not retry) when a batch cannot be stored.
+    Thread-safe, so several receivers (OTLP/HTTP and OTLP/gRPC) can share one file without
+    interleaving lines. Each receiver `acquire`s it on start and `release`s it on stop; every
+    release flushes the file and the sink's queue, the last one closes both.
+
+    The sink is fed through a `SinkBatcher` (one call per batch of many requests: every
+    ``flush_spans`` spans or ``flush_ms`` ms behind a JSONL file; without one, as soon as the
+    previous batch is stored, since requests wait for it), so a sink that pays per call (the
+    DuckDB store: open the file, one transaction, close it) keeps up and holds its file only
+    while flushing.
+    A request is acknowledged once its spans are durable: written to the JSONL file when there
+    is one (the sink then catches up behind it; a sink failure is reported through ``warn`` and
+    counted in ``sink_failed_spans``, the spans stay in the file), else stored by the sink.
+
+    `write` raises `RequestError` when a batch cannot be stored: 503 (retry later: the file
+    cannot be written, the sink failed or is falling behind, the writer is shutting down).
+    A process killed outright (SIGKILL) loses only what it had not acknowledged, plus, with a
+    JSONL file, the sink's queue (those spans are in the file: ``audit trace FILE
+    --no-attribute`` imports them).
     """
 
-    def __init__(self, jsonl_path: str | os.PathLike[str] | None = None, sink: Sink | None = None):
+    def __init__(self, jsonl_path: str | os.PathLike[str] | None = None, sink: Sink | None = None, *,
+                 flush_spans: int = DEFAULT_FLUSH_SPANS, flush_ms: float = DEFAULT_FLUSH_MS,
+                 max_queued_spans: int = DEFAULT_MAX_QUEUED_SPANS, wait_s: float = 30.0,
+                 warn: Callable[[str], Any] | None = None):
         self.jsonl_path = Path(jsonl_path) if jsonl_path is not None else None
         self.sink = sink
+        self.wait_s = wait_s  # how long a request waits for room in the queue, and (no file) for its flush
+        self.warn = warn
         self._lock = threading.Lock()
         self._fh: IO[str] | None = None
         self._users = 0
+        self._batcher = SinkBatcher(sink, flush_spans=flush_spans, flush_ms=flush_ms,
+                                    max_queued_spans=max_queued_spans, on_error=self._sink_failed,
+                                    name="span-sink") if sink is not None else None
+
+    @property
+    def sink_failed_spans(self) -> int:
+        """Spans the sink refused (with a JSONL file they are in the file; without, their requests got 503)."""
+        return self._batcher.failed_spans if self._batcher is not None else 0
+
+    def _sink_failed(self, error: str, n: int) -> None:
+        if self.warn is None:
+            return
+        if self.jsonl_path is not None:
+            self.warn(f"{n} spans were written to {self.jsonl_path} but the sink failed: {error}")
+        else:
+            self.warn(f"{n} spans refused (503, the client retries): the sink failed: {error}")
 
     def acquire(self) -> None:
         with self._lock:
-            if self._users == 0 and self.jsonl_path is not None:
-                self.jsonl_path.parent.mkdir(parents=True, exist_ok=True)
-                self._fh = self.jsonl_path.open("a", encoding="utf-8")
+            if self._users == 0:
+                if self.jsonl_path is not None:
+                    self.jsonl_path.parent.mkdir(parents=True, exist_ok=True)
+                    self._fh = self.jsonl_path.open("a", encoding="utf-8")
+                if self._batcher is not None:
+                    self._batcher.start()
             self._users += 1
 
     def release(self) -> None:
@@ -132,18 +172,40 @@ class SpanWriter:
             if self._users == 0:
                 return
             self._users -= 1
+            last = self._users == 0
             if self._fh is not None:
                 flush_to_disk(self._fh)
-                if self._users == 0:
+                if last:
                     self._fh.close()
                     self._fh = None
+        if self._batcher is not None:  # outside the lock: the flusher's last calls must not wait on it
+            if last:
+                self._batcher.close()  # flushes what is queued, then stops
+            else:
+                self._batcher.drain()
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every span written so far has been through the sink (False: ``timeout``
+        passed first) and flush the file to disk."""
+        with self._lock:
+            if self._fh is not None:
+                flush_to_disk(self._fh)
+        return self._batcher.drain(timeout) if self._batcher is not None else True
 
     def write(self, spans: Sequence[SpanRecord]) -> None:
         if not spans:
             return
-        line = to_otlp_json_line(spans) + "\n" if self.jsonl_path is not None else None
-        with self._lock:
-            if line is not None:
+        pending = None
+        if self._batcher is not None:  # room first: a full queue refuses before the file is touched
+            try:
+                pending = self._batcher.put(spans, timeout=self.wait_s, urgent=self.jsonl_path is None)
+            except QueueFull as exc:
+                raise RequestError(503, f"the store is falling behind: {exc}") from exc
+            except RuntimeError as exc:
+                raise RequestError(503, "the receiver is shutting down") from exc
+        if self.jsonl_path is not None:
+            line = to_otlp_json_line(spans) + "\n"
+            with self._lock:
                 if self._fh is None:
                     raise RequestError(503, "the receiver is shutting down")
                 try:
@@ -151,13 +213,12 @@ class SpanWriter:
                     self._fh.flush()
                 except OSError as exc:
                     raise RequestError(503, f"cannot write {self.jsonl_path}: {exc}") from exc
-            if self.sink is not None:
-                try:
-                    self.sink(spans)
-                except Exception as exc:  # noqa: BLE001 - report to the client, keep serving
-                    if line is not None:  # already safe in the file: a retry would duplicate it there
-                        raise RequestError(500, f"spans written to {self.jsonl_path}, but the sink failed: {exc}") from exc
-                    raise RequestError(503, f"sink failed: {exc}") from exc
+            return  # durable in the file: the sink catches up behind it
+        if pending is not None:
+            if not pending.wait(self.wait_s):
+                raise RequestError(503, f"the store did not confirm within {self.wait_s:g} s")
+            if pending.error is not None:
+                raise RequestError(503, f"sink failed: {pending.error}")
 
 
 

@@ -243,6 +243,31 @@ def iter_lines(path: str | Path, issues: list[LoadIssue]) -> Iterator[tuple[int,
             yield lineno, _decode(raw, file, lineno, issues).rstrip("\r\n")
 
 
+def iter_placed_lines(path: str | Path, issues: list[LoadIssue]) -> Iterator[tuple[int, int, int, str]]:
+    """(line number, byte offset, byte length, text) for each line, decoded as `iter_lines` does;
+    `line_at` reads one back by its offset (a reader that comes back to some lines keeps only
+    where they are)."""
+    file = str(path)
+    offset = 0
+    with Path(path).open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            size = len(raw)
+            if lineno == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8):]
+            yield lineno, offset, size, _decode(raw, file, lineno, issues).rstrip("\r\n")
+            offset += size
+
+
+def line_at(fh: Any, offset: int, lineno: int) -> str:
+    """The line at ``offset`` of a file opened in binary mode, as `iter_placed_lines` read it
+    (its issues were reported then)."""
+    fh.seek(offset)
+    raw = fh.readline()
+    if lineno == 1 and raw.startswith(codecs.BOM_UTF8):
+        raw = raw[len(codecs.BOM_UTF8):]
+    return raw.decode("utf-8", "replace").rstrip("\r\n")
+
+
 def read_text(path: str | Path, issues: list[LoadIssue]) -> str:
     """A whole file as text (lines joined by ``\\n``), invalid UTF-8 reported per line."""
     data = Path(path).read_bytes()

@@ -17,16 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from auditor.audit.schema import TrajectoryAudit
 from auditor.store import ingest
-
-if TYPE_CHECKING:  # pragma: no cover
-    import duckdb
 
 #: The tables a record may hold, in the order `write_record` inserts them (parents first); a record
 #: read from a results lake also carries its `lake_batches` row (stored in the same transaction).
@@ -35,14 +33,23 @@ LAKE_TABLE = "lake_batches"
 RECORD_TABLES = ("runs", *TRAJECTORY_TABLES, *reversed(ingest.AUDIT_TABLES), ingest.VERDICT_TABLE, LAKE_TABLE)
 
 
-def verdict_columns(con: "duckdb.DuckDBPyConnection") -> list[tuple[str, str]]:
+def unregister(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Unregister a view; after a failed statement the transaction refuses even that (the view is
+    replaced by the next register), and the statement's own error must be the one raised."""
+    try:
+        con.unregister(name)
+    except duckdb.Error:
+        pass
+
+
+def verdict_columns(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
     """``(name, type)`` of `action_verdicts` as the database has it now (empty before m005)."""
     return [(r[0], r[1]) for r in con.execute(
         "SELECT column_name, data_type FROM duckdb_columns() WHERE schema_name = 'main' AND table_name = ? "
         "ORDER BY column_index", [ingest.VERDICT_TABLE]).fetchall()]
 
 
-def verdict_table(con: "duckdb.DuckDBPyConnection", columns: Sequence[tuple[str, str]], run_id: str,
+def verdict_table(con: duckdb.DuckDBPyConnection, columns: Sequence[tuple[str, str]], run_id: str,
                   trajectory_id: str, verdicts: Sequence[Any], *, policy_source: str | None,
                   policy: dict[str, Any] | None, now: datetime) -> pa.Table:
     """The verdicts' rows of `action_verdicts` (exactly ``columns``, typed as the table), made by
@@ -56,10 +63,10 @@ def verdict_table(con: "duckdb.DuckDBPyConnection", columns: Sequence[tuple[str,
     try:
         return con.sql(f"SELECT unnest(json_transform_strict(doc, '{structure}')) FROM {name}").to_arrow_table()
     finally:
-        con.unregister(name)
+        unregister(con, name)
 
 
-def audit_record(con: "duckdb.DuckDBPyConnection", audits: Sequence[TrajectoryAudit],
+def audit_record(con: duckdb.DuckDBPyConnection, audits: Sequence[TrajectoryAudit],
                  verdicts: Sequence[Sequence[Any] | None] | None = None, *, policy: Any = None,
                  now: datetime) -> dict[str, pa.Table]:
     """The record of ``audits`` (each with its verdicts, or None) judged by ``policy``; ``con`` is
@@ -87,7 +94,7 @@ def audit_record(con: "duckdb.DuckDBPyConnection", audits: Sequence[TrajectoryAu
     return out
 
 
-def _insert(con: "duckdb.DuckDBPyConnection", table: str, data: pa.Table) -> int:
+def _insert(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table) -> int:
     """Bulk insert an Arrow table by column name (one statement)."""
     if data.num_rows == 0:
         return 0
@@ -97,11 +104,11 @@ def _insert(con: "duckdb.DuckDBPyConnection", table: str, data: pa.Table) -> int
     try:
         rows = con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {name}").fetchall()
     finally:
-        con.unregister(name)
+        unregister(con, name)
     return int(rows[0][0]) if rows else 0
 
 
-def upsert_trajectories(con: "duckdb.DuckDBPyConnection", tables: Mapping[str, pa.Table]) -> int:
+def upsert_trajectories(con: duckdb.DuckDBPyConnection, tables: Mapping[str, pa.Table]) -> int:
     """Store the trajectories of a record (with their messages and actions) whose content is new
     or changed; returns how many. The caller holds the transaction."""
     trajs = tables.get("trajectories")
@@ -117,7 +124,7 @@ def upsert_trajectories(con: "duckdb.DuckDBPyConnection", tables: Mapping[str, p
         con.execute("CREATE OR REPLACE TEMP TABLE _traj_changed AS SELECT DISTINCT trajectory_id FROM _traj_in "
                     "WHERE list_contains(?, trajectory_id)", [changed])
     finally:
-        con.unregister("_traj_in")
+        unregister(con, "_traj_in")
     try:
         for table in ingest.TRAJECTORY_TABLES:  # children first
             con.execute(f"DELETE FROM {table} WHERE trajectory_id IN (SELECT trajectory_id FROM _traj_changed)")
@@ -127,11 +134,14 @@ def upsert_trajectories(con: "duckdb.DuckDBPyConnection", tables: Mapping[str, p
             if data is not None and data.num_rows:
                 _insert(con, table, data.filter(pc.is_in(data["trajectory_id"], value_set=keep)))
     finally:
-        con.execute("DROP TABLE IF EXISTS _traj_changed")
+        try:  # after a failed statement the transaction refuses even this: the statement's error is raised
+            con.execute("DROP TABLE IF EXISTS _traj_changed")
+        except duckdb.Error:
+            pass
     return len(changed)
 
 
-def write_record(con: "duckdb.DuckDBPyConnection", tables: Mapping[str, pa.Table]) -> int:
+def write_record(con: duckdb.DuckDBPyConnection, tables: Mapping[str, pa.Table]) -> int:
     """Store a record by the rules above; returns how many (run, trajectory) audits it held. The
     caller holds the transaction (a record is stored whole or not at all)."""
     unknown = set(tables) - set(RECORD_TABLES)
@@ -158,7 +168,7 @@ def write_record(con: "duckdb.DuckDBPyConnection", tables: Mapping[str, pa.Table
                 con.execute(f"DELETE FROM {table} USING _pairs_in p "
                             f"WHERE {table}.run_id = p.run_id AND {table}.trajectory_id = p.trajectory_id").fetchall()
         finally:
-            con.unregister("_pairs_in")
+            unregister(con, "_pairs_in")
     for table in RECORD_TABLES[1 + len(TRAJECTORY_TABLES):]:
         data = tables.get(table)
         if data is not None:

@@ -30,12 +30,15 @@ import pyarrow as pa
 from auditor.audit.schema import TrajectoryAudit
 from auditor.store import ingest, records
 from auditor.store.errors import NotFound, StoreError
+from auditor.store.locking import connect
 from auditor.store.rebuild import rebuild_audit
 from auditor.store.migrations import migrate, pending
-from auditor.store.sql import check_read_only
+from auditor.store.sql import Deadline, QueryTimeout, check_read_only
 from auditor.trajectory import Trajectory
 
 DEFAULT_DB_NAME = "auditor.duckdb"
+_SPAN_COLS = ("trace_id, span_id, parent_span_id, name, kind, start_time_unix_nano, end_time_unix_nano, "
+              "start_time, duration_ms, attributes, events, links, status, resource, scope, source")
 ENV_VAR = "AUDITOR_DB"
 
 
@@ -45,16 +48,55 @@ def default_db_path() -> Path:
     return Path(env) if env else Path.cwd() / DEFAULT_DB_NAME
 
 
+def insert_spans(con: duckdb.DuckDBPyConnection, data: pa.Table) -> int:
+    """Insert `ingest.spans_table` rows that are not stored yet (one statement); how many were new."""
+    con.register("_spans_in", data)
+    try:
+        # the primary key's index finds what is already stored (no scan of the table)
+        return int(con.execute(
+            f"INSERT OR IGNORE INTO spans ({_SPAN_COLS}, ingested_at) SELECT {_SPAN_COLS}, now() "
+            f"FROM ({ingest.SPANS_SELECT.replace('{source}', '_spans_in')})").fetchone()[0])
+    finally:
+        _unregister(con, "_spans_in")
+
+
+_unregister = records.unregister
+
+
+def append_spans(path: str | os.PathLike[str], spans: Sequence[Any], *, lock_wait: float | None = None) -> int:
+    """Open the database at ``path``, store ``spans`` in one transaction, close it; returns how many
+    were new. What `audit collect --db` flushes through: the file is held only for this call, so
+    readers can open it between flushes. The database must exist and be migrated (open a `Store`
+    on it once first); this skips the migration check to keep the file held briefly."""
+    spans = list(spans)
+    if not spans:
+        return 0
+    data = ingest.spans_table(spans)
+    con = connect(str(path), wait=lock_wait)
+    try:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            added = insert_spans(con, data)
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+        return added
+    finally:
+        con.close()
+
+
 class Store:
     """A DuckDB database of audits. Opening it writable runs pending migrations.
 
     ``path`` may be ``":memory:"`` (tests). ``read_only=True`` opens an existing database without
     taking the write lock; ``external_access=False`` additionally forbids SQL from touching files
-    (what `audit query` uses).
+    (what `audit query` uses). When another process holds the file, the open waits up to
+    ``lock_wait`` seconds (default ``$AUDITOR_LOCK_WAIT`` or 10) for it, then raises `StoreLocked`.
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, read_only: bool = False, *,
-                 external_access: bool = True) -> None:
+                 external_access: bool = True, lock_wait: float | None = None) -> None:
         self.path = str(path) if path is not None else str(default_db_path())
         self.read_only = read_only
         self.in_memory = self.path == ":memory:"
@@ -66,7 +108,7 @@ class Store:
         if not external_access:
             config["enable_external_access"] = False
         try:
-            self._con = duckdb.connect(self.path, read_only=read_only and not self.in_memory, config=config)
+            self._con = connect(self.path, read_only=read_only and not self.in_memory, config=config, wait=lock_wait)
         except duckdb.Error as exc:
             raise StoreError(f"cannot open {self.path}: {exc}") from exc
         self._lock = threading.RLock()
@@ -130,7 +172,7 @@ class Store:
                 f"INSERT INTO {table} ({', '.join(cols)}) SELECT {sel} FROM {name} AS src {where}"
             ).fetchone()
         finally:
-            self._con.unregister(name)
+            _unregister(self._con, name)
         return int(row[0]) if row else 0
 
     # -- spans -----------------------------------------------------------------------------------
@@ -141,18 +183,9 @@ class Store:
         if not spans:
             return 0
         data = ingest.spans_table(spans)
-        cols = ("trace_id, span_id, parent_span_id, name, kind, start_time_unix_nano, end_time_unix_nano, "
-                "start_time, duration_ms, attributes, events, links, status, resource, scope, source")
         with self._transaction() as con:
-            con.register("_spans_in", data)
-            try:
-                # the primary key's index finds what is already stored (no scan of the table)
-                added = con.execute(
-                    f"INSERT OR IGNORE INTO spans ({cols}, ingested_at) SELECT {cols}, now() "
-                    f"FROM ({ingest.SPANS_SELECT.replace('{source}', '_spans_in')})").fetchone()[0]
-            finally:
-                con.unregister("_spans_in")
-        return int(added)
+            return insert_spans(con, data)
+
 
     # -- trajectories ----------------------------------------------------------------------------
     def add_trajectories(self, trajs: Sequence[Trajectory]) -> int:
@@ -275,21 +308,28 @@ class Store:
                         [key, str(value), description if description is not None else (old[0] if old else None)])
 
     # -- reading ---------------------------------------------------------------------------------
-    def query(self, sql: str, params: Sequence[Any] | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
-        """Run one read-only statement (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN ...) and return
-        ``(columns, rows)``. Anything else raises `QueryRefused`. On a writable store the statement
+    def query(self, sql: str, params: Sequence[Any] | None = None, *,
+              timeout: float | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run one read-only statement (SELECT, WITH, PIVOT, SHOW, DESCRIBE, EXPLAIN ...) and return
+        ``(columns, rows)``. Anything else raises `QueryRefused`. ``timeout`` (seconds): interrupt
+        the query after that long and raise `QueryTimeout`. On a writable store the statement
         runs inside a transaction that is rolled back."""
         sql = check_read_only(sql)
         with self._lock:
-            if self.read_only:
-                cur = self._con.execute(sql, params or [])
-                return [d[0] for d in cur.description or []], cur.fetchall()
-            self._con.execute("BEGIN TRANSACTION")
+            deadline = Deadline(self._con, timeout)
+            if not self.read_only:
+                self._con.execute("BEGIN TRANSACTION")
             try:
-                cur = self._con.execute(sql, params or [])
-                return [d[0] for d in cur.description or []], cur.fetchall()
+                with deadline:
+                    cur = self._con.execute(sql, params or [])
+                    return [d[0] for d in cur.description or []], cur.fetchall()
+            except duckdb.InterruptException as exc:
+                if deadline.fired:
+                    raise QueryTimeout(float(timeout or 0)) from exc
+                raise
             finally:
-                self._con.execute("ROLLBACK")
+                if not self.read_only:
+                    self._con.execute("ROLLBACK")
 
     def _rows(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
         with self._lock:

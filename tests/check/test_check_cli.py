@@ -54,7 +54,7 @@ def test_json_output_and_policy_file(fake, tmp_path):
     policy.write_text("[tools]\nsend_email = 0.05\n")
     result = runner.invoke(app, ["check", INJECTED, "--json", "--policy", str(policy)])
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)  # progress went to stderr
     assert data["summary"]["findings"] == 0 and data["policy"]["tools"] == {"send_email": 0.05}
 
 

@@ -43,3 +43,20 @@ def test_trace_and_show_name_the_request_and_its_context(runner, db, tmp_path, f
     assert all(d["context_id"] == "req1" for d in data["drivers"])
     second = json.loads(runner.invoke(app, ["show", ".aider.llm.history:a1", "--db", str(db), "--json"]).stdout)
     assert NEW.strip() in second["context"]["messages"][3]["content"]
+
+
+def test_trace_joins_an_aider_chat_and_its_llm_history(runner, db, tmp_path, fake_auditor):
+    """Given together, the two records of one Aider session are one trajectory (as `load_paths`
+    joins them), not two imported file by file."""
+    from helpers.aider_logs import chat_session
+    from helpers.contexts import REQUEST_1, REQUEST_2
+
+    log = _log(tmp_path)
+    chat = tmp_path / ".aider.chat.history.md"
+    chat.write_text(chat_session("2026-02-01 10:00:00", [(REQUEST_1, REPLY_1), (REQUEST_2, REPLY_2)]))
+    result = runner.invoke(app, ["trace", str(chat), str(log), "--db", str(db), "--json"])
+    assert result.exit_code == EXIT_OK, result.output
+    (audit,) = json.loads(result.stdout)["audits"]
+    assert [a["request"] for a in audit["actions"]] and all(a["context_id"] for a in audit["actions"])
+    alone = runner.invoke(app, ["trace", str(log), "--db", str(tmp_path / "other.duckdb"), "--json"])
+    assert json.loads(alone.stdout)["audits"][0]["trajectory_id"] != audit["trajectory_id"]

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from auditor.cli import app
-from auditor.cli.app import EXIT_OK, EXIT_SKIPPED, EXIT_USAGE
+from auditor.cli.app import EXIT_OK, EXIT_SKIPPED, EXIT_TIMEOUT, EXIT_USAGE
 from auditor.store import Store
 
 SEND_EMAIL_SQL = (
@@ -122,13 +122,26 @@ def filled(runner, db, examples_dir, fake_auditor):
 
 
 def test_query_refuses_writes(runner, filled):
-    for sql in ["DROP TABLE runs", "DELETE FROM attributions", "SELECT 1; DROP TABLE runs", "PRAGMA database_list",
-                "ATTACH 'x.duckdb' AS x", "UPDATE settings SET value = '0'"]:
+    for sql, named in [("DROP TABLE runs", "DROP TABLE"), ("DELETE FROM attributions", "DELETE FROM"),
+                       ("SELECT 1; DROP TABLE runs", "one statement"), ("PRAGMA database_list", "PRAGMA"),
+                       ("ATTACH 'x.duckdb' AS x", "ATTACH"), ("UPDATE settings SET value = '0'", "UPDATE"),
+                       ("IMPORT DATABASE 'elsewhere'", "IMPORT DATABASE"), ("INSTALL httpfs", "INSTALL"),
+                       ("WITH gone AS (DELETE FROM settings RETURNING *) SELECT * FROM gone", "DELETE inside a query")]:
         result = runner.invoke(app, ["query", sql, "--db", str(filled)])
         assert result.exit_code == EXIT_USAGE, sql
-        assert "refused" in result.stderr, sql
+        assert "refused" in result.stderr and named in " ".join(result.stderr.split()), (sql, result.stderr)
     with Store(filled, read_only=True) as s:
         assert s.counts()["runs"] == 1 and s.counts()["attributions"] > 0
+
+
+def test_query_runs_pivot_and_stops_at_its_time_limit(runner, filled):
+    pivot = runner.invoke(app, ["query", "PIVOT (SELECT tool_name, actions FROM tool_influence) ON tool_name "
+                                         "USING sum(actions)", "--db", str(filled), "-f", "json"])
+    assert pivot.exit_code == EXIT_OK, pivot.stderr
+    assert json.loads(pivot.stdout)[0]["read_inbox"] == 2
+    slow = runner.invoke(app, ["query", "SELECT count(*) FROM range(1000000000000)", "--db", str(filled),
+                               "--timeout", "0.5"])
+    assert slow.exit_code == EXIT_TIMEOUT and "timed out" in slow.stderr and "0.5 s" in slow.stderr
 
 
 def test_query_formats_and_errors(runner, filled, tmp_path):

@@ -56,6 +56,7 @@ def _post(rec, body: bytes, ctype: str) -> tuple[int, int, str]:
         raw, status = resp.read(), resp.status
     finally:
         conn.close()
+    assert rec.writer.flush(30)  # behind a JSONL file the sink follows in batches: let it catch up
     if status != 200:
         return status, 0, raw.decode("utf-8", "replace")
     if ctype == "application/json":

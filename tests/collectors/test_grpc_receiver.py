@@ -83,6 +83,7 @@ def test_sdk_grpc_exporter_spans_reach_file_and_sink(receiver, compression):
     sdk_run(receiver, 50, "svc", compression=compression)
     ids = stored_ids(receiver)
     assert len(ids) == 50 and set(ids.values()) == {1}
+    assert receiver.writer.flush(10)  # the sink follows the file in batches
     assert len(receiver.test_sink.spans) == 50
     s = receiver.test_sink.spans[0]
     assert s.source == "otlp-grpc" and s.resource["service.name"] == "svc" and s.attributes["worker"] == "svc"

@@ -51,9 +51,12 @@ def post(rec, body: bytes, headers: dict[str, str] | None = None, path: str = "/
     try:
         conn.request("POST", path, body=body, headers={"Content-Type": "application/json", **(headers or {})})
         resp = conn.getresponse()
-        return resp.status, resp.read(), resp.getheader("Content-Type")
+        answer = resp.status, resp.read(), resp.getheader("Content-Type")
     finally:
         conn.close()
+    if getattr(rec, "writer", None) is not None:  # behind a JSONL file the sink follows in batches
+        assert rec.writer.flush(30)
+    return answer
 
 
 def records(n: int, trace: str = "ab" * 16, start: int = 1) -> list[SpanRecord]:
@@ -85,6 +88,7 @@ def test_sdk_exporter_protobuf_is_stored_in_file_and_sink(receiver, compression)
     sdk_run(receiver.url, 50, "svc", compression)
     ids = stored_ids(receiver)
     assert len(ids) == 50 and set(ids.values()) == {1}
+    assert receiver.writer.flush(10)  # the sink follows the file in batches
     assert len(receiver.test_sink.spans) == 50
     s = receiver.test_sink.spans[0]
     assert s.source == "otlp-http" and s.resource["service.name"] == "svc" and s.attributes["worker"] == "svc"
@@ -147,6 +151,7 @@ def test_bad_bodies_get_the_right_status_and_lose_nothing_else(receiver):
     assert post(receiver, json.dumps(to_otlp_json(records(3, start=100))).encode())[0] == 200
     ids = stored_ids(receiver)
     assert len(ids) == 7 and set(ids.values()) == {1}
+    assert receiver.writer.flush(10)  # the sink follows the file in batches
     assert len(receiver.test_sink.spans) == 7
     assert receiver.stats.rejected_requests == len(cases) + 2
 

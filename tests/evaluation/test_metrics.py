@@ -9,6 +9,8 @@ import math
 import pytest
 import torch
 
+from helpers.tolerance import f32_atol
+
 from auditor.evaluation import metrics as M
 
 N = 100
@@ -177,4 +179,6 @@ def test_model_logprob_fn_matches_full_logits():
     with torch.no_grad():
         logp = torch.log_softmax(model(input_ids=ids).logits.double(), -1)
     want = sum(logp[:, t - 1, :].gather(-1, ids[:, t:t + 1]).squeeze(-1) for t in targets)
-    assert torch.allclose(got, want, atol=1e-4)
+    # float32 vs float64 log-softmax: the vocabulary and each logit's hidden * positions terms, 5 tokens summed
+    terms = len(targets) * (model.config.vocab_size + model.config.hidden_size * ids.shape[1] * model.config.num_hidden_layers)
+    assert torch.allclose(got, want, rtol=0, atol=f32_atol(float(want.abs().max()), terms))

@@ -15,6 +15,7 @@ def test_bench_store_smoke():
     assert res["audits"]["attribution_rows"] >= 800
     assert set(res["queries"]) == {*bench_store.QUERIES, "action_export"}
     assert res["queries"]["one_action_top3"]["rows"] == 3
+    assert res["audits"]["verdicts"] == res["audits"]["actions"]  # the verdict views are measured full
     assert "# Store benchmark" in bench_store.markdown(res)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import pyarrow.parquet as pq
 import pytest
@@ -314,13 +315,48 @@ def test_query_refuses_anything_but_one_read(store, sql):
     assert "runs" in store.relations()
 
 
+@pytest.mark.parametrize("sql, named", [
+    ("IMPORT DATABASE 'x'", "IMPORT DATABASE statements"), ("INSTALL httpfs", "INSTALL statements"),
+    ("FORCE INSTALL httpfs", "FORCE INSTALL statements"), ("LOAD httpfs", "LOAD statements"),
+    ("CHECKPOINT", "CHECKPOINT statements"), ("CREATE TABLE x AS PIVOT runs ON model USING count(*)", "CREATE TABLE"),
+    ("WITH d AS (DELETE FROM runs RETURNING *) SELECT * FROM d", "DELETE inside a query"),
+    ("SELECT (WITH u AS (UPDATE settings SET value = '1' RETURNING 1) SELECT count(*) FROM u)", "UPDATE inside"),
+    ("WITH i AS (INSERT INTO settings VALUES ('a', 'b', 'c') RETURNING *) FROM i", "INSERT inside"),
+    ("EXPLAIN WITH d AS (DELETE FROM runs RETURNING *) SELECT * FROM d", "DELETE inside"),
+    ("WITH d AS (DELETE FROM runs RETURNING *) PIVOT d ON model USING count(*)", "DELETE inside a PIVOT"),
+    ("UPDATE EXTENSIONS", "UPDATE EXTENSIONS statements"),
+])
+def test_query_names_what_it_refuses(store, sql, named):
+    with pytest.raises(QueryRefused, match=named):
+        store.query(sql)
+    assert "runs" in store.relations()
+
+
 @pytest.mark.parametrize("sql", [
     "SELECT 1", "WITH a AS (SELECT 1 AS x) SELECT x FROM a", "SHOW TABLES", "DESCRIBE runs",
-    "FROM runs", "EXPLAIN SELECT * FROM runs", "SUMMARIZE runs", "SELECT 1;",
+    "FROM runs", "EXPLAIN SELECT * FROM runs", "SUMMARIZE runs", "SELECT 1;", "VALUES (1), (2)",
+    "PIVOT settings ON key USING count(*)", "PIVOT settings ON key IN ('a', 'b') USING count(*)",
+    "UNPIVOT (SELECT 1 AS a, 2 AS b) ON a, b INTO NAME n VALUE v", "EXPLAIN PIVOT settings ON key USING count(*)",
+    "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 3) SELECT * FROM r",
 ])
 def test_query_runs_reads(store, sql):
     cols, rows = store.query(sql)
     assert cols
+
+
+def test_query_time_limit(store, tmp_path):
+    from auditor.store import QueryTimeout
+
+    t0 = time.monotonic()
+    with pytest.raises(QueryTimeout, match="longer than 0.3 s"):
+        store.query("SELECT count(*) FROM range(1000000000000)", timeout=0.3)
+    assert time.monotonic() - t0 < 30
+    assert store.query("SELECT 42", timeout=5)[1] == [(42,)]  # the connection is usable after
+    Store(tmp_path / "ro.duckdb").close()
+    with Store(tmp_path / "ro.duckdb", read_only=True) as ro:
+        with pytest.raises(QueryTimeout):
+            ro.query("SELECT count(*) FROM range(1000000000000)", timeout=0.3)
+        assert ro.query("SELECT 1")[1] == [(1,)]
 
 
 def test_read_only_store(tmp_path, example_audits):
@@ -447,3 +483,39 @@ def test_verdicts_are_stored_replaced_and_removed_with_their_audit(store, exampl
     assert store.verdicts("run-a", audit.trajectory.id) == {}
     store.record_audit(audit, result.verdicts, policy=policy)
     assert store.delete_run("run-a") and store.query("SELECT count(*) FROM action_verdicts")[1] == [(0,)]
+
+
+def _hold_lock(path, seconds: float):
+    """Another process holding the database file (as `audit trace` does) for ``seconds``."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+                             "print('held', flush=True); time.sleep(float(sys.argv[2]))", str(path), str(seconds)],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_opening_waits_for_another_process_then_says_who_holds_the_file(tmp_path):
+    from auditor.store.locking import StoreLocked
+
+    path = tmp_path / "busy.duckdb"
+    Store(path).close()
+    holder = _hold_lock(path, 1.0)
+    try:
+        with Store(path, read_only=True, lock_wait=30) as ro:  # waits for the holder to finish
+            assert "runs" in ro.relations()
+    finally:
+        holder.wait(30)
+    holder = _hold_lock(path, 30)
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(StoreLocked, match=rf"in use by process {holder.pid} .*stayed locked for 0.3 s"):
+            Store(path, read_only=True, lock_wait=0.3)
+        assert time.monotonic() - t0 < 10
+        with pytest.raises(StoreLocked, match="AUDITOR_LOCK_WAIT"):
+            Store(path, lock_wait=0)
+    finally:
+        holder.kill()
+        holder.wait()
