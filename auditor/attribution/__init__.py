@@ -5,8 +5,10 @@
 One forward pass captures the per-layer states (`capture` -> `StateCache`); every target of the
 sequence (any prefix) is then explained with cheap passes over those states. See
 docs/spec algorithm.md for the method and `flashtrace.py` for the choices it leaves open.
+`target_logprobs` (ablation.py) scores edited variants of a sequence on a shared prefix KV cache.
 """
 
+from .ablation import Variant, VariantLogprob, target_logprobs
 from .adapters import ARCH_SPECS, UnsupportedArchitecture, supported_architectures
 from .api import METHODS, attribute, attribute_many, get_method, list_methods
 from .result import AttributionResult, Target
@@ -26,4 +28,7 @@ __all__ = [
     "LAYER_STATE_NAMES",
     "ARCH_SPECS",
     "supported_architectures",
+    "target_logprobs",
+    "Variant",
+    "VariantLogprob",
 ]

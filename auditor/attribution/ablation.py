@@ -1,0 +1,243 @@
+"""Target log-probabilities of edited variants of a sequence, sharing the prefix's KV cache.
+
+Causal confirmation of a verdict asks: how does log p(target | context) change when a segment of
+the context is removed or replaced? `target_logprobs(model, ids, range(t0, t1), variants)` answers
+for the base sequence and every variant at once. Each variant is a list of edits
+``(start, end, replacement_ids)`` applied to ``ids[:t0]`` (all edits end by `t0`); the target tokens
+``ids[t0:t1]`` are teacher-forced after the edited context and shift by the edits' length change.
+
+Why it is cheap: a causal model's states for ``ids[:q]`` are the same in every sequence that starts
+with ``ids[:q]``. Sequences (base included) are sorted by the first position they must forward
+(their first edit, or one before their target, whichever is earlier) and cut into batches of
+`batch_size`; the shared prefix cache grows batch by batch (``use_cache=True``, batch 1, each token
+forwarded once), and each batch forwards only its rows' suffixes on a batch copy of that cache
+(``Cache.batch_repeat_interleave``). A variant thus costs the tokens after its first edit.
+
+Suffixes of different lengths are right-padded and run without an attention mask: every real token
+sits before the pads of its row, so causal attention never lets it see one (pad rows' own outputs
+are never read). Real tokens keep contiguous positions ``q, q+1, …`` right after the cache, which is
+also what sliding-window masks (built on cache indices) need. Only the target's rows of the final
+hidden states go through the output head (a pre-hook gathers them per row), so memory is
+``B·T·V`` logits, not ``B·S·V``; elementwise post-processing (Gemma's final soft-capping) still
+applies, as the model's own forward does it after the head.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import torch
+
+from .states import as_input_ids, model_device
+
+if TYPE_CHECKING:  # pragma: no cover
+    from transformers import PreTrainedModel
+
+Edit = tuple[int, int, tuple[int, ...]]  # (start, end, replacement_ids): ids[start:end] -> replacement
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A named list of edits of the context, in increasing, non-overlapping order.
+
+    ``Variant("no-user", [(12, 30, [])])`` removes ``ids[12:30]``; ``(12, 30, neutral_ids)``
+    replaces it; ``(12, 12, ids)`` inserts. Edits are checked here (order, overlap, shape) and
+    against the target in `target_logprobs` (each must end by the target's start)."""
+
+    name: str
+    edits: tuple[Edit, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        norm: list[Edit] = []
+        for k, edit in enumerate(self.edits):
+            try:
+                start, end, repl = edit
+                start, end = int(start), int(end)
+                repl = tuple(int(x) for x in (repl.tolist() if isinstance(repl, torch.Tensor) else repl))
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"variant {self.name!r}, edit {k}: expected (start, end, replacement_ids), "
+                                 f"got {edit!r}") from exc
+            if start < 0 or end < start:
+                raise ValueError(f"variant {self.name!r}, edit {k}: bad span [{start}, {end})")
+            if norm and start < norm[-1][1]:
+                prev = norm[-1]
+                what = "overlaps" if start >= prev[0] else "comes before"
+                raise ValueError(f"variant {self.name!r}, edit {k} [{start}, {end}) {what} edit {k - 1} "
+                                 f"[{prev[0]}, {prev[1]}): give edits in increasing order, without overlap")
+            if norm and start == end == norm[-1][1] == norm[-1][0]:
+                raise ValueError(f"variant {self.name!r}, edit {k}: two insertions at position {start}; merge them")
+            norm.append((start, end, repl))
+        object.__setattr__(self, "edits", tuple(norm))
+
+    @property
+    def first(self) -> int | None:
+        """The first position the edits touch (None without edits)."""
+        return self.edits[0][0] if self.edits else None
+
+    def apply(self, ids: torch.Tensor) -> torch.Tensor:
+        """The edited 1-D sequence (edit positions refer to `ids`)."""
+        parts, pos = [], 0
+        for start, end, repl in self.edits:
+            parts += [ids[pos:start], torch.tensor(repl, dtype=ids.dtype)]
+            pos = end
+        parts.append(ids[pos:])
+        return torch.cat(parts)
+
+
+@dataclass(frozen=True)
+class VariantLogprob:
+    """log p of the target tokens in one sequence: `logprob` = Σ `token_logprobs`.
+
+    `target_start` is where the target begins in this sequence (t0 shifted by the edits) and
+    `n_tokens` the sequence's length up to the target's end."""
+
+    name: str
+    logprob: float
+    token_logprobs: tuple[float, ...]
+    target_start: int
+    n_tokens: int
+
+
+@dataclass
+class _Seq:
+    name: str
+    tokens: torch.Tensor  # [n] edited sequence up to the target's end
+    start: int  # target start in `tokens`
+    need: int  # first position this sequence must forward: min(first edit, start - 1)
+
+
+def _target_range(target, n: int) -> tuple[int, int]:
+    if isinstance(target, range):
+        if target.step != 1:
+            raise ValueError(f"target must be a contiguous range (step 1), got {target!r}")
+        t0, t1 = target.start, target.stop
+    else:
+        t0, t1 = (int(x) for x in target)
+    if not 1 <= t0 < t1 <= n:
+        raise ValueError(f"target [{t0}, {t1}) must satisfy 1 <= t0 < t1 <= {n} (the sequence's length): "
+                         "the first target token needs at least one token before it")
+    return t0, t1
+
+
+def _sequences(ids: torch.Tensor, t0: int, t1: int, variants: list[Variant], vocab: int | None) -> list[_Seq]:
+    seqs = [_Seq("base", ids[:t1], t0, t0 - 1)]
+    for v in variants:
+        if not isinstance(v, Variant):
+            raise TypeError(f"variants must be Variant objects, got {type(v).__name__}")
+        for k, (start, end, repl) in enumerate(v.edits):
+            if start >= t0 or end > t0:
+                raise ValueError(f"variant {v.name!r}, edit {k} [{start}, {end}) reaches the target [{t0}, {t1}): "
+                                 "edits must end by the target's start")
+            if vocab is not None and any(not 0 <= x < vocab for x in repl):
+                raise ValueError(f"variant {v.name!r}, edit {k}: replacement ids must lie in [0, {vocab})")
+        tokens = torch.cat([v.apply(ids[:t0]), ids[t0:t1]])
+        start = tokens.numel() - (t1 - t0)
+        if start < 1:
+            raise ValueError(f"variant {v.name!r} leaves no token before the target (nothing predicts its first token)")
+        first = v.first if v.first is not None else t0
+        seqs.append(_Seq(v.name, tokens, start, min(first, start - 1)))
+    return seqs
+
+
+def _forward(model, input_ids: torch.Tensor, offset: int, cache, **kw):
+    B, S = input_ids.shape
+    pos = torch.arange(offset, offset + S, device=input_ids.device)[None].expand(B, S)
+    return model(input_ids=input_ids, position_ids=pos, cache=cache, use_cache=True, **kw)
+
+
+class _GatherRows:
+    """Pre-hook on the output head: keep, per row, only the hidden states at `cols` [B, T]."""
+
+    def __init__(self, cols: torch.Tensor):
+        self.cols = cols
+        self.calls = 0
+
+    def __call__(self, module, args):
+        h = args[0]  # [B, S, d]
+        self.calls += 1
+        if h.dim() != 3 or h.shape[0] != self.cols.shape[0] or h.shape[1] <= int(self.cols.max()):
+            raise RuntimeError(f"the output head received hidden states of shape {tuple(h.shape)}; expected "
+                               f"[{self.cols.shape[0]}, >{int(self.cols.max())}, d]")
+        idx = self.cols.to(h.device)[:, :, None].expand(-1, -1, h.shape[-1])
+        return (torch.gather(h, 1, idx), *args[1:])
+
+
+def _batch_logprobs(model, head, batch: list[_Seq], q: int, T: int, prefix_cache, device) -> torch.Tensor:
+    """Per-token target log-probs [B, T] float32 of `batch`, forwarding only tokens from `q` on."""
+    B = len(batch)
+    lens = [s.tokens.numel() - q for s in batch]
+    S = max(lens)
+    inp = torch.zeros(B, S, dtype=torch.long)
+    for b, s in enumerate(batch):
+        inp[b, : lens[b]] = s.tokens[q:]
+    # logits at position p predict token p+1: target token start+t is read at start+t-1
+    cols = torch.stack([torch.arange(s.start - 1 - q, s.start - 1 - q + T) for s in batch])  # [B, T]
+    past = None
+    if prefix_cache is not None:
+        past = copy.deepcopy(prefix_cache)
+        past.batch_repeat_interleave(B)
+    hook = _GatherRows(cols)
+    handle = head.register_forward_pre_hook(hook)
+    try:
+        logits = _forward(model, inp.to(device), q, past).logits  # [B, T, V]
+    finally:
+        handle.remove()
+    if hook.calls != 1 or logits.shape[:2] != (B, T):
+        raise RuntimeError(f"{type(model).__name__}: the output head was not applied once to the final hidden "
+                           "states; target_logprobs cannot read per-row target logits from this model")
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    tok = torch.stack([s.tokens[s.start:s.start + T] for s in batch]).to(logp.device)  # [B, T]
+    return logp.gather(-1, tok[:, :, None])[:, :, 0]
+
+
+@torch.no_grad()
+def target_logprobs(
+    model: "PreTrainedModel",
+    ids,
+    target: range | tuple[int, int],
+    variants: list[Variant],
+    *,
+    batch_size: int = 8,
+) -> list[VariantLogprob]:
+    """log p(ids[t0:t1] | context) for the base sequence (first) and each variant, in order.
+
+    `target`: ``range(t0, t1)`` (or ``(t0, t1)``) of positions in `ids`, 1 <= t0 < t1 <= len(ids).
+    Each variant's edits must end by `t0`. Works on any causal LM whose forward takes a
+    transformers `Cache` (``cache=``, ``position_ids=``) and applies `get_output_embeddings()` to
+    its final hidden states. Results equal one plain forward per sequence to float error.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
+    ids = as_input_ids(ids)
+    t0, t1 = _target_range(target, ids.numel())
+    T = t1 - t0
+    vocab = getattr(getattr(model, "config", None), "vocab_size", None)
+    seqs = _sequences(ids, t0, t1, list(variants), vocab)
+    head = model.get_output_embeddings()
+    if head is None:
+        raise ValueError(f"{type(model).__name__} has no output head (get_output_embeddings() is None)")
+    device = model_device(model)
+
+    order = sorted(range(len(seqs)), key=lambda k: seqs[k].need)
+    results: list[torch.Tensor | None] = [None] * len(seqs)
+    prefix_cache, p = None, 0  # the cache holds ids[:p], shared by every sequence still to run
+    for b0 in range(0, len(order), batch_size):
+        batch_idx = order[b0:b0 + batch_size]
+        q = seqs[batch_idx[0]].need  # every row of the batch starts with ids[:q]
+        if q > p:
+            out = _forward(model, ids[p:q][None].to(device), p, prefix_cache, logits_to_keep=1)
+            prefix_cache, p = out.cache, q
+        rows = _batch_logprobs(model, head, [seqs[k] for k in batch_idx], p, T, prefix_cache, device)
+        for r, k in enumerate(batch_idx):
+            results[k] = rows[r].cpu()
+    out_list = []
+    for s, lp in zip(seqs, results):
+        assert lp is not None
+        out_list.append(VariantLogprob(s.name, float(lp.double().sum()), tuple(float(x) for x in lp),
+                                       s.start, int(s.tokens.numel())))
+    return out_list
+
+
+__all__ = ["Variant", "VariantLogprob", "Edit", "target_logprobs"]
