@@ -8,7 +8,7 @@ docs/spec algorithm.md for the method and `flashtrace.py` for the choices it lea
 `target_logprobs` (ablation.py) scores edited variants of a sequence on a shared prefix KV cache.
 """
 
-from .ablation import Variant, VariantLogprob, target_logprobs
+from .ablation import Variant, VariantLogprob, target_logprobs, target_logprobs_many
 from .adapters import ARCH_SPECS, UnsupportedArchitecture, supported_architectures
 from .api import METHODS, attribute, attribute_many, get_method, list_methods
 from .result import AttributionResult, Target
@@ -29,6 +29,7 @@ __all__ = [
     "ARCH_SPECS",
     "supported_architectures",
     "target_logprobs",
+    "target_logprobs_many",
     "Variant",
     "VariantLogprob",
 ]
