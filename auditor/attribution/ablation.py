@@ -136,11 +136,12 @@ def _check_variant(v: Variant, n: int, vocab: int | None) -> None:
             raise ValueError(f"variant {v.name!r}, edit {k}: replacement ids must lie in [0, {vocab})")
 
 
-def _sequence(name: str, ids: torch.Tensor, spans: list[tuple[int, int]], v: Variant | None) -> _Seq | None:
-    """The sequence of `v` (None: the base) up to the end of the last target it can read; None when
-    it reads no target (each target must start at or after the variant's last edit)."""
+def _sequence(name: str, ids: torch.Tensor, spans: list[tuple[int, int]], v: Variant | None,
+              wanted: set[int] | None = None) -> _Seq | None:
+    """The sequence of `v` (None: the base) up to the end of the last target it reads; None when it
+    reads none. It reads the targets in `wanted` (default all) that start at or after its last edit."""
     last = v.edits[-1][1] if v is not None and v.edits else 0
-    valid = [k for k, (t0, _) in enumerate(spans) if t0 >= last]
+    valid = [k for k, (t0, _) in enumerate(spans) if t0 >= last and (wanted is None or k in wanted)]
     if not valid:
         return None
     end = max(spans[k][1] for k in valid)
@@ -218,6 +219,7 @@ def target_logprobs_many(
     *,
     batch_size: int = 8,
     max_rows: int = 1024,
+    reads: list[list[int]] | None = None,
 ) -> list[list[VariantLogprob | None]]:
     """log p of every target in the base sequence and in each variant: ``out[0]`` is the base's,
     ``out[1 + i]`` variant i's, each a list with one entry per target, in order.
@@ -225,9 +227,14 @@ def target_logprobs_many(
     A variant is scored on a target only when the target starts at or after its last edit (its
     whole context is the edited one); otherwise the entry is None. One forward per variant serves
     every target it can score: its sequence runs to the end of the last such target, and the
-    target tokens are gathered from that one forward. Batches hold at most `batch_size` sequences
-    and at most `max_rows` gathered target tokens (logits are rows x vocabulary), except that a
-    single sequence always forms a batch. A variant that can score no target is not run.
+    target tokens are gathered from that one forward. `reads` (one list of target indices per
+    variant) limits which targets each variant is scored on, so a variant that only one early
+    target needs runs only to that target's end; the base is scored on every target.
+
+    Batches hold at most `batch_size` sequences and at most `max_rows` gathered target tokens
+    (logits are rows x vocabulary), and right-padding at most a quarter of their real tokens
+    (rows of very different lengths run apart); a single sequence always forms a batch. A variant
+    that scores no target is not run.
     """
     if batch_size < 1 or max_rows < 1:
         raise ValueError("batch_size and max_rows must be >= 1")
@@ -240,7 +247,11 @@ def target_logprobs_many(
     variants = list(variants)
     for v in variants:
         _check_variant(v, n, vocab)
-    seqs = [_sequence("base", ids, spans, None)] + [_sequence(v.name, ids, spans, v) for v in variants]
+    if reads is not None and len(reads) != len(variants):
+        raise ValueError(f"reads has {len(reads)} entries for {len(variants)} variants")
+    wanted = [set(r) for r in reads] if reads is not None else [None] * len(variants)
+    seqs = [_sequence("base", ids, spans, None)] + [_sequence(v.name, ids, spans, v, w)
+                                                    for v, w in zip(variants, wanted)]
     head = model.get_output_embeddings()
     if head is None:
         raise ValueError(f"{type(model).__name__} has no output head (get_output_embeddings() is None)")
@@ -249,12 +260,16 @@ def target_logprobs_many(
     order = sorted((k for k, s in enumerate(seqs) if s is not None), key=lambda k: seqs[k].need)  # type: ignore[union-attr]
     batches: list[list[int]] = []
     for k in order:
-        c = len(seqs[k].cols)  # type: ignore[union-attr]
         cur = batches[-1] if batches else None
-        if cur and len(cur) < batch_size and (len(cur) + 1) * max(c, *(len(seqs[j].cols) for j in cur)) <= max_rows:
-            cur.append(k)
-        else:
-            batches.append([k])
+        if cur and len(cur) < batch_size:
+            rows = [seqs[j] for j in (*cur, k)]
+            q = rows[0].need  # type: ignore[union-attr]
+            lens = [r.tokens.numel() - q for r in rows]  # type: ignore[union-attr]
+            if (len(rows) * max(len(r.cols) for r in rows) <= max_rows  # type: ignore[union-attr]
+                    and len(rows) * max(lens) <= 1.25 * sum(lens)):
+                cur.append(k)
+                continue
+        batches.append([k])
     read: dict[int, torch.Tensor] = {}
     prefix_cache, p = None, 0  # the cache holds ids[:p], shared by every sequence still to run
     for batch_idx in batches:

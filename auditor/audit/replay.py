@@ -50,14 +50,16 @@ below, every share is 0 (no evidence), as happens with any segment that does so.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from auditor.audit.rollup import compact, drivers_of, kind_of_positions, positions, ranked_drivers, roll_up
-from auditor.audit.schema import ArgumentAttribution, RunInfo, TrajectoryAudit
+from auditor.audit.schema import ActionAttribution, ArgumentAttribution, RunInfo, TrajectoryAudit
+from auditor.provenance import ProvenanceIndex, provenance_of
 from auditor.segments.arguments import ArgumentSpan, argument_spans
 from auditor.segments.render import RenderedTrajectory, render_trajectory
 from auditor.segments.segment import segment_trajectory
@@ -91,7 +93,15 @@ class Auditor:
         with instead of the tokenizer's own, e.g. the template the agent was served with.
     arguments: also explain every argument of each tool call (and the path, search and replace
         text of each edit) as its own target, from the same forward pass (`ActionAttribution.arguments`;
-        the check judges actions by their decisive arguments). Costs one target per argument.
+        the check judges actions by their decisive arguments). Costs one target per argument. A list
+        of name globs explains only the matching arguments (e.g. the check's decisive ones).
+    causal: also measure causal deltas (`auditor.audit.causal`): each call's, head's and argument
+        value's log-probability change when the user's request is neutralised and when its top data
+        drivers are removed (`ActionAttribution.causal`, `ArgumentAttribution.causal`). Costs one
+        forward of the tokens after each distinct variant's first edit (a handful per trajectory).
+
+    Every audit also records where each argument value literally occurs before its action
+    (`ActionAttribution.provenance`, `auditor.provenance`): text matching, no model.
     chunk_size, **method_options: passed to `attribute_many`.
     """
 
@@ -106,7 +116,8 @@ class Auditor:
         max_tokens: int | None = None,
         model_name: str | None = None,
         chat_template: str | os.PathLike[str] | None = None,
-        arguments: bool = True,
+        arguments: bool | Sequence[str] = True,
+        causal: bool = False,
         **method_options: Any,
     ) -> None:
         from auditor.attribution import get_method
@@ -116,7 +127,9 @@ class Auditor:
         self.hops = int(hops)
         self.dtype = dtype
         self.max_tokens = max_tokens
-        self.arguments = bool(arguments)
+        self.arguments: bool | list[str] = (bool(arguments) if isinstance(arguments, bool) or arguments is None
+                                             else [str(p) for p in arguments])
+        self.causal = bool(causal)
         self.method_options = method_options
         if isinstance(model, tuple):
             self.model, self.tokenizer = model
@@ -152,6 +165,11 @@ class Auditor:
         except StopIteration:  # pragma: no cover
             self.device, self.model_dtype = "cpu", dtype
 
+    def _explains(self, name: str) -> bool:
+        if isinstance(self.arguments, bool):
+            return self.arguments
+        return any(fnmatch.fnmatchcase(name, p) for p in self.arguments)
+
     # -- pieces, usable on their own ---------------------------------------------------------------
     def render(self, traj: Trajectory) -> RenderedTrajectory:
         """Segment and render ``traj`` (no attribution)."""
@@ -165,6 +183,8 @@ class Auditor:
         (`auditor.audit.runs.run_id_for`; `audit_each(trajs, auditor=self)` audits many as one run)."""
         out: dict[str, Any] = {"model": self.model_name, "method": self.method, "hops": self.hops,
                                "dtype": self.dtype, "max_tokens": self.max_tokens, "arguments": self.arguments}
+        if self.causal:
+            out["causal"] = True
         if self.chat_template is not None:
             import hashlib
 
@@ -174,6 +194,8 @@ class Auditor:
 
     def run_info(self, run_id: str | None = None) -> RunInfo:
         settings: dict[str, Any] = {"max_tokens": self.max_tokens, "arguments": self.arguments}
+        if self.causal:
+            settings["causal"] = True
         if self.chat_template is not None:
             import hashlib
 
@@ -226,7 +248,7 @@ class Auditor:
             args = argument_spans(action, rendered.text, rendered.offsets, ts, out.token_end or ts) if self.arguments else []
             # an argument's target: its value's tokens; the call's tokens before it are generated
             # text the value follows from, so they join the reasoning R (hop 1 resolves them)
-            args = [a for a in args if a.token_start < a.token_end]
+            args = [a for a in args if a.token_start < a.token_end and self._explains(a.name)]
             for a in args:
                 targets.append(Target(output=range(a.token_start, a.token_end),
                                       reasoning=r + list(range(ts, a.token_start)), inputs=x, spans=spans))
@@ -262,6 +284,10 @@ class Auditor:
             ]
             attr.seconds += sum(float(res.info.get("seconds", 0.0)) for res in arg_results)
             attributions.append(attr)
+        index = ProvenanceIndex(segs)
+        for attr in attributions:
+            attr.provenance = provenance_of(attr.action, index)
+        causal_seconds = self._measure_causal(rendered, attributions) if self.causal else 0.0
         forward = float(results[0].info.get("forward_seconds", 0.0)) if results else 0.0
         return TrajectoryAudit(
             run=run,
@@ -273,8 +299,40 @@ class Auditor:
             unplaced=unplaced,
             notes=rendered.notes,
             forward_seconds=forward,
+            causal_seconds=causal_seconds,
             seconds=time.perf_counter() - start,
         )
+
+    def _measure_causal(self, rendered: RenderedTrajectory, attributions: list[ActionAttribution]) -> float:
+        """Fill each action's and argument's ``causal`` deltas (`auditor.audit.causal`); return the seconds."""
+        from auditor.audit.causal import NEUTRAL_REQUEST, CausalTarget, measure
+
+        t0 = time.perf_counter()
+        targets: list[CausalTarget] = []
+        for attr in attributions:
+            aid = attr.action.id
+            if attr.output_end <= attr.output_start or attr.output_start < 1:
+                continue
+            targets.append(CausalTarget((aid, None, "call"), attr.output_start, attr.output_end, attr.drivers))
+            args = sorted(attr.arguments, key=lambda g: g.token_start)
+            if args and args[0].token_start > attr.output_start:
+                borrow = [("call", attr.drivers)] + [(g.name, g.drivers) for g in attr.arguments]
+                targets.append(CausalTarget((aid, None, "head"), attr.output_start, args[0].token_start, None, borrow))
+            for g in attr.arguments:
+                if g.token_end > g.token_start:
+                    targets.append(CausalTarget((aid, g.name, "value"), g.token_start, g.token_end, g.drivers))
+        neutral = self.tokenizer(NEUTRAL_REQUEST, add_special_tokens=False)["input_ids"]
+        deltas = measure(self.model, rendered.input_ids, targets, rendered.segments, neutral)
+        by_id = {a.action.id: a for a in attributions}
+        for t, found in zip(targets, deltas):
+            attr = by_id[t.key[0]]
+            if t.key[1] is None:
+                attr.causal.extend(found)
+            else:
+                arg = attr.argument(t.key[1])
+                if arg is not None:
+                    arg.causal.extend(found)
+        return time.perf_counter() - t0
 
     def audit_many(self, trajs: Iterable[Trajectory], progress: bool | Progress | None = True) -> list[TrajectoryAudit]:
         """Audit several trajectories under one run id; ``progress=True`` shows rich bars (one over

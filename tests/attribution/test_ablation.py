@@ -208,3 +208,26 @@ def test_many_targets_reject_bad_input(models):
         target_logprobs_many(model, ids, [(30, 36)], [Variant("v", [(38, 41, [])])])
     with pytest.raises(ValueError, match="target"):
         target_logprobs_many(model, ids, [(0, 3)], [])
+
+
+def test_reads_limit_each_variant_to_its_targets(models):
+    """With `reads`, a variant is scored on its listed targets only and runs to the last one's end;
+    the values equal those read without the limit."""
+    model = models("llama")
+    ids = torch.randint(5, 300, (40,), generator=torch.Generator().manual_seed(4))
+    variants = [Variant("a", [(2, 5, [])]), Variant("b", [(16, 19, [7])])]
+    full = target_logprobs_many(model, ids, MANY, variants)
+    seen: list[tuple[int, int]] = []
+    handle = model.get_input_embeddings().register_forward_pre_hook(lambda m, a: seen.append(tuple(a[0].shape)))
+    try:
+        part = target_logprobs_many(model, ids, MANY, variants, reads=[[0], [3, 1]], batch_size=1)
+    finally:
+        handle.remove()
+    assert [k for k, r in enumerate(part[1]) if r is not None] == [0]
+    assert [k for k, r in enumerate(part[2]) if r is not None] == [1, 3]
+    assert part[1][0].token_logprobs == pytest.approx(full[1][0].token_logprobs, abs=16 * EPS32 * n_layers(model))
+    assert part[2][1].token_logprobs == pytest.approx(full[2][1].token_logprobs, abs=16 * EPS32 * n_layers(model))
+    # "a" needs from 2 and reads target 0 only (12..15, shifted by -3): its row runs ids[2:15] edited = 10 tokens
+    assert seen[0] == (1, 2) and (1, 10) in seen
+    with pytest.raises(ValueError, match="reads has 1 entries for 2 variants"):
+        target_logprobs_many(model, ids, MANY, variants, reads=[[0]])
