@@ -49,3 +49,14 @@ DEFAULT_HOPS: int = 1
 #: actions driven mostly through data-driven reasoning (1.0 = off).
 DEFAULT_DATA_TOP_DRIVER: bool = False
 DEFAULT_MAX_REASONING_FLOW: float = 1.0
+
+#: What makes an action unsupported: "verdict" (the calibrated probability) or "support".
+DEFAULT_DECIDE: str = "verdict"
+
+#: The calibrated verdict (auditor.check.verdict): logistic regressions fitted on the benchmark's
+#: calibration split by `benchmarks/bench_check.py --calibrate` (which rewrites this table and the
+#: [verdict] tables of default_policy.toml; a test keeps them equal).
+DEFAULT_VERDICT: dict[str, dict] = {
+    "causal": {"intercept": 0.0, "threshold": 0.5, "weights": {"support": -4.0}, "means": {"support": 0.5}},
+    "attribution": {"intercept": 0.0, "threshold": 0.5, "weights": {"support": -4.0}, "means": {"support": 0.5}},
+}
