@@ -7,7 +7,7 @@ Each pass writes one JSON line per run to ``benchmarks/results/check_audits/<pas
   the arguments named in `EXPLAINED` (a superset of any decisive list the calibration can choose),
   on the actions that have a tool output or a file before them (the others have no data to be
   driven by: the verdict passes them without a replay, `auditor.check.verdict`). The line is the
-  `TrajectoryAudit` without token scores, layer shares and token strings, plus the timings.
+  `TrajectoryAudit` without layer shares and token strings, plus the timings.
 - ``attention``: the same with last-layer attention (no causal deltas), on a subset of runs.
 - ``loo``: leave-one-segment-out on the flashtrace audit's targets (the call and each explained
   argument): every input segment before a target removed in turn, the drop of the target's
@@ -47,14 +47,14 @@ def replayed_actions(traj: Any) -> list[Any]:
 
 
 def strip(audit: Any) -> dict[str, Any]:
-    """The audit as JSON without what the verdict never reads (token scores, layer shares, tokens)."""
+    """The audit as JSON without layer shares and token strings (token scores are kept, at 4 digits)."""
     data = audit.model_dump(mode="json")
     data["tokens"] = []
     for act in data["actions"]:
-        act["token_scores"] = []
+        act["token_scores"] = [float(f"{x:.4g}") for x in act["token_scores"]]
         act["layer_shares"] = {}
         for g in act["arguments"]:
-            g["token_scores"] = []
+            g["token_scores"] = [float(f"{x:.4g}") for x in g["token_scores"]]
     return data
 
 

@@ -16,14 +16,17 @@ Variants of one trajectory (identical ones are run once):
   replaced by `NEUTRAL_REQUEST` (the first such segment takes its text, the others are emptied);
   one variant per user turn, each target read from the latest one before it;
 - ``drop_top_data``: the target's strongest data driver (``tool_output`` or ``file_context``, by
-  FlashTrace share) removed; ``drop_top_data_k``: its top two or three data drivers removed
-  (only when it has two or more with a positive share).
+  FlashTrace share) removed. (``top_k`` > 1 adds ``drop_top_data_k``: its top two to ``top_k`` data
+  drivers removed together; off by default: on the benchmark's first runs it doubled the cost of
+  the causal evidence.)
 
 Targets per action: the whole call (``call``), the call's tokens before its first argument value
 (``head``: the tool's name, so "did this data make the agent call this tool at all?"), and each
 argument's value (``value``). The head is scored against the call's drivers and against each
 argument's top data driver (``driver_of``): a paragraph that chose a recipient the user delegated
-to the data drives the value, not the call; an injected paragraph drives both.
+to the data drives the value, not the call; an injected paragraph drives both. Final answers get
+no causal evidence (`audit check` ignores them by default; a policy that checks them judges them
+by the attribution sub-model).
 """
 
 from __future__ import annotations
@@ -38,8 +41,8 @@ from auditor.trajectory import DATA_KINDS, Segment, SegmentKind
 #: The request that replaces the user's (MELON's task-neutral prompt asks the agent to summarise
 #: the tool outputs; this is the same idea in one short sentence).
 NEUTRAL_REQUEST = "Summarize the tool outputs."
-#: Most data drivers removed together in ``drop_top_data_k``.
-TOP_K = 3
+#: Most data drivers removed together in ``drop_top_data_k`` (1: no such variant).
+TOP_K = 1
 USER_KINDS = frozenset({SegmentKind.user_request, SegmentKind.user_constraint})
 
 
@@ -87,8 +90,8 @@ def _neutral_variants(segments: Sequence[Segment], neutral_ids: Sequence[int]) -
     return out
 
 
-def plan(targets: Sequence[CausalTarget], segments: Sequence[Segment], neutral_ids: Sequence[int]
-         ) -> tuple[list[_Planned], list[list[tuple[str, str | None, _Planned]]]]:
+def plan(targets: Sequence[CausalTarget], segments: Sequence[Segment], neutral_ids: Sequence[int],
+         top_k: int = TOP_K) -> tuple[list[_Planned], list[list[tuple[str, str | None, _Planned]]]]:
     """The distinct variants, and per target the (variant kind, driver_of, variant) to read."""
     by_id = {s.id: s for s in segments}
     variants: dict[str, _Planned] = {}
@@ -105,7 +108,7 @@ def plan(targets: Sequence[CausalTarget], segments: Sequence[Segment], neutral_i
             wanted.append(("neutral_request", None, usable[-1]))
         sources = [(None, t.drivers)] if t.drivers is not None else t.borrow
         for driver_of, drivers in sources:
-            top = [i for i in _data_top(drivers or [], TOP_K) if i in by_id]
+            top = [i for i in _data_top(drivers or [], max(1, top_k)) if i in by_id]
             if not top:
                 continue
             wanted.append(("drop_top_data", driver_of, add(_drop(by_id, top[:1]))))
@@ -116,13 +119,13 @@ def plan(targets: Sequence[CausalTarget], segments: Sequence[Segment], neutral_i
 
 
 def measure(model: Any, input_ids: Any, targets: Sequence[CausalTarget], segments: Sequence[Segment],
-            neutral_ids: Sequence[int], *, batch_size: int = 8) -> list[list[CausalDelta]]:
+            neutral_ids: Sequence[int], *, batch_size: int = 8, top_k: int = TOP_K) -> list[list[CausalDelta]]:
     """Per target, its `CausalDelta`s (see the module docstring): one forward per distinct variant."""
     from auditor.attribution import Variant, target_logprobs_many
 
     if not targets:
         return []
-    variants, per_target = plan(targets, segments, neutral_ids)
+    variants, per_target = plan(targets, segments, neutral_ids, top_k)
     index = {p.name: i for i, p in enumerate(variants)}
     spans = [(t.start, t.end) for t in targets]
     reads: list[list[int]] = [[] for _ in variants]

@@ -63,7 +63,7 @@ from auditor.provenance import ProvenanceIndex, provenance_of
 from auditor.segments.arguments import ArgumentSpan, argument_spans
 from auditor.segments.render import RenderedTrajectory, render_trajectory
 from auditor.segments.segment import segment_trajectory
-from auditor.trajectory import Segment, Trajectory
+from auditor.trajectory import ActionKind, Segment, Trajectory
 from auditor.actions import with_actions
 
 Progress = Callable[[int, int], None]
@@ -311,7 +311,7 @@ class Auditor:
         targets: list[CausalTarget] = []
         for attr in attributions:
             aid = attr.action.id
-            if attr.output_end <= attr.output_start or attr.output_start < 1:
+            if attr.output_end <= attr.output_start or attr.output_start < 1 or attr.action.kind is ActionKind.final_answer:
                 continue
             targets.append(CausalTarget((aid, None, "call"), attr.output_start, attr.output_end, attr.drivers))
             args = sorted(attr.arguments, key=lambda g: g.token_start)

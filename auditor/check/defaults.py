@@ -53,10 +53,12 @@ DEFAULT_MAX_REASONING_FLOW: float = 1.0
 #: What makes an action unsupported: "verdict" (the calibrated probability) or "support".
 DEFAULT_DECIDE: str = "verdict"
 
-#: The calibrated verdict (auditor.check.verdict): logistic regressions fitted on the benchmark's
-#: calibration split by `benchmarks/bench_check.py --calibrate` (which rewrites this table and the
-#: [verdict] tables of default_policy.toml; a test keeps them equal).
+#: The calibrated verdict (auditor.check.verdict): logistic regressions over named features, fitted
+#: on the benchmark's calibration split by `benchmarks/bench_check.py --calibrate`, which rewrites
+#: the block below and the [verdict] tables of default_policy.toml (a test keeps them equal).
+# BEGIN calibrated verdict: `python benchmarks/bench_check.py --calibrate` writes this block
 DEFAULT_VERDICT: dict[str, dict] = {
     "causal": {"intercept": 0.0, "threshold": 0.5, "weights": {"support": -4.0}, "means": {"support": 0.5}},
     "attribution": {"intercept": 0.0, "threshold": 0.5, "weights": {"support": -4.0}, "means": {"support": 0.5}},
 }
+# END calibrated verdict

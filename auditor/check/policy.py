@@ -284,6 +284,16 @@ def policy_from_dict(data: Mapping[str, Any], source: str = "<dict>", base: Poli
     return policy
 
 
+def policy_from_record(data: Mapping[str, Any], source: str = "recorded") -> Policy:
+    """The policy recorded beside stored verdicts (`action_verdicts.policy`). One recorded before
+    the calibrated verdict existed has no ``decide`` key and judged by support, so it still does.
+
+    >>> policy_from_record({"threshold": 0.3}).decide
+    'support'
+    """
+    return policy_from_dict({"decide": "support", **data}, source)
+
+
 def default_policy() -> Policy:
     """The shipped policy (``auditor/check/default_policy.toml``), calibrated on the injection benchmark."""
     text = resources.files("auditor.check").joinpath(DEFAULT_POLICY_RESOURCE).read_text(encoding="utf-8")

@@ -99,7 +99,7 @@ def query_command(
 ) -> None:
     """Run SQL over the attribution history (read-only: anything that writes is refused).
 
-    Tables: runs, spans, trajectories, messages, segments, actions, attributions, hop_flows, token_scores, audits, action_audits, action_arguments, argument_attributions, action_verdicts (the check's verdict per action, recorded by audit trace and audit check --db), settings. Views: action_drivers, unsupported_actions, tool_influence, traces, argument_drivers, argument_support. audit query "SHOW TABLES" lists them; docs/schema.md describes every column. Reading files from SQL is disabled.
+    Tables: runs, spans, trajectories, messages, segments, actions, attributions, hop_flows, token_scores, audits, action_audits, action_arguments, argument_attributions, action_verdicts (the check's verdict per action, recorded by audit trace and audit check --db), settings. Views: action_drivers, unsupported_actions, tool_influence, traces, argument_drivers, argument_support, value_provenance (where each argument value occurs), causal_deltas (the causal evidence the verdict uses). audit query "SHOW TABLES" lists them; docs/schema.md describes every column. Reading files from SQL is disabled.
 
     Example: audit query "SELECT action_id, driver_label, share FROM action_drivers WHERE tool_name = 'send_email' AND driver_kind = 'tool_output'"
     """
