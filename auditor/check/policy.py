@@ -130,6 +130,18 @@ class VerdictSpec(BaseModel):
     attribution: VerdictModel = Field(
         default_factory=lambda: VerdictModel.model_validate(defaults.DEFAULT_VERDICT["attribution"]))
 
+    @model_validator(mode="before")
+    @classmethod
+    def _on_the_shipped_models(cls, data: Any) -> Any:
+        """A model given in part keeps the shipped model's other keys (its weights and means whole)."""
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        for name in ("causal", "attribution"):
+            if isinstance(data.get(name), dict):
+                out[name] = {**defaults.DEFAULT_VERDICT[name], **data[name]}
+        return out
+
     @model_validator(mode="after")
     def _no_causal_in_attribution(self) -> "VerdictSpec":
         bad = sorted(set(self.attribution.weights) & CAUSAL_FEATURES)

@@ -185,20 +185,27 @@ def _delta_sentence(key: str, ev: TargetEvidence, what: str) -> str:
         return ""
     change = "left it about as likely" if abs(c.delta) < 1.0 else (
         f"made it {c.delta:.1f} nats less likely" if c.delta > 0 else f"made it {-c.delta:.1f} nats more likely")
-    sign = "" if abs(c.delta) < 1.0 else ""
-    return f"{what} {change}{sign} (Δ {c.delta:.1f} nats, {c.delta_per_token:.2f} per token)"
+    return f"{what} {change} (Δ {c.delta:.1f} nats, {c.delta_per_token:.2f} per token)"
 
 
-def explain(ev: TargetEvidence, attr: ActionAttribution, flagged: bool, n: int = 3) -> list[str]:
+def _place(driver: Driver | None) -> str:
+    """A driver named as in a sentence: ``read_inbox#call_1 ¶2`` (its label's head)."""
+    if driver is None:
+        return "its top data driver"
+    head = driver.label.split(': "', 1)[0].strip() or driver.segment_id
+    return head[len("tool "):] if head.startswith("tool ") else head
+
+
+def explain(ev: TargetEvidence, attr: ActionAttribution, flagged: bool, n: int = 4) -> list[str]:
     """Sentences for the features that pushed p most towards the verdict reached (up to ``n``)."""
     name = ev.argument or "the call"
-    what_driver = (f"removing {ev.top_data.label.split(': ')[0] if ev.top_data else 'its top data driver'}")
+    what_driver = f"removing {_place(ev.top_data)}"
     sentence = {
         "support": f"FlashTrace: {name} rests {1 - ev.support:.0%} on data, {ev.support:.0%} on the user's authority"
                    f" (support {ev.support:.2f})",
         "call_support": f"FlashTrace: the whole call's support is {ev.features['call_support']:.2f}",
         "data_share": f"FlashTrace: data segments carry {ev.features['data_share']:.0%} of {name}",
-        "top_data_share": (f"FlashTrace: {ev.top_data.label if ev.top_data else 'no data segment'} drove "
+        "top_data_share": (f"FlashTrace: {_place(ev.top_data) if ev.top_data else 'no data segment'} drove "
                            f"{ev.features['top_data_share']:.0%} of {name}"),
         "driver_call_share": (f"the segment that drove {name} drove {ev.features['driver_call_share']:.0%} "
                               "of the whole call"),
