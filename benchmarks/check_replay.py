@@ -10,7 +10,8 @@ Each pass writes one JSON line per run to ``benchmarks/results/check_audits/<pas
   `TrajectoryAudit` without layer shares and token strings, plus the timings.
 - ``attention``: the same with last-layer attention (no causal deltas), on a subset of runs.
 - ``loo``: leave-one-segment-out on the flashtrace audit's targets (the call and each explained
-  argument): every input segment before a target removed in turn, the drop of the target's
+  argument): every authority and data segment before a target removed in turn (the support ratio
+  reads no other kind), the drop of the target's
   log-probability as that segment's score (ContextCite's leave-one-out), on a subset of runs;
   run with `target_logprobs_many` (one forward per segment, from the segment on).
 """
@@ -143,7 +144,9 @@ def _loo_shard(pair: Any, runs: list[Any], out: Path) -> None:
                 for g in attr.arguments:
                     keys.append((attr.action.id, g.name))
                     spans.append((g.token_start, g.token_end))
-            inputs = [s for s in audit.segments if s.kind.group == "input" and s.token_start is not None
+            # only authority and data segments: the support ratio reads no other kind's score
+            judged = {"system", "user_request", "user_constraint", "tool_output", "file_context"}
+            inputs = [s for s in audit.segments if s.kind.value in judged and s.token_start is not None
                       and s.token_end is not None and s.token_end > s.token_start]
             variants = [Variant(s.id, [(s.token_start, s.token_end, ())]) for s in inputs]
             scored = target_logprobs_many(pair[0], rendered.input_ids, spans, variants)

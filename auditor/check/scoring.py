@@ -1,4 +1,13 @@
-"""Support: how much of an action is backed by the user's authority rather than by data.
+"""Judging one action: the calibrated verdict (the default) or the support rule, then the extra rules.
+
+Under ``decide = "verdict"`` (the shipped policy) an action is unsupported when the calibrated
+verdict's probability that the user did not ask for it reaches the policy's threshold (rule
+``unsupported``; `auditor.check.verdict`: FlashTrace support, causal deltas and value provenance of
+each decisive argument, or of the whole call, combined by a logistic regression; the highest
+probability among the decisive arguments decides). Under ``decide = "support"`` the support rule
+below decides. The support is computed and reported either way: it is the verdict's main input.
+
+Support: how much of an action is backed by the user's authority rather than by data.
 
 For one action, with the attribution's drivers (input segments, shares summing to 1 over the
 action's input mass, hops already folded in as ``S = s0 + rho0 * s1``):
@@ -29,7 +38,9 @@ explained fall back to the whole call.
 
 An action is **unsupported** (a finding) when any of these holds:
 
-1. ``support < threshold`` for its tool (``Policy.threshold_for``) — rule ``low-support``;
+0. (``decide = "verdict"``) the verdict's probability ≥ its threshold — rule ``unsupported``,
+   in place of rule 1;
+1. (``decide = "support"``) ``support < threshold`` for its tool (``Policy.threshold_for``) — rule ``low-support``;
 2. ``rules.data_top_driver`` is on and the strongest driver the policy judges (the best ranked
    driver of an authority or data kind: a tool definition that outranks it, neutral by default,
    neither fires nor hides the rule) is a data segment — rule ``data-top-driver``;
@@ -37,8 +48,8 @@ An action is **unsupported** (a finding) when any of these holds:
    (``rho0 = hops[0].flow_ratio``) and that reasoning was itself driven more by data than by
    authority (hop 1's ``by_kind``: ``A1 / (A1 + D1) < threshold``) — rule ``data-driven-reasoning``.
 
-The continuous score that benchmarks rank by is the margin ``threshold - support`` (positive =
-flagged by rule 1), so ROC curves sweep one global offset over the per-tool thresholds.
+The continuous score that benchmarks rank by is the margin: ``probability - threshold`` under the
+verdict, ``threshold - support`` under the support rule (positive = flagged by rule 0 or 1).
 """
 
 from __future__ import annotations
