@@ -57,14 +57,24 @@ def replay(name: str, runs: list, jobs: int, threads: int) -> None:
         mine = [r.id for r in runs if r.split == split]
         random.Random(7).shuffle(mine)
         ids += mine
+    import json
+    import time
+
+    import check_replay  # type: ignore[import-not-found]
+
     work = [(name, ids[k::jobs], k, threads) for k in range(jobs)]
+    t0 = time.time()
     if jobs == 1:
         _work(work[0])
-        return
-    import multiprocessing as mp
+    else:
+        import multiprocessing as mp
 
-    with mp.get_context("spawn").Pool(jobs) as pool:
-        pool.map(_work, work)
+        with mp.get_context("spawn").Pool(jobs) as pool:
+            pool.map(_work, work)
+    check_replay.AUDITS.mkdir(parents=True, exist_ok=True)
+    with (check_replay.AUDITS / "passes.jsonl").open("a") as fh:  # wall time of each pass, for the page
+        fh.write(json.dumps({"pass": name, "runs": len(ids), "jobs": jobs, "started": t0,
+                             "seconds": time.time() - t0}) + "\n")
 
 
 def main() -> None:
@@ -78,13 +88,16 @@ def main() -> None:
     ap.add_argument("--calibrate", action="store_true", help="fit the verdict on calibration and write the policy")
     ap.add_argument("--reuse", action="store_true", help="analyse from benchmarks/results/check_raw.jsonl alone")
     ap.add_argument("--no-doc", action="store_true", help="do not write docs/benchmarks/check.md")
+    ap.add_argument("--calibration-only", action="store_true",
+                    help="analyse the calibration split alone (choose and fit; no held-out figures, no page)")
     args = ap.parse_args()
     if args.replay:
         replay(args.replay, benchmark_runs(args.split, args.every, args.limit), args.jobs, args.threads)
         return
     import check_analysis  # type: ignore[import-not-found]
 
-    check_analysis.main(calibrate=args.calibrate, reuse=args.reuse, doc=not args.no_doc)
+    check_analysis.main(calibrate=args.calibrate, reuse=args.reuse, doc=not args.no_doc,
+                        calibration_only=args.calibration_only)
 
 
 if __name__ == "__main__":

@@ -37,8 +37,10 @@ DECISIVE_CHOICES: dict[str, tuple[str, ...]] = {
                                        "email", "address", "phone", "restaurant", "hotel"),
 }
 SOURCES: dict[str, tuple[str, ...]] = {
-    "attribution": ("support", "call_support", "data_share", "top_data_share", "driver_call_share", "whole_call"),
-    "provenance": ("value_in_authority", "value_only_data", "value_in_driver", "value_nowhere", "driver_value"),
+    "attribution": ("support", "call_support", "data_share", "top_data_share", "driver_call_share"),
+    "structure": ("whole_call", "read_only"),
+    "provenance": ("value_in_authority", "value_only_data", "value_in_driver", "value_nowhere", "driver_value",
+                   "value_domain_in_authority", "value_n_data"),
     "causal": ("neutral_delta", "drop_delta", "drop_k_delta", "call_neutral_delta", "call_drop_delta",
                "head_drop_delta", "head_neutral_delta"),
 }
@@ -325,10 +327,40 @@ def write_policy(sel: dict[str, Any]) -> None:
     DEFAULTS_PY.write_text(py)
 
 
+def examples_check() -> dict[str, Any]:
+    """`audit check` on the hand-written examples under the shipped policy (read from disk now, so
+    after --calibrate it is the policy just written)."""
+    from auditor.check import check_paths
+    from auditor.check.policy import default_policy
+
+    out: dict[str, Any] = {}
+    policy = default_policy()
+    for name in ("injected_email", "benign_budget_email"):
+        report = check_paths([ROOT / "examples" / f"{name}.jsonl"], policy)
+        out[name] = {"exit_code": report.exit_code(), "verdicts": [
+            {"tool": v.tool_name or v.action_kind, "status": v.status, "probability": v.probability,
+             "argument": v.argument, "support": v.support, "evidence": v.evidence}
+            for r in report.results for v in r.verdicts]}
+    return out
+
+
 # -- main -----------------------------------------------------------------------------------------------
 
 
-def main(calibrate: bool = False, reuse: bool = False, doc: bool = True) -> None:
+def replay_hours() -> dict[str, float]:
+    """Wall-clock hours of each replay pass (summed over resumed parts), from check_audits/passes.jsonl."""
+    import check_replay  # type: ignore[import-not-found]
+
+    f = check_replay.AUDITS / "passes.jsonl"
+    out: dict[str, float] = {}
+    if f.exists():
+        for line in f.read_text().splitlines():
+            p = json.loads(line)
+            out[p["pass"]] = out.get(p["pass"], 0.0) + p["seconds"] / 3600
+    return out
+
+
+def main(calibrate: bool = False, reuse: bool = False, doc: bool = True, calibration_only: bool = False) -> None:
     import check_rows  # type: ignore[import-not-found]
     import check_doc  # type: ignore[import-not-found]
     from bench_check import benchmark_runs  # type: ignore[import-not-found]
@@ -338,6 +370,11 @@ def main(calibrate: bool = False, reuse: bool = False, doc: bool = True) -> None
     else:
         rows = check_rows.build_rows(benchmark_runs())
         check_rows.save(rows)
+    if calibration_only:  # never read held-out while choosing
+        rows = [r for r in rows if r["split"] == "calibration"]
+        doc = False
+    prev_result = json.loads((RESULTS / "check.json").read_text()) if (RESULTS / "check.json").exists() else {}
+    prev = prev_result.get("meta", {})
     sel = select(rows)
     if calibrate:
         write_policy(sel)
@@ -345,13 +382,24 @@ def main(calibrate: bool = False, reuse: bool = False, doc: bool = True) -> None
     result: dict[str, Any] = {"selection": sel}
     if any(r["split"] == "heldout" for r in rows):
         result["evaluation"] = evaluate(rows, sel)
-    prev = json.loads((RESULTS / "check.json").read_text()).get("meta", {}) if (RESULTS / "check.json").exists() else {}
+    if calibration_only:
+        print(json.dumps({m: {k: sel[m][k] for k in ("weights", "intercept", "threshold", "cv_auc", "cv_fpr",
+                                                     "cv_recall")} for m in ("causal", "attribution")}, indent=1))
+        print("tried:", {k: (v["features"], round(v["cv_auc"], 4)) for k, v in sel["tried"].items()})
+        print("ablation (CV):", {k: {h: (x["features"], round(x["cv_auc"], 4)) for h, x in v.items()}
+                                 for k, v in sel["ablation_cv"].items()})
+        if not calibrate:
+            return
+    if calibrate or not reuse:
+        result["examples"] = examples_check()
+    elif prev_result.get("examples"):
+        result["examples"] = prev_result["examples"]
     result["meta"] = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d") if not reuse else prev.get("date"),
         "platform": f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}",
         "model": "smollm2-135m-instruct (embedded, float32)", "n_rows": len(rows),
         "n_runs": len({r["run"] for r in rows}),
-        "replay_hours": prev.get("replay_hours"),
+        "replay_hours": replay_hours() or prev.get("replay_hours"),
     }
     (RESULTS / "check.json").write_text(json.dumps(result, indent=1, default=float) + "\n")
     if doc and "evaluation" in result:

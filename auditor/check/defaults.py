@@ -50,6 +50,11 @@ DEFAULT_HOPS: int = 1
 DEFAULT_DATA_TOP_DRIVER: bool = False
 DEFAULT_MAX_REASONING_FLOW: float = 1.0
 
+#: Tool names (globs) that only read (the verdict's read_only feature): the usual naming of
+#: read-only tools, not any benchmark's list.
+DEFAULT_READ_ONLY_TOOLS: tuple[str, ...] = ("read_*", "list_*", "get_*", "search_*", "find_*", "view_*", "show_*",
+                                            "lookup_*")
+
 #: What makes an action unsupported: "verdict" (the calibrated probability) or "support".
 DEFAULT_DECIDE: str = "verdict"
 

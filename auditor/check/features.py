@@ -22,6 +22,9 @@ FEATURES: dict[str, str] = {
     "value_only_data": "1 when the value occurs in data and not in the user's or system's words",
     "value_in_driver": "1 when the value occurs in the judged target's strongest data driver",
     "value_nowhere": "1 when the value occurs nowhere before the action (the model wrote it)",
+    "value_domain_in_authority": "1 when the value's domain (of an email or URL) occurs in the user's or system's "
+                                 "words although the value itself does not",
+    "value_n_data": "how many data segments the value occurs in (capped at 3)",
     "driver_value": "1 when the value occurs only in data, and in the segment that drove it",
     "neutral_delta": "nats per token the target lost when the user's request was neutralised (clipped)",
     "drop_delta": "nats per token the target lost when its strongest data driver was removed (clipped)",
@@ -31,6 +34,7 @@ FEATURES: dict[str, str] = {
     "head_drop_delta": "nats the call's head (its tool name) lost when the target's strongest data driver was removed",
     "head_neutral_delta": "nats the call's head lost when the user's request was neutralised",
     "whole_call": "1 when the judged target is the whole call (no decisive argument)",
+    "read_only": "1 when the tool's name says it only reads (the policy's read_only_tools: read_*, list_*, ...)",
 }
 CAUSAL_FEATURES = frozenset(f for f in FEATURES if f.endswith("_delta"))
 

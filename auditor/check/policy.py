@@ -177,6 +177,9 @@ class Policy(BaseModel):
         default_factory=lambda: {k: list(v) for k, v in defaults.DEFAULT_TOOL_ARGUMENTS.items()},
         description="Per tool (name or glob): its decisive argument names (globs), replacing decisive_arguments.")
     rules: Rules = Field(default_factory=Rules)
+    read_only_tools: list[str] = Field(
+        default_factory=lambda: list(defaults.DEFAULT_READ_ONLY_TOOLS),
+        description="Tool names (globs) that only read: the verdict's read_only feature.")
     decide: Literal["verdict", "support"] = Field(
         defaults.DEFAULT_DECIDE,  # type: ignore[arg-type]
         description="What makes an action unsupported: the calibrated verdict's probability ('verdict') or "
@@ -219,6 +222,10 @@ class Policy(BaseModel):
         if patterns is None:
             patterns = self.decisive_arguments
         return [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+
+    def read_only(self, tool_name: str | None) -> bool:
+        """Whether a tool only reads, by its name (`read_only_tools`)."""
+        return tool_name is not None and any(fnmatch.fnmatchcase(tool_name, p) for p in self.read_only_tools)
 
     def ignores(self, action: Action) -> bool:
         """True when the action's tool name or kind matches an entry of `ignore` (globs allowed)."""

@@ -81,9 +81,13 @@ def provenance_features(prov: list[ArgumentProvenance], top: Driver | None) -> d
     in_driver = top is not None and any(
         o.segment_id == top.segment_id and o.strength in ("full", "unit") for p in leaves for o in p.occurrences)
     nowhere = bool(leaves) and all(p.source in ("nowhere", "generated") for p in leaves)
+    domain = not in_auth and any(p.authority_match == "partial" for p in leaves)
+    n_data = max((len({o.segment_id for o in p.occurrences if o.source == "data" and o.strength in ("full", "unit")})
+                  for p in leaves), default=0)
     return {"value_in_authority": float(in_auth), "value_only_data": float(only_data),
             "value_in_driver": float(in_driver), "value_nowhere": float(nowhere),
-            "driver_value": float(only_data and in_driver)}
+            "driver_value": float(only_data and in_driver), "value_domain_in_authority": float(domain),
+            "value_n_data": float(min(3, n_data))}
 
 
 def _delta(found: list[CausalDelta], target: str, variant: str, driver_of: str | None = None) -> CausalDelta | None:
@@ -112,6 +116,7 @@ def target_evidence(attr: ActionAttribution, policy: Policy, argument: str | Non
         "top_data_share": top.share if top is not None else 0.0,
         "driver_call_share": _share_of(attr.drivers, top.segment_id if top is not None else None),
         "whole_call": float(argument is None),
+        "read_only": float(policy.read_only(attr.action.tool_name)),
     }
     feats.update(provenance_features(prov, top))
     if arg is not None:
@@ -218,9 +223,12 @@ def explain(ev: TargetEvidence, attr: ActionAttribution, flagged: bool, n: int =
         "head_drop_delta": _delta_sentence("head_drop", ev, f"for the tool's name, {what_driver}"),
     }
     value = _value_sentence(ev, attr)
-    for f in ("value_in_authority", "value_only_data", "value_in_driver", "value_nowhere", "driver_value"):
+    for f in ("value_in_authority", "value_only_data", "value_in_driver", "value_nowhere", "driver_value",
+              "value_domain_in_authority", "value_n_data"):
         sentence[f] = value
     sentence["whole_call"] = "judged as a whole call (no decisive argument)"
+    sentence["read_only"] = (f"{attr.action.tool_name} only reads" if ev.features.get("read_only")
+                             else f"{attr.action.tool_name} acts (it is not a read-only tool)")
     push = sorted(ev.contributions.items(), key=lambda kv: -kv[1] if flagged else kv[1])
     out: list[str] = []
     for f, c in push:
