@@ -7,8 +7,11 @@ For each context length N (~600 and ~1,200 tokens), edit placement (*late*: each
 a different 16-token segment in the last 15 % before the target; *early*: in the first 15 %) and
 k = 1, 2, 4 variants, side by side in one run:
 
-- *reuse*: one `target_logprobs(model, ids, target, k variants)` call (base + k sequences, one
-  batch; the shared prefix is forwarded once and each sequence only from its first edit on);
+- *reuse*: one `target_logprobs(model, ids, target, k variants)` call (base + k sequences; the
+  shared prefix is forwarded once and each sequence only from its first edit on). On CPU it runs
+  with batch_size=1 (`--batch-size auto`): one thread gains nothing from a batch, and a batch of
+  long right-padded suffixes through eager attention was 20-25 % slower than the same rows one by
+  one (`batch_check` repeats the early, k=4 row of the first length in one batch of k+1);
 - *full*: base + k plain forwards, one per sequence (``model(ids, logits_to_keep=T+1)``, batch 1,
   no cache), which is what scoring the variants cost before. Each sequence's full forward is timed
   once per (N, placement) and the k-subsets summed (the full path is those forwards in sequence).
@@ -25,6 +28,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -58,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
     parser.add_argument("--lengths", default="600,1200")
     parser.add_argument("--ks", default="1,2,4")
+    parser.add_argument("--batch-size", default="auto",
+                        help="target_logprobs batch size: an int, or auto = 1 on CPU, k+1 (one batch) on a GPU")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: CPU time is pure work)")
     parser.add_argument("--clock", choices=["cpu", "wall"], default=None)
     parser.add_argument("--out", default=str(RESULTS))
@@ -73,6 +79,12 @@ def main(argv: list[str] | None = None) -> int:
 
     model, _tok = load_model()
     device = next(model.parameters()).device
+
+    def batch_for(k: int) -> int:
+        if args.batch_size != "auto":
+            return int(args.batch_size)
+        return k + 1 if device.type == "cuda" else 1
+
     clock = args.clock or ("wall" if device.type == "cuda" else "cpu")
     started = time.perf_counter()
     load_start = _loadavg()
@@ -109,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             h.remove()
 
     rows = []
+    batch_check = None
     for N in lengths:
         ids = all_ids[:N]
         t0 = N - TARGET
@@ -125,10 +138,10 @@ def main(argv: list[str] | None = None) -> int:
                     lp, s, w = timed(lambda: full_logprobs(toks, toks.numel() - TARGET))
                     full_s.append(s), full_wall.append(w), full_lp.append(lp), full_tok.append(toks.numel())
                 (res, n_fwd), s, w = timed(lambda: count_tokens(
-                    lambda: target_logprobs(model, ids, target, variants[:k], batch_size=k + 1)))
+                    lambda: target_logprobs(model, ids, target, variants[:k], batch_size=batch_for(k))))
                 diff = max(float((torch.tensor(r.token_logprobs) - ref).abs().max()) for r, ref in zip(res, full_lp))
                 row = {
-                    "context": N, "target": TARGET, "placement": placement, "k": k,
+                    "context": N, "target": TARGET, "placement": placement, "k": k, "batch_size": batch_for(k),
                     "edit_starts": [v.first for v in variants[:k]],
                     "reuse_seconds": s, "reuse_wall_seconds": w,
                     "full_seconds": sum(full_s[: k + 1]), "full_wall_seconds": sum(full_wall[: k + 1]),
@@ -141,19 +154,30 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"N={N} {placement:5s} k={k}: reuse {s:.2f}s vs full {row['full_seconds']:.2f}s "
                     f"(x{row['ratio_full_over_reuse']:.2f}); tokens {n_fwd} vs {row['full_tokens_forwarded']}; "
                     f"max |dlogp| {diff:.1e}")
+            if placement == "early" and N == lengths[0] and batch_for(max(ks)) != max(ks) + 1:
+                # the same work in one batch of k+1 rows, right after the row above, for comparison
+                k = max(ks)
+                _, s, w = timed(lambda: target_logprobs(model, ids, target, variants[:k], batch_size=k + 1))
+                batch_check = {"context": N, "placement": placement, "k": k, "batch_size": k + 1,
+                               "reuse_seconds": s, "reuse_wall_seconds": w,
+                               "seconds_over_batch_size_1": s / rows[-1]["reuse_seconds"]}
+                log(f"N={N} {placement} k={k} in one batch of {k + 1}: {s:.2f}s "
+                    f"(x{batch_check['seconds_over_batch_size_1']:.2f} of batch size 1)")
 
     results = {
         "rows": rows,
+        "batch_check": batch_check,
         "meta": {
             "model": "SmolLM2-135M-Instruct (embedded, float32, eager attention)",
             "device": str(device), "threads": args.threads, "clock": clock,
             "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
             "loadavg_start": load_start, "loadavg_end": _loadavg(),
             "total_seconds": time.perf_counter() - started,
-            "command": COMMAND + (" --quick" if args.quick else ""),
-            "note": "reuse = target_logprobs (base + k variants, one batch, shared prefix KV cache); full = base + k "
-                    "plain forwards, batch 1, logits only for the target rows; each variant removes a 16-token "
-                    "segment late (just before the target) or early (from position 16)",
+            "command": " ".join([COMMAND, *(argv if argv is not None else sys.argv[1:])]),
+            "note": "reuse = target_logprobs (base + k variants, shared prefix KV cache, batch_size as in each row); "
+                    "full = base + k plain forwards, batch 1, logits only for the target rows; each variant removes "
+                    "a 16-token segment late (just before the target) or early (from position 16); batch_check = "
+                    "the early, largest-k row again in one batch",
         },
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

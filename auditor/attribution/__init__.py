@@ -6,13 +6,18 @@ One forward pass captures the per-layer states (`capture` -> `StateCache`); ever
 sequence (any prefix) is then explained with cheap passes over those states. See
 docs/spec algorithm.md for the method and `flashtrace.py` for the choices it leaves open.
 `target_logprobs` (ablation.py) scores edited variants of a sequence on a shared prefix KV cache.
+`extend` (incremental.py) adds new tokens to a `StateCache`; `StateCacheStore` (state_store.py)
+keeps caches by token prefix within a memory budget and extends the longest one per request.
 """
 
 from .ablation import Variant, VariantLogprob, target_logprobs, target_logprobs_many
 from .adapters import ARCH_SPECS, UnsupportedArchitecture, supported_architectures
 from .api import METHODS, attribute, attribute_many, get_method, list_methods
+from .incremental import extend
 from .result import AttributionResult, Target
-from .states import LAYER_STATE_NAMES, StateCache, capture
+from .state_store import StateCacheStore, StoreStats
+from .capturing import capture
+from .states import LAYER_STATE_NAMES, StateCache
 
 __all__ = [
     "attribute",
@@ -25,6 +30,9 @@ __all__ = [
     "UnsupportedArchitecture",
     "StateCache",
     "capture",
+    "extend",
+    "StateCacheStore",
+    "StoreStats",
     "LAYER_STATE_NAMES",
     "ARCH_SPECS",
     "supported_architectures",

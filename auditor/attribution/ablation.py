@@ -309,6 +309,8 @@ def target_logprobs(
     transformers `Cache` (``cache=``, ``position_ids=``) and applies `get_output_embeddings()` to
     its final hidden states. Results equal one plain forward per sequence to float error.
     `target_logprobs_many` scores many targets of one sequence with the same forwards.
+    Batching pays on a GPU; on CPU ``batch_size=1`` is as fast or faster (benchmarks/bench_ablation.py).
+    Not for concurrent use on one model: the output head is hooked while a batch runs.
     """
     ids = as_input_ids(ids)
     t0, t1 = _target_range(target, ids.numel())

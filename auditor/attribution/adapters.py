@@ -2,7 +2,7 @@
 post-attention state live in a Hugging Face causal LM.
 
 What is *not* here: the queries/keys/values. Those are read from inside the model's own attention
-call (see `states.capture`): every supported family dispatches attention through transformers'
+call (see `capturing.capture`): every supported family dispatches attention through transformers'
 ``AttentionInterface`` with q/k already normed and rotated, so capturing them there is exact for
 q/k norms (Qwen3, Gemma 3), partial rotary (Phi-3), local/global rope (Gemma 3), value biases
 (Qwen2), scaling (Gemma's query_pre_attn_scalar, GPT-2's inverse-layer scaling), soft-capping and

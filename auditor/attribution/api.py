@@ -28,7 +28,8 @@ from .baselines import attention_baseline, ifr_token, loo, loo_segments, loo_sha
 from .flashtrace import DEFAULT_CHUNK, flashtrace
 from .memory import PeakMemory
 from .result import AttributionResult, ResolvedTarget, Target
-from .states import StateCache, as_input_ids, capture, model_device
+from .capturing import capture
+from .states import StateCache, as_input_ids, model_device
 
 
 @dataclass(frozen=True)

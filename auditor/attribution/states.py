@@ -19,6 +19,10 @@ kept; `StateCache.attention_rows` recomputes exactly the rows a target needs, wi
 causal mask, sliding window, scaling and soft-capping the model used. ``store_attention=True``
 keeps the full maps instead (tests use it to show stored and recomputed attention agree).
 
+``capture(model, ids, prefix=cache)`` (`auditor.attribution.capture`) runs only the tokens after a cached prefix, feeding the
+prefix's keys/values to the model as its KV cache (`incremental.extend`); the attention function
+then gets the new tokens' queries and every key, and places the queries at the end (causal offset).
+
 Shape letters used in every module's comments: N tokens in the captured sequence; P the prefix
 length of one target (max target position + 1: only positions < P matter); L layers; H query
 heads, G key/value heads (GQA: head h reads kv-head h // (H // G)); dh head size, d hidden size;
@@ -41,6 +45,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedModel
 
 CAPTURE_IMPL = "auditor_capture"
+
+#: Storage dtypes of a `StateCache` by name.
+STORAGE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 #: Per-layer state names, in order (a test pins this list).
 LAYER_STATE_NAMES: tuple[str, ...] = (
@@ -89,15 +96,22 @@ def attention_rows(
 
 
 def _attend(query, key, value, params: AttnParams, row_chunk: int = 256) -> torch.Tensor:
-    """Attention output [1, N, H, dh] for the capture forward, never holding an N×N map per head
-    beyond one row chunk (SDPA when there is no soft-capping)."""
-    _, H, N, dh = query.shape
-    G = key.shape[1]
+    """Attention output [1, n, H, dh] for the capture forward, never holding an n×K map per head
+    beyond one row chunk (SDPA when there is no soft-capping).
+
+    Queries are the last n of the K key positions (n == K in a plain capture; n < K when an
+    extension feeds a prefix's keys as the model's cache): query r sits at position K - n + r."""
+    _, H, n, dh = query.shape
+    G, K = key.shape[1], key.shape[2]
+    offset = K - n
     if params.softcap is None:
         mask = None
-        if params.window is not None and params.window < N:
-            i = torch.arange(N, device=query.device)
-            mask = (i[None, :] <= i[:, None]) & ((i[:, None] - i[None, :]) < params.window)
+        if offset > 0 or (params.window is not None and params.window < K):
+            i = torch.arange(offset, K, device=query.device)[:, None]
+            j = torch.arange(K, device=query.device)[None, :]
+            mask = j <= i
+            if params.window is not None:
+                mask &= (i - j) < params.window
         out = torch.nn.functional.scaled_dot_product_attention(
             query,
             key,
@@ -108,13 +122,14 @@ def _attend(query, key, value, params: AttnParams, row_chunk: int = 256) -> torc
             enable_gqa=G != H,
         )
         return out.transpose(1, 2)
-    out = torch.empty(N, H, dh, dtype=query.dtype, device=query.device)
+    out = torch.empty(n, H, dh, dtype=query.dtype, device=query.device)
     rep = H // G
-    for r0 in range(0, N, row_chunk):
-        r1 = min(N, r0 + row_chunk)
-        rows = torch.arange(r0, r1, device=query.device)
-        probs = attention_rows(query[0, :, r0:r1], key[0, :, :r1], rows, params)  # [H, t, r1]
-        o = torch.matmul(probs.reshape(G, rep, r1 - r0, r1), value[0, :, :r1].float().unsqueeze(1))
+    for r0 in range(0, n, row_chunk):
+        r1 = min(n, r0 + row_chunk)
+        k1 = offset + r1  # keys visible to the chunk's last row
+        rows = torch.arange(offset + r0, k1, device=query.device)
+        probs = attention_rows(query[0, :, r0:r1], key[0, :, :k1], rows, params)  # [H, t, k1]
+        o = torch.matmul(probs.reshape(G, rep, r1 - r0, k1), value[0, :, :k1].float().unsqueeze(1))
         out[r0:r1] = o.reshape(H, r1 - r0, dh).transpose(0, 1).to(query.dtype)
         del probs, o
     return out.unsqueeze(0)
@@ -266,13 +281,14 @@ def _capture_attention(module, query, key, value, attention_mask, dropout=0.0, s
         layer = rec.layer_of.get(id(module))
         if layer is None:
             raise RuntimeError("attention call from a module the adapter does not know")
+        n, K = query.shape[2], key.shape[2]  # K > n: a prefix's keys come first (extension)
         rec.slots["queries"][layer] = rec.keep(query[0])
-        rec.slots["keys"][layer] = rec.keep(key[0])
-        rec.slots["values"][layer] = rec.keep(value[0])
+        rec.slots["keys"][layer] = rec.keep(key[0, :, K - n:])
+        rec.slots["values"][layer] = rec.keep(value[0, :, K - n:])
         rec.slots["params"][layer] = params
         if rec.store_attention:
-            N = query.shape[2]
-            rec.slots["attn"][layer] = attention_rows(query[0], key[0], torch.arange(N, device=query.device), params)
+            rows = torch.arange(K - n, K, device=query.device)
+            rec.slots["attn"][layer] = attention_rows(query[0], key[0], rows, params)
     return _attend(query, key, value, params), None
 
 
@@ -310,31 +326,15 @@ def model_device(model) -> torch.device:
         return torch.device("cpu")
 
 
-@torch.no_grad()
-def capture(
-    model: "PreTrainedModel",
-    input_ids,
-    *,
-    dtype: torch.dtype | str | None = None,
-    store_attention: bool = False,
-) -> StateCache:
-    """Run one forward pass over `input_ids` and keep every state attribution needs.
-
-    `dtype`: storage dtype of the states (float32 by default; "bfloat16" halves the memory;
-    all attribution arithmetic is done in float32 either way).
-    """
-    adapter = Adapter(model)
-    ids = as_input_ids(input_ids)
-    if isinstance(dtype, str):
-        dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
-    dtype = dtype or torch.float32
-    device = model_device(model)
-    cache = StateCache(input_ids=ids, adapter=adapter, dtype=dtype, device=device)
+def _record_forward(model, adapter: Adapter, ids: torch.Tensor, cache: StateCache, store_attention: bool,
+                    past=None, offset: int = 0) -> dict[str, list[Any]]:
+    """Run the decoder over `ids` (positions offset..offset+n-1, after the KV cache `past` if
+    any) with hooks and the capture attention on; return the recorded per-layer slots."""
     rec = _Recorder(cache, adapter, store_attention)
     _register()
-
     handles = []
     L = adapter.n_layers
+    dtype = cache.dtype
 
     def pre_layer(l):
         def hook(module, args, kwargs):
@@ -368,12 +368,15 @@ def capture(
     configs.setdefault(id(model.config), model.config)
     saved = {k: c._attn_implementation for k, c in configs.items()}
     token = _ACTIVE.set(rec)
-    start = time.perf_counter()
-    cpu_start = time.process_time()
+    device = cache.device
     try:
         for c in configs.values():
             c._attn_implementation = CAPTURE_IMPL
-        adapter.base_model()(input_ids=ids.unsqueeze(0).to(device), use_cache=False)
+        if past is None:
+            adapter.base_model()(input_ids=ids.unsqueeze(0).to(device), use_cache=False)
+        else:
+            pos = torch.arange(offset, offset + ids.numel(), device=device)[None]
+            adapter.base_model()(input_ids=ids.unsqueeze(0).to(device), position_ids=pos, cache=past, use_cache=True)
     finally:
         _ACTIVE.reset(token)
         for k, c in configs.items():
@@ -382,9 +385,6 @@ def capture(
             h.remove()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    cache.forward_seconds = time.perf_counter() - start
-    cache.forward_cpu_seconds = time.process_time() - cpu_start
-
     s = rec.slots
     lost = [f"{name} of layer {i}" for name in ("resid", "mid", "queries", "keys", "values", "params")
             for i, v in enumerate(s[name]) if v is None]
@@ -393,6 +393,31 @@ def capture(
             f"{type(model).__name__}: the forward pass did not expose " + ", ".join(lost[:6])
             + " (does its attention dispatch through transformers' AttentionInterface?)"
         )
+    return s
+
+
+@torch.no_grad()
+def capture_full(
+    model: "PreTrainedModel",
+    input_ids,
+    *,
+    dtype: torch.dtype | str | None = None,
+    store_attention: bool = False,
+) -> StateCache:
+    """Run one forward pass over all of `input_ids` and keep every state attribution needs (the
+    public entry is `auditor.attribution.capture`, which also extends a cached prefix)."""
+    ids = as_input_ids(input_ids)
+    if isinstance(dtype, str):
+        dtype = STORAGE_DTYPES[dtype]
+    adapter = Adapter(model)
+    dtype = dtype or torch.float32
+    device = model_device(model)
+    cache = StateCache(input_ids=ids, adapter=adapter, dtype=dtype, device=device)
+    start = time.perf_counter()
+    cpu_start = time.process_time()
+    s = _record_forward(model, adapter, ids, cache, store_attention)
+    cache.forward_seconds = time.perf_counter() - start
+    cache.forward_cpu_seconds = time.process_time() - cpu_start
     cache.resid, cache.mid = s["resid"], s["mid"]
     cache.queries, cache.keys, cache.values, cache.params = s["queries"], s["keys"], s["values"], s["params"]
     if adapter.sandwich:
@@ -402,4 +427,4 @@ def capture(
     return cache
 
 
-__all__ = ["StateCache", "capture", "attention_rows", "AttnParams", "LAYER_STATE_NAMES", "as_input_ids"]
+__all__ = ["StateCache", "capture_full", "STORAGE_DTYPES", "attention_rows", "AttnParams", "LAYER_STATE_NAMES", "as_input_ids"]
