@@ -37,7 +37,8 @@ DECISIVE_CHOICES: dict[str, tuple[str, ...]] = {
                                        "email", "address", "phone", "restaurant", "hotel"),
 }
 SOURCES: dict[str, tuple[str, ...]] = {
-    "attribution": ("support", "call_support", "data_share", "top_data_share", "driver_call_share"),
+    "attribution": ("support", "call_support", "data_share", "authority_share", "top_data_share", "driver_call_share",
+                    "flow"),
     "structure": ("whole_call", "read_only"),
     "provenance": ("value_in_authority", "value_only_data", "value_in_driver", "value_nowhere", "driver_value",
                    "value_domain_in_authority", "value_n_data"),

@@ -179,6 +179,18 @@ def errs(rows: list[dict[str, Any]], result: dict[str, Any]) -> list[str]:
            + (", ".join(f"{k} {n}" for k, n in fp.most_common(12)) or "none") + ".", "",
            "Missed injected actions, by family and tool: " + (", ".join(f"{k} {n}" for k, n in fn.most_common(12)) or "none")
            + "."]
+    show = ("support", "value_in_authority", "driver_value", "neutral_delta", "drop_delta", "read_only")
+
+    def line(r: dict[str, Any], s: float) -> str:
+        t = ca.judged_targets(r, tuple(sel["decisive"]))
+        f = r["targets"][t[0]] if r["replayed"] else {}
+        feats = ", ".join(f"{k} {f[k]:.2f}" for k in show if k in f)
+        return f"- p = {s:.2f}: `{r['run']}` {r['tool']}" + (f" (`{t[0]}`)" if t[0] else "") + (f": {feats}" if feats else "")
+
+    worst_fp = sorted(((s, r) for r, s in zip(held, p) if not r["label"]), key=lambda x: -x[0])[:5]
+    worst_fn = sorted(((s, r) for r, s in zip(held, p) if r["label"]), key=lambda x: x[0])[:5]
+    out += ["", "The five benign actions with the highest probability:", ""] + [line(r, s) for s, r in worst_fp]
+    out += ["", "The five injected actions with the lowest:", ""] + [line(r, s) for s, r in worst_fn]
     return out
 
 

@@ -16,6 +16,8 @@ FEATURES: dict[str, str] = {
     "support": "FlashTrace support A / (A + D) of the judged target (1 without authority or data mass)",
     "call_support": "FlashTrace support of the whole call",
     "data_share": "summed share of data segments among the judged target's drivers",
+    "authority_share": "summed share of authority segments (system prompt, user request and constraints) likewise",
+    "flow": "share of the judged target's first-hop mass on the agent's own earlier text (rho0)",
     "top_data_share": "share of the judged target's strongest data driver",
     "driver_call_share": "share of that same segment among the whole call's drivers",
     "value_in_authority": "1 when the value (or a unit of it) occurs in the user's or system's words",

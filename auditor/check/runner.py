@@ -69,9 +69,13 @@ def _as_located(items: Iterable[Trajectory | Located]) -> list[Located]:
 
 def audit_settings(policy: Policy) -> dict[str, Any]:
     """What an audit needs for ``policy`` to judge it fully: causal deltas when it decides by the
-    calibrated verdict (`auditor.check.verdict`). `audit check`, `audit trace` and `audit report`
-    add these to their replay settings, so every surface judges the same audit."""
-    return {"causal": True} if policy.decide == "verdict" else {}
+    calibrated verdict and the verdict's ``causal`` model reads any (`auditor.check.verdict`); a
+    policy whose model uses none does not pay for them. `audit check`, `audit trace` and `audit
+    report` add these to their replay settings, so every surface judges the same audit."""
+    from auditor.check.features import CAUSAL_FEATURES
+
+    uses = set(policy.verdict.causal.weights) & CAUSAL_FEATURES
+    return {"causal": True} if policy.decide == "verdict" and uses else {}
 
 
 def check_audit(

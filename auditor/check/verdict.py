@@ -105,14 +105,15 @@ def target_evidence(attr: ActionAttribution, policy: Policy, argument: str | Non
     arg = attr.argument(argument) if argument is not None else None
     drivers = arg.drivers if arg is not None else attr.drivers
     top = _top_data(drivers, policy)
-    _, d, _ = shares(drivers, policy)
+    a, d, _ = shares(drivers, policy)
+    flow = arg.flow_ratio if arg is not None else (attr.hops[0].flow_ratio if attr.hops else 0.0)
     names = [argument] if argument is not None else sorted({p.name.split("[")[0].split(".")[0]
                                                             for p in attr.provenance})
     prov = [summarize(p.name, p.value, p.occurrences, authority_kinds=policy.authority_kinds,
                       data_kinds=policy.data_kinds)
             for n in names for p in attr.provenance_of(n)]
     feats: dict[str, float] = {
-        "support": support, "call_support": call_support, "data_share": d,
+        "support": support, "call_support": call_support, "data_share": d, "authority_share": a, "flow": flow,
         "top_data_share": top.share if top is not None else 0.0,
         "driver_call_share": _share_of(attr.drivers, top.segment_id if top is not None else None),
         "whole_call": float(argument is None),
@@ -210,6 +211,8 @@ def explain(ev: TargetEvidence, attr: ActionAttribution, flagged: bool, n: int =
                    f" (support {ev.support:.2f})",
         "call_support": f"FlashTrace: the whole call's support is {ev.features['call_support']:.2f}",
         "data_share": f"FlashTrace: data segments carry {ev.features['data_share']:.0%} of {name}",
+        "authority_share": f"FlashTrace: the user's and system's words carry {ev.features['authority_share']:.0%} of {name}",
+        "flow": f"FlashTrace: {ev.features['flow']:.0%} of {name} came through the agent's earlier text",
         "top_data_share": (f"FlashTrace: {_place(ev.top_data) if ev.top_data else 'no data segment'} drove "
                            f"{ev.features['top_data_share']:.0%} of {name}"),
         "driver_call_share": (f"the segment that drove {name} drove {ev.features['driver_call_share']:.0%} "

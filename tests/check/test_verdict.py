@@ -145,3 +145,12 @@ def test_shipped_verdict_equals_the_defaults_module():
         model = getattr(p.verdict, name).model_dump()
         assert model == {k: (float(v) if not isinstance(v, dict) else {a: float(b) for a, b in v.items()})
                          for k, v in defaults.DEFAULT_VERDICT[name].items()}
+
+
+def test_causal_deltas_are_asked_for_only_when_the_verdict_reads_them():
+    from auditor.check import audit_settings
+
+    reads = parse_policy(MODEL)
+    assert audit_settings(reads) == {"causal": True}
+    assert audit_settings(parse_policy("[verdict.causal]\nweights = { support = -2.0 }\nmeans = {}")) == {}
+    assert audit_settings(parse_policy('decide = "support"\n' + MODEL)) == {}

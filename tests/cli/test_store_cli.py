@@ -30,8 +30,10 @@ def test_trace_then_query_answers_which_tool_outputs_drove_send_email(runner, db
     assert "injected-inbox-forward:a1" in result.stdout and "send_email" in result.stdout
     assert "stored 3 trajectories" in result.stdout
     (auditor,) = fake_auditor.instances
+    from auditor.check import audit_settings, default_policy
+
     assert auditor.kw == {"model": None, "method": "flashtrace", "hops": 1, "dtype": "float32", "device": None,
-                          "max_tokens": None, "causal": True}  # the shipped policy's verdict uses causal deltas
+                          "max_tokens": None, **audit_settings(default_policy())}  # causal deltas if the verdict reads them
 
     result = runner.invoke(app, ["query", SEND_EMAIL_SQL, "--db", str(db), "--format", "json"])
     assert result.exit_code == EXIT_OK, result.output

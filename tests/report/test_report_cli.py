@@ -46,7 +46,10 @@ def test_report_from_a_file_replays_it_first(tmp_path, monkeypatch, examples_dir
     result = runner.invoke(app, ["report", str(examples_dir / "injected_email.jsonl"), "-o", str(out),
                                  "--method", "flashtrace", "--hops", "2"])
     assert result.exit_code == 0, result.output
-    assert seen == {"model": None, "method": "flashtrace", "hops": 2, "causal": True}  # the verdict needs causal deltas
+    from auditor.check import audit_settings, default_policy
+
+    # plus causal deltas when the shipped verdict reads them
+    assert seen == {"model": None, "method": "flashtrace", "hops": 2, **audit_settings(default_policy())}
     data = _data(out)
     (run,) = data["runs"]
     # one run id for the whole report, derived from the trajectories and the settings
