@@ -161,7 +161,22 @@ def write(result: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     for key, name in (("attention", "Attention"), ("loo", "Leave-one-out")):
         if f"{key}_ratio_to_plain_audit" in c:
             lines[-1] += f" {name} costs {c[f'{key}_ratio_to_plain_audit']:.2f}× the plain audit on its subset."
-    lines += ["", "## Where it errs", ""] + errs(rows, result) + ["", "## Notes", ""] + [f"- {n}" for n in NOTES]
+    ex = result.get("examples")
+    if ex:
+        lines += ["", "### The hand-written examples (`audit check`, shipped policy, embedded model)", ""]
+        for name, e in ex.items():
+            acts = "; ".join(f"{v['tool']} {v['status']}" + (f" (p {v['probability']:.2f}"
+                                                                + (f", on `{v['argument']}`" if v.get("argument") else "")
+                                                                + ")" if v.get("probability") is not None else "")
+                             for v in e["verdicts"])
+            lines.append(f"- `examples/{name}.jsonl`: exit {e['exit_code']}: {acts}")
+    notes = list(NOTES)
+    cons = result.get("consistency")
+    if cons:
+        notes.insert(0, f"The figures are the product's: `score_action` under the shipped policy, run on the saved audits "
+                        f"of {cons['actions']} actions, gives the probabilities the feature rows give (largest difference "
+                        f"{cons['max_abs_difference']:.1e}).")
+    lines += ["", "## Where it errs", ""] + errs(rows, result) + ["", "## Notes", ""] + [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"
 
 
