@@ -58,6 +58,9 @@ bench: model
 	$(BIN)/python benchmarks/bench_receiver.py
 	$(BIN)/python benchmarks/bench_store.py
 	$(BIN)/python benchmarks/bench_fuzz.py
+	$(BIN)/python benchmarks/bench_check.py --replay flashtrace --jobs 2
+	$(BIN)/python benchmarks/bench_check.py --replay attention --split heldout --every 3
+	$(BIN)/python benchmarks/bench_check.py --replay loo --split heldout --every 10
 	$(BIN)/python benchmarks/bench_check.py
 	$(BIN)/python benchmarks/bench_arguments.py
 	$(BIN)/python benchmarks/bench_eval.py

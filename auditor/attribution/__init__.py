@@ -10,7 +10,7 @@ docs/spec algorithm.md for the method and `flashtrace.py` for the choices it lea
 keeps caches by token prefix within a memory budget and extends the longest one per request.
 """
 
-from .ablation import Variant, VariantLogprob, target_logprobs
+from .ablation import Variant, VariantLogprob, target_logprobs, target_logprobs_many
 from .adapters import ARCH_SPECS, UnsupportedArchitecture, supported_architectures
 from .api import METHODS, attribute, attribute_many, get_method, list_methods
 from .incremental import extend
@@ -37,6 +37,7 @@ __all__ = [
     "ARCH_SPECS",
     "supported_architectures",
     "target_logprobs",
+    "target_logprobs_many",
     "Variant",
     "VariantLogprob",
 ]

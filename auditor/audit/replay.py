@@ -54,20 +54,22 @@ below, every share is 0 (no evidence), as happens with any segment that does so.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from auditor.audit.prefixes import DEFAULT_BUDGET_BYTES, PrefixCaches
 from auditor.audit.rollup import compact, drivers_of, kind_of_positions, positions, ranked_drivers, roll_up
 from auditor.audit.schema import ActionAttribution, ArgumentAttribution, ContextAudit, RunInfo, TrajectoryAudit
+from auditor.provenance import ProvenanceIndex, provenance_of
 from auditor.segments.arguments import ArgumentSpan, argument_spans
 from auditor.segments.render import RenderedTrajectory, render_trajectory
 from auditor.segments.segment import segment_trajectory
-from auditor.trajectory import Segment, Trajectory
+from auditor.trajectory import ActionKind, Segment, Trajectory
 from auditor.actions import with_actions
 
 Progress = Callable[[int, int], None]
@@ -97,10 +99,18 @@ class Auditor:
         with instead of the tokenizer's own, e.g. the template the agent was served with.
     arguments: also explain every argument of each tool call (and the path, search and replace
         text of each edit) as its own target, from the same forward pass (`ActionAttribution.arguments`;
-        the check judges actions by their decisive arguments). Costs one target per argument.
+        the check judges actions by their decisive arguments). Costs one target per argument. A list
+        of name globs explains only the matching arguments (e.g. the check's decisive ones).
     prefix_cache_bytes: memory for the states of prefixes that a trajectory's contexts share (a
         coding session's system prompt, repository map, history), each run through the model once
         (`auditor.audit.prefixes`); 0 runs every context whole. Results agree to float error.
+    causal: also measure causal deltas (`auditor.audit.causal`): each call's, head's and argument
+        value's log-probability change when the user's request is neutralised and when its top data
+        drivers are removed (`ActionAttribution.causal`, `ArgumentAttribution.causal`). Costs one
+        forward of the tokens after each distinct variant's first edit (a handful per trajectory).
+
+    Every audit also records where each argument value literally occurs before its action
+    (`ActionAttribution.provenance`, `auditor.provenance`): text matching, no model.
     chunk_size, **method_options: passed to `attribute_many`.
     """
 
@@ -115,8 +125,9 @@ class Auditor:
         max_tokens: int | None = None,
         model_name: str | None = None,
         chat_template: str | os.PathLike[str] | None = None,
-        arguments: bool = True,
+        arguments: bool | Sequence[str] = True,
         prefix_cache_bytes: int = DEFAULT_BUDGET_BYTES,
+        causal: bool = False,
         **method_options: Any,
     ) -> None:
         from auditor.attribution import get_method
@@ -127,7 +138,9 @@ class Auditor:
         self.hops = int(hops)
         self.dtype = dtype
         self.max_tokens = max_tokens
-        self.arguments = bool(arguments)
+        self.arguments: bool | list[str] = (bool(arguments) if isinstance(arguments, bool) or arguments is None
+                                             else [str(p) for p in arguments])
+        self.causal = bool(causal)
         self.method_options = method_options
         if isinstance(model, tuple):
             self.model, self.tokenizer = model
@@ -163,6 +176,11 @@ class Auditor:
         except StopIteration:  # pragma: no cover
             self.device, self.model_dtype = "cpu", dtype
 
+    def _explains(self, name: str) -> bool:
+        if isinstance(self.arguments, bool):
+            return self.arguments
+        return any(fnmatch.fnmatchcase(name, p) for p in self.arguments)
+
     # -- pieces, usable on their own ---------------------------------------------------------------
     def render(self, traj: Trajectory) -> RenderedTrajectory:
         """Segment and render ``traj`` (no attribution)."""
@@ -176,6 +194,8 @@ class Auditor:
         (`auditor.audit.runs.run_id_for`; `audit_each(trajs, auditor=self)` audits many as one run)."""
         out: dict[str, Any] = {"model": self.model_name, "method": self.method, "hops": self.hops,
                                "dtype": self.dtype, "max_tokens": self.max_tokens, "arguments": self.arguments}
+        if self.causal:
+            out["causal"] = True
         if self.chat_template is not None:
             import hashlib
 
@@ -185,6 +205,8 @@ class Auditor:
 
     def run_info(self, run_id: str | None = None) -> RunInfo:
         settings: dict[str, Any] = {"max_tokens": self.max_tokens, "arguments": self.arguments}
+        if self.causal:
+            settings["causal"] = True
         if self.chat_template is not None:
             import hashlib
 
@@ -228,6 +250,7 @@ class Auditor:
             unplaced=part.unplaced,
             notes=part.rendered.notes,
             forward_seconds=part.forward_seconds,
+            causal_seconds=part.causal_seconds,
             seconds=time.perf_counter() - start,
         )
 
@@ -256,7 +279,7 @@ class Auditor:
         dropped: list[str] = []
         unplaced: list[str] = []
         notes: list[str] = []
-        forward = 0.0
+        forward = causal = 0.0
         by_id = {a.id: a for a in traj.actions}
         subs = [traj.for_context(cid) for cid in order]
         renders = [self.render(sub) for sub in subs]
@@ -285,10 +308,11 @@ class Auditor:
             unplaced += [where + u for u in part.unplaced]
             notes += [n for n in part.rendered.notes if n not in notes]
             forward += part.forward_seconds
+            causal += part.causal_seconds
         return TrajectoryAudit(
             run=run, trajectory=traj, segments=segments, tokens=own_tokens,
             actions=[attributions[a.id] for a in traj.actions if a.id in attributions],
-            dropped=dropped, unplaced=unplaced, notes=notes, forward_seconds=forward,
+            dropped=dropped, unplaced=unplaced, notes=notes, forward_seconds=forward, causal_seconds=causal,
             seconds=time.perf_counter() - start, contexts=contexts,
         )
 
@@ -332,7 +356,7 @@ class Auditor:
             args = argument_spans(action, rendered.text, rendered.offsets, ts, out.token_end or ts) if self.arguments else []
             # an argument's target: its value's tokens; the call's tokens before it are generated
             # text the value follows from, so they join the reasoning R (hop 1 resolves them)
-            args = [a for a in args if a.token_start < a.token_end]
+            args = [a for a in args if a.token_start < a.token_end and self._explains(a.name)]
             for a in args:
                 targets.append(Target(output=range(a.token_start, a.token_end),
                                       reasoning=r + list(range(ts, a.token_start)), inputs=x, spans=spans))
@@ -371,10 +395,45 @@ class Auditor:
             ]
             attr.seconds += sum(float(res.info.get("seconds", 0.0)) for res in arg_results)
             attributions.append(attr)
+        index = ProvenanceIndex(segs)
+        for attr in attributions:
+            attr.provenance = provenance_of(attr.action, index)
+        causal_seconds = self._measure_causal(rendered, attributions) if self.causal else 0.0
         forward = float(results[0].info.get("forward_seconds", 0.0)) if results else 0.0
         if results and cache is not None:
             forward = state_seconds  # the shared prefix's states (when first made) and this sequence's own
-        return _Part(rendered, attributions, unplaced, forward)
+        return _Part(rendered, attributions, unplaced, forward, causal_seconds)
+
+    def _measure_causal(self, rendered: RenderedTrajectory, attributions: list[ActionAttribution]) -> float:
+        """Fill each action's and argument's ``causal`` deltas (`auditor.audit.causal`); return the seconds."""
+        from auditor.audit.causal import NEUTRAL_REQUEST, CausalTarget, measure
+
+        t0 = time.perf_counter()
+        targets: list[CausalTarget] = []
+        for attr in attributions:
+            aid = attr.action.id
+            if attr.output_end <= attr.output_start or attr.output_start < 1 or attr.action.kind is ActionKind.final_answer:
+                continue
+            targets.append(CausalTarget((aid, None, "call"), attr.output_start, attr.output_end, attr.drivers))
+            args = sorted(attr.arguments, key=lambda g: g.token_start)
+            if args and args[0].token_start > attr.output_start:
+                borrow = [("call", attr.drivers)] + [(g.name, g.drivers) for g in attr.arguments]
+                targets.append(CausalTarget((aid, None, "head"), attr.output_start, args[0].token_start, None, borrow))
+            for g in attr.arguments:
+                if g.token_end > g.token_start:
+                    targets.append(CausalTarget((aid, g.name, "value"), g.token_start, g.token_end, g.drivers))
+        neutral = self.tokenizer(NEUTRAL_REQUEST, add_special_tokens=False)["input_ids"]
+        deltas = measure(self.model, rendered.input_ids, targets, rendered.segments, neutral)
+        by_id = {a.action.id: a for a in attributions}
+        for t, found in zip(targets, deltas):
+            attr = by_id[t.key[0]]
+            if t.key[1] is None:
+                attr.causal.extend(found)
+            else:
+                arg = attr.argument(t.key[1])
+                if arg is not None:
+                    arg.causal.extend(found)
+        return time.perf_counter() - t0
 
     def audit_many(self, trajs: Iterable[Trajectory], progress: bool | Progress | None = True) -> list[TrajectoryAudit]:
         """Audit several trajectories under one run id; ``progress=True`` shows rich bars (one over
@@ -415,6 +474,7 @@ class _Part:
     attributions: list[ActionAttribution]
     unplaced: list[str]
     forward_seconds: float
+    causal_seconds: float = 0.0
 
 
 def _short(text: str, n: int = 40) -> str:

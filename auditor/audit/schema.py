@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from auditor.provenance import ArgumentProvenance
 from auditor.trajectory import Action, Segment, SegmentKind, Trajectory
 
 
@@ -35,6 +36,30 @@ class HopFlow(_Model):
     by_kind: dict[str, float] = Field(default_factory=dict)  # share of the hop's mass per segment kind
 
 
+class CausalDelta(_Model):
+    """How much less likely a target became when part of its context was changed (`auditor.audit.causal`).
+
+    ``delta = base log p − variant log p`` of the target's tokens, in nats, summed over them
+    (``delta_per_token`` divides by their number): positive when the change made the target less
+    likely. ``variant`` is ``neutral_request`` (every user request and constraint before the target
+    replaced by one neutral request, `auditor.audit.causal.NEUTRAL_REQUEST`), ``drop_top_data`` (the
+    strongest data driver removed) or ``drop_top_data_k`` (the top two or three data drivers
+    removed). ``driver_of`` says whose drivers were removed: None for the target's own, else
+    ``call`` or an argument's name (the call's ``head`` is scored against each argument's driver).
+    ``target`` is ``call`` (the whole call), ``head`` (the call's tokens before its first argument
+    value: the tool's name) or ``value`` (an argument's value).
+    """
+
+    target: str
+    variant: str
+    driver_of: str | None = None
+    segments: list[str] = Field(default_factory=list)  # the segment ids changed
+    delta: float
+    delta_per_token: float
+    base_logprob: float
+    n_tokens: int
+
+
 class ArgumentAttribution(_Model):
     """The explanation of one argument of an action, from the same forward pass as the action.
 
@@ -52,9 +77,14 @@ class ArgumentAttribution(_Model):
     # Token scores for this argument's target, compact like the action's: positions
     # [0, token_start) of the rendered sequence (the context plus the call's tokens before the value).
     token_scores: list[float] = Field(default_factory=list)
+    causal: list[CausalDelta] = Field(default_factory=list)  # with Auditor(causal=True): target "value"
 
     def share_of(self, kinds: set[SegmentKind] | frozenset[SegmentKind]) -> float:
         return sum(d.share for d in self.drivers if d.kind in kinds)
+
+    def delta(self, variant: str, driver_of: str | None = None) -> CausalDelta | None:
+        """This value's causal delta under ``variant`` (None when it was not measured)."""
+        return next((c for c in self.causal if c.variant == variant and c.driver_of == driver_of), None)
 
 
 class ActionAttribution(_Model):
@@ -72,9 +102,23 @@ class ActionAttribution(_Model):
     layer_shares: dict[str, list[float]] = Field(default_factory=dict)
     seconds: float = 0.0
     arguments: list[ArgumentAttribution] = Field(default_factory=list)  # per argument, in call order
+    # where each argument value literally occurs before the action (one entry per leaf value:
+    # ``to``, ``to[1]``, ``a.b``), as `auditor.provenance.provenance_of` finds it
+    provenance: list[ArgumentProvenance] = Field(default_factory=list)
+    # with Auditor(causal=True): deltas of the whole call (target "call") and of its head ("head")
+    causal: list[CausalDelta] = Field(default_factory=list)
 
     def argument(self, name: str) -> ArgumentAttribution | None:
         return next((a for a in self.arguments if a.name == name), None)
+
+    def provenance_of(self, name: str) -> list[ArgumentProvenance]:
+        """The provenance of argument ``name``'s leaf values (``to``, or ``to[0]``, ``to[1]``, ...)."""
+        return [p for p in self.provenance if p.name == name or p.name.startswith((name + "[", name + "."))]
+
+    def delta(self, target: str, variant: str, driver_of: str | None = None) -> CausalDelta | None:
+        """The call's (``target="call"``) or its head's causal delta under ``variant``."""
+        return next((c for c in self.causal if c.target == target and c.variant == variant
+                     and c.driver_of == driver_of), None)
 
     def top(self, n: int = 3) -> list[Driver]:
         return self.drivers[:n]
@@ -132,6 +176,7 @@ class TrajectoryAudit(_Model):
     unplaced: list[str] = Field(default_factory=list)  # segments that could not be located in tokens
     notes: list[str] = Field(default_factory=list)  # how the template was used (fallbacks), said plainly
     forward_seconds: float = 0.0
+    causal_seconds: float = 0.0  # the causal variants' forwards (Auditor(causal=True)), within `seconds`
     seconds: float = 0.0
     contexts: list[ContextAudit] = Field(default_factory=list)  # per model call; empty: the classic form
 

@@ -8,9 +8,11 @@ that ``auditor.check.formats`` turns into terminal, JUnit, SARIF, JSON or GitHub
 from __future__ import annotations
 
 from auditor.check.findings import ActionVerdict, CheckReport, DriverRef, Finding, SkippedRecord, TrajectoryResult
-from auditor.check.policy import Policy, PolicyError, Rules, default_policy, load_policy, parse_policy, policy_from_dict
+from auditor.check.policy import (Policy, PolicyError, Rules, default_policy, load_policy, parse_policy, policy_from_dict,
+                                  policy_from_record)
 from auditor.check.runner import (
     Located,
+    audit_settings,
     check_audit,
     check_audits,
     check_paths,
@@ -42,8 +44,10 @@ __all__ = [
     "load_policy",
     "parse_policy",
     "policy_from_dict",
+    "policy_from_record",
     "run_check",
     "score_action",
     "support_of",
     "argument_supports",
+    "audit_settings",
 ]

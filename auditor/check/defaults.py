@@ -49,3 +49,21 @@ DEFAULT_HOPS: int = 1
 #: actions driven mostly through data-driven reasoning (1.0 = off).
 DEFAULT_DATA_TOP_DRIVER: bool = False
 DEFAULT_MAX_REASONING_FLOW: float = 1.0
+
+#: Tool names (globs) that only read (the verdict's read_only feature): the usual naming of
+#: read-only tools, not any benchmark's list.
+DEFAULT_READ_ONLY_TOOLS: tuple[str, ...] = ("read_*", "list_*", "get_*", "search_*", "find_*", "view_*", "show_*",
+                                            "lookup_*")
+
+#: What makes an action unsupported: "verdict" (the calibrated probability) or "support".
+DEFAULT_DECIDE: str = "verdict"
+
+#: The calibrated verdict (auditor.check.verdict): logistic regressions over named features, fitted
+#: on the benchmark's calibration split by `benchmarks/bench_check.py --calibrate`, which rewrites
+#: the block below and the [verdict] tables of default_policy.toml (a test keeps them equal).
+# BEGIN calibrated verdict: `python benchmarks/bench_check.py --calibrate` writes this block
+DEFAULT_VERDICT: dict[str, dict] = {
+    "causal": {"intercept": 0.0, "threshold": 0.5, "weights": {"support": -4.0}, "means": {"support": 0.5}},
+    "attribution": {"intercept": 0.0, "threshold": 0.5, "weights": {"support": -4.0}, "means": {"support": 0.5}},
+}
+# END calibrated verdict

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from auditor.check.exit_codes import EXIT_FINDINGS, EXIT_OK, EXIT_SKIPPED
 from auditor.check.policy import Policy
 from auditor.check.scoring import RULES, SupportScore
+from auditor.provenance import describe
 from auditor.audit.schema import ActionAttribution, ArgumentAttribution, Driver, TrajectoryAudit
 from auditor.trajectory import Action
 
@@ -59,6 +60,9 @@ class Finding(_Model):
     argument: str | None = None  # the decisive argument the verdict rests on (None: the whole call)
     argument_supports: dict[str, float] = Field(default_factory=dict)  # each decisive argument's support
     action_support: float | None = None  # the whole call's support, for reference
+    probability: float | None = None  # the calibrated verdict's p(unsupported) (None: judged by support)
+    probability_threshold: float | None = None
+    evidence: list[str] = Field(default_factory=list)  # which evidence decided it, in words
 
     @property
     def action_text(self) -> str:
@@ -98,6 +102,14 @@ class ActionVerdict(_Model):
     argument_supports: dict[str, float] = Field(default_factory=dict)
     action_support: float | None = None  # the whole call's support (None: no authority or data mass)
     rules: list[str] = Field(default_factory=list)  # the rules that fired (empty unless failed)
+    # the calibrated verdict (auditor.check.verdict; None when the policy decides by support)
+    probability: float | None = None  # p(the user did not ask for this action): the judged number
+    probability_threshold: float | None = None  # unsupported when probability >= this
+    verdict_model: str | None = None  # causal, attribution (audit without causal deltas) or no-data
+    evidence: list[str] = Field(default_factory=list)  # which evidence decided it, in words
+    features: dict[str, float] = Field(default_factory=dict)  # the judged target's feature values
+    causal: dict[str, float] = Field(default_factory=dict)  # the judged target's causal deltas (nats), by variant
+    provenance: list[str] = Field(default_factory=list)  # where each argument value occurs, one line each
 
 
 class TrajectoryResult(_Model):
@@ -116,7 +128,8 @@ class TrajectoryResult(_Model):
 
     @property
     def score(self) -> float | None:
-        """max margin over checked actions: the trajectory's rank score (higher = less supported)."""
+        """max margin over checked actions: the trajectory's rank score (higher = less supported;
+        probability − threshold under the verdict, threshold − support under the support rule)."""
         margins = [v.margin for v in self.verdicts if v.margin is not None and v.status != "ignored"]
         return max(margins) if margins else None
 
@@ -291,7 +304,25 @@ def make_verdict(attr: ActionAttribution, score: SupportScore, audit: Trajectory
         argument_supports=score.argument_supports,
         action_support=score.action_support,
         rules=list(score.rules),
+        **verdict_fields(attr, score),
     )
+
+
+def verdict_fields(attr: ActionAttribution, score: SupportScore) -> dict[str, Any]:
+    """The calibrated verdict's fields of an `ActionVerdict` (empty under the support rule), and
+    the provenance line of every argument value."""
+    out: dict[str, Any] = {"provenance": [describe(p) for p in attr.provenance]}
+    v = score.verdict
+    if v is None:
+        return out
+    causal: dict[str, float] = {}
+    if v.target is not None:
+        for key, c in v.target.deltas.items():
+            if c is not None:
+                causal[key] = round(c.delta, 4)
+    out.update(probability=v.probability, probability_threshold=v.threshold, verdict_model=v.model,
+               evidence=list(v.evidence), features={k: round(x, 6) for k, x in v.features.items()}, causal=causal)
+    return out
 
 
 def make_finding(
@@ -313,7 +344,13 @@ def make_finding(
         f"{what} is not supported by the user's request: support {score.support:.2f} < {score.threshold:.2f} "
         f"(authority {score.authority_share:.0%}, data {score.data_share:.0%} {mass})"
     )
-    if score.rules and score.rules[0] != "low-support":
+    v = score.verdict
+    if score.rules and score.rules[0] == "unsupported" and v is not None:
+        msg = (f"{what} is not supported by the user's request: p = {v.probability:.2f} ≥ {v.threshold:.2f} "
+               f"({v.model} verdict)")
+        if v.evidence:
+            msg += "; decided by: " + "; ".join(v.evidence)
+    elif score.rules and score.rules[0] != "low-support":
         msg = f"{what}: {RULES[score.rules[0]]} (support {score.support:.2f}, threshold {score.threshold:.2f})"
     if ref is not None:
         msg += f"; driven by {ref.kind} '{ref.label or ref.segment_id}' ({ref.share:.0%})"
@@ -342,6 +379,9 @@ def make_finding(
         argument=score.argument,
         argument_supports=score.argument_supports,
         action_support=score.action_support,
+        probability=v.probability if v is not None else None,
+        probability_threshold=v.threshold if v is not None else None,
+        evidence=list(v.evidence) if v is not None else [],
     )
 
 

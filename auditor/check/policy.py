@@ -24,6 +24,18 @@ A policy file, every key optional (missing keys take the defaults in
     data_top_driver = false         # also flag when the strongest driver is a data segment
     max_reasoning_flow = 1.0        # flag when more than this share flowed through data-driven reasoning
 
+    decide = "verdict"              # "verdict" (the calibrated probability) or "support" (threshold only)
+    [verdict.causal]                # the calibrated verdict (auditor.check.verdict), with causal deltas
+    intercept = -3.1
+    threshold = 0.42                # unsupported when p >= threshold
+    weights = { support = -2.0, driver_value = 1.7, neutral_delta = -0.9 }
+    [verdict.attribution]           # the same without causal features, for audits made without them
+
+With ``decide = "verdict"`` (the default) an action is unsupported when the verdict's probability
+reaches its model's threshold (`auditor.check.verdict`); the support threshold (``threshold``,
+``[tools]``) is then reported, not enforced. ``decide = "support"`` judges by support alone, as
+before the verdict existed. The ``[rules]`` apply under both.
+
 Most specific tool key wins: an exact name beats a glob, a longer glob beats a shorter one
 (for ``[tools]`` and ``[arguments]`` alike).
 
@@ -59,6 +71,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from auditor.check import defaults
+from auditor.check.features import CAUSAL_FEATURES, FEATURES
 from auditor.trajectory import Action, SegmentKind
 
 
@@ -83,6 +96,58 @@ class Rules(BaseModel):
             "reasoning AND that reasoning was itself driven more by data than by authority. 1.0 = off."
         ),
     )
+
+
+class VerdictModel(BaseModel):
+    """A logistic regression over named features (`auditor.check.features.FEATURES`):
+    ``p = 1 / (1 + exp(-(intercept + Σ weights[f] · f)))``; unsupported when ``p >= threshold``.
+    ``means`` are the features' averages on the calibration split: an explanation names the features
+    whose ``weight · (value − mean)`` pushed hardest towards the verdict."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    intercept: float = 0.0
+    weights: dict[str, float] = Field(default_factory=dict)
+    means: dict[str, float] = Field(default_factory=dict)
+    threshold: float = Field(0.5, ge=0.0, le=1.0)
+
+    @field_validator("weights", "means")
+    @classmethod
+    def _known(cls, v: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(v) - set(FEATURES))
+        if unknown:
+            raise ValueError(f"unknown feature(s) {', '.join(unknown)}; known: {', '.join(FEATURES)}")
+        return {k: float(x) for k, x in v.items()}
+
+
+class VerdictSpec(BaseModel):
+    """The calibrated verdict (`auditor.check.verdict`): ``causal`` judges audits with causal
+    deltas, ``attribution`` (no causal features) those made without them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    causal: VerdictModel = Field(default_factory=lambda: VerdictModel.model_validate(defaults.DEFAULT_VERDICT["causal"]))
+    attribution: VerdictModel = Field(
+        default_factory=lambda: VerdictModel.model_validate(defaults.DEFAULT_VERDICT["attribution"]))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _on_the_shipped_models(cls, data: Any) -> Any:
+        """A model given in part keeps the shipped model's other keys (its weights and means whole)."""
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        for name in ("causal", "attribution"):
+            if isinstance(data.get(name), dict):
+                out[name] = {**defaults.DEFAULT_VERDICT[name], **data[name]}
+        return out
+
+    @model_validator(mode="after")
+    def _no_causal_in_attribution(self) -> "VerdictSpec":
+        bad = sorted(set(self.attribution.weights) & CAUSAL_FEATURES)
+        if bad:
+            raise ValueError(f"verdict.attribution judges audits without causal deltas; it cannot use {', '.join(bad)}")
+        return self
 
 
 class Policy(BaseModel):
@@ -112,6 +177,14 @@ class Policy(BaseModel):
         default_factory=lambda: {k: list(v) for k, v in defaults.DEFAULT_TOOL_ARGUMENTS.items()},
         description="Per tool (name or glob): its decisive argument names (globs), replacing decisive_arguments.")
     rules: Rules = Field(default_factory=Rules)
+    read_only_tools: list[str] = Field(
+        default_factory=lambda: list(defaults.DEFAULT_READ_ONLY_TOOLS),
+        description="Tool names (globs) that only read: the verdict's read_only feature.")
+    decide: Literal["verdict", "support"] = Field(
+        defaults.DEFAULT_DECIDE,  # type: ignore[arg-type]
+        description="What makes an action unsupported: the calibrated verdict's probability ('verdict') or "
+                    "the support threshold alone ('support', with `threshold` and `tools`).")
+    verdict: VerdictSpec = Field(default_factory=VerdictSpec)
     source: str = Field("", description="Where the policy came from (file path or 'default').", exclude=True)
 
     @field_validator("tools")
@@ -149,6 +222,10 @@ class Policy(BaseModel):
         if patterns is None:
             patterns = self.decisive_arguments
         return [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+
+    def read_only(self, tool_name: str | None) -> bool:
+        """Whether a tool only reads, by its name (`read_only_tools`)."""
+        return tool_name is not None and any(fnmatch.fnmatchcase(tool_name, p) for p in self.read_only_tools)
 
     def ignores(self, action: Action) -> bool:
         """True when the action's tool name or kind matches an entry of `ignore` (globs allowed)."""
@@ -209,6 +286,13 @@ def policy_from_dict(data: Mapping[str, Any], source: str = "<dict>", base: Poli
     for key, value in data.items():
         if key in ("tools", "rules", "arguments") and isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = {**merged[key], **value}
+        elif key == "verdict" and isinstance(value, dict) and isinstance(merged.get(key), dict):
+            # per model, the keys given replace the base's (weights and means whole); the rest stay
+            models = dict(merged[key])
+            for name, given in value.items():
+                models[name] = ({**models[name], **given} if isinstance(given, dict) and isinstance(models.get(name), dict)
+                                else given)
+            merged[key] = models
         else:
             merged[key] = value
     try:
@@ -217,6 +301,16 @@ def policy_from_dict(data: Mapping[str, Any], source: str = "<dict>", base: Poli
         raise PolicyError(f"{source}: {_format_errors(exc)}") from exc
     policy.source = source
     return policy
+
+
+def policy_from_record(data: Mapping[str, Any], source: str = "recorded") -> Policy:
+    """The policy recorded beside stored verdicts (`action_verdicts.policy`). One recorded before
+    the calibrated verdict existed has no ``decide`` key and judged by support, so it still does.
+
+    >>> policy_from_record({"threshold": 0.3}).decide
+    'support'
+    """
+    return policy_from_dict({"decide": "support", **data}, source)
 
 
 def default_policy() -> Policy:

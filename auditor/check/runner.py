@@ -67,6 +67,17 @@ def _as_located(items: Iterable[Trajectory | Located]) -> list[Located]:
     return [i if isinstance(i, Located) else Located(i) for i in items]
 
 
+def audit_settings(policy: Policy) -> dict[str, Any]:
+    """What an audit needs for ``policy`` to judge it fully: causal deltas when it decides by the
+    calibrated verdict and the verdict's ``causal`` model reads any (`auditor.check.verdict`); a
+    policy whose model uses none does not pay for them. `audit check`, `audit trace` and `audit
+    report` add these to their replay settings, so every surface judges the same audit."""
+    from auditor.check.features import CAUSAL_FEATURES
+
+    uses = set(policy.verdict.causal.weights) & CAUSAL_FEATURES
+    return {"causal": True} if policy.decide == "verdict" and uses else {}
+
+
 def check_audit(
     audit: TrajectoryAudit,
     policy: Policy,
@@ -159,6 +170,8 @@ def run_check(
         ignored = [a for a in traj.actions if policy.ignores(a)]
         plans.append((item, traj, checked, ignored))
     # only the checked actions are replayed; the generator audits lazily, as the loop below asks
+    if auditor is None:
+        settings = {**audit_settings(policy), **(settings or {})}
     outcomes = audit_each([traj.model_copy(update={"actions": checked}) for _, traj, checked, _ in plans if checked],
                           auditor=auditor, settings=settings if auditor is None else None, progress=progress)
     for item, traj, checked, ignored in plans:

@@ -1,4 +1,13 @@
-"""Support: how much of an action is backed by the user's authority rather than by data.
+"""Judging one action: the calibrated verdict (the default) or the support rule, then the extra rules.
+
+Under ``decide = "verdict"`` (the shipped policy) an action is unsupported when the calibrated
+verdict's probability that the user did not ask for it reaches the policy's threshold (rule
+``unsupported``; `auditor.check.verdict`: FlashTrace support, causal deltas and value provenance of
+each decisive argument, or of the whole call, combined by a logistic regression; the highest
+probability among the decisive arguments decides). Under ``decide = "support"`` the support rule
+below decides. The support is computed and reported either way: it is the verdict's main input.
+
+Support: how much of an action is backed by the user's authority rather than by data.
 
 For one action, with the attribution's drivers (input segments, shares summing to 1 over the
 action's input mass, hops already folded in as ``S = s0 + rho0 * s1``):
@@ -29,7 +38,9 @@ explained fall back to the whole call.
 
 An action is **unsupported** (a finding) when any of these holds:
 
-1. ``support < threshold`` for its tool (``Policy.threshold_for``) — rule ``low-support``;
+0. (``decide = "verdict"``) the verdict's probability ≥ its threshold — rule ``unsupported``,
+   in place of rule 1;
+1. (``decide = "support"``) ``support < threshold`` for its tool (``Policy.threshold_for``) — rule ``low-support``;
 2. ``rules.data_top_driver`` is on and the strongest driver the policy judges (the best ranked
    driver of an authority or data kind: a tool definition that outranks it, neutral by default,
    neither fires nor hides the rule) is a data segment — rule ``data-top-driver``;
@@ -37,23 +48,28 @@ An action is **unsupported** (a finding) when any of these holds:
    (``rho0 = hops[0].flow_ratio``) and that reasoning was itself driven more by data than by
    authority (hop 1's ``by_kind``: ``A1 / (A1 + D1) < threshold``) — rule ``data-driven-reasoning``.
 
-The continuous score that benchmarks rank by is the margin ``threshold - support`` (positive =
-flagged by rule 1), so ROC curves sweep one global offset over the per-tool thresholds.
+The continuous score that benchmarks rank by is the margin: ``probability - threshold`` under the
+verdict, ``threshold - support`` under the support rule (positive = flagged by rule 0 or 1).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from auditor.check.policy import Policy
+from auditor.check.shares import ratio, shares, support
 from auditor.audit.schema import ActionAttribution, Driver, TrajectoryAudit
 from auditor.trajectory import SegmentKind
 
 RULE_LOW_SUPPORT = "low-support"
 RULE_DATA_TOP_DRIVER = "data-top-driver"
 RULE_REASONING = "data-driven-reasoning"
+RULE_VERDICT = "unsupported"
 
 RULES: dict[str, str] = {
+    RULE_VERDICT: "The calibrated verdict (FlashTrace support, causal deltas and value provenance) puts the probability "
+    "that the user did not ask for this action at or above the policy's threshold.",
     RULE_LOW_SUPPORT: "The action's attribution mass rests more on data (tool outputs, files) than the policy allows; "
     "the user's request does not support it.",
     RULE_DATA_TOP_DRIVER: "The strongest driver of the action is a data segment (tool output or file), not an instruction.",
@@ -79,48 +95,45 @@ class SupportScore:
     argument: str | None = None  # the decisive argument the verdict rests on (None: the whole call)
     argument_supports: dict[str, float] = field(default_factory=dict)  # every decisive argument's support
     action_support: float | None = None  # the whole call's support, for reference
+    verdict: Verdict | None = None  # the calibrated verdict (decide = "verdict")
 
     @property
     def flagged(self) -> bool:
         return bool(self.rules)
 
     @property
+    def probability(self) -> float | None:
+        """The verdict's probability that the user did not ask for the action (None: judged by support)."""
+        return self.verdict.probability if self.verdict is not None else None
+
+    @property
     def margin(self) -> float:
-        """threshold - support: the score benchmarks rank by (higher = less supported)."""
+        """The score benchmarks rank by (higher = less supported): probability − its threshold under
+        the verdict, threshold − support under the support rule."""
+        if self.verdict is not None:
+            return self.verdict.probability - self.verdict.threshold
         return self.threshold - self.support
 
 
-def _ratio(a: float, d: float) -> float | None:
-    return a / (a + d) if (a + d) > 0 else None
+@dataclass
+class Verdict:
+    """The calibrated verdict on one action (`auditor.check.verdict`)."""
+
+    probability: float
+    threshold: float
+    model: str  # "causal", "attribution" (no causal deltas in the audit) or "no-data"
+    argument: str | None = None  # the judged target: a decisive argument, None for the whole call
+    features: dict[str, float] = field(default_factory=dict)
+    contributions: dict[str, float] = field(default_factory=dict)
+    evidence: list[str] = field(default_factory=list)  # which evidence decided it, in words
+    top_data: Driver | None = None
+    target: Any = None  # the judged target's `TargetEvidence`
+    probabilities: dict[str, float] = field(default_factory=dict)  # per judged target ("" = the call)
 
 
-def _segment_tokens(audit: TrajectoryAudit | None, segment_id: str) -> int:
-    if audit is None:
-        return 1
-    try:
-        seg = audit.segment(segment_id)
-    except KeyError:
-        return 1
-    if seg.token_start is None or seg.token_end is None:
-        return max(1, len(seg.text) // 4)
-    return max(1, seg.token_end - seg.token_start)
-
-
-def _shares(drivers: list[Driver], policy: Policy) -> tuple[float, float, float]:
-    a = sum(max(0.0, x.share) for x in drivers if x.kind in policy.authority_kinds)
-    d = sum(max(0.0, x.share) for x in drivers if x.kind in policy.data_kinds)
-    total = sum(max(0.0, x.share) for x in drivers)
-    return a, d, max(0.0, total - a - d)
-
-
-def _support(drivers: list[Driver], policy: Policy, audit: TrajectoryAudit | None) -> float | None:
-    a, d, _ = _shares(drivers, policy)
-    if policy.weighting == "per_token":
-        n_a = sum(_segment_tokens(audit, x.segment_id) for x in drivers if x.kind in policy.authority_kinds)
-        n_d = sum(_segment_tokens(audit, x.segment_id) for x in drivers if x.kind in policy.data_kinds)
-        a = a / n_a if n_a else 0.0
-        d = d / n_d if n_d else 0.0
-    return _ratio(a, d)
+_ratio = ratio
+_shares = shares
+_support = support
 
 
 def kind_shares(attr: ActionAttribution, policy: Policy) -> tuple[float, float, float]:
@@ -148,19 +161,21 @@ def argument_supports(attr: ActionAttribution, policy: Policy, audit: Trajectory
 
 
 def score_action(attr: ActionAttribution, policy: Policy, audit: TrajectoryAudit | None = None) -> SupportScore:
-    """Apply the formula and the rules above to one explained action."""
+    """Apply the policy to one explained action: the calibrated verdict (``decide = "verdict"``,
+    `auditor.check.verdict`) or the support threshold (``decide = "support"``), then the extra rules."""
     action_support = support_of(attr, policy, audit)
-    drivers, argument, per_arg = attr.drivers, None, {}
-    if policy.judge == "arguments":
-        per_arg = argument_supports(attr, policy, audit)
-        if per_arg:
-            argument = min(per_arg, key=lambda n: per_arg[n])
-            drivers = next(g for g in attr.arguments if g.name == argument).drivers
+    threshold = policy.threshold_for(attr.action.tool_name)
+    per_arg: dict[str, float] = argument_supports(attr, policy, audit) if policy.judge == "arguments" else {}
+    verdict = _verdict(attr, policy, audit, per_arg, action_support) if policy.decide == "verdict" else None
+    if verdict is not None:
+        argument = verdict.argument
+    else:
+        argument = min(per_arg, key=lambda n: per_arg[n]) if per_arg else None
+    drivers = attr.argument(argument).drivers if argument is not None and attr.argument(argument) else attr.drivers
     a, d, other = _shares(drivers, policy)
-    support = per_arg[argument] if argument is not None else action_support
+    support = per_arg.get(argument) if argument is not None else action_support
     no_evidence = support is None
     support = 1.0 if support is None else support
-    threshold = policy.threshold_for(attr.action.tool_name)
 
     ranked = sorted(drivers, key=lambda x: (x.rank, -x.share))
     top = ranked[0] if ranked else None
@@ -179,7 +194,10 @@ def score_action(attr: ActionAttribution, policy: Policy, audit: TrajectoryAudit
         reasoning_support = _ratio(a1, d1)
 
     rules: list[str] = []
-    if not no_evidence and support < threshold:
+    if verdict is not None:
+        if verdict.probability >= verdict.threshold:
+            rules.append(RULE_VERDICT)
+    elif not no_evidence and support < threshold:
         rules.append(RULE_LOW_SUPPORT)
     if policy.rules.data_top_driver and top_judged is not None and top_judged.kind in policy.data_kinds:
         rules.append(RULE_DATA_TOP_DRIVER)
@@ -199,13 +217,38 @@ def score_action(attr: ActionAttribution, policy: Policy, audit: TrajectoryAudit
         reasoning_flow=rho,
         reasoning_support=reasoning_support,
         top_driver=top,
-        top_data_driver=top_data,
+        top_data_driver=(verdict.top_data if verdict is not None and verdict.top_data is not None else top_data),
         rules=rules,
         no_evidence=no_evidence,
         argument=argument,
         argument_supports=per_arg,
         action_support=action_support,
+        verdict=verdict,
     )
+
+
+def _verdict(attr: ActionAttribution, policy: Policy, audit: TrajectoryAudit | None, per_arg: dict[str, float],
+             action_support: float | None) -> Verdict:
+    """The calibrated verdict: the highest probability among the decisive arguments (every one the
+    audit explained, with or without authority or data mass), else the whole call's."""
+    from auditor.check.verdict import explain, has_data, model_for, probability, target_evidence
+
+    if not has_data(attr, policy):
+        return Verdict(probability=0.0, threshold=policy.verdict.causal.threshold, model="no-data",
+                       evidence=["no tool output or file came before it: nothing but the user's request could drive it"])
+    name, model = model_for(attr, policy)
+    call = 1.0 if action_support is None else action_support
+    names = policy.decisive_for(attr.action.tool_name, [g.name for g in attr.arguments]) if policy.judge == "arguments" else []
+    names = list(dict.fromkeys(names))
+    targets = [target_evidence(attr, policy, n, per_arg.get(n, 1.0), call) for n in names] or \
+              [target_evidence(attr, policy, None, call, call)]
+    for ev in targets:
+        ev.probability, ev.contributions = probability(model, ev.features)
+    best = max(targets, key=lambda e: e.probability)
+    flagged = best.probability >= model.threshold
+    return Verdict(probability=best.probability, threshold=model.threshold, model=name, argument=best.argument,
+                   features=best.features, contributions=best.contributions, evidence=explain(best, attr, flagged),
+                   top_data=best.top_data, target=best, probabilities={e.argument or "": e.probability for e in targets})
 
 
 def _kind(name: str) -> SegmentKind | None:

@@ -53,27 +53,46 @@ def short_value(value: Any, width: int = 26) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _delta(causal: list[dict[str, Any]], variant: str) -> str:
+    c = next((c for c in causal or [] if c.get("variant") == variant and c.get("driver_of") is None), None)
+    return "–" if c is None else f"{c['delta']:+.1f}"
+
+
 def arguments_table(arguments: list[dict[str, Any]]) -> Table:
-    """One row per explained argument: its value, support, whether it is decisive, its top driver."""
+    """One row per explained argument: its value, support, whether it is decisive, its causal
+    deltas (nats lost when the user's request was neutralised / its top data driver removed), its
+    top driver."""
     table = Table(title="arguments", title_justify="left",
-                  caption="◆ decisive: `audit check` judges the call by the least supported of these",
+                  caption="◆ decisive: `audit check` judges the call by these  ·  Δ: nats the value lost with the "
+                          "user's request neutralised / its top data driver removed",
                   caption_justify="left")
     for col, kw in (("argument", {"overflow": "fold"}), ("value", {"overflow": "ellipsis", "no_wrap": True, "max_width": 26}),
-                    ("support", {"justify": "right"}), ("◆", {}), ("top driver", {"overflow": "fold", "min_width": 18})):
+                    ("support", {"justify": "right"}), ("◆", {}), ("Δ request", {"justify": "right"}),
+                    ("Δ driver", {"justify": "right"}), ("top driver", {"overflow": "fold", "min_width": 18})):
         table.add_column(col, **kw)
     for g in arguments:
         top = (g.get("drivers") or [None])[0]
         driver = f"{top['share']:.1%} {escape(top['label'] or top['segment_id'])} [dim]{top['kind']}[/]" if top else ""
         support = "–" if g.get("support") is None else f"{g['support']:.2f}"
         table.add_row(escape(g["name"]), escape(short_value(g.get("value"))), support,
-                      "[bold]◆[/]" if g.get("decisive") else "", driver)
+                      "[bold]◆[/]" if g.get("decisive") else "", _delta(g.get("causal", []), "neutral_request"),
+                      _delta(g.get("causal", []), "drop_top_data"), driver)
     return table
 
 
 def judged_line(data: dict[str, Any]) -> str:
-    """The export's judgement in one line: the judged support and what it was judged on, the whole
-    call's support, the shares behind it, the threshold and the verdict."""
+    """The export's judgement in one line: the verdict's probability and threshold (or, under the
+    support rule, the threshold), the judged support and what it was judged on, the whole call's
+    support and the shares behind it."""
     on = f"argument {data['argument']}" if data.get("argument") else "the whole call"
+    if data.get("probability") is not None:
+        status = data.get("status")
+        verdict = ("not checked (" + data.get("policy", "default") + " policy ignores it)" if status == "ignored"
+                   else "unsupported" if status == "failed" else "supported")
+        call = data.get("action_support")
+        return (f"p(unsupported) {data['probability']:.2f}, threshold {data['probability_threshold']:.2f}: {verdict}"
+                f"  ·  judged on {on} ({data.get('verdict_model')} verdict)  ·  support {data['support']:.2f}"
+                + (f" (whole call {call:.2f})" if data.get("argument") and call is not None else ""))
     call = data.get("action_support")
     line = (f"support {data['support']:.2f} judged on {on}"
             + (f" (whole call {call:.2f})" if data.get("argument") and call is not None else "")
@@ -132,6 +151,8 @@ def render_export(data: dict[str, Any]) -> Group:
     if ctx:
         head.append("\n" + request_line(ctx))
     head.append("\n" + judged_line(data))
+    for line in data.get("evidence") or []:
+        head.append("\n  · " + line, style="dim")
     parts: list[Any] = [Panel(head, title="action", title_align="left")]
     if ctx:
         parts.append(context_table(ctx, data["drivers"]))
@@ -147,6 +168,11 @@ def render_export(data: dict[str, Any]) -> Group:
     parts.append(drivers)
     if data.get("arguments"):
         parts.append(arguments_table(data["arguments"]))
+    if data.get("provenance"):
+        prov = Text("where the values occur\n", style="bold")
+        for line in data["provenance"]:
+            prov.append("  " + line + "\n")
+        parts.append(prov)
 
     for seg in data["segments"]:
         title = f"#{seg['rank']} {escape(seg['label'] or seg['segment_id'])} [dim]{seg['kind']} · {seg['share']:.1%}[/]"
@@ -182,6 +208,8 @@ def show_command(
     For tool calls and code edits an arguments table follows the drivers: each argument's value,
     its support (authority / (authority + data) of its own drivers), ◆ where `audit check` judges
     the call by it (a decisive argument), and its top driver.
+
+    The first line is `audit check`'s verdict: the calibrated probability that the user did not ask for the action and its threshold, with the evidence that decided it in words; the arguments table gives each argument's causal deltas (nats its value lost when the user's request was neutralised, and when its top data driver was removed) and a list says where each argument value occurs in the context (value provenance).
 
     The support shown is `audit check`'s judged support (of the decisive argument it rests on, else of the whole call), under the policy recorded with the action's verdict (else the default); the whole call's support follows it.
 

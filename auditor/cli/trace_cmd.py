@@ -113,7 +113,7 @@ def trace_command(
             why = "is a directory (use --ray)" if Path(f).is_dir() else "file not found"
             err_console.print(f"[red]error:[/] {escape(f)}: {why}", soft_wrap=True)
             raise typer.Exit(EXIT_USAGE)
-    from auditor.check import PolicyError, check_audit, load_policy
+    from auditor.check import PolicyError, audit_settings, check_audit, load_policy
     from auditor.store import Store, StoreError
     from auditor.collectors.loading import aider_pairs
     from auditor.store.importer import ImportStats, import_file
@@ -170,7 +170,7 @@ def trace_command(
     run_id = None
     if attribute and trajs:
         settings = {"model": model, "method": method, "hops": hops, "dtype": dtype, "max_tokens": max_tokens,
-                    "device": device}
+                    "device": device, **audit_settings(pol)}
         run_id = run_id_for(trajs, settings)
         with Store(db) as store:  # held only while reading or writing: audit query can read meanwhile
             done = set() if force else set(store.audited(run_id))
@@ -254,7 +254,8 @@ def _summary(audit: TrajectoryAudit, resumed: bool, top: int, policy: Any) -> di
             "request": audit.trajectory.context_number(att.action.context_id),
             "support": _round(j["support"]), "argument": j["argument"],
             "action_support": _round(j["action_support"]), "threshold": j["threshold"], "status": j["status"],
-            "rules": j["rules"],
+            "rules": j["rules"], "probability": _round(j["probability"]),
+            "probability_threshold": _round(j["probability_threshold"]), "evidence": j["evidence"],
             "drivers": [{"rank": d.rank, "segment_id": d.segment_id, "kind": d.kind.value, "label": d.label,
                          "share": round(d.share, 4)} for d in att.top(top)],
         })
@@ -271,11 +272,13 @@ def _drivers_table(audit: TrajectoryAudit, top: int, policy: Any, resumed: bool)
     title = f"{audit.trajectory.id}  [dim]({run.model}, {run.method}, {run.hops} hop{'s' if run.hops != 1 else ''}"
     title += ", from the store)" if resumed else ")"
     table = Table(title=title + "[/]", title_justify="left", caption_justify="left",
-                  caption=f"support: judged as `audit check` does ({escape(policy.source or 'default')} policy), on the "
-                          "decisive argument named under it, else on the whole call; call: the whole call's support")
+                  caption=f"p: `audit check`'s verdict ({escape(policy.source or 'default')} policy), the probability that "
+                          "the user did not ask for the action, judged on the decisive argument named under it, else "
+                          "on the whole call; support: FlashTrace support of what was judged; call: the whole call's")
     action_w = 28 if console.width < 120 else 40
-    room = max(20, console.width - action_w - 7 - 6 - 6 - 16)  # what the driver column has left
+    room = max(20, console.width - action_w - 7 - 6 - 6 - 6 - 19)  # what the driver column has left
     table.add_column("action", overflow="fold", width=action_w)
+    table.add_column("p", justify="right", no_wrap=True)
     table.add_column("support", justify="right", no_wrap=True)
     table.add_column("call", justify="right", no_wrap=True)
     table.add_column("share", justify="right", no_wrap=True)
@@ -283,7 +286,9 @@ def _drivers_table(audit: TrajectoryAudit, top: int, policy: Any, resumed: bool)
     for att in audit.actions:
         j = judgement(att, audit, policy)
         style = {"ignored": "dim", "failed": "red"}.get(j["status"], "green")
-        support = f"[{style}]{j['support']:.2f}[/]" + (f"\n[dim]{escape(j['argument'])}[/]" if j["argument"] else "")
+        p = "–" if j["probability"] is None else f"[{style}]{j['probability']:.2f}[/]"
+        p += f"\n[dim]{escape(j['argument'])}[/]" if j["argument"] else ""
+        support = f"[{style}]{j['support']:.2f}[/]" if j["probability"] is None else f"{j['support']:.2f}"
         call = "–" if j["action_support"] is None else f"{j['action_support']:.2f}"
         head = f"[bold]{escape(att.action.id)}[/]\n{escape(_clip(att.action.summary, 2 * action_w))}"
         if att.action.context_id is not None:  # the model call it came from, and whose context explains it
@@ -294,6 +299,7 @@ def _drivers_table(audit: TrajectoryAudit, top: int, policy: Any, resumed: bool)
             first = k == 0
             table.add_row(
                 head if first else "",
+                p if first else "",
                 support if first else "",
                 f"[dim]{call}[/]" if first else "",
                 f"{d.share:.1%}" if d else "",

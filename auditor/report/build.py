@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from auditor.audit.runs import audit_each
 from auditor.check.policy import Policy, default_policy
+from auditor.check.runner import audit_settings
 from auditor.report.data import check_verdicts
 from auditor.report.export import audit_action_export, recorded_policy
 from auditor.report.html import write_report
@@ -130,6 +131,8 @@ def report_from_file(
         raise ReportError(f"no trajectory could be read from {path}" + (f" ({where})" if where else ""))
     audits: list[TrajectoryAudit] = []
     failed: list[str] = []
+    if auditor is None and check:  # the audit the policy needs to judge it (causal deltas for the verdict)
+        settings = {**audit_settings(policy or default_policy()), **(settings or {})}
     for out in audit_each(loaded.trajectories, auditor=auditor, settings=settings if auditor is None else None,
                           progress=progress):
         if out.audit is not None:

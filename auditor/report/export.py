@@ -18,7 +18,11 @@ judging policy is the one passed; else, for a stored audit, the one recorded wit
   ``action_support`` the whole call's (None when it has no authority or data mass);
   ``authority_share`` / ``data_share`` of what was judged; ``threshold``; ``status`` (passed,
   failed or ignored: the policy skips such actions, the numbers are still given); ``rules`` that
-  fired; ``policy`` (where the judging policy came from)
+  fired; ``policy`` (where the judging policy came from); the calibrated verdict
+  (`auditor.check.verdict`): ``probability`` (the judged number under ``decide = "verdict"``, None
+  under the support rule), ``probability_threshold``, ``verdict_model`` and ``evidence`` (which
+  evidence decided it, in words); ``provenance``: one line per argument value, where it occurs;
+  ``causal``: the whole call's and its head's causal deltas (`auditor.audit.schema.CausalDelta`)
 - ``drivers``: every driver, ranked, with its segment's text, provenance and token range
 - ``segments``: the ``top`` strongest drivers with their tokens: ``[{"i", "text", "score"}]``,
   ``max_score`` and ``strongest`` (positions of the strongest tokens, best first); ``display``
@@ -28,8 +32,9 @@ judging policy is the one passed; else, for a stored audit, the one recorded wit
   order: ``name``, ``value`` (the argument's value in the action), ``token_start``/``token_end``,
   ``support`` (A / (A + D) of the argument's own drivers under the judging policy's kinds and
   weighting, None without such mass, as `audit check` computes it), ``authority_share`` /
-  ``data_share``, ``flow_ratio``, ``decisive`` (the policy judges the action by it) and
-  ``drivers``: its ``top`` strongest drivers (at least one), shaped like ``drivers``. Empty when
+  ``data_share``, ``flow_ratio``, ``decisive`` (the policy judges the action by it),
+  ``drivers``: its ``top`` strongest drivers (at least one), shaped like ``drivers``,
+  ``provenance`` (where its value occurs, one line per leaf value) and ``causal`` (its value's deltas). Empty when
   the action has no arguments explained (final answers, audits from before per-argument replay).
 - ``output``: the action's own rendered text (tokens ``[output_start, output_end)``)
 - ``dropped`` / ``unplaced``: what could not be attributed, in words
@@ -47,14 +52,17 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from auditor.audit.schema import ActionAttribution, Driver, TrajectoryAudit
-from auditor.check.policy import Policy, PolicyError, default_policy, policy_from_dict
+from auditor.check.policy import Policy, PolicyError, default_policy, policy_from_record
+from auditor.check.findings import verdict_fields
 from auditor.check.scoring import score_action, support_of
+from auditor.provenance import describe
 from auditor.trajectory import Action, ActionKind, Segment, Trajectory
 
 if TYPE_CHECKING:  # pragma: no cover
     from auditor.store.store import Store
 
-EXPORT_VERSION = 3  # 3: ``context`` (per-call contexts); 2: ``support`` is the judged one (1: the whole call's)
+EXPORT_VERSION = 4  # 4: the calibrated verdict, provenance and causal deltas; 3: ``context`` (per-call
+# contexts); 2: ``support`` is the judged one (1: the whole call's)
 
 
 def _byte_decoder() -> dict[str, int]:
@@ -100,7 +108,7 @@ def recorded_policy(store: "Store", run_id: str, trajectory_id: str) -> Policy |
     for row in store.verdicts(run_id, trajectory_id).values():
         if row.get("policy") is not None:
             try:
-                return policy_from_dict(row["policy"], row.get("policy_source") or "recorded")
+                return policy_from_record(row["policy"], row.get("policy_source") or "recorded")
             except PolicyError:
                 return None
     return None
@@ -118,11 +126,16 @@ def judgement(att: ActionAttribution, audit: TrajectoryAudit | None, policy: Pol
     policy = policy or _default_policy()
     score = score_action(att, policy, audit)
     status = "ignored" if policy.ignores(att.action) else "failed" if score.flagged else "passed"
+    v = verdict_fields(att, score)
     return {
         "support": score.support, "argument": score.argument, "action_support": score.action_support,
         "authority_share": score.authority_share, "data_share": score.data_share, "threshold": score.threshold,
         "status": status, "rules": [] if status == "ignored" else list(score.rules),
         "policy": policy.source or "default",
+        "probability": v.get("probability"), "probability_threshold": v.get("probability_threshold"),
+        "verdict_model": v.get("verdict_model"), "evidence": v.get("evidence", []),
+        "provenance": v.get("provenance", []),
+        "causal": [c.model_dump(mode="json") for c in att.causal],
     }
 
 
@@ -175,6 +188,8 @@ def argument_exports(audit: TrajectoryAudit, att: ActionAttribution, top: int = 
             "flow_ratio": g.flow_ratio,
             "decisive": g.name in decisive,
             "drivers": [_driver_dict(d, segs) for d in ranked[: max(top, 1)]],
+            "provenance": [describe(p) for p in att.provenance_of(g.name)],
+            "causal": [c.model_dump(mode="json") for c in g.causal],
         })
     return out
 

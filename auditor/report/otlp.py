@@ -67,6 +67,10 @@ AUDITOR_ATTRIBUTES: dict[str, str] = {
     "auditor.action.tool_call_id": "The call's id (tool calls).",
     "auditor.verdict.rules": "The check's rules that fired (low-support, data-top-driver, data-driven-reasoning).",
     "auditor.support.argument": "The decisive argument the judged support is of (absent: the whole call).",
+    "auditor.verdict.probability": "The calibrated verdict's probability that the user did not ask for the action "
+                                   "(the number `audit check` judges by; absent under the support rule).",
+    "auditor.verdict.threshold": "The verdict's threshold (unsupported when the probability reaches it).",
+    "auditor.verdict.evidence": "Which evidence decided the verdict, in words.",
     "auditor.support.call": "The whole call's support (absent without authority or data mass).",
     "auditor.support.threshold": "The least support the policy asks of this tool.",
     "auditor.share.authority": "Share of the judged drivers' mass on authority segments (system, user).",
@@ -135,8 +139,15 @@ def explanation(j: Mapping[str, Any], drivers: Sequence[Mapping[str, Any]]) -> s
         head = "ignored: the policy does not judge this action"
     else:
         of = f"its argument {j['argument']!r}" if j.get("argument") else "the call"
-        head = (f"{j['status']}: support {j['support']:.2f} of {of} (threshold {j['threshold']:.2f}; "
-                f"authority {_pct(j['authority_share'])}, data {_pct(j['data_share'])})")
+        if j.get("probability") is not None:  # the calibrated verdict decided: its number and its words
+            head = (f"{j['status']}: p(unsupported) {j['probability']:.2f} (threshold {j['probability_threshold']:.2f}), "
+                    f"judged on {of}; support {j['support']:.2f} (authority {_pct(j['authority_share'])}, "
+                    f"data {_pct(j['data_share'])})")
+            if j.get("evidence"):
+                head += "; decided by: " + "; ".join(j["evidence"])
+        else:
+            head = (f"{j['status']}: support {j['support']:.2f} of {of} (threshold {j['threshold']:.2f}; "
+                    f"authority {_pct(j['authority_share'])}, data {_pct(j['data_share'])})")
         if j.get("rules"):
             head += f"; rules: {', '.join(j['rules'])}"
     parts = [f"{d['rank']}. {d['label']} [{d['kind']}] {_pct(d['share'])}: \u201c{d['quote']}\u201d" for d in drivers]
@@ -214,6 +225,10 @@ def evaluations(audit: TrajectoryAudit, policy: Policy | None = None, top: int =
         request = (traj.messages[a.message_index].metadata.get("llm_request") or {}).get("request_id")
         if request:
             attrs["gen_ai.response.id"] = str(request)
+        if j.get("probability") is not None and j["status"] != "ignored":
+            attrs["auditor.verdict.probability"] = float(j["probability"])
+            attrs["auditor.verdict.threshold"] = float(j["probability_threshold"])
+            attrs["auditor.verdict.evidence"] = list(j.get("evidence") or [])
         optional = {"auditor.action.tool_name": a.tool_name, "auditor.action.tool_call_id": a.tool_call_id,
                     "auditor.support.argument": j["argument"], "auditor.support.call": j["action_support"],
                     "auditor.span.tool": tool_span}

@@ -56,7 +56,7 @@ SCHEMAS: dict[str, list[tuple[str, pa.DataType]]] = {
     "audits": [
         ("run_id", STR), ("trajectory_id", STR), ("content_sha256", STR), ("n_tokens", INT), ("n_segments", INT),
         ("n_actions", INT), ("tokens", STRS), ("dropped", STRS), ("unplaced", STRS), ("notes", STRS), ("forward_seconds", DBL),
-        ("seconds", DBL), ("trajectory", STR), ("recorded_at", TS),
+        ("seconds", DBL), ("trajectory", STR), ("recorded_at", TS), ("causal_seconds", DBL),
     ],
     "segments": [
         ("run_id", STR), ("trajectory_id", STR), ("segment_id", STR), ("kind", STR), ("label", STR), ("text", STR),
@@ -70,7 +70,8 @@ SCHEMAS: dict[str, list[tuple[str, pa.DataType]]] = {
     ],
     "action_audits": [
         ("run_id", STR), ("trajectory_id", STR), ("action_id", STR), ("context_end", INT), ("output_start", INT),
-        ("output_end", INT), ("n_drivers", INT), ("layer_shares", STR), ("seconds", DBL),
+        ("output_end", INT), ("n_drivers", INT), ("layer_shares", STR), ("seconds", DBL), ("causal", STR),
+        ("provenance", STR),
     ],
     "attributions": [
         ("run_id", STR), ("trajectory_id", STR), ("action_id", STR), ("segment_id", STR), ("kind", STR),
@@ -79,6 +80,7 @@ SCHEMAS: dict[str, list[tuple[str, pa.DataType]]] = {
     "action_arguments": [
         ("run_id", STR), ("trajectory_id", STR), ("action_id", STR), ("argument", STR), ("position", INT),
         ("token_start", INT), ("token_end", INT), ("flow_ratio", DBL), ("n_drivers", INT), ("scores", FLOATS),
+        ("causal", STR),
     ],
     "argument_attributions": [
         ("run_id", STR), ("trajectory_id", STR), ("action_id", STR), ("argument", STR), ("segment_id", STR),
@@ -267,7 +269,7 @@ def audit_tables(audits: Sequence[TrajectoryAudit], now: datetime | None = None)
             n_tokens=len(au.tokens), n_segments=len(au.segments), n_actions=len(au.actions), tokens=list(au.tokens),
             dropped=list(au.dropped), unplaced=list(au.unplaced), notes=list(getattr(au, "notes", None) or []),
             forward_seconds=au.forward_seconds,
-            seconds=au.seconds, trajectory=doc, recorded_at=now,
+            seconds=au.seconds, trajectory=doc, recorded_at=now, causal_seconds=au.causal_seconds,
         )
         for pos, s in enumerate(au.segments):
             p = s.provenance
@@ -288,6 +290,8 @@ def audit_tables(audits: Sequence[TrajectoryAudit], now: datetime | None = None)
                 run_id=run_id, trajectory_id=tid, action_id=aid, context_end=aa.context_end,
                 output_start=aa.output_start, output_end=aa.output_end, n_drivers=len(aa.drivers),
                 layer_shares=_json(aa.layer_shares) if aa.layer_shares else None, seconds=aa.seconds,
+                causal=_json([c.model_dump(mode="json") for c in aa.causal]) if aa.causal else None,
+                provenance=_json([provenance_doc(p) for p in aa.provenance]) if aa.provenance else None,
             )
             n = len(aa.drivers)
             if n:
@@ -305,7 +309,8 @@ def audit_tables(audits: Sequence[TrajectoryAudit], now: datetime | None = None)
                 out["action_arguments"].add(
                     run_id=run_id, trajectory_id=tid, action_id=aid, argument=arg.name, position=pos,
                     token_start=arg.token_start, token_end=arg.token_end, flow_ratio=arg.flow_ratio,
-                    n_drivers=len(arg.drivers), scores=list(arg.token_scores) if arg.token_scores else None)
+                    n_drivers=len(arg.drivers), scores=list(arg.token_scores) if arg.token_scores else None,
+                    causal=_json([c.model_dump(mode="json") for c in arg.causal]) if arg.causal else None)
                 for d in arg.drivers:
                     out["argument_attributions"].add(
                         run_id=run_id, trajectory_id=tid, action_id=aid, argument=arg.name, segment_id=d.segment_id,
@@ -316,6 +321,13 @@ def audit_tables(audits: Sequence[TrajectoryAudit], now: datetime | None = None)
             out["token_scores"].add(run_id=run_id, trajectory_id=tid, action_id=aid,
                                     context_end=len(aa.token_scores), scores=list(aa.token_scores))
     return {name: c.table() for name, c in out.items()}
+
+
+def provenance_doc(p: Any) -> dict[str, Any]:
+    """An `ArgumentProvenance` as stored: its fields plus ``line``, the sentence `audit show` prints."""
+    from auditor.provenance import describe
+
+    return {**p.model_dump(mode="json"), "line": describe(p)}
 
 
 # -- verdicts ------------------------------------------------------------------------------------

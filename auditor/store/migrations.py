@@ -1159,6 +1159,155 @@ def m007_lake_batches(con: "duckdb.DuckDBPyConnection") -> None:
     ], "PRIMARY KEY (lake, record)")
 
 
+@migration
+def m008_verdict_evidence(con: "duckdb.DuckDBPyConnection") -> None:
+    """The calibrated verdict and its evidence: causal deltas and value provenance.
+
+    An audit now records, per action, where each argument value literally occurs before it
+    (`action_audits.provenance`, `auditor.provenance`) and, when made with causal evidence
+    (`Auditor(causal=True)`, which `audit check` and `audit trace` ask for under a policy that decides
+    by the verdict), how much less likely the call, its head and each argument value became when the
+    user's request was neutralised or its top data drivers removed (`action_audits.causal`,
+    `action_arguments.causal`; `auditor.audit.causal`). `audits.causal_seconds` is what those
+    variants cost. The check's verdict gains the calibrated probability (`action_verdicts.probability`,
+    the judged number when the policy decides by the verdict, `auditor.check.verdict`), its threshold,
+    the sub-model that judged it, the evidence that decided it in words, the judged target's features
+    and causal deltas, and one provenance line per argument value. Older rows keep NULL (they were
+    judged by support). `unsupported_actions` gains `probability`, `probability_threshold`,
+    `verdict_model` and `evidence`; `value_provenance` and `causal_deltas` list the new evidence one
+    row per value and per measured delta.
+    """
+    def add(table: str, col: str, typ: str, doc: str) -> None:
+        con.execute(f"ALTER TABLE {table} ADD COLUMN {col} {typ}")
+        con.execute(f"COMMENT ON COLUMN {table}.{col} IS {_lit(doc)}")
+
+    add("audits", "causal_seconds", "DOUBLE", "Seconds spent on the causal variants' forwards (0 without causal "
+        "evidence); part of `seconds`.")
+    add("action_audits", "causal", "JSON", "Causal deltas of the whole call (target `call`) and of its head (`head`: "
+        "its tokens before the first argument value), a list of {target, variant, driver_of, segments, delta, "
+        "delta_per_token, base_logprob, n_tokens}; NULL when the audit measured none.")
+    add("action_audits", "provenance", "JSON", "Where each argument value occurs before the action: a list of "
+        "`auditor.provenance.ArgumentProvenance` documents plus `line`, the sentence `audit show` prints.")
+    add("action_arguments", "causal", "JSON", "Causal deltas of this argument's value (target `value`), as in "
+        "`action_audits.causal`; NULL when the audit measured none.")
+    add("action_verdicts", "probability", "DOUBLE", "The calibrated verdict's probability that the user did not ask "
+        "for the action (the judged number under `decide = \"verdict\"`); NULL when judged by support or ignored.")
+    add("action_verdicts", "probability_threshold", "DOUBLE", "The verdict's threshold: failed when probability >= it.")
+    add("action_verdicts", "verdict_model", "VARCHAR", "Which verdict model judged it: causal, attribution (an audit "
+        "without causal deltas) or no-data (nothing but the user's request came before the action).")
+    add("action_verdicts", "evidence", "VARCHAR[]", "Which evidence decided the verdict, in words, strongest first.")
+    add("action_verdicts", "features", "JSON", "The judged target's verdict features by name (`auditor.check.features`).")
+    add("action_verdicts", "causal", "JSON", "The judged target's causal deltas in nats, by variant (neutral, drop, "
+        "drop_k, call_neutral, head_neutral, head_drop, call_drop).")
+    add("action_verdicts", "provenance", "VARCHAR[]", "One line per argument value: where it occurs before the action.")
+
+    _view(con, "unsupported_actions", (
+        "Actions the user's request does not support, as `audit check` judged them when the audit was recorded: "
+        "the rows of `action_verdicts` whose status is failed (the policy that judged each one is in "
+        "`policy_source` and `action_verdicts.policy`). An audit recorded without verdicts is not listed."),
+        """
+        SELECT r.run_id, r.created_at AS run_created_at, r.model, r.method,
+               v.trajectory_id, v.action_id, x.step, x.kind AS action_kind, x.tool_name, x.arguments,
+               x.summary AS action_summary, v.support, v.authority_share, v.data_share,
+               v.top_driver ->> 'segment_id' AS top_segment_id, v.top_driver ->> 'kind' AS top_kind,
+               v.top_driver ->> 'label' AS top_label, TRY_CAST(v.top_driver ->> 'share' AS DOUBLE) AS top_share,
+               v.threshold, v.argument, coalesce(v.action_support, 1.0) AS action_support, v.rules, v.policy_source,
+               v.probability, v.probability_threshold, v.verdict_model, v.evidence
+        FROM action_verdicts v
+        JOIN runs r ON r.run_id = v.run_id
+        LEFT JOIN actions x ON x.trajectory_id = v.trajectory_id AND x.action_id = v.action_id
+        WHERE v.status = 'failed'
+        """,
+        {
+            "run_id": "Run.", "run_created_at": "When the run was made.", "model": "Replay model.",
+            "method": "Attribution method.", "trajectory_id": "Trajectory.", "action_id": "Action.",
+            "step": "Order of the action.", "action_kind": "tool_call, code_edit or final_answer.",
+            "tool_name": "Tool called.", "arguments": "The call's arguments (JSON).",
+            "action_summary": "One-line description.",
+            "support": ("FlashTrace support of the judged target (`action_verdicts.support`): the deciding argument's "
+                        "(see `argument`) when there is one, else the whole call's; "
+                        "authority_share / (authority_share + data_share)."),
+            "authority_share": ("Summed share of authority segments (by the judging policy) among the deciding "
+                                "argument's drivers (the whole call's when `argument` is NULL)."),
+            "data_share": "Summed share of data segments, likewise.",
+            "top_segment_id": ("Strongest driver of any kind, a tool definition included (of the deciding argument, "
+                               "when there is one)."),
+            "top_kind": "Its kind.", "top_label": "Its label.", "top_share": "Its share.",
+            "threshold": "The minimum support the judging policy asked of this action's tool (enforced only when "
+                         "the policy decides by support).",
+            "argument": ("The decisive argument the verdict rests on (`to`, `recipient_email`, ...); NULL when the "
+                         "action was judged as a whole call."),
+            "action_support": ("The whole call's support, from the action's own drivers (`support` when "
+                               "`argument` is NULL); 1.0 when it has no authority or data mass."),
+            "rules": "Rules that fired (unsupported, low-support, data-top-driver, data-driven-reasoning).",
+            "policy_source": f"The judging policy: `default`, a policy file, or `{M005_BACKFILL_SOURCE}`.",
+            "probability": ("The calibrated verdict's probability that the user did not ask for the action (the "
+                            "judged number); NULL when the policy decided by support."),
+            "probability_threshold": "The verdict's threshold (failed when probability >= it).",
+            "verdict_model": "causal, attribution (audit without causal deltas) or no-data.",
+            "evidence": "Which evidence decided it, in words, strongest first.",
+        })
+
+    _view(con, "value_provenance", (
+        "Where each argument value of each audited action literally occurs in what the model read before the "
+        "action (one row per run x action x leaf value: `to`, `to[1]`, `a.b`), from `action_audits.provenance`."),
+        """
+        SELECT aa.run_id, aa.trajectory_id, aa.action_id, x.step, x.tool_name,
+               p ->> 'name' AS argument, p ->> 'value' AS value, p ->> 'source' AS source,
+               p ->> 'authority_match' AS authority_match, p ->> 'data_match' AS data_match,
+               TRY_CAST(p ->> 'weak' AS BOOLEAN) AS weak, p ->> 'line' AS line,
+               json_array_length(p -> 'occurrences') AS n_occurrences
+        FROM action_audits aa
+        CROSS JOIN unnest(CAST(aa.provenance AS JSON[])) AS u(p)
+        LEFT JOIN actions x ON x.trajectory_id = aa.trajectory_id AND x.action_id = aa.action_id
+        """,
+        {
+            "run_id": "Run.", "trajectory_id": "Trajectory.", "action_id": "Action.", "step": "Order of the action.",
+            "tool_name": "Tool called (`edit_file` for code edits).",
+            "argument": "The leaf value's name: an argument (`to`), an item (`to[1]`) or a nested key (`a.b`).",
+            "value": "The value as text.",
+            "source": ("What its occurrences make it: authority (in the user's or system's words), data (only in tool "
+                       "outputs or files), tool_definition, other, generated (only the model's own text) or nowhere."),
+            "authority_match": "Strongest match in an authority segment: full, unit, partial or none.",
+            "data_match": "Strongest match in a data segment, likewise.",
+            "weak": "True for a 1-2 character or common value (its matches may be chance).",
+            "line": "The sentence `audit show` prints, e.g. `to = a@x.example appears only in read_inbox#call_1 [2]`.",
+            "n_occurrences": "How many places it occurs in.",
+        })
+
+    _view(con, "causal_deltas", (
+        "Every causal delta an audit measured (one row per run x action x target x variant): how much less likely "
+        "the whole call, its head or an argument's value became when the user's request was neutralised or its top "
+        "data drivers were removed (`auditor.audit.causal`)."),
+        """
+        WITH rows AS (
+            SELECT run_id, trajectory_id, action_id, NULL::VARCHAR AS argument, c
+            FROM action_audits CROSS JOIN unnest(CAST(causal AS JSON[])) AS u(c)
+            UNION ALL
+            SELECT run_id, trajectory_id, action_id, argument, c
+            FROM action_arguments CROSS JOIN unnest(CAST(causal AS JSON[])) AS u(c)
+        )
+        SELECT r.run_id, r.trajectory_id, r.action_id, x.step, x.tool_name, r.argument,
+               c ->> 'target' AS target, c ->> 'variant' AS variant, c ->> 'driver_of' AS driver_of,
+               CAST(c -> 'segments' AS VARCHAR[]) AS segments,
+               CAST(c ->> 'delta' AS DOUBLE) AS delta, CAST(c ->> 'delta_per_token' AS DOUBLE) AS delta_per_token,
+               CAST(c ->> 'base_logprob' AS DOUBLE) AS base_logprob, CAST(c ->> 'n_tokens' AS INTEGER) AS n_tokens
+        FROM rows r
+        LEFT JOIN actions x ON x.trajectory_id = r.trajectory_id AND x.action_id = r.action_id
+        """,
+        {
+            "run_id": "Run.", "trajectory_id": "Trajectory.", "action_id": "Action.", "step": "Order of the action.",
+            "tool_name": "Tool called.", "argument": "The argument whose value was measured (NULL: the call or its head).",
+            "target": "call (the whole call), head (its tokens before the first argument value) or value.",
+            "variant": "neutral_request, drop_top_data or drop_top_data_k.",
+            "driver_of": "Whose top data drivers were removed: NULL for the target's own, else call or an argument.",
+            "segments": "The segment ids changed (neutralised or removed).",
+            "delta": "Base log-probability minus the variant's, in nats, summed over the target's tokens.",
+            "delta_per_token": "delta / n_tokens.", "base_logprob": "The target's log-probability unchanged.",
+            "n_tokens": "The target's tokens.",
+        })
+
+
 def applied(con: "duckdb.DuckDBPyConnection") -> list[str]:
     """Names of the migrations already applied to this database, in order."""
     exists = con.execute(

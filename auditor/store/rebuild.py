@@ -7,8 +7,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from auditor.store.errors import NotFound
-from auditor.audit.schema import (ActionAttribution, ArgumentAttribution, ContextAudit, Driver, HopFlow, RunInfo,
-                                  TrajectoryAudit)
+from auditor.audit.schema import (ActionAttribution, ArgumentAttribution, CausalDelta, ContextAudit, Driver,
+                                  HopFlow, RunInfo, TrajectoryAudit)
+from auditor.provenance import ArgumentProvenance
 from auditor.trajectory import Provenance, Segment, Trajectory
 
 Rows = Callable[[str, Sequence[Any]], list[dict[str, Any]]]
@@ -62,7 +63,7 @@ def rebuild_audit(rows: Rows, run_id: str, trajectory_id: str, action_ids: Seque
             name=g["argument"], token_start=g["token_start"], token_end=g["token_end"],
             drivers=arg_drivers.get((g["action_id"], g["argument"]), []),
             flow_ratio=g["flow_ratio"] if g["flow_ratio"] is not None else 0.0,
-            token_scores=list(g["scores"] or [])))
+            token_scores=list(g["scores"] or []), causal=_causal(g.get("causal"))))
     scores = {s["action_id"]: s["scores"] for s in rows(
         "SELECT action_id, scores FROM token_scores WHERE run_id = ? AND trajectory_id = ?", key)}
     order_of = {c.id: i for i, c in enumerate(traj.contexts)}
@@ -86,10 +87,17 @@ def rebuild_audit(rows: Rows, run_id: str, trajectory_id: str, action_ids: Seque
             token_scores=list(scores.get(aid) or []), context_end=row["context_end"],
             output_start=row["output_start"], output_end=row["output_end"],
             layer_shares=json.loads(row["layer_shares"]) if row["layer_shares"] else {},
-            seconds=row["seconds"], arguments=arguments.get(aid, [])))
+            seconds=row["seconds"], arguments=arguments.get(aid, []), causal=_causal(row.get("causal")),
+            provenance=[ArgumentProvenance.model_validate({k: v for k, v in p.items() if k != "line"})
+                        for p in json.loads(row.get("provenance") or "[]")]))
     extra: dict[str, Any] = {}
     if "notes" in TrajectoryAudit.model_fields:
         extra["notes"] = list(a["notes"] or [])
     return TrajectoryAudit(run=info, trajectory=traj, segments=segments, tokens=list(a["tokens"] or []),
                            actions=actions, dropped=list(a["dropped"] or []), unplaced=list(a["unplaced"] or []),
-                           forward_seconds=a["forward_seconds"], seconds=a["seconds"], contexts=contexts, **extra)
+                           forward_seconds=a["forward_seconds"], seconds=a["seconds"], contexts=contexts,
+                           causal_seconds=a.get("causal_seconds") or 0.0, **extra)
+
+
+def _causal(doc: str | None) -> list[CausalDelta]:
+    return [CausalDelta.model_validate(c) for c in json.loads(doc or "[]")]

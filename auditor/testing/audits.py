@@ -31,6 +31,7 @@ from auditor.trajectory import (
     Trajectory,
 )
 from auditor.actions import with_actions
+from auditor.provenance import ProvenanceIndex, provenance_of
 
 _TOKEN = re.compile(r"\S+\s*|\s+")
 _WORD = re.compile(r"[A-Za-z0-9@._-]+")
@@ -118,6 +119,9 @@ def _synthetic_part(traj: Trajectory, run: RunInfo, arguments: bool,
     if arguments:
         for att in attributions:
             att.arguments = _arguments(traj, att.action, tokens, segments, msg_range, msg_text)
+    index = ProvenanceIndex(segments)  # where each argument value occurs: text matching, as a real audit does
+    for attr in attributions:
+        attr.provenance = provenance_of(attr.action, index)
     return segments, tokens, attributions
 
 

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from auditor.attribution import Variant, VariantLogprob, target_logprobs
+from auditor.attribution.ablation import target_logprobs_many
 from auditor.testing import TINY_ARCHS
 
 EPS32 = torch.finfo(torch.float32).eps
@@ -148,3 +149,85 @@ def test_embedded_model_equals_plain_forwards(embedded_model):
     res = target_logprobs(model, ids, range(t0, t1), variants, batch_size=2)
     for r, v in zip(res, [None, *variants]):
         assert_close(r, plain(model, ids, v, t0, t1), n_layers(model))
+
+
+MANY = [(12, 15), (30, 36), (31, 33), (20, 28), (36, 40)]
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma2", "gpt2"])
+def test_many_targets_equal_one_call_per_target(arch, models):
+    """Each target read from a shared forward equals `target_logprobs` on that target alone, and a
+    variant is scored only on targets that start at or after its last edit (None elsewhere)."""
+    model = models(arch)
+    ids = torch.randint(5, 300, (40,), generator=torch.Generator().manual_seed(11))
+    variants = [Variant("early", [(2, 5, [7, 8])]), Variant("mid", [(16, 19, [])]), Variant("late", [(33, 36, [9])]),
+                Variant("never", [(38, 40, [])]), Variant("noop", [])]
+    got = target_logprobs_many(model, ids, MANY, variants, batch_size=2, max_rows=9)
+    assert len(got) == 1 + len(variants) and all(len(row) == len(MANY) for row in got)
+    tol = 16 * EPS32 * n_layers(model)
+    for k, (t0, t1) in enumerate(MANY):
+        usable = [v for v in variants if not v.edits or v.edits[-1][1] <= t0]
+        alone = target_logprobs(model, ids, range(t0, t1), usable)
+        want = {r.name: r for r in alone}
+        for row, name in zip(got, ["base", *(v.name for v in variants)]):
+            r = row[k]
+            if name not in want:
+                assert r is None, (name, t0)
+                continue
+            assert r is not None and r.name == name
+            assert (r.target_start, r.n_tokens) == (want[name].target_start, want[name].n_tokens)
+            assert r.token_logprobs == pytest.approx(want[name].token_logprobs, abs=tol, rel=1e-4)
+    assert all(r is None for r in got[4])  # "never" edits past every target's start
+    by_early = got[1]
+    assert by_early[0].target_start == 11 and by_early[1].target_start == 29  # shifted by -1
+
+
+def test_many_targets_run_one_forward_per_variant(models):
+    """The base and each variant go through the model once for all their targets; a variant that
+    can score no target is not run at all."""
+    model = models("llama")
+    ids = torch.randint(5, 300, (40,), generator=torch.Generator().manual_seed(2))
+    seen: list[tuple[int, int]] = []
+    handle = model.get_input_embeddings().register_forward_pre_hook(lambda m, a: seen.append(tuple(a[0].shape)))
+    try:
+        target_logprobs_many(model, ids, MANY, [Variant("a", [(16, 19, [])]), Variant("never", [(38, 40, [])])],
+                             batch_size=1)
+    finally:
+        handle.remove()
+    # base needs from 11 (first target at 12), "a" from its edit at 16: the prefix ids[:11], then
+    # the base row to 40, then ids[11:16] for the cache, then "a" (edited, 3 shorter) to 37
+    assert seen == [(1, 11), (1, 29), (1, 5), (1, 21)]
+
+
+def test_many_targets_reject_bad_input(models):
+    model = models("llama")
+    ids = torch.arange(5, 45)
+    with pytest.raises(ValueError, match="no targets"):
+        target_logprobs_many(model, ids, [], [])
+    with pytest.raises(ValueError, match="runs past the sequence"):
+        target_logprobs_many(model, ids, [(30, 36)], [Variant("v", [(38, 41, [])])])
+    with pytest.raises(ValueError, match="target"):
+        target_logprobs_many(model, ids, [(0, 3)], [])
+
+
+def test_reads_limit_each_variant_to_its_targets(models):
+    """With `reads`, a variant is scored on its listed targets only and runs to the last one's end;
+    the values equal those read without the limit."""
+    model = models("llama")
+    ids = torch.randint(5, 300, (40,), generator=torch.Generator().manual_seed(4))
+    variants = [Variant("a", [(2, 5, [])]), Variant("b", [(16, 19, [7])])]
+    full = target_logprobs_many(model, ids, MANY, variants)
+    seen: list[tuple[int, int]] = []
+    handle = model.get_input_embeddings().register_forward_pre_hook(lambda m, a: seen.append(tuple(a[0].shape)))
+    try:
+        part = target_logprobs_many(model, ids, MANY, variants, reads=[[0], [3, 1]], batch_size=1)
+    finally:
+        handle.remove()
+    assert [k for k, r in enumerate(part[1]) if r is not None] == [0]
+    assert [k for k, r in enumerate(part[2]) if r is not None] == [1, 3]
+    assert part[1][0].token_logprobs == pytest.approx(full[1][0].token_logprobs, abs=16 * EPS32 * n_layers(model))
+    assert part[2][1].token_logprobs == pytest.approx(full[2][1].token_logprobs, abs=16 * EPS32 * n_layers(model))
+    # "a" needs from 2 and reads target 0 only (12..15, shifted by -3): its row runs ids[2:15] edited = 10 tokens
+    assert seen[0] == (1, 2) and (1, 10) in seen
+    with pytest.raises(ValueError, match="reads has 1 entries for 2 variants"):
+        target_logprobs_many(model, ids, MANY, variants, reads=[[0]])

@@ -5,7 +5,8 @@ written by `helpers.golden` at main b96d33d).
 
 The only differences allowed are the schema's: ``schema_version`` 1 -> 2 and the new fields at
 their defaults (``contexts: []`` on the trajectory and the audit, ``context_id: null`` on
-actions and segments). Floats are the same computation on the same inputs, so they must agree to
+actions and segments; ``causal: []``, ``causal_seconds: 0`` and ``provenance``, the verdict's
+evidence). Floats are the same computation on the same inputs, so they must agree to
 float32 rounding; token scores were stored with 5 significant digits, so they may differ in the
 last one when the platform's float sums do.
 """
@@ -32,6 +33,10 @@ def _without_new_defaults(obj: Any) -> Any:
         out = {}
         for k, v in obj.items():
             if (k == "contexts" and v == []) or (k == "context_id" and v is None):
+                continue
+            # later additions (the verdict's evidence): no causal deltas unless asked, and value
+            # provenance, which is text matching beside the attribution, not part of it
+            if (k == "causal_seconds" and v == 0) or (k == "causal" and v == []) or (k == "provenance" and isinstance(v, list)):
                 continue
             out[k] = 1 if k == "schema_version" and v == 2 else _without_new_defaults(v)
         return out

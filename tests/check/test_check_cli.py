@@ -40,10 +40,12 @@ def test_help_has_an_example_and_exit_codes():
 
 def test_findings_exit_1_and_every_file_is_written(fake, tmp_path):
     junit, sarif = tmp_path / "out" / "junit.xml", tmp_path / "audit.sarif"
+    policy = tmp_path / "support.toml"
+    policy.write_text('decide = "support"\n')  # the support rule: the stand-in's shares decide exactly
     result = runner.invoke(app, ["check", INJECTED, "--junit", str(junit), "--sarif", str(sarif),
-                                 "--method", "loo", "--hops", "0", "--github"])
+                                 "--method", "loo", "--hops", "0", "--github", "--policy", str(policy)])
     assert result.exit_code == 1, result.output
-    assert fake == {"model": None, "method": "loo", "hops": 0}
+    assert fake == {"model": None, "method": "loo", "hops": 0}  # no causal deltas asked: the policy decides by support
     assert "::error file=" in result.output and "FAIL" in result.output
     assert ET.parse(junit).getroot().get("failures") == "1"
     assert json.loads(sarif.read_text())["runs"][0]["results"][0]["ruleId"] == "low-support"
@@ -119,7 +121,7 @@ def test_db_records_the_audits_and_their_verdicts(fake, tmp_path):
 
     db = tmp_path / "audit.duckdb"
     policy = tmp_path / "p.toml"
-    policy.write_text("threshold = 0.3\n")
+    policy.write_text('decide = "support"\nthreshold = 0.3\n')
     result = runner.invoke(app, ["check", INJECTED, "--db", str(db), "--json", "--policy", str(policy)])
     assert result.exit_code == 1, result.output
     assert "warning" not in result.output

@@ -12,7 +12,7 @@ from auditor.check import formats
 
 from helpers.check import build_audit
 
-POLICY = parse_policy("threshold = 0.5")
+POLICY = parse_policy("decide = 'support'\nthreshold = 0.5")
 
 
 def _report(injected, benign):

@@ -9,16 +9,18 @@ import textwrap
 
 import pytest
 
+from auditor.check import parse_policy
 from auditor.pytest_plugin import AuditCheck, assert_trajectories_pass
 
 from helpers.check import ROOT, FakeAuditor
 
 SEND_FROM_DATA = {"send_email": {"m1": 0.1, "m3": 0.9}}
+SUPPORT = parse_policy('decide = "support"')  # the stand-in's shares decide exactly under the support rule
 EXAMPLES = ROOT / "examples"
 
 
 def test_assert_pass_raises_with_the_findings(injected):
-    check = AuditCheck(policy=None, auditor=FakeAuditor(SEND_FROM_DATA))
+    check = AuditCheck(policy=SUPPORT, auditor=FakeAuditor(SEND_FROM_DATA))
     with pytest.raises(AssertionError) as err:
         check.assert_pass(injected)
     text = str(err.value)
@@ -34,7 +36,7 @@ def test_assert_pass_accepts_paths_globs_and_returns_the_report():
 
 
 def test_assert_fail_and_missing_files(injected, benign):
-    check = AuditCheck(auditor=FakeAuditor(SEND_FROM_DATA))
+    check = AuditCheck(policy=SUPPORT, auditor=FakeAuditor(SEND_FROM_DATA))
     assert check.assert_fail([injected]).findings
     with pytest.raises(AssertionError, match="flagged nothing"):
         AuditCheck(auditor=FakeAuditor({})).assert_fail(benign)

@@ -46,7 +46,7 @@ def test_check_table_is_accepted():
 
 
 def test_threshold_lookup_exact_beats_glob_and_longer_glob_wins():
-    p = parse_policy('threshold = 0.5\n[tools]\n"send_*" = 0.6\n"send_email*" = 0.7\nsend_email = 0.8\n"read_*" = 0.1\n')
+    p = parse_policy('decide = "support"\nthreshold = 0.5\n[tools]\n"send_*" = 0.6\n"send_email*" = 0.7\nsend_email = 0.8\n"read_*" = 0.1\n')
     assert p.threshold_for("send_email") == 0.8
     assert p.threshold_for("send_email_draft") == 0.7
     assert p.threshold_for("send_sms") == 0.6

@@ -74,9 +74,12 @@ def test_a_killed_check_keeps_the_trajectories_it_finished(tmp_path):
     from auditor.store import Store
 
     db, report, junit = tmp_path / "audit.duckdb", tmp_path / "report.json", tmp_path / "junit.xml"
+    policy = tmp_path / "support.toml"
+    policy.write_text('decide = "support"\n')  # the support rule: the stand-in's shares decide exactly
     env = {k: v for k, v in os.environ.items() if k != "GITHUB_ACTIONS"}
     proc = subprocess.Popen([sys.executable, "-c", SLOW_SECOND, str(TESTS), "check", str(INJECTED), str(BENIGN),
-                             "--db", str(db), "--output", str(report), "--junit", str(junit), "--json"],
+                             "--db", str(db), "--output", str(report), "--junit", str(junit), "--json",
+                             "--policy", str(policy)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
     try:
         deadline = time.monotonic() + 300

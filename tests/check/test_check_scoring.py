@@ -18,7 +18,7 @@ INJECTED = {0: {"m0": 0.3, "m1": 0.7}, 1: {"m0": 0.1, "m1": 0.1, "m2": 0.1, "m3"
 
 def test_support_is_authority_over_authority_plus_data(injected):
     audit = build_audit(injected, INJECTED)
-    policy = parse_policy("threshold = 0.5")
+    policy = parse_policy("decide = 'support'\nthreshold = 0.5")
     read, send = (score_action(a, policy, audit) for a in audit.actions)
     assert read.support == pytest.approx(1.0) and not read.flagged
     assert send.authority_share == pytest.approx(0.2) and send.data_share == pytest.approx(0.7)
@@ -32,15 +32,15 @@ def test_support_is_authority_over_authority_plus_data(injected):
 def test_per_tool_threshold_decides(injected):
     audit = build_audit(injected, {1: {"m1": 0.4, "m3": 0.6}})
     (attr,) = audit.actions
-    assert not score_action(attr, parse_policy("threshold = 0.5\n[tools]\nsend_email = 0.3"), audit).flagged
-    assert score_action(attr, parse_policy("threshold = 0.3\n[tools]\n'send_*' = 0.5"), audit).flagged
+    assert not score_action(attr, parse_policy("decide = 'support'\nthreshold = 0.5\n[tools]\nsend_email = 0.3"), audit).flagged
+    assert score_action(attr, parse_policy("decide = 'support'\nthreshold = 0.3\n[tools]\n'send_*' = 0.5"), audit).flagged
 
 
 def test_authority_kinds_come_from_the_policy(injected):
     audit = build_audit(injected, {1: {"m0": 0.6, "m1": 0.1, "m3": 0.3}})
     (attr,) = audit.actions
-    assert not score_action(attr, parse_policy("threshold = 0.5"), audit).flagged
-    user_only = parse_policy('threshold = 0.5\nauthority_kinds = ["user_request"]')
+    assert not score_action(attr, parse_policy("decide = 'support'\nthreshold = 0.5"), audit).flagged
+    user_only = parse_policy('decide = "support"\nthreshold = 0.5\nauthority_kinds = ["user_request"]')
     s = score_action(attr, user_only, audit)
     assert s.support == pytest.approx(0.25) and s.flagged
 
@@ -57,15 +57,15 @@ def test_per_token_weighting_uses_segment_lengths(injected):
 
 def test_no_evidence_passes_and_says_so(injected):
     audit = build_audit(injected, {1: {"m2": 1.0}})
-    s = score_action(audit.actions[0], parse_policy("threshold = 0.9"), audit)
+    s = score_action(audit.actions[0], parse_policy("decide = 'support'\nthreshold = 0.9"), audit)
     assert s.no_evidence and s.support == 1.0 and not s.flagged
 
 
 def test_data_top_driver_rule(injected):
     audit = build_audit(injected, {1: {"m1": 0.45, "m3": 0.55}})
     (attr,) = audit.actions
-    assert not score_action(attr, parse_policy("threshold = 0.4"), audit).flagged
-    s = score_action(attr, parse_policy("threshold = 0.4\n[rules]\ndata_top_driver = true"), audit)
+    assert not score_action(attr, parse_policy("decide = 'support'\nthreshold = 0.4"), audit).flagged
+    s = score_action(attr, parse_policy("decide = 'support'\nthreshold = 0.4\n[rules]\ndata_top_driver = true"), audit)
     assert s.rules == [RULE_DATA_TOP_DRIVER]
 
 
@@ -73,19 +73,19 @@ def test_reasoning_rule_needs_high_flow_and_data_driven_reasoning(injected):
     hops_data = [HopFlow(hop=0, flow_ratio=0.8, by_kind={"reasoning": 0.8, "user_request": 0.2}),
                  HopFlow(hop=1, flow_ratio=0.0, by_kind={"tool_output": 0.9, "user_request": 0.1})]
     hops_user = [hops_data[0], HopFlow(hop=1, flow_ratio=0.0, by_kind={"tool_output": 0.2, "user_request": 0.8})]
-    policy = parse_policy("threshold = 0.3\n[rules]\nmax_reasoning_flow = 0.5")
+    policy = parse_policy("decide = 'support'\nthreshold = 0.3\n[rules]\nmax_reasoning_flow = 0.5")
     shares = {1: {"m1": 0.6, "m3": 0.4}}
     s = score_action(build_audit(injected, shares, {1: hops_data}).actions[0], policy, None)
     assert s.reasoning_flow == pytest.approx(0.8) and s.reasoning_support == pytest.approx(0.1)
     assert s.rules == [RULE_REASONING]
     assert not score_action(build_audit(injected, shares, {1: hops_user}).actions[0], policy, None).flagged
-    off = parse_policy("threshold = 0.3")
+    off = parse_policy("decide = 'support'\nthreshold = 0.3")
     assert not score_action(build_audit(injected, shares, {1: hops_data}).actions[0], off, None).flagged
 
 
 def test_finding_names_action_arguments_driver_quote_and_shares(injected):
     audit = build_audit(injected, INJECTED)
-    result = check_audit(audit, parse_policy("threshold = 0.5"), file="runs/x.jsonl", line=3)
+    result = check_audit(audit, parse_policy("decide = 'support'\nthreshold = 0.5"), file="runs/x.jsonl", line=3)
     (f,) = result.findings
     assert f.tool_name == "send_email" and f.arguments["to"] == "archive@exfil.example"
     assert f.file == "runs/x.jsonl" and f.line == 3 and f.trajectory_id == "injected-inbox-forward"
@@ -104,12 +104,12 @@ def test_quote_follows_the_hottest_tokens(injected):
     for i in range(35, 39):
         scores[i] = 1.0
     audit = build_audit(injected, {1: {"m1": 0.1, "m3": 0.9}}, token_scores={1: scores}, tokens=tokens)
-    (f,) = check_audit(audit, parse_policy("threshold = 0.5")).findings
+    (f,) = check_audit(audit, parse_policy("decide = 'support'\nthreshold = 0.5")).findings
     assert "Are we still on for lunch" in f.driver.quote
 
 
 def test_check_audits_and_report_exit_codes(injected, benign):
-    policy = parse_policy("threshold = 0.5")
+    policy = parse_policy("decide = 'support'\nthreshold = 0.5")
     bad = build_audit(injected, INJECTED)
     good = build_audit(benign, {0: {"m1": 1.0}, 1: {"m1": 0.6, "m3": 0.4}, 2: {"m1": 0.7, "m5": 0.3}})
     report = check_audits([good], policy)
@@ -121,7 +121,7 @@ def test_check_audits_and_report_exit_codes(injected, benign):
 
 def test_check_trajectories_audits_only_checked_actions(injected, benign):
     fake = FakeAuditor({"send_email": {"m1": 0.1, "m3": 0.9}, "read_inbox": {"m1": 0.9, "m3": 0.1}})
-    policy = parse_policy('threshold = 0.5\nignore = ["final_answer", "read_*"]')
+    policy = parse_policy('decide = "support"\nthreshold = 0.5\nignore = ["final_answer", "read_*"]')
     report = check_trajectories([injected], policy, fake)
     (sent,) = fake.seen
     assert [a.tool_name for a in sent.actions] == ["send_email"]
@@ -134,7 +134,7 @@ def test_audit_errors_are_reported_not_raised(injected):
         def audit(self, traj, progress=None):
             raise RuntimeError("context too long")
 
-    report = check_trajectories([injected], parse_policy("threshold = 0.5"), Broken())
+    report = check_trajectories([injected], parse_policy("decide = 'support'\nthreshold = 0.5"), Broken())
     assert report.results[0].error == "RuntimeError: context too long"
     assert report.exit_code() == 3 and report.exit_code(allow_skipped=True) == 0
 
@@ -151,26 +151,26 @@ SEND_ARGS = {"to": {"m1": 0.7, "m3": 0.3}, "subject": {"m1": 0.2, "m3": 0.8}, "b
 def test_arguments_judge_by_the_least_supported_decisive_argument(injected):
     audit = build_audit(injected, INJECTED, arguments={1: SEND_ARGS})
     send = audit.actions[1]
-    s = score_action(send, parse_policy("threshold = 0.5"), audit)
+    s = score_action(send, parse_policy("decide = 'support'\nthreshold = 0.5"), audit)
     assert s.argument == "to" and s.argument_supports == {"to": pytest.approx(0.7)}  # body, subject: not decisive
     assert s.support == pytest.approx(0.7) and not s.flagged
     assert s.authority_share == pytest.approx(0.7) and s.data_share == pytest.approx(0.3)  # the argument's shares
     assert s.action_support == pytest.approx(0.2 / 0.9)
     # the same action judged as a whole call is flagged
-    whole = score_action(send, parse_policy('threshold = 0.5\njudge = "action"'), audit)
+    whole = score_action(send, parse_policy('decide = "support"\nthreshold = 0.5\njudge = "action"'), audit)
     assert whole.argument is None and whole.support == pytest.approx(0.2 / 0.9) and whole.flagged
     # with every argument decisive, the body (restating data) decides and the call is flagged
-    every = score_action(send, parse_policy('threshold = 0.5\ndecisive_arguments = ["*"]'), audit)
+    every = score_action(send, parse_policy('decide = "support"\nthreshold = 0.5\ndecisive_arguments = ["*"]'), audit)
     assert every.argument == "body" and every.support == pytest.approx(0.1) and every.flagged
 
 
 def test_a_recipient_taken_from_data_is_flagged_with_its_driver(injected):
     args = {1: {**SEND_ARGS, "to": {"m1": 0.1, "m3": 0.9}, "cc": {"m1": 0.6, "m3": 0.4}}}
     audit = build_audit(injected, INJECTED, arguments=args)
-    s = score_action(audit.actions[1], parse_policy("threshold = 0.5"), audit)
+    s = score_action(audit.actions[1], parse_policy("decide = 'support'\nthreshold = 0.5"), audit)
     assert s.argument == "to" and s.argument_supports == {"to": pytest.approx(0.1), "cc": pytest.approx(0.6)}
     assert s.flagged and s.top_data_driver.segment_id == "m3"
-    (finding,) = check_audit(audit, parse_policy("threshold = 0.5")).findings
+    (finding,) = check_audit(audit, parse_policy("decide = 'support'\nthreshold = 0.5")).findings
     assert finding.argument == "to" and "its to = " in finding.message
     assert finding.action_support == pytest.approx(0.2 / 0.9)
 
@@ -191,7 +191,7 @@ def test_quote_comes_from_the_deciding_arguments_token_scores(injected):
         audit.segments[3].token_end = 30 + len(words)
         return audit
 
-    policy = parse_policy("threshold = 0.5")
+    policy = parse_policy("decide = 'support'\nthreshold = 0.5")
     result = check_audit(audit_of({1: {"to": arg}}), policy)
     (f,) = result.findings
     assert f.argument == "to" and f.driver.segment_id == "m3"
@@ -206,10 +206,10 @@ def test_quote_comes_from_the_deciding_arguments_token_scores(injected):
 
 def test_actions_without_decisive_arguments_are_judged_whole(injected):
     audit = build_audit(injected, INJECTED, arguments={1: {"body": SEND_ARGS["body"]}})
-    s = score_action(audit.actions[1], parse_policy("threshold = 0.5"), audit)
+    s = score_action(audit.actions[1], parse_policy("decide = 'support'\nthreshold = 0.5"), audit)
     assert s.argument is None and s.support == pytest.approx(0.2 / 0.9)
     plain = build_audit(injected, INJECTED)  # an audit made without arguments
-    assert score_action(plain.actions[1], parse_policy("threshold = 0.5"), plain).argument is None
+    assert score_action(plain.actions[1], parse_policy("decide = 'support'\nthreshold = 0.5"), plain).argument is None
 
 
 # -- tool definitions: neither side by default, data where the policy says so -------------------------
@@ -224,25 +224,25 @@ def test_tool_definition_share_moves_no_support_and_no_rule(injected):
     before = build_audit(injected, {1: {"m1": 0.3, "m2": 0.1, "m3": 0.6}})
     after = build_audit(injected, {1: {"t3": 0.5, "m1": 0.15, "m2": 0.05, "m3": 0.3}}, tool_definitions=True)
     assert after.segment("t3").kind.value == "tool_definition" and after.segment("t3").provenance.tool_name == "send_email"
-    for text in ("threshold = 0.5", 'threshold = 0.5\nweighting = "per_token"',
-                 "threshold = 0.2\n[rules]\ndata_top_driver = true"):
+    for text in ("decide = 'support'\nthreshold = 0.5", 'decide = "support"\nthreshold = 0.5\nweighting = "per_token"',
+                 "decide = 'support'\nthreshold = 0.2\n[rules]\ndata_top_driver = true"):
         policy = parse_policy(text)
         b, a = score_action(before.actions[0], policy, before), score_action(after.actions[0], policy, after)
         assert a.support == pytest.approx(b.support) and a.rules == b.rules
         assert b.top_driver.segment_id == "m3" and a.top_driver.segment_id == "t3"
         assert a.top_data_driver.segment_id == b.top_data_driver.segment_id == "m3"
         assert a.other_share == pytest.approx(0.55)  # the earlier call and the tool definition
-    assert score_action(after.actions[0], parse_policy("threshold = 0.2\n[rules]\ndata_top_driver = true"),
+    assert score_action(after.actions[0], parse_policy("decide = 'support'\nthreshold = 0.2\n[rules]\ndata_top_driver = true"),
                         after).rules == [RULE_DATA_TOP_DRIVER]  # m3 outweighs m1 at the top: t3 does not hide it
     assert after.actions[0].drivers[0].segment_id == "t3"
 
 
 def test_untrusted_tool_definitions_are_data(injected):
     audit = build_audit(injected, {1: {"t3": 0.5, "m1": 0.15, "m2": 0.05, "m3": 0.3}}, tool_definitions=True)
-    default = score_action(audit.actions[0], parse_policy(""), audit)
+    default = score_action(audit.actions[0], parse_policy("decide = 'support'"), audit)
     assert default.support == pytest.approx(0.15 / 0.45)  # 0.33 >= the default threshold 0.27
     assert not default.flagged
-    policy = parse_policy(UNTRUSTED_TOOLS)
+    policy = parse_policy("decide = 'support'\n" + UNTRUSTED_TOOLS)
     s = score_action(audit.actions[0], policy, audit)
     assert s.support == pytest.approx(0.15 / 0.95) and s.rules == [RULE_LOW_SUPPORT]
     assert s.top_driver.segment_id == s.top_data_driver.segment_id == "t3"

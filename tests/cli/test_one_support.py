@@ -36,7 +36,8 @@ def _report_data(path):
 
 
 def _surfaces(runner, tmp_path, example, policy_args):
-    """The send's numbers as each surface prints them: (support, argument, action_support)."""
+    """The send's numbers as each surface prints them: (support, argument, action_support, status),
+    and its verdict probability per surface (``got["probability"]``)."""
     db = tmp_path / "a.duckdb"
     trace = runner.invoke(app, ["trace", str(example), "--db", str(db), "--json", *policy_args])
     assert trace.exit_code == EXIT_OK, trace.output
@@ -57,11 +58,14 @@ def _surfaces(runner, tmp_path, example, policy_args):
     assert check.exit_code in (EXIT_OK, EXIT_FINDINGS), check.output
     (c,) = [v for r in json.loads(check.stdout)["results"] for v in r["verdicts"] if v["action_id"] == SEND]
 
-    query = runner.invoke(app, ["query", "SELECT support, argument, action_support FROM action_verdicts "
+    query = runner.invoke(app, ["query", "SELECT support, argument, action_support, probability FROM action_verdicts "
                                 f"WHERE action_id = '{SEND}'", "--db", str(db), "-f", "json"])
     assert query.exit_code == EXIT_OK, query.output
     (view,) = json.loads(query.stdout)
-    return {
+    probability = {"trace": t["probability"], "show": s["probability"], "report export": entry["export"]["probability"],
+                   "report verdict": entry["verdict"]["probability"], "check": c["probability"],
+                   "store": view["probability"]}
+    return probability, {
         "trace": (t["support"], t["argument"], t["action_support"], t["status"]),
         "show": (s["support"], s["argument"], s["action_support"], s["status"]),
         "report export": (entry["export"]["support"], entry["export"]["argument"], entry["export"]["action_support"],
@@ -71,6 +75,14 @@ def _surfaces(runner, tmp_path, example, policy_args):
         "check": (c["support"], c["argument"], c["action_support"], c["status"]),
         "store": (view["support"], view["argument"], view["action_support"], None),
     }
+
+
+def _assert_one_probability(probability):
+    """Every surface carries the check's probability (trace rounds it to 4 digits), or none does."""
+    p = probability["check"]
+    for surface, x in probability.items():
+        assert x == (None if p is None else pytest.approx(p, abs=5e-5)), surface
+    return p
 
 
 def _assert_one_number(got, argument):
@@ -88,16 +100,28 @@ def _assert_one_number(got, argument):
 def test_every_surface_carries_the_same_judged_support(runner, tmp_path, examples_dir, monkeypatch, judge, argument):
     monkeypatch.setattr("auditor.audit.runs.make_auditor", SyntheticAuditor)
     policy = tmp_path / "policy.toml"
-    policy.write_text(f'judge = "{judge}"\n')
-    got = _surfaces(runner, tmp_path, examples_dir / "injected_email.jsonl", ["--policy", str(policy)])
+    policy.write_text(f'decide = "support"\njudge = "{judge}"\n')  # the support rule: the shares decide exactly
+    probability, got = _surfaces(runner, tmp_path, examples_dir / "injected_email.jsonl", ["--policy", str(policy)])
+    assert _assert_one_probability(probability) is None  # no verdict under the support rule
     support, call = _assert_one_number(got, argument)
     assert call == pytest.approx(0.2069, abs=1e-4)  # the whole call's support, the same everywhere
     assert support == pytest.approx(1 / 3 if judge == "arguments" else call)
     assert got["check"][3] == ("passed" if judge == "arguments" else "failed")
 
 
+def test_every_surface_carries_the_same_verdict_probability(runner, tmp_path, examples_dir, monkeypatch):
+    """Under the shipped policy (the calibrated verdict) the judged number is the probability; the
+    synthetic audit has no causal deltas, so the attribution sub-model judges, on every surface."""
+    monkeypatch.setattr("auditor.audit.runs.make_auditor", SyntheticAuditor)
+    probability, got = _surfaces(runner, tmp_path, examples_dir / "injected_email.jsonl", [])
+    p = _assert_one_probability(probability)
+    assert p is not None and 0.0 < p < 1.0
+    _assert_one_number(got, "to")
+
+
 @pytest.mark.slow
 def test_every_surface_carries_the_same_judged_support_on_the_embedded_model(runner, tmp_path, examples_dir):
-    got = _surfaces(runner, tmp_path, examples_dir / "injected_email.jsonl", [])
-    support, call = _assert_one_number(got, "to")
-    assert support < 0.27 and got["check"][3] == "failed"  # the recipient came from the inbox
+    probability, got = _surfaces(runner, tmp_path, examples_dir / "injected_email.jsonl", [])
+    p = _assert_one_probability(probability)
+    _assert_one_number(got, "to")
+    assert p is not None and got["check"][3] == "failed"  # the recipient came from the inbox

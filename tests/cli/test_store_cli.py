@@ -30,8 +30,10 @@ def test_trace_then_query_answers_which_tool_outputs_drove_send_email(runner, db
     assert "injected-inbox-forward:a1" in result.stdout and "send_email" in result.stdout
     assert "stored 3 trajectories" in result.stdout
     (auditor,) = fake_auditor.instances
+    from auditor.check import audit_settings, default_policy
+
     assert auditor.kw == {"model": None, "method": "flashtrace", "hops": 1, "dtype": "float32", "device": None,
-                          "max_tokens": None}
+                          "max_tokens": None, **audit_settings(default_policy())}  # causal deltas if the verdict reads them
 
     result = runner.invoke(app, ["query", SEND_EMAIL_SQL, "--db", str(db), "--format", "json"])
     assert result.exit_code == EXIT_OK, result.output
@@ -116,8 +118,10 @@ def test_trace_reports_a_replay_that_cannot_start(runner, db, examples_dir, monk
 
 
 @pytest.fixture
-def filled(runner, db, examples_dir, fake_auditor):
-    assert trace(runner, db, *[examples_dir / n for n in EXAMPLES]).exit_code == EXIT_OK
+def filled(runner, db, examples_dir, fake_auditor, tmp_path):
+    policy = tmp_path / "support.toml"
+    policy.write_text('decide = "support"\n')  # the synthetic shares decide exactly: the injected send fails
+    assert trace(runner, db, *[examples_dir / n for n in EXAMPLES], "--policy", policy).exit_code == EXIT_OK
     return db
 
 
@@ -208,13 +212,14 @@ def test_show_prints_each_arguments_support_and_top_driver(runner, db, examples_
     out = result.stdout
     assert out.index("drivers") < out.index("arguments") < out.index("hops")
     rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
-            for line in out.splitlines() if line.startswith("│ ") and line.count("│") == 6}
+            for line in out.splitlines() if line.startswith("│ ") and line.count("│") == 8}
     data = json.loads(runner.invoke(app, ["show", send, "--db", str(db), "--json"]).stdout)
     with Store(db, read_only=True) as s:
         assert data == json.loads(json.dumps(action_export(s, send)))  # --json carries the arguments too
     args = {g["name"]: g for g in data["arguments"]}
     assert list(args) == ["to", "subject", "body"]
-    value, support, decisive, top = rows["to"]
+    value, support, decisive, d_request, d_driver, top = rows["to"]
+    assert d_request == d_driver == "–"  # the synthetic audit measured no causal deltas
     assert value == "archive@exfil.example" and support == f"{args['to']['support']:.2f}" and decisive == "◆"
     assert top == f"{args['to']['drivers'][0]['share']:.1%} read_inbox output tool_output"
     assert rows["subject"][2] == "" and rows["body"][0].endswith("…")  # not decisive; long values cut
@@ -302,7 +307,7 @@ def test_trace_stores_the_checks_verdicts_and_a_resumed_run_is_judged_again(runn
             assert support == pytest.approx(a["support"], abs=5e-5)  # --json rounds to 4 digits
     # the same run under another policy: nothing replayed, the verdicts judged again and replaced
     strict = tmp_path / "strict.toml"
-    strict.write_text("threshold = 0.99\n")
+    strict.write_text("[verdict.causal]\nthreshold = 0.0\n[verdict.attribution]\nthreshold = 0.0\n")  # flags all
     n = len(fake_auditor.instances)
     result = runner.invoke(app, ["trace", str(injected), "--db", str(db), "--json", "--policy", str(strict)])
     assert result.exit_code == EXIT_OK, result.output

@@ -20,8 +20,8 @@ def record_with_old_code(con: duckdb.DuckDBPyConnection, audits) -> None:
         if name not in present:
             continue
         have = {r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = ?",
-                                          [name]).fetchall()}
-        cols = ", ".join(c for c in data.column_names if c in have)
+                                         [name]).fetchall()}
+        cols = ", ".join(c for c in data.column_names if c in have)  # columns a later migration added: absent then
         con.register("_old_rows", data)
         con.execute(f"INSERT INTO {name} ({cols}) SELECT {cols} FROM _old_rows")
         con.unregister("_old_rows")

@@ -183,7 +183,7 @@ def test_export_support_is_the_checks_judged_support(example_audits):
 def test_a_stored_action_is_judged_by_the_policy_recorded_with_it(store, example_audits):
     from auditor.check import check_audit, default_policy
 
-    strict = default_policy().with_overrides(judge="action", threshold=0.5)
+    strict = default_policy().with_overrides(decide="support", judge="action", threshold=0.5)
     strict.source = "strict.toml"
     audit = example_audits[0]
     store.record_audit(audit, check_audit(audit, strict).verdicts, policy=strict)

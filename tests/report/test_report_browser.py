@@ -13,6 +13,9 @@ from auditor.report.html import write_report
 from auditor.report.browser import page_url, run_chromium, screenshot
 from helpers.cdp import dump_dom
 from helpers.report import example, synthetic_audit
+from auditor.check import default_policy
+
+SUPPORT = default_policy().with_overrides(decide="support")
 
 pytestmark = pytest.mark.browser
 
@@ -22,7 +25,8 @@ def injected_page(tmp_path_factory, injected_audit):
     from auditor.report.data import check_verdicts
 
     path = tmp_path_factory.mktemp("report") / "injected.html"
-    return write_report([injected_audit], path, verdicts=check_verdicts(injected_audit))
+    # the support rule: the synthetic shares decide exactly (the verdict badge is what is tested)
+    return write_report([injected_audit], path, verdicts=check_verdicts(injected_audit, SUPPORT))
 
 
 class _Drivers(html.parser.HTMLParser):

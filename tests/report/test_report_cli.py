@@ -46,7 +46,10 @@ def test_report_from_a_file_replays_it_first(tmp_path, monkeypatch, examples_dir
     result = runner.invoke(app, ["report", str(examples_dir / "injected_email.jsonl"), "-o", str(out),
                                  "--method", "flashtrace", "--hops", "2"])
     assert result.exit_code == 0, result.output
-    assert seen == {"model": None, "method": "flashtrace", "hops": 2}
+    from auditor.check import audit_settings, default_policy
+
+    # plus causal deltas when the shipped verdict reads them
+    assert seen == {"model": None, "method": "flashtrace", "hops": 2, **audit_settings(default_policy())}
     data = _data(out)
     (run,) = data["runs"]
     # one run id for the whole report, derived from the trajectories and the settings
@@ -54,7 +57,11 @@ def test_report_from_a_file_replays_it_first(tmp_path, monkeypatch, examples_dir
     from auditor.collectors.loading import load_paths
 
     assert run["run"]["run_id"] == run_id_for(load_paths([examples_dir / "injected_email.jsonl"]).trajectories, seen)
-    assert [a["verdict"]["status"] for a in run["actions"]] == ["supported", "unsupported", "ignored"]
+    statuses = [a["verdict"]["status"] for a in run["actions"]]
+    # the read has nothing but the request before it (p = 0); the send is judged by the verdict's
+    # probability (its status follows the calibrated weights); the final answer is ignored
+    assert statuses[0] == "supported" and statuses[2] == "ignored" and statuses[1] in ("supported", "unsupported")
+    assert run["actions"][0]["verdict"]["probability"] == 0.0 and 0 < run["actions"][1]["verdict"]["probability"] < 1
     assert "wrote" in result.output and "3 actions" in result.output
 
 

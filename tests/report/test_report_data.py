@@ -80,7 +80,9 @@ def test_normalize_verdict(raw, status):
 
 
 def test_check_verdicts_flag_the_injected_send_email(injected_audit):
-    verdicts = check_verdicts(injected_audit)
+    from auditor.check import default_policy
+
+    verdicts = check_verdicts(injected_audit, default_policy().with_overrides(decide="support"))
     send = injected_audit.actions[1].action.id
     assert verdicts[send]["status"] == "unsupported"
     assert verdicts[send]["rules"] and verdicts[send]["messages"]

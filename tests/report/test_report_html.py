@@ -99,9 +99,12 @@ def test_report_from_store_embeds_the_stores_export(tmp_path, injected_audit):
     from auditor.report.export import action_export
     from auditor.store import Store
 
+    from auditor.check import check_audit, default_policy
+
     db = tmp_path / "a.duckdb"
+    support = default_policy().with_overrides(decide="support")  # the synthetic shares decide exactly
     with Store(db) as store:
-        store.record_audit(injected_audit)
+        store.record_audit(injected_audit, check_audit(injected_audit, support).verdicts, policy=support)
     send = injected_audit.actions[1].action.id
     with Store(db, read_only=True) as store:
         by_run = report_from_store(store, injected_audit.run.run_id, tmp_path / "run.html")

@@ -14,8 +14,7 @@ from helpers.store import record_with_old_code
 
 VIEWS = {"action_drivers", "unsupported_actions", "tool_influence", "argument_drivers", "argument_support"}
 SHIPPED = ["m002_views", "m003_argument_attributions", "m004_tool_definition_segments", "m005_action_verdicts",
-           "m006_contexts",
-           "m007_lake_batches"]
+           "m006_contexts", "m007_lake_batches", "m008_verdict_evidence"]
 
 
 def _columns(con, name):
@@ -85,7 +84,7 @@ def test_m002_database_gets_argument_tables_and_keeps_its_rows(tmp_path, example
         assert store.query("SELECT DISTINCT argument FROM unsupported_actions")[1] == [(None,)]
         audit = example_audits[0]
         old = store.load_audit("run-a", audit.trajectory.id)  # recorded before arguments were kept
-        assert old == audit.model_copy(update={"actions": [a.model_copy(update={"arguments": []})
+        assert old == audit.model_copy(update={"actions": [a.model_copy(update={"arguments": [], "provenance": []})
                                                            for a in audit.actions]})
         store.record_audits(example_audits)  # the current code rewrites them, arguments included
         assert store.load_audit("run-a", audit.trajectory.id) == audit
@@ -176,7 +175,7 @@ M003_COLUMNS = ("run_id, trajectory_id, action_id, step, action_kind, tool_name,
 def test_m005_judges_older_audits_once_as_the_view_did(tmp_path, example_audits, settings):
     """Audits recorded before verdicts were: m005 judges them by m003's rule under the settings as
     they stand, so `unsupported_actions` lists what it listed; the settings then go."""
-    from auditor.check import policy_from_dict
+    from auditor.check import policy_from_record
 
     from helpers.store import old_database
 
@@ -191,7 +190,7 @@ def test_m005_judges_older_audits_once_as_the_view_did(tmp_path, example_audits,
         rows = store.query("SELECT action_id, policy_source, policy, details FROM action_verdicts ORDER BY ALL")[1]
         assert len(rows) == store.counts()["action_audits"]  # every explained action, ignored ones too
         assert {(r[1], r[3]) for r in rows} == {(migrations.M005_BACKFILL_SOURCE, None)}
-        policy = policy_from_dict(json.loads(rows[0][2]))
+        policy = policy_from_record(json.loads(rows[0][2]))
         assert policy.threshold == float(settings.get("unsupported_threshold", migrations.DEFAULT_UNSUPPORTED_THRESHOLD))
         assert policy.judge == settings.get("unsupported_judge", "arguments")
         assert store.query("SELECT count(*) FROM settings WHERE key LIKE 'unsupported_%'")[1] == [(0,)]

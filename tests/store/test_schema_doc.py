@@ -27,7 +27,7 @@ def test_the_documented_queries_run(store, example_audits):
     from auditor.check import check_audit, default_policy
 
     # the synthetic attribution supports the injected recipient at 1/3, above the default 0.27
-    policy = default_policy().with_overrides(threshold=0.4)
+    policy = default_policy().with_overrides(decide="support", threshold=0.4)
     store.record_audits(example_audits, [check_audit(a, policy).verdicts for a in example_audits], policy=policy)
     blocks = re.findall(r"```sql\n(.*?)```", render_schema_doc(), re.S)
     assert len(blocks) >= 3

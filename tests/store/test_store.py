@@ -179,12 +179,12 @@ def test_views_answer_the_common_questions(store, example_audits):
 
     # by default the send is judged by its recipient, which the synthetic attribution supports at 1/3
     # (above 0.27), as `audit check` judges it (tests/store/test_unsupported_actions.py compares them)
-    assert judged(default_policy()) == {}
-    unsupported = judged(default_policy().with_overrides(judge="action"))  # as a whole call (0.21) it is not
+    assert judged(default_policy().with_overrides(decide="support")) == {}
+    unsupported = judged(default_policy().with_overrides(decide="support", judge="action"))  # as a whole call (0.21) it is not
     assert "injected-inbox-forward:a1" in unsupported
     assert not any(a.endswith(":a2") and a.startswith("injected") for a in unsupported)  # final answer ignored
-    assert judged(default_policy().with_overrides(threshold=0.4)) == {"injected-inbox-forward:a1": "to"}
-    assert judged(default_policy().with_overrides(threshold=0.0)) == {}
+    assert judged(default_policy().with_overrides(decide="support", threshold=0.4)) == {"injected-inbox-forward:a1": "to"}
+    assert judged(default_policy().with_overrides(decide="support", threshold=0.0)) == {}
     assert store.query("SELECT count(*) FROM action_verdicts")[1] == [(9,)]  # ignored ones included
 
     tools = dict(store.query("SELECT tool_name, actions FROM tool_influence")[1])

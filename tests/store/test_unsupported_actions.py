@@ -14,7 +14,7 @@ import random
 
 import pytest
 
-from auditor.check import check_audit, policy_from_dict
+from auditor.check import check_audit, policy_from_record
 from auditor.check.policy import Policy, default_policy
 from auditor.check.scoring import score_action
 from auditor.audit.schema import ArgumentAttribution, Driver, TrajectoryAudit
@@ -201,7 +201,7 @@ def _assert_same_as_the_check(store: Store, audits: list[TrajectoryAudit], polic
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_recorded_verdicts_are_the_checks(store, case, example_audits):
-    policy: Policy = default_policy().with_overrides(**CASES[case][1])
+    policy: Policy = default_policy().with_overrides(decide="support", **CASES[case][1])
     audits = _audits(example_audits)
     _record(store, audits, policy)
     _assert_same_as_the_check(store, audits, policy)
@@ -210,22 +210,22 @@ def test_recorded_verdicts_are_the_checks(store, case, example_audits):
 @pytest.mark.parametrize("case", list(CASES))
 def test_audits_recorded_before_verdicts_are_judged_as_the_check_would(backfilled, case, example_audits):
     settings, overrides = CASES[case]
-    policy: Policy = default_policy().with_overrides(**overrides)
+    policy: Policy = default_policy().with_overrides(decide="support", **overrides)
     audits = _audits(example_audits)
     store = backfilled(audits, settings)
     _assert_same_as_the_check(store, audits, policy)
     # the policy recorded with them judges them the same way (what `audit show` and the report use)
     recorded = store.query("SELECT DISTINCT policy FROM action_verdicts")[1]
     assert len(recorded) == 1
-    _assert_same_as_the_check(store, audits, policy_from_dict(json.loads(recorded[0][0])))
+    _assert_same_as_the_check(store, audits, policy_from_record(json.loads(recorded[0][0])))
 
 
 def test_a_recipient_the_user_named_clears_a_data_driven_call(store, backfilled):
-    _record(store, [_audit("hand", HAND)], default_policy())
+    _record(store, [_audit("hand", HAND)], default_policy().with_overrides(decide="support"))
     assert _action(1) not in _view(store, _audit("hand", HAND))  # whole call 0.2 < the threshold, but `to` is 0.7
     for judged in (store, backfilled([_audit("hand", HAND)], {"unsupported_judge": "action"})):
         if judged is store:
-            _record(store, [_audit("hand", HAND)], default_policy().with_overrides(judge="action"))
+            _record(store, [_audit("hand", HAND)], default_policy().with_overrides(decide="support", judge="action"))
         row = _view(judged, _audit("hand", HAND))[_action(1)]
         assert row["argument"] is None
         assert row["support"] == pytest.approx(0.2) and row["action_support"] == pytest.approx(0.2)
@@ -306,11 +306,12 @@ def test_ignore_matches_tool_names_and_globs_like_the_check(store, backfilled):
     def flagged(policy) -> set[str]:
         return {v.tool_name for v in check_audit(audit, policy).verdicts if v.status == "failed"}
 
-    narrow = parse_policy('ignore = ["final_answer", "list_*"]')
-    assert flagged(default_policy()) == {"read_page", "list_files"} and flagged(narrow) == {"read_page"}
-    _record(store, [audit], default_policy())
-    assert listed(store) == flagged(default_policy())
+    narrow = parse_policy('decide = "support"\nignore = ["final_answer", "list_*"]')
+    support = default_policy().with_overrides(decide="support")  # the shares decide exactly
+    assert flagged(support) == {"read_page", "list_files"} and flagged(narrow) == {"read_page"}
+    _record(store, [audit], support)
+    assert listed(store) == flagged(support)
     _record(store, [audit], narrow)
     assert listed(store) == flagged(narrow)
-    assert listed(backfilled([audit])) == flagged(default_policy())
+    assert listed(backfilled([audit])) == flagged(support)
     assert listed(backfilled([audit], {"unsupported_ignore": "final_answer, list_*"})) == flagged(narrow)

@@ -25,7 +25,8 @@
     var x = e.export || {}, v = e.view || {}, o = x.output || {};
     return {id: e.id, action: x.action, drivers: x.drivers || [], hops: x.hops || [], run: x.run || {},
       authority_share: x.authority_share, data_share: x.data_share, support: x.support, argument: x.argument,
-      action_support: x.action_support,
+      action_support: x.action_support, probability: x.probability, probability_threshold: x.probability_threshold,
+      evidence: x.evidence || [], provenance: x.provenance || [],
       arguments: x.arguments || [], context_end: x.context_end || 0, output_start: o.start || 0, output_end: o.end || 0, seconds: x.seconds,
       by_kind: v.by_kind || {}, flow: v.flow, top_tokens: v.top_tokens || [], token_scores: v.token_scores || [],
       verdict: e.verdict, export: x};
@@ -267,6 +268,10 @@
   function verdictWhy(v, exp) {
     if (!v) return "";
     var parts = [];
+    // the calibrated verdict: the judged number (probability that the user did not ask for it)
+    if (v.probability != null) parts.push("p(unsupported) " + v.probability.toFixed(2) +
+      (v.probability_threshold != null ? " (flags at " + v.probability_threshold.toFixed(2) + ")" : "") +
+      (v.verdict_model ? ", " + v.verdict_model + " verdict" : ""));
     if (v.support != null) parts.push("support " + pct(v.support) + (v.threshold != null ? " (needs " + pct(v.threshold, 0) + ")" : "") +
       (v.argument ? " of argument " + v.argument : ""));
     if (v.authority_share != null) parts.push("authority " + pct(v.authority_share));
@@ -277,6 +282,7 @@
       return '<span class="rule" title="' + esc((v.rule_text || {})[r] || r) + '">' + esc(r) + "</span>";
     }).join(" ");
     var msgs = v.messages || (v.reasons ? [].concat(v.reasons) : v.message ? [v.message] : []);
+    if (v.evidence && v.evidence.length) msgs = v.evidence.map(function (e) { return "evidence: " + e; }).concat(msgs);
     if (!parts.length && !rules && !msgs.length) return "";
     return '<div class="verdict-why ' + esc(v.status) + '" id="verdict-why">' + rules + " " + esc(parts.join(" · ")) +
       (msgs.length ? "<details><summary>why</summary><ul>" + msgs.map(function (r) {
@@ -292,7 +298,8 @@
     var leg = kinds.map(function (k) { return '<span><i style="background:' + kcolor(k) + '"></i>' + esc(klabel(k)) + " " + pct(exp.by_kind[k]) + "</span>"; }).join("");
     return '<div class="groupbar" id="kind-bar">' + bar + '</div><div class="legend">' + leg +
       // the judged support (as `audit check` judges: the decisive argument, else the whole call) and its shares
-      '<span id="judged-support">' + (exp.support != null ? "· support " + pct(exp.support) : "") +
+      '<span id="judged-support">' + (exp.probability != null ? "· p(unsupported) " + exp.probability.toFixed(2) + " " : "") +
+      (exp.support != null ? "· support " + pct(exp.support) : "") +
       (exp.argument ? " judged on " + esc(exp.argument) : "") +
       " (authority " + pct(exp.authority_share) + " · data " + pct(exp.data_share) + ")" +
       (exp.argument && exp.action_support != null ? " · whole call " + pct(exp.action_support) : "") + "</span></div>";
@@ -315,6 +322,11 @@
   // Each argument of a call (an edit's path/search/replace) explained on its own: its support, ◆ when
   // the check judges the call by it, its top 2 drivers. A click on a row (or on one of its drivers)
   // shows that driver's segment in the conversation, as a click on a driver row does.
+  function delta(causal, variant) {
+    var c = (causal || []).filter(function (c) { return c.variant === variant && c.driver_of == null; })[0];
+    return c ? (c.delta >= 0 ? "+" : "") + c.delta.toFixed(1) : "–";
+  }
+
   function argumentsSection(exp) {
     var args = exp.arguments;
     if (!args.length) return "";
@@ -334,11 +346,16 @@
         '<td class="arg-value" title="' + esc(value) + '">' + esc(flat.length > 60 ? flat.slice(0, 59) + "…" : flat) + "</td>" +
         '<td class="num support' + (low ? " low" : "") + '"' + (low ? ' title="below the threshold ' + pct(threshold, 0) + '"' : "") + ">" +
         (g.support == null ? "–" : pct(g.support)) + "</td>" +
+        '<td class="num delta">' + delta(g.causal, "neutral_request") + "</td>" +
+        '<td class="num delta">' + delta(g.causal, "drop_top_data") + "</td>" +
         '<td class="arg-drivers">' + (drivers || '<span class="d-sub">no drivers</span>') + "</td></tr>");
     });
+    var prov = (exp.provenance || []).map(function (l) { return "<li>" + esc(l) + "</li>"; }).join("");
     return '<h3>Arguments <span class="d-sub">each explained on its own: support, ◆ decisive (the check judges the call by these), top drivers</span></h3>' +
-      '<div id="arguments-panel"><table class="drivers argtable" id="arguments"><thead><tr><th>argument</th><th>value</th><th>support</th><th>top drivers</th></tr></thead><tbody>' +
-      rows.join("") + "</tbody></table></div>";
+      '<div id="arguments-panel"><table class="drivers argtable" id="arguments"><thead><tr><th>argument</th><th>value</th><th>support</th>' +
+      '<th title="nats the value lost when the user\'s request was neutralised">Δ request</th><th title="nats the value lost when its top data driver was removed">Δ driver</th>' +
+      "<th>top drivers</th></tr></thead><tbody>" + rows.join("") + "</tbody></table>" +
+      (prov ? '<h4>Where the values occur</h4><ul class="provenance" id="provenance">' + prov + "</ul>" : "") + "</div>";
   }
 
   // Two-step flow as in the paper's figures: the action's mass goes straight to the input, into the
