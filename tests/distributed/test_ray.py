@@ -48,7 +48,7 @@ def ray_cluster(tmp_path_factory):
 def inputs(tmp_path_factory) -> list[str]:
     """Six trajectories: three example files in a directory, three injection runs in one JSONL."""
     base = tmp_path_factory.mktemp("inputs")
-    shutil.copytree(ROOT / "examples", base / "examples", ignore=shutil.ignore_patterns("*.py", "agents", "runs",
+    shutil.copytree(ROOT / "examples", base / "examples", ignore=shutil.ignore_patterns("*.py", "__pycache__", "agents", "runs",
                                                                                         "github-actions"))
     lines = INJECTION.read_text(encoding="utf-8").splitlines()[:3]
     (base / "injection.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -140,8 +140,10 @@ def test_the_lake_and_the_ingested_store_answer_alike(lake, single, tmp_path):
     assert (again["ingested"], again["skipped"]) == (0, 3)
     drivers = ("SELECT run_id, trajectory_id, action_id, tool_name, rank, driver_kind, driver_label, share "
                "FROM action_drivers WHERE rank <= 3 ORDER BY ALL")
-    verdicts = "SELECT run_id, action_id, support, argument, policy_source FROM unsupported_actions ORDER BY ALL"
-    for sql in (drivers, verdicts, "SELECT * FROM tool_influence ORDER BY ALL", "SHOW TABLES"):
+    verdicts = ("SELECT run_id, action_id, status, support, argument, probability, verdict_model, evidence, "
+                "policy_source FROM action_verdicts ORDER BY ALL")
+    unsupported = "SELECT run_id, action_id, support, probability FROM unsupported_actions ORDER BY ALL"
+    for sql in (drivers, verdicts, "SELECT * FROM tool_influence ORDER BY ALL", "SHOW TABLES", unsupported):
         lake_res = runner.invoke(app, ["query", "--lake", results, sql, "--format", "json"])
         store_res = runner.invoke(app, ["query", "--db", str(db), sql, "--format", "json"])
         assert lake_res.exit_code == store_res.exit_code == 0, lake_res.output + store_res.output
@@ -149,7 +151,8 @@ def test_the_lake_and_the_ingested_store_answer_alike(lake, single, tmp_path):
             assert {r["name"] for r in json.loads(store_res.stdout)} <= {r["name"] for r in json.loads(lake_res.stdout)}
             continue
         assert json.loads(lake_res.stdout) == json.loads(store_res.stdout), sql
-        assert json.loads(lake_res.stdout), sql
+        # (the calibrated verdict on the tiny random model may fail no action: that view may be empty)
+        assert json.loads(lake_res.stdout) or sql == unsupported, sql
     with Store(db, read_only=True) as store:
         counts = store.counts()
     # ingesting into the single-process store adds nothing: the same run, trajectories and rows
