@@ -314,7 +314,7 @@ def _markdown(rep: dict) -> str:
     if max(load["before"], load["after"]) > m["cpus"]:
         loaded = ("\n**This run shared the machine with other work** (load average above the CPU count): the "
                   "absolute figures are depressed and vary from run to run; the side-by-side ratios are the "
-                  "figures to compare.\n")
+                  "figures to compare.\n\n")
     ratio_rows = "\n".join(f"| {r['kind']} | {r['sink']} | {r['spans_per_second']:,} | {r['ratio_to_jsonl']} |"
                            for r in rep.get("sink_ratios", []))
     rows = "\n".join(

@@ -46,7 +46,7 @@ def collect_command(
     max_body_mb: float = typer.Option(16.0, "--max-body-mb", min=0.001, help="Reject bodies larger than this, before and after decompression (HTTP 413, gRPC RESOURCE_EXHAUSTED)."),
     flush_spans: int = typer.Option(DEFAULT_FLUSH_SPANS, "--flush-spans", min=1, help="--db: write to the database once this many spans wait..."),
     flush_ms: float = typer.Option(DEFAULT_FLUSH_MS, "--flush-ms", min=0, help="...or once the oldest has waited this long (ms). With --db --no-spool each batch is written as soon as the previous one is done. The file is held only while writing, so audit query can read it meanwhile."),
-    spool: bool = typer.Option(True, "--spool/--no-spool", help="--db without --jsonl: acknowledge a request once it is appended to DB.spool.jsonl (the database follows in batches; a crash leaves it there and the next start stores it). --no-spool acknowledges only once in the database: nothing but the database is written, at a fraction of the throughput."),
+    spool: bool = typer.Option(True, "--spool/--no-spool", help="--db without --jsonl: acknowledge a request once it is appended to DB.spool.jsonl (the database follows in batches; a crash leaves it there and the next start stores it). --no-spool acknowledges only once in the database: nothing but the database is written, at well under half the throughput under load."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log every request."),
 ) -> None:
     """Receive OpenTelemetry traces over OTLP/HTTP (POST /v1/traces, protobuf or JSON, gzip)
@@ -65,7 +65,7 @@ def collect_command(
     request is acknowledged once its spans are in the --jsonl file or, with --db alone, in the
     spool DB.spool.jsonl next to the database (the database follows; the spool is emptied as
     it catches up and removed on a clean stop), or with --no-spool in the database itself
-    (several times slower under load). A receiver killed outright (kill -9) loses only requests
+    (at well under half the throughput under load). A receiver killed outright (kill -9) loses only requests
     it had not acknowledged: spans not yet in the database are in the spool, which the next
     audit collect --db DB stores first, or in the --jsonl file (audit trace FILE
     --no-attribute --db DB imports them).

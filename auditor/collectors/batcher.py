@@ -19,6 +19,7 @@ are retried one by one, so a bad request fails alone instead of taking its batch
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -216,5 +217,5 @@ class SinkBatcher:
             if self.after_batch is not None:
                 try:
                     self.after_batch()
-                except Exception:  # noqa: BLE001 - reported by the callback's owner, never stops the flusher
-                    pass
+                except Exception:  # noqa: BLE001 - never stops the flusher
+                    logging.getLogger(__name__).exception("%s: after_batch failed", self.name)

@@ -126,6 +126,7 @@ def test_kill_9_loses_no_acknowledged_span(tmp_path, spool):
         proc, _ = _start_collect(db, tmp_path)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0, proc.stderr.read()
+        assert "a previous run left in" in proc.stderr.read()  # said, with the count
         assert not (tmp_path / "killed.duckdb.spool.jsonl").exists()
     stored = _count(db)
     # what was acknowledged is stored; a request in flight at the kill may be stored unacknowledged
