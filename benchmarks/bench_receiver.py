@@ -1,10 +1,12 @@
 """Benchmark: spans per second through `audit collect`'s OTLP/HTTP and OTLP/gRPC receivers.
 
 Two measurements per protocol, each with the receiver writing every span to a sink: a JSONL
-file, the DuckDB store (``audit collect --db``: batched, one transaction per flush, the file held
-only while flushing, a request acknowledged once its spans are committed), or both (acknowledged
-once in the file, the store following behind). The sinks run side by side in one invocation, so
-their ratio holds even when the machine is shared:
+file, the DuckDB store (``audit collect --db``: a request acknowledged once appended to the
+write-ahead spool next to the database, the store following in batches, one transaction per
+flush, the file held only while flushing), the store with ``--no-spool`` (a request acknowledged
+once its spans are committed), or both a JSONL file and the store (acknowledged once in the
+file, the store following behind). The sinks run side by side in one invocation, so their ratio
+holds even when the machine is shared:
 
 - ``raw``: client processes post pre-encoded ExportTraceServiceRequest bodies (protobuf and
   OTLP JSON, optionally gzip) over keep-alive connections: the receiver's own ceiling.
@@ -41,7 +43,8 @@ from collections import Counter
 from pathlib import Path
 
 from auditor.collectors.readers import read_otlp_json
-from auditor.collectors.receiver import OTLPReceiver
+from auditor.collectors.receiver import OTLPReceiver, SpanWriter
+from auditor.collectors.spool import spool_files
 # auditor.collectors.grpc_receiver is imported in _run: the HTTP rows fork their clients first
 from auditor.collectors.otlp_json import to_otlp_json
 from auditor.collectors.otlp_proto import to_otlp_proto
@@ -156,19 +159,24 @@ def _store_sink(db: Path):
     return lambda spans: append_spans(db, spans)
 
 
+SINK_NAMES = {"both": "JSONL + DuckDB", "duckdb": "duckdb (spool)", "duckdb-no-spool": "duckdb --no-spool"}
+
+
 def _run(kind: str, clients: int, per_client: int, size: int = 100, body_format: str = "protobuf",
          use_gzip: bool = False, protocol: str = "http", sink: str = "jsonl") -> dict:
     ctx = mp.get_context("spawn" if protocol == "grpc" else "fork")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "spans.jsonl" if sink in ("jsonl", "both") else None
-        db = Path(tmp) / "spans.duckdb" if sink in ("duckdb", "both") else None
+        db = Path(tmp) / "spans.duckdb" if sink in ("duckdb", "duckdb-no-spool", "both") else None
         store_sink = _store_sink(db) if db is not None else None
+        # what audit collect builds: --db alone spools (--no-spool: acknowledged once stored)
+        writer = SpanWriter(path, store_sink, spool=db if sink == "duckdb" else None)
         if protocol == "grpc":
             from auditor.collectors.grpc_receiver import OTLPGrpcReceiver
 
-            rec = OTLPGrpcReceiver(port=0, jsonl_path=path, sink=store_sink).start()
+            rec = OTLPGrpcReceiver(port=0, writer=writer).start()
         else:
-            rec = OTLPReceiver(port=0, jsonl_path=path, sink=store_sink).start()
+            rec = OTLPReceiver(port=0, writer=writer).start()
         barrier = ctx.Barrier(clients + 1)
         out = ctx.Queue()
         if kind == "raw" and protocol == "grpc":
@@ -192,9 +200,11 @@ def _run(kind: str, clients: int, per_client: int, size: int = 100, body_format:
         for p in procs:
             p.join(timeout=60)
         elapsed_acked = elapsed
-        rec.stop()  # flushes what the store has not taken yet (with a JSONL file, acks came before)
+        rec.stop()  # flushes what the store has not taken yet (with a JSONL file or spool, acks came before)
         elapsed_stored = time.perf_counter() - t0
         exactly_once, stored = True, None
+        if db is not None and any(p.exists() for p in spool_files(db).spools):
+            exactly_once = False  # a clean stop removes the spool
         if path is not None:
             spans, issues = read_otlp_json(path)
             counts = Counter((s.trace_id, s.span_id) for s in spans)
@@ -208,13 +218,14 @@ def _run(kind: str, clients: int, per_client: int, size: int = 100, body_format:
             con.close()
             exactly_once = exactly_once and n == distinct == total
             stored = n if stored is None else min(stored, n)
-        elapsed = elapsed_stored if sink == "both" else elapsed_acked
+        elapsed = elapsed_stored if sink in ("both", "duckdb") else elapsed_acked
         return {
-            "protocol": "gRPC" if protocol == "grpc" else "HTTP", "sink": {"both": "JSONL + DuckDB"}.get(sink, sink),
+            "protocol": "gRPC" if protocol == "grpc" else "HTTP", "sink": SINK_NAMES.get(sink, sink),
             "kind": kind, "body": body_format if kind == "raw" else "protobuf (SDK)",
             "gzip": use_gzip, "clients": clients, "spans": total,
             "spans_per_request": size if kind == "raw" else 512,
             "seconds": round(elapsed, 3), "spans_per_second": round(total / elapsed),
+            "seconds_to_last_ack": round(elapsed_acked, 3),
             "failed_requests": sum(b for b, _ in results), "request_mb": round(sum(n for _, n in results) / 1e6, 2),
             "stored_exactly_once": exactly_once, "stored": stored,
         }
@@ -233,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     sdk_per = 1000 if args.quick else 5000
     sinks = []  # the same load into each sink, one after the other, interleaved twice against drift
     for _ in range(2):
-        for sink in ("jsonl", "duckdb", "both"):
+        for sink in ("jsonl", "duckdb", "duckdb-no-spool", "both"):
             sinks.append(_run("raw", args.clients, per, body_format="protobuf", sink=sink))
             sinks.append(_run("sdk", args.clients, sdk_per, sink=sink))
     runs = sinks if args.sinks_only else [
@@ -260,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
                     "processor": platform.processor() or platform.machine(),
                     "load_average_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)}},
         "receiver": "auditor.collectors.receiver.OTLPReceiver (stdlib ThreadingHTTPServer) and "
-                    "auditor.collectors.grpc_receiver.OTLPGrpcReceiver (grpcio, 8 worker threads), JSONL output, loopback",
+                    "auditor.collectors.grpc_receiver.OTLPGrpcReceiver (grpcio, 8 worker threads), loopback",
         "results": runs,
         "sink_ratios": ratios,
         "headline_spans_per_second": runs[0]["spans_per_second"],
@@ -298,6 +309,12 @@ def _sink_ratios(runs: list[dict]) -> list[dict]:
 
 def _markdown(rep: dict) -> str:
     m = rep["machine"]
+    load = m["load_average_1min"]
+    loaded = ""
+    if max(load["before"], load["after"]) > m["cpus"]:
+        loaded = ("\n**This run shared the machine with other work** (load average above the CPU count): the "
+                  "absolute figures are depressed and vary from run to run; the side-by-side ratios are the "
+                  "figures to compare.\n\n")
     ratio_rows = "\n".join(f"| {r['kind']} | {r['sink']} | {r['spans_per_second']:,} | {r['ratio_to_jsonl']} |"
                            for r in rep.get("sink_ratios", []))
     rows = "\n".join(
@@ -330,14 +347,17 @@ shared machine where the absolute figures do not):
 |---|---|---|---|
 {ratio_rows}
 
-- **jsonl**: acknowledged once appended to the file. **duckdb** (`audit collect --db` alone):
-  batched across requests (a batch starts as soon as the previous one is committed, plus a
-  10 ms gap in which other processes can open the file, and holds whatever arrived meanwhile),
-  one transaction per batch, the file opened only for the flush, and a request acknowledged
-  only once its batch is committed: its seconds run until the last acknowledgement.
-  **JSONL + DuckDB**: acknowledged once in the file, the store following in batches of 5,000
-  spans or 100 ms; its seconds run until the store has caught up too (the receiver's stop
-  flushes it).
+- **jsonl**: acknowledged once appended to the file. **duckdb (spool)** (`audit collect --db`
+  alone): acknowledged once appended to the write-ahead spool `DB.spool.jsonl`, the store
+  following in batches of 5,000 spans or 100 ms (one transaction each, the file opened only for
+  the flush), the spool emptied as the store catches up and removed at the stop; its seconds
+  run until the store has caught up (the receiver's stop drains it), not to the last
+  acknowledgement (`seconds_to_last_ack` in the JSON). **duckdb --no-spool**: batched across
+  requests (a batch starts as soon as the previous one is committed, plus a 10 ms gap in which
+  other processes can open the file, and holds whatever arrived meanwhile), a request
+  acknowledged only once its batch is committed: its seconds run until the last
+  acknowledgement. **JSONL + DuckDB**: like the spool, with a JSONL file the user keeps; its
+  seconds run until the store has caught up too.
 
 - **raw**: client processes post pre-encoded `ExportTraceServiceRequest` bodies of 100 spans over
   keep-alive connections (gRPC: one channel per client); this is the receiver's own ceiling
@@ -349,7 +369,7 @@ shared machine where the absolute figures do not):
 Machine: {m['cpus']} CPUs ({m['processor']}), Python {m['python']}, {m['platform']}.
 1-minute load average: {m['load_average_1min']['before']} before the run, {m['load_average_1min']['after']} after
 (above the CPU count means other work shared the machine and the figures are depressed).
-The clients and the receiver share these CPUs, so the figures are a floor for the receiver
+{loaded}The clients and the receiver share these CPUs, so the figures are a floor for the receiver
 alone; it handles requests in threads, so one process uses about one core.
 
 For scale: an agent step makes a handful of spans and vLLM one `llm_request` span per request,

@@ -44,8 +44,9 @@ def collect_command(
     db: Optional[Path] = typer.Option(None, "--db", help="Also store spans in this DuckDB database."),
     token: Optional[str] = typer.Option(None, "--token", envvar="AUDITOR_COLLECT_TOKEN", help="Require 'Authorization: Bearer TOKEN' (HTTP header or gRPC metadata; env AUDITOR_COLLECT_TOKEN)."),
     max_body_mb: float = typer.Option(16.0, "--max-body-mb", min=0.001, help="Reject bodies larger than this, before and after decompression (HTTP 413, gRPC RESOURCE_EXHAUSTED)."),
-    flush_spans: int = typer.Option(DEFAULT_FLUSH_SPANS, "--flush-spans", min=1, help="--db with --jsonl: write to the database once this many spans wait..."),
-    flush_ms: float = typer.Option(DEFAULT_FLUSH_MS, "--flush-ms", min=0, help="...or once the oldest has waited this long (ms). With --db alone each batch is written as soon as the previous one is done. The file is held only while writing, so audit query can read it meanwhile."),
+    flush_spans: int = typer.Option(DEFAULT_FLUSH_SPANS, "--flush-spans", min=1, help="--db: write to the database once this many spans wait..."),
+    flush_ms: float = typer.Option(DEFAULT_FLUSH_MS, "--flush-ms", min=0, help="...or once the oldest has waited this long (ms). With --db --no-spool each batch is written as soon as the previous one is done. The file is held only while writing, so audit query can read it meanwhile."),
+    spool: bool = typer.Option(True, "--spool/--no-spool", help="--db without --jsonl: acknowledge a request once it is appended to DB.spool.jsonl (the database follows in batches; a crash leaves it there and the next start stores it). --no-spool acknowledges only once in the database: nothing but the database is written, at well under half the throughput under load."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log every request."),
 ) -> None:
     """Receive OpenTelemetry traces over OTLP/HTTP (POST /v1/traces, protobuf or JSON, gzip)
@@ -58,12 +59,16 @@ def collect_command(
     http://127.0.0.1:4318/v1/traces with OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/protobuf).
     Ctrl-C or SIGTERM flushes everything received and exits 0.
 
-    With --db, spans are written to the database in batches (with --jsonl: --flush-spans,
-    --flush-ms; alone: as soon as the previous batch is done), each in one transaction with the
-    file held only while writing: audit query, show and trace can open the database meanwhile. A request is acknowledged once its spans are in the --jsonl file
-    (the database follows) or, with --db alone, in the database. A receiver killed outright
-    (kill -9) loses only requests it had not acknowledged; with --jsonl, spans not yet in the
-    database are in the file (audit trace FILE --no-attribute --db DB imports them).
+    With --db, spans are written to the database in batches (--flush-spans, --flush-ms; with
+    --no-spool: as soon as the previous batch is done), each in one transaction with the file
+    held only while writing: audit query, show and trace can open the database meanwhile. A
+    request is acknowledged once its spans are in the --jsonl file or, with --db alone, in the
+    spool DB.spool.jsonl next to the database (the database follows; the spool is emptied as
+    it catches up and removed on a clean stop), or with --no-spool in the database itself
+    (at well under half the throughput under load). A receiver killed outright (kill -9) loses only requests
+    it had not acknowledged: spans not yet in the database are in the spool, which the next
+    audit collect --db DB stores first, or in the --jsonl file (audit trace FILE
+    --no-attribute --db DB imports them).
 
     Example: audit collect --port 4318 --jsonl run.jsonl   (then: audit trace run.jsonl)
 
@@ -88,7 +93,20 @@ def collect_command(
         err_console.print(f"warning: {line}", markup=False, highlight=False, soft_wrap=True)
 
     # one file, one store, whichever protocol the spans came by
-    writer = SpanWriter(jsonl, sink, flush_spans=flush_spans, flush_ms=flush_ms, warn=warn)
+    use_spool = db is not None and jsonl is None and spool
+    writer = SpanWriter(jsonl, sink, flush_spans=flush_spans, flush_ms=flush_ms, warn=warn,
+                        spool=db if use_spool else None)
+    try:  # the spool's lock, and what a previous run left in it, before any receiver answers
+        writer.acquire()
+    except Exception as exc:  # noqa: BLE001 - said plainly; the spool is left as it was
+        err_console.print(f"[red]error:[/] cannot open the spool of {escape(str(db))}: {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(EXIT_USAGE) from exc
+    if writer.replayed is not None and writer.replayed.files:
+        r = writer.replayed
+        err_console.print(f"stored {r.spans} spans a previous run left in {', '.join(str(p) for p in r.files)} "
+                          f"({r.stored} new to the database)", markup=False, highlight=False, soft_wrap=True)
+        for issue in r.issues[:10]:
+            err_console.print(f"warning: {issue}", markup=False, highlight=False, soft_wrap=True)
     log = (lambda line: err_console.print(line, markup=False, highlight=False)) if verbose else None
 
     max_body_bytes = int(max_body_mb * 1024 * 1024)
@@ -111,18 +129,11 @@ def collect_command(
             err_console.print(f"[red]error:[/] cannot listen on {host}:{wanted}: {exc.strerror or exc}")
             for other in started:
                 other.stop()
+            writer.release()
             raise typer.Exit(EXIT_USAGE) from exc
         started.append(receiver)
 
-    targets = ", ".join(str(p) for p in (jsonl, db) if p is not None)
-    for kind, receiver, _ in receivers:
-        where = receiver.url if kind == "OTLP/HTTP" else f"{receiver.address} (OTLP/gRPC, plaintext)"
-        console.print(f"listening on {where} -> {targets}", markup=False, highlight=False, soft_wrap=True)
-    if host not in _LOOPBACK and not token:
-        err_console.print("[yellow]warning:[/] listening beyond loopback without --token: anyone who can reach "
-                          "these ports can write spans")
-    console.file.flush()
-
+    # before "listening" is printed: a supervisor may send SIGTERM as soon as it reads it
     done = threading.Event()
     previous: dict[int, Any] = {}
 
@@ -134,6 +145,15 @@ def collect_command(
             previous[sig] = signal.signal(sig, _on_signal)
         except ValueError:  # not the main thread (e.g. under a test runner)
             pass
+    targets = ", ".join(str(p) for p in (jsonl, db) if p is not None)
+    for kind, receiver, _ in receivers:
+        where = receiver.url if kind == "OTLP/HTTP" else f"{receiver.address} (OTLP/gRPC, plaintext)"
+        console.print(f"listening on {where} -> {targets}", markup=False, highlight=False, soft_wrap=True)
+    if host not in _LOOPBACK and not token:
+        err_console.print("[yellow]warning:[/] listening beyond loopback without --token: anyone who can reach "
+                          "these ports can write spans")
+    console.file.flush()
+
     try:
         while not done.wait(0.5):
             pass
@@ -142,6 +162,7 @@ def collect_command(
     finally:
         for receiver in started:  # each stop drains its calls in flight, flushes the shared file and the store
             receiver.stop()
+        writer.release()  # the last one: the store has it all, the spool goes (unless the store failed)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     stats = [r.stats for r in started]

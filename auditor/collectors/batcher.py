@@ -19,6 +19,7 @@ are retried one by one, so a bad request fails alone instead of taking its batch
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -62,7 +63,8 @@ class SinkBatcher:
     def __init__(self, sink: Callable[[Sequence[Any]], Any], *, flush_spans: int = DEFAULT_FLUSH_SPANS,
                  flush_ms: float = DEFAULT_FLUSH_MS, gap_ms: float = DEFAULT_GAP_MS,
                  max_queued_spans: int = DEFAULT_MAX_QUEUED_SPANS,
-                 on_error: Callable[[str, int], Any] | None = None, name: str = "span-sink") -> None:
+                 on_error: Callable[[str, int], Any] | None = None, name: str = "span-sink",
+                 after_batch: Callable[[], Any] | None = None) -> None:
         if flush_spans <= 0 or max_queued_spans <= 0 or flush_ms < 0 or gap_ms < 0:
             raise ValueError("flush_spans and max_queued_spans must be positive, flush_ms and gap_ms not negative")
         self.sink = sink
@@ -71,6 +73,7 @@ class SinkBatcher:
         self.gap_s = gap_ms / 1000
         self.max_queued_spans = max_queued_spans
         self.on_error = on_error
+        self.after_batch = after_batch  # called by the flusher after each batch (see `finished`)
         self.name = name
         self.calls = 0  # sink calls made (retries of a failed batch included)
         self.stored_spans = 0  # spans in calls that returned
@@ -80,6 +83,8 @@ class SinkBatcher:
         self._queued = 0  # spans in the queue and in the call under way
         self._waiting = 0  # spans in the queue only
         self._urgent = 0  # urgent puts in the queue
+        self._puts = 0  # puts accepted so far
+        self._finished = 0  # puts whose sink call has returned or failed (always the first ones: FIFO)
         self._closing = False
         self._last_call_end = 0.0
         self._thread: threading.Thread | None = None
@@ -104,6 +109,7 @@ class SinkBatcher:
             self._queued += n
             self._waiting += n
             self._urgent += urgent
+            self._puts += 1
             self._cond.notify_all()
         return item
 
@@ -111,6 +117,14 @@ class SinkBatcher:
     def queued(self) -> int:
         with self._cond:
             return self._queued
+
+    def progress(self) -> tuple[int, int]:
+        """``(puts, finished)``: puts accepted so far, and how many of them have been through the
+        sink (stored or failed). Batches are taken in order, so the finished ones are the first
+        ``finished`` puts: a caller that noted ``puts`` at some moment knows that everything put
+        before it is done once ``finished`` reaches it (what the receiver's spool rotates by)."""
+        with self._cond:
+            return self._puts, self._finished
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> "SinkBatcher":
@@ -190,6 +204,7 @@ class SinkBatcher:
                     else:
                         self.failed_spans += len(p.spans)
                     self._queued -= len(p.spans)
+                self._finished += len(batch)
                 self._last_call_end = time.monotonic()
                 self._cond.notify_all()
             for p, err in results:
@@ -199,3 +214,8 @@ class SinkBatcher:
                     except Exception:  # noqa: BLE001 - a logger must not stop the flusher
                         pass
                 p._finish(err)
+            if self.after_batch is not None:
+                try:
+                    self.after_batch()
+                except Exception:  # noqa: BLE001 - never stops the flusher
+                    logging.getLogger(__name__).exception("%s: after_batch failed", self.name)

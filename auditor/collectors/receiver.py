@@ -48,12 +48,16 @@ from auditor.collectors.http_server import Head, HttpServer, Limits, Response
 from auditor.collectors.otlp_json import to_otlp_json_line
 from auditor.collectors.otlp_request import (ENCODINGS, JSON_TYPES, PROTOBUF_TYPES, RequestError, decode, decompress)
 from auditor.collectors.spans import SpanRecord
+from auditor.collectors.spool import Replay, SpoolFiles, replay, spool_files
+from auditor.collectors.spool import lock as spool_lock
+from auditor.collectors.spool import unlock as spool_unlock
 
 __all__ = ["OTLPReceiver", "ReceiverBase", "ReceiverStats", "RequestError", "SpanWriter", "TRACES_PATH",
            "DEFAULT_MAX_BODY_BYTES", "Sink"]
 
 TRACES_PATH = "/v1/traces"
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+DEFAULT_ROTATE_BYTES = 64 * 1024 * 1024  # a spool under load is renamed aside past this (see SpanWriter)
 Sink = Callable[[Sequence[SpanRecord]], Any]
 
 
@@ -122,50 +126,87 @@ class SpanWriter:
     is one (the sink then catches up behind it; a sink failure is reported through ``warn`` and
     counted in ``sink_failed_spans``, the spans stay in the file), else stored by the sink.
 
+    ``spool`` (a database path; a sink and no JSONL file): the same, with a write-ahead file next
+    to the database instead of a JSONL file the user keeps (`auditor.collectors.spool`): the
+    first `acquire` stores what a previous run left there, the spool is emptied as the sink
+    catches up (rotated past ``rotate_bytes`` under load) and removed by the last `release`,
+    unless the sink failed: then it stays, and the next start stores it.
+
     `write` raises `RequestError` when a batch cannot be stored: 503 (retry later: the file
     cannot be written, the sink failed or is falling behind, the writer is shutting down).
     A process killed outright (SIGKILL) loses only what it had not acknowledged, plus, with a
     JSONL file, the sink's queue (those spans are in the file: ``audit trace FILE
-    --no-attribute`` imports them).
+    --no-attribute`` imports them; with a spool, the next start does). Appends are flushed to
+    the OS, not fsynced one by one: a killed process loses nothing acknowledged, a power cut may.
     """
 
     def __init__(self, jsonl_path: str | os.PathLike[str] | None = None, sink: Sink | None = None, *,
                  flush_spans: int = DEFAULT_FLUSH_SPANS, flush_ms: float = DEFAULT_FLUSH_MS,
                  max_queued_spans: int = DEFAULT_MAX_QUEUED_SPANS, wait_s: float = 30.0,
-                 warn: Callable[[str], Any] | None = None):
+                 warn: Callable[[str], Any] | None = None, spool: str | os.PathLike[str] | None = None,
+                 rotate_bytes: int = DEFAULT_ROTATE_BYTES):
+        if spool is not None and (jsonl_path is not None or sink is None):
+            raise ValueError("a spool is for a sink without a JSONL file (the file is the spool then)")
         self.jsonl_path = Path(jsonl_path) if jsonl_path is not None else None
         self.sink = sink
+        self.spool: SpoolFiles | None = spool_files(spool) if spool is not None else None
+        self.rotate_bytes = rotate_bytes
+        self.replayed: Replay | None = None  # what the first `acquire` imported from a previous run's spool
         self.wait_s = wait_s  # how long a request waits for room in the queue, and (no file) for its flush
         self.warn = warn
         self._lock = threading.Lock()
         self._fh: IO[str] | None = None
+        self._path = self.jsonl_path if self.spool is None else self.spool.active  # appended to, if any
         self._users = 0
+        self._spool_lock: IO[bytes] | None = None
+        self._rotated_mark: int | None = None  # puts to finish before the rotated spool may go
         self._batcher = SinkBatcher(sink, flush_spans=flush_spans, flush_ms=flush_ms,
                                     max_queued_spans=max_queued_spans, on_error=self._sink_failed,
-                                    name="span-sink") if sink is not None else None
+                                    name="span-sink",
+                                    after_batch=self._spool_caught_up if self.spool is not None else None
+                                    ) if sink is not None else None
 
     @property
     def sink_failed_spans(self) -> int:
-        """Spans the sink refused (with a JSONL file they are in the file; without, their requests got 503)."""
+        """Spans the sink refused (with a JSONL file or spool they are in it; without, their requests got 503)."""
         return self._batcher.failed_spans if self._batcher is not None else 0
 
     def _sink_failed(self, error: str, n: int) -> None:
         if self.warn is None:
             return
-        if self.jsonl_path is not None:
+        if self.spool is not None:
+            self.warn(f"{n} spans are kept in {self.spool.active} (the next start stores them) because the store "
+                      f"failed: {error}")
+        elif self.jsonl_path is not None:
             self.warn(f"{n} spans were written to {self.jsonl_path} but the sink failed: {error}")
         else:
             self.warn(f"{n} spans refused (503, the client retries): the sink failed: {error}")
 
     def acquire(self) -> None:
+        """Open the file and start the sink (first user only). With a spool, first take its lock
+        (`SpoolBusy` if another receiver has it) and store what a previous run left in it
+        (``replayed``; a sink error propagates and leaves the spool as it was)."""
         with self._lock:
             if self._users == 0:
-                if self.jsonl_path is not None:
-                    self.jsonl_path.parent.mkdir(parents=True, exist_ok=True)
-                    self._fh = self.jsonl_path.open("a", encoding="utf-8")
+                if self.spool is not None:
+                    self._open_spool()
+                if self._path is not None:
+                    self._path.parent.mkdir(parents=True, exist_ok=True)
+                    self._fh = self._path.open("a", encoding="utf-8")
                 if self._batcher is not None:
                     self._batcher.start()
             self._users += 1
+
+    def _open_spool(self) -> None:
+        assert self.spool is not None and self.sink is not None
+        self._spool_lock = spool_lock(self.spool.lock)
+        try:
+            self.replayed = replay(self.spool, self.sink)
+        except BaseException:
+            spool_unlock(self._spool_lock, self.spool.lock)
+            self._spool_lock = None
+            raise
+        self._rotated_mark = None
 
     def release(self) -> None:
         with self._lock:
@@ -183,6 +224,56 @@ class SpanWriter:
                 self._batcher.close()  # flushes what is queued, then stops
             else:
                 self._batcher.drain()
+        if last and self.spool is not None and self._spool_lock is not None:
+            self._close_spool()
+
+    def _close_spool(self) -> None:
+        """After the last flush: all stored, the spool goes; else it stays for the next start."""
+        assert self.spool is not None and self._spool_lock is not None
+        try:
+            if not self.sink_failed_spans:
+                for path in self.spool.spools:
+                    path.unlink(missing_ok=True)
+            elif self.warn is not None:
+                kept = ", ".join(str(p) for p in self.spool.spools if p.exists())
+                self.warn(f"{self.sink_failed_spans} spans the store refused are kept in {kept}: the next start "
+                          "with this database stores them")
+        finally:
+            spool_unlock(self._spool_lock, self.spool.lock)
+            self._spool_lock = None
+
+    def _spool_caught_up(self) -> None:
+        """After each batch (flusher thread): empty the spool of what the store has.
+
+        Under the writer's lock no request appends, and every span in the spool was queued
+        before it was appended; so when every put so far has finished, all the spool holds is
+        stored and it is truncated. Under load the queue seldom empties: once the spool passes
+        ``rotate_bytes`` it is renamed aside (new appends go to a fresh one) and removed when the
+        puts made before the rename have finished. After a sink failure nothing is removed."""
+        assert self._batcher is not None and self.spool is not None
+        with self._lock:
+            if self._fh is None or self._batcher.failed_spans:
+                return
+            try:
+                puts, finished = self._batcher.progress()
+                if self._rotated_mark is not None and finished >= self._rotated_mark:
+                    self.spool.rotated.unlink(missing_ok=True)
+                    self._rotated_mark = None
+                if self._rotated_mark is not None:
+                    return
+                size = os.fstat(self._fh.fileno()).st_size
+                if finished == puts:
+                    if size:
+                        self._fh.truncate(0)
+                elif size >= self.rotate_bytes:
+                    os.replace(self.spool.active, self.spool.rotated)  # no one appends meanwhile: we hold the lock
+                    fresh = self.spool.active.open("a", encoding="utf-8")
+                    self._fh.close()
+                    self._fh = fresh
+                    self._rotated_mark = puts
+            except OSError as exc:
+                if self.warn is not None:
+                    self.warn(f"cannot rotate the spool {self.spool.active}: {exc} (it keeps growing; nothing is lost)")
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every span written so far has been through the sink (False: ``timeout``
@@ -198,12 +289,12 @@ class SpanWriter:
         pending = None
         if self._batcher is not None:  # room first: a full queue refuses before the file is touched
             try:
-                pending = self._batcher.put(spans, timeout=self.wait_s, urgent=self.jsonl_path is None)
+                pending = self._batcher.put(spans, timeout=self.wait_s, urgent=self._path is None)
             except QueueFull as exc:
                 raise RequestError(503, f"the store is falling behind: {exc}") from exc
             except RuntimeError as exc:
                 raise RequestError(503, "the receiver is shutting down") from exc
-        if self.jsonl_path is not None:
+        if self._path is not None:
             line = to_otlp_json_line(spans) + "\n"
             with self._lock:
                 if self._fh is None:
@@ -212,7 +303,7 @@ class SpanWriter:
                     self._fh.write(line)
                     self._fh.flush()
                 except OSError as exc:
-                    raise RequestError(503, f"cannot write {self.jsonl_path}: {exc}") from exc
+                    raise RequestError(503, f"cannot write {self._path}: {exc}") from exc
             return  # durable in the file: the sink catches up behind it
         if pending is not None:
             if not pending.wait(self.wait_s):

@@ -1,6 +1,8 @@
 """`audit collect --db` holds the database file only while it flushes a batch, so `audit query`
 (another process) answers while the receiver runs and receives spans; and a request is
-acknowledged only once its spans are in the database, so not even kill -9 loses one."""
+acknowledged only once its spans are durable, so not even kill -9 loses one: in the spool next
+to the database (the default; the next start stores what a killed receiver left there), or with
+--no-spool in the database itself (a query then sees every span acknowledged before it)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from auditor.collectors.otlp_json import to_otlp_json
 from auditor.collectors.spans import SpanRecord
 
@@ -26,8 +30,8 @@ def _spans(k: int, n: int) -> list[SpanRecord]:
             for i in range(n)]
 
 
-def _start_collect(db: Path, tmp_path: Path) -> tuple[subprocess.Popen, int]:
-    proc = subprocess.Popen([*AUDIT, "collect", "--port", "0", "--db", str(db), "--flush-ms", "50"],
+def _start_collect(db: Path, tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, int]:
+    proc = subprocess.Popen([*AUDIT, "collect", "--port", "0", "--db", str(db), "--flush-ms", "50", *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     line = proc.stdout.readline()  # "listening on http://127.0.0.1:PORT/v1/traces -> DB"
     assert line.startswith("listening on http://127.0.0.1:"), (line, proc.stderr.read() if proc.poll() else "")
@@ -69,9 +73,10 @@ def _count(db: Path) -> int:
     return json.loads(out.stdout)[0]["n"]
 
 
-def test_query_answers_while_collect_db_receives_spans(tmp_path):
+@pytest.mark.parametrize("spool", [True, False], ids=["spool", "no-spool"])
+def test_query_answers_while_collect_db_receives_spans(tmp_path, spool):
     db = tmp_path / "live.duckdb"
-    proc, port = _start_collect(db, tmp_path)
+    proc, port = _start_collect(db, tmp_path, *([] if spool else ["--no-spool"]))
     poster = _Poster(port)
     try:
         poster.thread.start()
@@ -80,7 +85,8 @@ def test_query_answers_while_collect_db_receives_spans(tmp_path):
             acked_before = poster.acked
             counts.append(_count(db))  # a separate process opens the database the receiver writes
             assert poster.thread.is_alive()  # ... while spans keep arriving
-            assert counts[-1] >= acked_before  # every span acknowledged before the query is in it
+            if not spool:  # acknowledged once stored: every span acknowledged before the query is in it
+                assert counts[-1] >= acked_before
         poster.stop.set()
         poster.thread.join(30)
         proc.send_signal(signal.SIGTERM)
@@ -93,11 +99,13 @@ def test_query_answers_while_collect_db_receives_spans(tmp_path):
     assert set(poster.statuses) == {200}
     assert counts == sorted(counts) and counts[-1] > 0
     assert _count(db) == poster.acked  # SIGTERM flushed the rest
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["live.duckdb"]  # no spool left after a clean stop
 
 
-def test_kill_9_loses_no_acknowledged_span(tmp_path):
+@pytest.mark.parametrize("spool", [True, False], ids=["spool", "no-spool"])
+def test_kill_9_loses_no_acknowledged_span(tmp_path, spool):
     db = tmp_path / "killed.duckdb"
-    proc, port = _start_collect(db, tmp_path)
+    proc, port = _start_collect(db, tmp_path, *([] if spool else ["--no-spool"]))
     poster = _Poster(port)
     try:
         poster.thread.start()
@@ -113,6 +121,13 @@ def test_kill_9_loses_no_acknowledged_span(tmp_path):
             proc.kill()
             proc.wait()
     assert poster.acked >= 400
+    if spool:  # what the store had not taken is in the spool: the next start stores it first
+        assert (tmp_path / "killed.duckdb.spool.jsonl").exists()
+        proc, _ = _start_collect(db, tmp_path)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0, proc.stderr.read()
+        assert "a previous run left in" in proc.stderr.read()  # said, with the count
+        assert not (tmp_path / "killed.duckdb.spool.jsonl").exists()
     stored = _count(db)
     # what was acknowledged is stored; a request in flight at the kill may be stored unacknowledged
     assert poster.acked <= stored <= poster.acked + poster.per_request
