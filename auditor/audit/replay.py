@@ -92,6 +92,10 @@ class Auditor:
     arguments: also explain every argument of each tool call (and the path, search and replace
         text of each edit) as its own target, from the same forward pass (`ActionAttribution.arguments`;
         the check judges actions by their decisive arguments). Costs one target per argument.
+    states: a `StateCacheStore` (``auditor.attribution``) to take each capture from: a trajectory
+        whose rendered tokens extend (or share a prefix with) one audited before is captured only
+        from where they differ (the KV cache of the shared part; results equal a full capture to
+        float error). What a runtime guard uses as a conversation grows a turn at a time.
     chunk_size, **method_options: passed to `attribute_many`.
     """
 
@@ -107,6 +111,7 @@ class Auditor:
         model_name: str | None = None,
         chat_template: str | os.PathLike[str] | None = None,
         arguments: bool = True,
+        states: Any = None,
         **method_options: Any,
     ) -> None:
         from auditor.attribution import get_method
@@ -118,6 +123,7 @@ class Auditor:
         self.max_tokens = max_tokens
         self.arguments = bool(arguments)
         self.method_options = method_options
+        self.states = states
         if isinstance(model, tuple):
             self.model, self.tokenizer = model
             if device:
@@ -191,14 +197,19 @@ class Auditor:
         )
 
     # -- auditing ------------------------------------------------------------------------------------
-    def audit(self, traj: Trajectory, progress: Progress | bool | None = None, *, run: RunInfo | None = None) -> TrajectoryAudit:
+    def audit(self, traj: Trajectory, progress: Progress | bool | None = None, *, run: RunInfo | None = None,
+              actions: Iterable[str] | None = None) -> TrajectoryAudit:
         """Attribute every action of ``traj``; ``progress`` is a ``callable(done, total)`` over its
-        actions, or True for a rich progress bar."""
+        actions, or True for a rich progress bar. ``actions``: ids of the only actions to attribute
+        (the others stay action segments, so the rendering and every score are those of a whole
+        audit; a runtime guard judges only the new call)."""
         if progress is True:
             with _bars() as bars:
                 task = bars.add_task(_short(traj.id), total=None)
-                return self.audit(traj, lambda d, t: bars.update(task, completed=d, total=t), run=run)
-        from auditor.attribution import Target, attribute_many
+                return self.audit(traj, lambda d, t: bars.update(task, completed=d, total=t), run=run, actions=actions)
+        from auditor.attribution import Target, attribute_many, get_method
+
+        chosen = None if actions is None else set(actions)
 
         start = time.perf_counter()
         run = run or self.run_info()
@@ -210,7 +221,7 @@ class Auditor:
         arg_plans: list[list[ArgumentSpan]] = []
         unplaced = list(rendered.unplaced)
         for action in traj.actions:
-            if action.id in rendered.dropped_actions:
+            if action.id in rendered.dropped_actions or (chosen is not None and action.id not in chosen):
                 continue
             out = rendered.action_segment(action.id)
             if out is None:
@@ -244,8 +255,11 @@ class Auditor:
                 done = [sum(e <= k for e in ends) for k in range(n + 1)]
                 progress(0, len(plans))
                 on_target = lambda d, t: progress(done[d], len(plans)) if d in ends else None  # noqa: E731
+            cache = None
+            if self.states is not None and get_method(self.method).uses_cache:
+                cache = self.states.get_or_capture(self.model, rendered.input_ids)
             results = attribute_many(self.model, rendered.input_ids, targets, method=self.method, hops=self.hops,
-                                     progress=on_target, **self.method_options)
+                                     progress=on_target, cache=cache, **self.method_options)
         kinds = kind_of_positions(rendered)
         attributions = []
         k = 0
