@@ -40,6 +40,14 @@ Example::
                 t.set_result(run_tool(call))
     provider.shutdown()
 
+or, with the Responses API::
+
+    resp = client.responses.create(model="m", instructions=system, input=items, tools=tools)
+    for item in resp.output:
+        if item.type == "function_call":
+            with tool_span(item.name, item.call_id, item.arguments) as t:
+                t.set_result(run_tool(item))
+
 A guard judges every tool call before the caller sees it (`auditor.guard.Guard`; see
 `auditor.collectors.guarding`)::
 
@@ -48,14 +56,6 @@ A guard judges every tool call before the caller sees it (`auditor.guard.Guard`;
         reply = client.chat.completions.create(model="m", messages=msgs, tools=tools)
     except UnsupportedToolCall as blocked:
         print(blocked.verdict.message)          # why, with the evidence; the tool never ran
-
-or, with the Responses API::
-
-    resp = client.responses.create(model="m", instructions=system, input=items, tools=tools)
-    for item in resp.output:
-        if item.type == "function_call":
-            with tool_span(item.name, item.call_id, item.arguments) as t:
-                t.set_result(run_tool(item))
 """
 
 from __future__ import annotations
