@@ -50,10 +50,11 @@ below, every share is 0 (no evidence), as happens with any segment that does so.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from auditor.audit.rollup import compact, drivers_of, kind_of_positions, positions, ranked_drivers, roll_up
@@ -91,7 +92,8 @@ class Auditor:
         with instead of the tokenizer's own, e.g. the template the agent was served with.
     arguments: also explain every argument of each tool call (and the path, search and replace
         text of each edit) as its own target, from the same forward pass (`ActionAttribution.arguments`;
-        the check judges actions by their decisive arguments). Costs one target per argument.
+        the check judges actions by their decisive arguments). Costs one target per argument. A list
+        of name globs explains only the matching arguments (e.g. the check's decisive ones).
     states: a `StateCacheStore` (``auditor.attribution``) to take each capture from: a trajectory
         whose rendered tokens extend (or share a prefix with) one audited before is captured only
         from where they differ (the KV cache of the shared part; results equal a full capture to
@@ -110,7 +112,7 @@ class Auditor:
         max_tokens: int | None = None,
         model_name: str | None = None,
         chat_template: str | os.PathLike[str] | None = None,
-        arguments: bool = True,
+        arguments: bool | Sequence[str] = True,
         states: Any = None,
         **method_options: Any,
     ) -> None:
@@ -121,7 +123,8 @@ class Auditor:
         self.hops = int(hops)
         self.dtype = dtype
         self.max_tokens = max_tokens
-        self.arguments = bool(arguments)
+        self.arguments: bool | list[str] = (bool(arguments) if isinstance(arguments, bool) or arguments is None
+                                             else [str(p) for p in arguments])
         self.method_options = method_options
         self.states = states
         if isinstance(model, tuple):
@@ -157,6 +160,11 @@ class Auditor:
             self.model_dtype = str(next(self.model.parameters()).dtype).replace("torch.", "")
         except StopIteration:  # pragma: no cover
             self.device, self.model_dtype = "cpu", dtype
+
+    def _explains(self, name: str) -> bool:
+        if isinstance(self.arguments, bool):
+            return self.arguments
+        return any(fnmatch.fnmatchcase(name, p) for p in self.arguments)
 
     # -- pieces, usable on their own ---------------------------------------------------------------
     def render(self, traj: Trajectory) -> RenderedTrajectory:
@@ -237,7 +245,7 @@ class Auditor:
             args = argument_spans(action, rendered.text, rendered.offsets, ts, out.token_end or ts) if self.arguments else []
             # an argument's target: its value's tokens; the call's tokens before it are generated
             # text the value follows from, so they join the reasoning R (hop 1 resolves them)
-            args = [a for a in args if a.token_start < a.token_end]
+            args = [a for a in args if a.token_start < a.token_end and self._explains(a.name)]
             for a in args:
                 targets.append(Target(output=range(a.token_start, a.token_end),
                                       reasoning=r + list(range(ts, a.token_start)), inputs=x, spans=spans))

@@ -136,6 +136,7 @@ class Guard:
             with self._lock:
                 before = self._forwarded()
                 try:
+                    self.auditor.arguments = self._decisive(checked)
                     audit = self.auditor.audit(traj, actions=[a.id for a in checked])
                 except Exception as exc:  # noqa: BLE001 - no judgement: said in the verdict, blocked by default
                     out.update({a.id: failed(a, f"{type(exc).__name__}: {exc}", self.fail_open) for a in checked})
@@ -149,6 +150,16 @@ class Guard:
         for v in verdicts:
             v.seconds, v.tokens, v.new_tokens = seconds, tokens, new_tokens
         return verdicts
+
+    def _decisive(self, checked: list[Any]) -> list[str]:
+        """The arguments the check judges these calls by (only they are explained: the verdict
+        rests on the least supported decisive argument, else on the whole call)."""
+        if self.policy.judge != "arguments":
+            return []
+        names: set[str] = set()
+        for a in checked:
+            names.update(self.policy.decisive_for(a.tool_name, list(a.arguments)))
+        return sorted(names)
 
     def _judge(self, audit: Any, checked: list[Any]) -> dict[str, Verdict]:
         result = check_audit(audit, self.policy)

@@ -95,6 +95,7 @@ def test_the_guard_says_what_the_check_says(tok):
     guard = Guard((model, tok), hops=1)
     msgs, reply = turns(3)[-1]
     [v] = guard.check_reply(msgs, reply, TOOLS)
+    assert guard.auditor.arguments == ["to"]  # only the argument the check judges by was explained
     traj, judged = conversation(msgs, reply, TOOLS)
     audit = Auditor((model, tok), hops=1).audit(traj)
     assert len(audit.actions) == 3  # the whole audit explains every call; the guard only the last
