@@ -27,7 +27,7 @@ def guard_command(
     model: Optional[str] = typer.Option(None, "--model", help="Replay model directory (default: the embedded SmolLM2)."),
     chat_template: Optional[Path] = typer.Option(None, "--chat-template", help="The Jinja chat template the upstream serves the model with."),
     hops: int = typer.Option(1, "--hops", min=0, help="FlashTrace hops (as audit check)."),
-    state_budget_mb: float = typer.Option(2048.0, "--state-budget-mb", min=0.0, help="Memory for conversation states kept for incremental capture (0: capture every turn whole)."),
+    state_budget_mb: float = typer.Option(4096.0, "--state-budget-mb", min=0.0, help="Memory for conversation states kept for incremental capture (0: capture every turn whole)."),
     state_dtype: str = typer.Option("float32", "--state-dtype", help="Storage of kept states: float32, bfloat16 or float16 (16-bit keeps twice the tokens)."),
     fail_open: bool = typer.Option(False, "--fail-open", help="Allow a call the guard could not judge (default: block it)."),
     otlp: Optional[str] = typer.Option(None, "--otlp", help="Export verdict spans over OTLP/HTTP to this endpoint (e.g. audit collect's http://127.0.0.1:4318)."),

@@ -39,8 +39,8 @@ from auditor.check.runner import check_audit
 from auditor.guard.conversation import conversation, same_call_index, split_reply
 from auditor.guard.verdict import Verdict, failed, from_check, ignored
 
-#: Default state-cache budget: about 8k tokens of the embedded model in float32 (16k in 16-bit).
-DEFAULT_STATE_BUDGET = 2 * 1024**3
+#: Default state-cache budget: about 16k tokens of the embedded model in float32 (33k in 16-bit).
+DEFAULT_STATE_BUDGET = 4 * 1024**3
 
 _LOCK = threading.Lock()
 _LOADED: dict[tuple[str, str, str], tuple[Any, Any]] = {}  # (spec, dtype, device) -> (model, tokenizer)
