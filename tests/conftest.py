@@ -26,3 +26,16 @@ def embedded_model():
     from auditor.model_registry import load_model
 
     return load_model()
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tmp_path_factory: pytest.TempPathFactory):
+    """The session's one real vLLM server (see `helpers.vllm`); started on first use."""
+    from helpers.vllm import start_session_server
+
+    srv = start_session_server(tmp_path_factory.mktemp("vllm"))
+    try:
+        yield srv
+    finally:
+        if srv.server is not None:
+            srv.server.stop()

@@ -71,11 +71,14 @@ def collect_command(
             raise typer.Exit(EXIT_USAGE) from exc
     writer = SpanWriter(jsonl, sink)  # one file, one store, whichever protocol the spans came by
     log = (lambda line: err_console.print(line, markup=False, highlight=False)) if verbose else None
+    def warn(line: str) -> None:  # capacity events (the connection limit), always shown, rate-limited
+        err_console.print(f"warning: {line}", markup=False, highlight=False)
+
     max_body_bytes = int(max_body_mb * 1024 * 1024)
     receivers: list[tuple[str, Any, int]] = []
     if http:
         receivers.append(("OTLP/HTTP", OTLPReceiver(host=host, port=port, token=token, max_body_bytes=max_body_bytes,
-                                                     log=log, writer=writer), port))
+                                                     log=log, warn=warn, writer=writer), port))
     if grpc:
         if not verbose:  # gRPC's own error lines (e.g. a busy port) would duplicate ours
             os.environ.setdefault("GRPC_VERBOSITY", "NONE")

@@ -144,23 +144,61 @@ def runs_command(
 
 @app.command("export")
 def export_command(
-    directory: Path = typer.Argument(..., file_okay=False, help="Folder to write <table>.parquet files into."),
+    directory: Path | None = typer.Argument(None, file_okay=False, show_default=False,
+                                            help="Folder to write <table>.parquet files into."),
     db: Path | None = typer.Option(None, "--db", help=DB_HELP),
     table: list[str] | None = typer.Option(None, "--table", "-t", help="Only these tables or views (repeatable)."),
     views: bool = typer.Option(True, "--views/--no-views", help="Also export the views."),
+    otlp: str | None = typer.Option(None, "--otlp", metavar="URL",
+                                    help="Send each audited action's verdict to this OTLP/HTTP endpoint "
+                                         "(e.g. http://127.0.0.1:4318 or a backend's /v1/traces URL)."),
+    phoenix: str | None = typer.Option(None, "--phoenix", metavar="URL",
+                                       help="Also annotate each action's span in the Arize Phoenix at URL "
+                                            "(e.g. http://127.0.0.1:6006)."),
+    header: list[str] | None = typer.Option(None, "--header", "-H", metavar="KEY=VALUE",
+                                            help="HTTP header for --otlp/--phoenix (repeatable), e.g. authorization."),
+    run: str | None = typer.Option(None, "--run", help="The run whose verdicts are sent (default: the newest)."),
+    trajectory: list[str] | None = typer.Option(None, "--trajectory", help="Only these trajectories (repeatable)."),
+    policy: Path | None = typer.Option(None, "--policy", "-p", help="Judge by this policy TOML (default: the one "
+                                       "recorded with the verdicts, else the shipped one)."),
+    timeout: float = typer.Option(10.0, "--timeout", min=0.1, help="Seconds to wait for the endpoint (retries "
+                                  "included)."),
 ) -> None:
-    """Export the database to Parquet: one file per table (and view), for pandas, Spark, BigQuery...
+    """Export the database to Parquet, or an audit run's verdicts to your tracing backend.
 
-    Example: audit export out/parquet --table attributions --table segments
+    DIRECTORY: one Parquet file per table (and view), for pandas, Spark, BigQuery...
+
+    --otlp URL: one evaluation per audited action, joined to the agent's own trace (same trace id, a child of the chat or tool span the action came from), following the OpenTelemetry GenAI evaluation result (gen_ai.evaluation.name auditor.support, score.value = the judged support, score.label = passed/failed/ignored, explanation = the verdict and its top drivers with quotes) plus auditor.* attributes (per-argument support and provenance, drivers, rules). See docs/tracing-stack.md. --phoenix URL also puts the verdict on the action's own span in Phoenix (span annotations). Headers from --header, else $OTEL_EXPORTER_OTLP_HEADERS.
+
+    Examples: audit export out/parquet --table attributions --table segments; audit export --otlp http://127.0.0.1:6006/v1/traces --phoenix http://127.0.0.1:6006
     """
     from auditor.store import StoreError
 
-    store = open_store(db)
-    with store:
+    if directory is None and not otlp and not phoenix:
+        err_console.print("[red]error:[/] give a DIRECTORY (Parquet), --otlp URL or --phoenix URL")
+        raise typer.Exit(EXIT_USAGE)
+    from auditor.cli.verdicts_out import parse_headers, send_verdicts
+
+    headers = parse_headers(header)
+    pol = None
+    if policy is not None:
+        from auditor.check import PolicyError, load_policy
+
         try:
-            files = store.export_parquet(directory, tables=table or None, views=views)
-        except StoreError as exc:
+            pol = load_policy(policy)
+        except PolicyError as exc:
             err_console.print(f"[red]error:[/] {escape(str(exc))}")
             raise typer.Exit(EXIT_USAGE) from exc
-    for f in files:
-        console.print(escape(str(f)))
+    store = open_store(db)
+    with store:
+        if directory is not None:
+            try:
+                files = store.export_parquet(directory, tables=table or None, views=views)
+            except StoreError as exc:
+                err_console.print(f"[red]error:[/] {escape(str(exc))}")
+                raise typer.Exit(EXIT_USAGE) from exc
+            for f in files:
+                console.print(escape(str(f)))
+        if otlp or phoenix:
+            send_verdicts(store, run_id=run, trajectory_ids=trajectory, otlp=otlp, phoenix=phoenix, headers=headers,
+                          policy=pol, timeout=timeout)

@@ -37,6 +37,12 @@ def trace_command(
     policy: Path | None = typer.Option(None, "--policy", "-p", help="Check policy TOML the actions are judged by "
                                        "(default: the shipped one); the verdicts are stored with the audits."),
     allow_skipped: bool = typer.Option(False, "--allow-skipped", help="Exit 0 even when input records were skipped."),
+    export_otlp: str | None = typer.Option(None, "--export-otlp", metavar="URL",
+                                           help="Then send each action's verdict to this OTLP/HTTP endpoint, joined "
+                                                "to the agent's trace (as `audit export --otlp`)."),
+    export_phoenix: str | None = typer.Option(None, "--export-phoenix", metavar="URL",
+                                              help="Then annotate each action's span in the Phoenix at URL "
+                                                   "(as `audit export --phoenix`)."),
 ) -> None:
     """Import agent runs, replay them, attribute every action, store it all, print the drivers.
 
@@ -44,9 +50,11 @@ def trace_command(
 
     Each action is judged as `audit check` judges it (--policy, default the shipped policy) and the verdicts are stored with the audit (the unsupported_actions view lists the failed ones). The support column is that judged support: of the decisive argument the verdict rests on (named under it, e.g. to), else of the whole call; the call column is the whole call's support.
 
+    --export-otlp URL / --export-phoenix URL then send the run's verdicts to your tracing backend (see audit export; headers from $OTEL_EXPORTER_OTLP_HEADERS).
+
     Exit codes: 0 ok, 2 bad usage, 3 some records (or trajectories) were skipped.
 
-    --json prints one JSON object: db, run_id, policy, spans_added, trajectories, skipped, issues (file, line, span_id, field, severity, message), audits (per trajectory: its actions, each with support (judged), argument (what it was judged on, null for the whole call), action_support (the whole call's), threshold, status, rules and its top drivers: rank, kind, label, share) and failed.
+    --json prints one JSON object: db, run_id, policy, spans_added, trajectories, skipped, issues (file, line, span_id, field, severity, message), audits (per trajectory: its actions, each with support (judged), argument (what it was judged on, null for the whole call), action_support (the whole call's), threshold, status, rules and its top drivers: rank, kind, label, share), failed, and with --export-otlp/--export-phoenix exported (run_id, evaluations, otlp and phoenix: how many were sent, notes).
 
     Example: audit trace examples/injected_email.jsonl --db audit.duckdb
     """
@@ -103,6 +111,14 @@ def trace_command(
                 err_console.print(f"[red]error:[/] {escape(str(exc))}")
                 raise typer.Exit(EXIT_USAGE) from exc
 
+    exported = None
+    if (export_otlp or export_phoenix) and run_id is not None and audits:
+        from auditor.cli.verdicts_out import send_verdicts
+
+        with Store(db) as store:
+            exported = send_verdicts(store, run_id=run_id, trajectory_ids=[a.trajectory.id for a, _ in audits],
+                                     otlp=export_otlp, phoenix=export_phoenix, policy=pol)
+
     if as_json:
         typer.echo(json.dumps({
             "db": store.path, "run_id": run_id, "policy": pol.source or "default", "spans_added": spans_added,
@@ -111,6 +127,7 @@ def trace_command(
                         "severity": i.severity, "message": i.message} for i in result.issues],
             "audits": [_summary(a, resumed, top, pol) for a, resumed in audits],
             "failed": failed,
+            **({"exported": exported} if exported is not None else {}),
         }, indent=2, ensure_ascii=False))
     else:
         for audit, resumed in audits:

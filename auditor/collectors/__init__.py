@@ -5,8 +5,11 @@
 - `instrument`: OpenTelemetry capture of agent runs (`OpenAIInstrumentor`, `tool_span`,
   `traced_tool`, `agent_span`); with a guard, `UnsupportedToolCall` (`guarding`).
 - `exporters`: `JsonlSpanExporter` (the ``run.jsonl`` file) and `setup_tracing`.
-- `receiver`: `OTLPReceiver`, the OTLP/HTTP endpoint behind ``audit collect``.
-- `grpc_receiver`: `OTLPGrpcReceiver`, the OTLP/gRPC endpoint behind ``audit collect --grpc``.
+- `receiver`: `OTLPReceiver`, the OTLP/HTTP endpoint behind ``audit collect`` (its connections:
+  `http_server`); `grpc_receiver`: `OTLPGrpcReceiver`, the OTLP/gRPC one (``--grpc``); both
+  validate requests through `otlp_request`.
+- `sanitize`: the rules every reader and receiver applies to untrusted input (nesting depth,
+  lone surrogates, invalid UTF-8, line splitting).
 - `spans`: `SpanRecord`; `readers`: span dump files; `assemble`: spans -> trajectories.
 - `aider`: importers for Aider's chat history and LLM history logs.
 

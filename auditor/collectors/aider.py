@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from auditor.actions import derive_actions
 from auditor.collectors.issues import LoadIssue
+from auditor.collectors.sanitize import check_trajectory, lines_of, read_text
 from auditor.trajectory import Action, Message, Trajectory
 
 _STARTED = re.compile(r"^# aider chat started at (?P<ts>.+?)\s*$")
@@ -93,9 +94,8 @@ def load_chat_history(path: str | Path) -> tuple[list[Trajectory], list[LoadIssu
     session: _Session | None = None
     in_fence = False
     last_user_line = -1
-    text = path.read_text(encoding="utf-8", errors="replace")
-    for lineno, raw in enumerate(text.splitlines(), start=1):
-        line = raw.rstrip("\r")
+    text = read_text(path, issues)
+    for lineno, line in enumerate(lines_of(text), start=1):
         m = _STARTED.match(line)
         if m and not in_fence:
             session = _Session(lineno, m.group("ts"))
@@ -129,10 +129,23 @@ def load_chat_history(path: str | Path) -> tuple[list[Trajectory], list[LoadIssu
 
     out = []
     for k, s in enumerate(sessions):
-        traj = _chat_session_trajectory(file, path.name, k, s, issues)
-        if traj is not None:
-            out.append(traj)
+        out.extend(_checked(lambda: _chat_session_trajectory(file, path.name, k, s, issues), file, s.start_line, issues))
     return out, issues
+
+
+def _checked(build: Any, file: str, line: int, issues: list[LoadIssue]) -> list[Trajectory]:
+    """One record built and checked; whatever goes wrong costs that record, with its line."""
+    try:
+        traj = build()
+    except Exception as exc:  # noqa: BLE001 - one record, not the file
+        issues.append(LoadIssue(file, f"internal error reading this record ({type(exc).__name__}: {str(exc)[:200]})",
+                                line=line))
+        return []
+    if traj is None:
+        return []
+    traj, more = check_trajectory(traj, file, line)
+    issues.extend(more)
+    return [traj] if traj is not None else []
 
 
 def _chat_session_trajectory(file: str, name: str, k: int, s: _Session, issues: list[LoadIssue]) -> Trajectory | None:
@@ -207,10 +220,9 @@ def load_llm_history(path: str | Path) -> tuple[list[Trajectory], list[LoadIssue
         cur["messages"].append(msg)
         return msg
 
-    text = path.read_text(encoding="utf-8", errors="replace")
+    text = read_text(path, issues)
     msg: dict[str, Any] | None = None
-    for lineno, raw in enumerate(text.splitlines(), start=1):
-        line = raw.rstrip("\r")
+    for lineno, line in enumerate(lines_of(text), start=1):
         m = _TO_LLM.match(line)
         if m:
             if cur is not None and state == "prompt":
@@ -265,9 +277,7 @@ def load_llm_history(path: str | Path) -> tuple[list[Trajectory], list[LoadIssue
     for k, c in enumerate(calls):
         if c.get("response") is None:
             continue
-        traj = _llm_call_trajectory(file, path.name, k, c, issues)
-        if traj is not None:
-            out.append(traj)
+        out.extend(_checked(lambda: _llm_call_trajectory(file, path.name, k, c, issues), file, c["line"], issues))
     return out, issues
 
 

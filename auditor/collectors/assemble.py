@@ -4,10 +4,32 @@ Spans are grouped by trace (and split by conversation id when one trace holds se
 conversations), ordered by time, and the message list is rebuilt from the last ``chat`` span that
 captured content: its input messages plus its output. Tool spans are joined by call id, vLLM's
 ``llm_request`` spans are attached to the chat span they belong to (parent span id, else
-``gen_ai.request.id`` = ``gen_ai.response.id``).
+``gen_ai.request.id`` = the chat span's response id; ``{response id}_{n}`` for the Responses API).
+
+One conversation traced apart is put back together. Instrumentation libraries used without a
+root span around the run (the official OpenAI instrumentation, OpenInference, OpenLLMetry, or
+auditor's own without `agent_span`) make every LLM call its own trace; assembled one trace at a
+time, each call would be a trajectory and each a prefix of the next, every action counted again.
+So groups are stitched: those sharing a conversation id, and a group whose first call's input
+messages begin with everything an earlier group's last call saw and answered (same roles, texts
+and tool call ids; the earlier one ended before it started) continues that one. The trajectory
+keeps the first group's key; ``metadata.trace_ids`` lists the traces, and each message joined to a
+span (assistant: its chat span; tool: its tool span) names that span's ``trace_id`` in its metadata.
+Tool spans that are traces of their own (a tool span with no run span around it) join the group
+whose messages name their call ids.
+
+The same call traced by several libraries at once (e.g. ``opentelemetry-instrument`` loads every
+installed OpenAI instrumentation) is kept once: chat spans of one trace with the same response id
+are one call, the one that captured most is kept, and a warning says so.
+
+When tool results answer ids that no call in the turn before them has, while that turn's calls go
+unanswered (OpenLLMetry names Responses API calls by their item id ``fc_...``, not the
+``call_id`` the results answer), the calls are re-keyed: by the tool span that ran them (same
+name and arguments), else in order; a warning says so.
 
 How each library names things (OpenTelemetry GenAI current and legacy, OpenInference,
-OpenLLMetry, vLLM) is in `auditor.collectors.conventions`; this module only assembles.
+OpenLLMetry, vLLM) is in `auditor.collectors.conventions`; which spans make one run (dedupe,
+conversations, stitching) in `auditor.collectors.grouping`; this module builds the trajectories.
 
 A chat span without content still yields a trajectory (``content_captured=False``) whose
 assistant messages are placeholders holding the tool calls seen in tool spans, plus a warning
@@ -17,40 +39,21 @@ assistant messages are placeholders holding the tool calls seen in tool spans, p
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
 from typing import Any, Iterable
 
 from pydantic import ValidationError
 
 from auditor.actions import with_actions
-from auditor.trajectory import Message, ToolCall, ToolDefinition, Trajectory
+from auditor.trajectory import Message, ToolCall, Trajectory
 
-from auditor.collectors.conventions import (Msg, agent_name_of, chat_content, conversation_of, model_of, span_role,
-                                            tool_definitions, tool_info, usage_of)
-from auditor.collectors.conventions.parsing import as_text
-from auditor.collectors.conventions.vllm import is_llm_request, llm_request_figures
+from auditor.collectors.conventions import (Msg, agent_name_of, content_switch, conversation_of, model_of,
+                                            response_id_of, span_role, tool_info, usage_of)
+from auditor.collectors.conventions.parsing import as_text, loads
+from auditor.collectors.conventions.vllm import is_llm_request, llm_request_figures, response_ids
+from auditor.collectors.grouping import Chat, Key, dedupe_calls, parse_chat_span, sid, split_conversations, stitch
 from auditor.collectors.issues import LoadIssue
+from auditor.collectors.sanitize import check_trajectory
 from auditor.collectors.spans import SpanRecord
-
-
-@dataclass
-class _Chat:
-    span: SpanRecord
-    inputs: list[Msg] | None
-    outputs: list[Msg] | None
-    tools: list[ToolDefinition] | None
-    convention: str
-
-    @property
-    def has_content(self) -> bool:
-        return bool(self.inputs) or bool(self.outputs)
-
-
-
-def parse_chat_span(sp: SpanRecord) -> _Chat:
-    """Input/output messages and tool definitions of one chat span, in whatever convention."""
-    content = chat_content(sp)
-    return _Chat(sp, content.inputs, content.outputs, tool_definitions(sp.attributes), content.convention)
 
 
 def _issue(sp: SpanRecord, message: str, severity: str = "warning", fld: str | None = None) -> LoadIssue:
@@ -66,10 +69,12 @@ def _ms(sp: SpanRecord) -> float:
     return round(sp.duration_ns / 1e6, 3)
 
 
-def _chat_meta(chat: _Chat, vllm: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def _chat_meta(chat: Chat, vllm: dict[str, dict[str, Any]], stitched: bool = False) -> dict[str, Any]:
     sp = chat.span
     meta: dict[str, Any] = {"span_id": sp.span_id, "start_time_unix_nano": sp.start_time_unix_nano,
                             "duration_ms": _ms(sp)}
+    if stitched:  # the trajectory spans several traces: say which one this call is in
+        meta["trace_id"] = sp.trace_id
     if model_of(sp):
         meta["model"] = model_of(sp)
     if usage_of(sp):
@@ -81,14 +86,14 @@ def _chat_meta(chat: _Chat, vllm: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return meta
 
 
-def _window(chats: list[_Chat], tools: list[SpanRecord], i: int) -> list[SpanRecord]:
+def _window(chats: list[Chat], tools: list[SpanRecord], i: int) -> list[SpanRecord]:
     """Tool spans that ran after chat i started and before chat i+1 started."""
     start = chats[i].span.start_time_unix_nano
     end = chats[i + 1].span.start_time_unix_nano if i + 1 < len(chats) else None
     return [t for t in tools if t.start_time_unix_nano >= start and (end is None or t.start_time_unix_nano < end)]
 
 
-def _placeholders(chat: _Chat | None, window: list[SpanRecord], meta: dict[str, Any]) -> list[Msg]:
+def _placeholders(chat: Chat | None, window: list[SpanRecord], meta: dict[str, Any]) -> list[Msg]:
     """Messages for a chat span without content: the calls seen in tool spans, no text."""
     calls = []
     results = []
@@ -138,16 +143,64 @@ def _to_messages(msgs: list[Msg], issues: list[LoadIssue], span_for_issues: Span
     return out
 
 
+def _same_arguments(a: Any, b: Any) -> bool:
+    a = loads(a) if isinstance(a, str) else a
+    b = loads(b) if isinstance(b, str) else b
+    return a == b
+
+
+def _rekey_calls(msgs: list[Msg], tools: list[SpanRecord]) -> dict[str, str]:
+    """Re-key tool calls to the ids their results answer, where the two disagree (see the module
+    docstring); returns {old id: new id} and changes ``msgs`` in place."""
+    requested = {str(c.get("id")) for m in msgs for c in m.tool_calls if c.get("id")}
+    infos = [tool_info(t) for t in tools]
+    mapping: dict[str, str] = {}
+    i = 0
+    while i < len(msgs):
+        if msgs[i].role != "assistant" or not msgs[i].tool_calls:
+            i += 1
+            continue
+        calls = msgs[i].tool_calls
+        j = i + 1
+        while j < len(msgs) and msgs[j].role == "tool":
+            j += 1
+        results = [r.tool_call_id for r in msgs[i + 1:j] if r.tool_call_id]
+        ids = {str(c.get("id")) for c in calls}
+        unknown = [r for r in results if r not in ids]
+        unanswered = [c for c in calls if str(c.get("id")) not in set(results)]
+        # 1. the tool span that ran the call (same name and arguments) names the id it answers
+        free = set(unknown) | {str(info["call_id"]) for info in infos
+                               if info["call_id"] and str(info["call_id"]) not in requested}
+        for c in list(unanswered):
+            match = next((str(info["call_id"]) for info in infos if str(info["call_id"]) in free
+                          and info["name"] == c.get("name") and _same_arguments(info["arguments"], c.get("arguments"))),
+                         None)
+            if match is not None:
+                mapping[str(c.get("id"))] = match
+                c["id"] = match
+                free.discard(match)
+                unanswered.remove(c)
+                if match in unknown:
+                    unknown.remove(match)
+        # 2. else in order, when every unanswered call has exactly one unknown result
+        if unknown and len(unknown) == len(unanswered):
+            for c, rid in zip(unanswered, unknown):
+                mapping[str(c.get("id"))] = rid
+                c["id"] = rid
+        i = j
+    return mapping
+
+
 def _build(key: str, spans: list[SpanRecord], vllm: dict[str, dict[str, Any]],
-           issues: list[LoadIssue]) -> Trajectory | None:
+           issues: list[LoadIssue], parsed: dict[Key, Chat]) -> Trajectory | None:
     spans = sorted(spans, key=lambda s: (s.start_time_unix_nano, s.end_time_unix_nano))
     roles = {s.span_id: span_role(s) for s in spans}
-    chats = [parse_chat_span(s) for s in spans if roles[s.span_id] == "chat"]
+    chats = [parsed.get((s.trace_id, s.span_id)) or parse_chat_span(s) for s in spans if roles[s.span_id] == "chat"]
     tools = [s for s in spans if roles[s.span_id] == "tool"]
     agents = [s for s in spans if roles[s.span_id] == "agent"]
     orphans = [s for s in spans if roles[s.span_id] == "llm_request"]  # matched ones were taken out before
     for o in orphans:  # vLLM requests with no client-side chat span: content cannot be known
-        chats.append(_Chat(o, None, None, None, "vllm"))
+        chats.append(Chat(o, None, None, None, "vllm"))
         issues.append(_issue(o, "vLLM llm_request span has no matching client chat span; vLLM records no prompt "
                                 "or completion text, so this request's content was not captured (instrument the "
                                 "client with OpenAIInstrumentor)"))
@@ -155,18 +208,34 @@ def _build(key: str, spans: list[SpanRecord], vllm: dict[str, dict[str, Any]],
     if not chats and not tools:
         return None
     trace_id = spans[0].trace_id
+    trace_ids = list(dict.fromkeys(s.trace_id for s in spans))
+    stitched = len(trace_ids) > 1
+
+    def chat_meta(c: Chat) -> dict[str, Any]:
+        return _chat_meta(c, vllm, stitched)
 
     for c in chats:
         if not c.has_content and c.convention != "vllm":
+            switch = content_switch(c.span)
             issues.append(_issue(c.span, f"chat span {c.span.name!r} has no message content (content capture was off "
                                          "in the instrumentation); its text cannot be attributed, the trajectory is "
-                                         "kept without it"))
+                                         "kept without it" + (f"; to capture it: {switch}" if switch else "")))
     with_content = [i for i, c in enumerate(chats) if c.has_content]
     msgs: list[Msg] = []
     base_index = with_content[-1] if with_content else None
     if base_index is not None:
         base = chats[base_index]
         msgs = list(base.inputs or [])
+        rekeyed = _rekey_calls(msgs, tools)
+        if rekeyed:
+            for c in chats:
+                for o in c.outputs or []:
+                    for call in o.tool_calls:
+                        call["id"] = rekeyed.get(str(call.get("id")), call.get("id"))
+            issues.append(_issue(base.span, f"{len(rekeyed)} tool call id(s) re-keyed to the ids their results answer "
+                                            f"({', '.join(f'{a} -> {b}' for a, b in rekeyed.items())}): the "
+                                            "instrumentation recorded other ids for the calls than for their results "
+                                            "(as OpenLLMetry does for Responses API function calls)"))
         # assistant messages in the history <- the chat spans that produced them
         remaining = {i: chats[i] for i in with_content if i != base_index and chats[i].outputs}
         for m in msgs:
@@ -174,22 +243,22 @@ def _build(key: str, spans: list[SpanRecord], vllm: dict[str, dict[str, Any]],
                 continue
             for i, c in list(remaining.items()):
                 if c.outputs and c.outputs[0].key() == m.key():
-                    m.metadata = {**_chat_meta(c, vllm), **m.metadata}
+                    m.metadata = {**chat_meta(c), **m.metadata}
                     del remaining[i]
                     break
         if base.outputs:
             out = base.outputs[0]
             out.role = "assistant"
-            out.metadata = {**_chat_meta(base, vllm), **out.metadata}
+            out.metadata = {**chat_meta(base), **out.metadata}
             if len(base.outputs) > 1:
                 out.metadata["other_choices"] = len(base.outputs) - 1
             msgs.append(out)
         # later chat spans without content (and the first ones, if nothing had content)
         for i in range(base_index + 1, len(chats)):
-            msgs.extend(_placeholders(chats[i], _window(chats, tools, i), _chat_meta(chats[i], vllm)))
+            msgs.extend(_placeholders(chats[i], _window(chats, tools, i), chat_meta(chats[i])))
     elif chats:
         for i, c in enumerate(chats):
-            msgs.extend(_placeholders(c, _window(chats, tools, i), _chat_meta(c, vllm)))
+            msgs.extend(_placeholders(c, _window(chats, tools, i), chat_meta(c)))
         early = [t for t in tools if t.start_time_unix_nano < chats[0].span.start_time_unix_nano]
         if early:
             msgs = _placeholders(None, early, {}) + msgs
@@ -215,6 +284,8 @@ def _build(key: str, spans: list[SpanRecord], vllm: dict[str, dict[str, Any]],
             t = by_call.get(m.tool_call_id)
             if t is not None:
                 m.metadata.setdefault("span_id", t.span_id)
+                if stitched:
+                    m.metadata.setdefault("trace_id", t.trace_id)
                 m.metadata.setdefault("duration_ms", _ms(t))
                 if t.status_code == "ERROR":
                     m.metadata["error"] = t.status.get("message", "error")
@@ -223,7 +294,8 @@ def _build(key: str, spans: list[SpanRecord], vllm: dict[str, dict[str, Any]],
             info = tool_info(t)
             msgs.append(Msg("tool", as_text(info["result"]) if info["result"] is not None else "", tool_call_id=cid,
                              metadata={"span_id": t.span_id, "duration_ms": _ms(t), "from_tool_span": True,
-                                       "content_captured": info["result"] is not None}))
+                                       "content_captured": info["result"] is not None,
+                                       **({"trace_id": t.trace_id} if stitched else {})}))
         elif cid not in requested and with_content:
             issues.append(_issue(t, f"tool span {t.name!r} has call id {cid!r} that no captured assistant message "
                                     "requested", "warning"))
@@ -236,7 +308,14 @@ def _build(key: str, spans: list[SpanRecord], vllm: dict[str, dict[str, Any]],
 
     content_captured = bool(chats) and all(c.has_content for c in chats)
     tool_defs = next((c.tools for c in reversed(chats) if c.tools), None) or []
+    if not tool_defs and any(c.has_content for c in chats) and any(m.tool_calls for m in messages):
+        issues.append(_issue(anchor, "no chat span recorded the tool definitions offered to the model (the official "
+                                     "opentelemetry-instrumentation-openai-v2 does not record them): the replayed "
+                                     "prompt lacks the tool schemas the model saw, and no action can be traced to a "
+                                     "tool's description"))
     meta: dict[str, Any] = {"trace_id": trace_id}
+    if stitched:
+        meta["trace_ids"] = trace_ids
     model = next((model_of(c.span) for c in reversed(chats) if model_of(c.span)), None)
     if model:
         meta["model"] = model
@@ -285,19 +364,29 @@ def assemble_trajectories(spans: Iterable[SpanRecord]) -> tuple[list[Trajectory]
         seen.setdefault((s.trace_id, s.span_id), s)
     spans = list(seen.values())
 
+    chat_spans = [s for s in spans if span_role(s) == "chat"]
+    parsed = {sid(s): parse_chat_span(s) for s in chat_spans}
+    alias = dedupe_calls(chat_spans, parsed, issues)  # one call traced by several libraries -> kept once
+    if alias:
+        spans = [s for s in spans if sid(s) not in alias]
+        chat_spans = [s for s in chat_spans if sid(s) not in alias]
+
     # vLLM llm_request -> chat span: parent link (traceparent), else request id = response id
-    chat_by_id = {s.span_id: s for s in spans if span_role(s) == "chat"}
-    chat_by_response = {str(s.attributes["gen_ai.response.id"]): s for s in chat_by_id.values()
-                        if s.attributes.get("gen_ai.response.id")}
+    chat_by_id = {s.span_id: s for s in chat_spans}
+    chat_by_response = {rid: s for s in chat_spans if (rid := response_id_of(s))}
     vllm: dict[str, dict[str, Any]] = {}
     consumed: dict[str, str] = {}
     for s in spans:
-        if not is_llm_request(s):
-            continue
-        chat = chat_by_id.get(s.parent_span_id or "") or chat_by_response.get(str(s.attributes.get("gen_ai.request.id")))
-        if chat is not None:
-            vllm[chat.span_id] = llm_request_figures(s)
-            consumed[s.span_id] = chat.span_id
+        try:
+            if not is_llm_request(s):
+                continue
+            parent = alias.get((s.trace_id, s.parent_span_id or ""), (s.trace_id, s.parent_span_id or ""))[1]
+            chat = chat_by_id.get(parent) or next((chat_by_response[r] for r in response_ids(s) if r in chat_by_response), None)
+            if chat is not None:
+                vllm[chat.span_id] = llm_request_figures(s)
+                consumed[s.span_id] = chat.span_id
+        except Exception as exc:  # noqa: BLE001 - this span stays unmatched; the trace is still assembled
+            issues.append(_issue(s, f"vLLM request figures unreadable ({type(exc).__name__}: {str(exc)[:200]})"))
 
     by_trace: dict[str, list[SpanRecord]] = defaultdict(list)
     for s in spans:
@@ -307,44 +396,26 @@ def assemble_trajectories(spans: Iterable[SpanRecord]) -> tuple[list[Trajectory]
 
     groups: list[tuple[str, list[SpanRecord]]] = []
     for trace_id, members in by_trace.items():
-        for key, part in _split_conversations(trace_id, members):
+        for key, part in split_conversations(trace_id, members):
             groups.append((key, part))
     groups.sort(key=lambda g: min(s.start_time_unix_nano for s in g[1]))
     out = []
-    for key, part in groups:
-        traj = _build(key, part, vllm, issues)
+    for key, part in stitch(groups, parsed):
+        try:
+            traj = _build(key, part, vllm, issues, parsed)
+        except Exception as exc:  # noqa: BLE001 - one trace, not the file
+            first = min(part, key=lambda s: s.start_time_unix_nano)
+            issues.append(_issue(first, f"trace {key}: internal error assembling it ({type(exc).__name__}: "
+                                        f"{str(exc)[:200]})", "error"))
+            continue
+        if traj is None:
+            continue
+        anchor = min(part, key=lambda s: s.start_time_unix_nano)
+        file, line = anchor.where()
+        traj, more = check_trajectory(traj, file, line, anchor.span_id)
+        issues.extend(more)
         if traj is not None:
             out.append(traj)
     return out, issues
 
 
-def _split_conversations(trace_id: str, spans: list[SpanRecord]) -> list[tuple[str, list[SpanRecord]]]:
-    """One group per conversation when a trace holds several; spans without an id (own or
-    inherited from an ancestor) join the conversation whose chat span ran last before them."""
-    by_id = {s.span_id: s for s in spans}
-
-    def conv(s: SpanRecord) -> str | None:
-        seen = 0
-        cur: SpanRecord | None = s
-        while cur is not None and seen < 64:
-            c = conversation_of(cur)
-            if c:
-                return c
-            cur = by_id.get(cur.parent_span_id or "")
-            seen += 1
-        return None
-
-    convs = {s.span_id: conv(s) for s in spans}
-    chat_convs = [convs[s.span_id] for s in sorted(spans, key=lambda x: x.start_time_unix_nano)
-                  if span_role(s) == "chat" and convs[s.span_id]]
-    if len(set(chat_convs)) < 2:
-        return [(trace_id, spans)]
-    parts: dict[str, list[SpanRecord]] = {c: [] for c in dict.fromkeys(chat_convs)}
-    chats = sorted((s for s in spans if span_role(s) == "chat" and convs[s.span_id]), key=lambda x: x.start_time_unix_nano)
-    for s in spans:
-        c = convs[s.span_id]
-        if c is None or c not in parts:
-            before = [x for x in chats if x.start_time_unix_nano <= s.start_time_unix_nano]
-            c = convs[(before[-1] if before else chats[0]).span_id]
-        parts[c].append(s)
-    return [(f"{trace_id}:{c}", members) for c, members in parts.items() if members]

@@ -12,9 +12,12 @@ with ``--otlp-traces-endpoint 127.0.0.1:4317`` and ``OTEL_EXPORTER_OTLP_TRACES_I
   constant time; missing or wrong -> ``UNAUTHENTICATED`` before the message is parsed.
 - Message-size limit (``grpc.max_receive_message_length``, applied by gRPC after
   decompression too) -> ``RESOURCE_EXHAUSTED``. gzip/deflate requests are handled by gRPC.
-- Spans with bad ids inside an otherwise valid export are rejected through OTLP
-  ``partial_success`` (rejected_spans + error_message), the valid ones are kept; an export with
-  no valid span -> ``INVALID_ARGUMENT``. A file/sink failure -> ``UNAVAILABLE`` (retry) or
+- The request bytes are parsed here, not by gRPC, so a message that is not an
+  ``ExportTraceServiceRequest`` gets ``INVALID_ARGUMENT`` (gRPC's own deserializer would answer
+  INTERNAL). Bad spans inside a valid export (ids, times outside 0..2^63-1 ns, values nested too
+  deep) are rejected through OTLP ``partial_success`` (rejected_spans + error_message), the valid
+  ones kept -- the same validation as OTLP/HTTP (`auditor.collectors.otlp_request`); an export
+  with no valid span -> ``INVALID_ARGUMENT``. A file/sink failure -> ``UNAVAILABLE`` (retry) or
   ``INTERNAL`` (already in the file: do not retry).
 - `stop()` refuses new calls, lets calls in flight finish (``server.stop(grace)``), then flushes
   the file: every acknowledged span is on disk when it returns.
@@ -29,17 +32,17 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 import grpc
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
+from auditor.collectors.otlp_request import decode_protobuf
 from auditor.collectors.receiver import (DEFAULT_MAX_BODY_BYTES, ReceiverBase, RequestError, Sink,
                                          SpanWriter)
-from auditor.collectors.otlp_proto import spans_from_otlp_proto
-from auditor.collectors.spans import SpanError
 
 DEFAULT_GRPC_PORT = 4317
 _EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 # RequestError statuses (shared with the HTTP receiver) -> gRPC codes
 _CODES = {400: grpc.StatusCode.INVALID_ARGUMENT, 500: grpc.StatusCode.INTERNAL, 503: grpc.StatusCode.UNAVAILABLE}
+_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 
 
 def _bind_error(host: str, port: int, exc: Exception | None) -> OSError:
@@ -77,19 +80,24 @@ class _TokenInterceptor(grpc.ServerInterceptor):
         return self._deny
 
 
-class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
+class _TraceService:
+    """``TraceService/Export`` on raw request bytes (parsed here, so bad ones are INVALID_ARGUMENT)."""
+
     def __init__(self, receiver: "OTLPGrpcReceiver"):
         self.receiver = receiver
 
-    def Export(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802 - the gRPC name
+    def handler(self) -> grpc.GenericRpcHandler:
+        export = grpc.unary_unary_rpc_method_handler(
+            self.Export, request_deserializer=None,  # bytes in
+            response_serializer=trace_service_pb2.ExportTraceServiceResponse.SerializeToString)
+        return grpc.method_handlers_generic_handler(_SERVICE, {"Export": export})
+
+    def Export(self, request: bytes, context: grpc.ServicerContext) -> Any:  # noqa: N802 - the gRPC name
         rec = self.receiver
-        rec._count(bytes=request.ByteSize())
-        errors: list[SpanError] = []
+        rec._count(bytes=len(request))
         try:
-            spans = spans_from_otlp_proto(request, source="otlp-grpc", errors=errors)
-            if errors and not spans:
-                raise RequestError(400, f"no valid span in the export: {errors[0]}")
-            rec.writer.write(spans)
+            export = decode_protobuf(request, "otlp-grpc")
+            rec.writer.write(export.spans)
         except RequestError as exc:
             rec._count(rejected_requests=1)
             rec._log(f"{context.peer()} Export: {exc.message}")
@@ -97,12 +105,13 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
         except Exception as exc:  # noqa: BLE001 - a bug must cost one call, with a message
             rec._count(rejected_requests=1)
             context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
-        rec._count(requests=1, spans=len(spans), rejected_spans=len(errors))
+        rejected, message = len(export.errors), export.message
+        rec._count(requests=1, spans=len(export.spans), rejected_spans=rejected)
         response = trace_service_pb2.ExportTraceServiceResponse()
-        if errors:
-            response.partial_success.rejected_spans = len(errors)
-            response.partial_success.error_message = f"{len(errors)} span(s) rejected, first: {errors[0]}"
-        rec._log(f"{context.peer()} Export: {len(spans)} spans stored, {len(errors)} rejected")
+        if message:
+            response.partial_success.rejected_spans = rejected
+            response.partial_success.error_message = message
+        rec._log(f"{context.peer()} Export: {len(export.spans)} spans stored, {rejected} rejected")
         return response
 
 
@@ -158,7 +167,7 @@ class OTLPGrpcReceiver(ReceiverBase):
                 ("grpc.so_reuseport", 0),  # a busy port is an error, not a silently shared one
             ],
         )
-        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(self), server)
+        server.add_generic_rpc_handlers((_TraceService(self).handler(),))
         self.writer.acquire()
         try:
             try:

@@ -22,7 +22,7 @@ class LoadIssue:
     line: int | None = None
     span_id: str | None = None
     field: str | None = None
-    severity: str = "error"  # "error": a record was skipped; "warning": kept, but degraded
+    severity: str = "error"  # "error": a record was skipped; "warning": kept, but changed; "info": a note
 
     def __str__(self) -> str:
         where = self.file

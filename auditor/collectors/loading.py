@@ -4,6 +4,11 @@ place (file, line, span id, field) and every valid record is kept.
 `load_path` sniffs the format: canonical trajectory JSONL (one `Trajectory` per line), OTLP
 JSON span dumps, the Python SDK console format, or Aider logs. `load_file` reads the
 non-canonical ones (spans are assembled into trajectories and kept in ``LoadResult.spans``).
+
+Whatever goes wrong with one record (a bug included) costs that record, never the file: it is an
+error issue with its place. In trajectory JSONL a trajectory id appears once per file: an
+identical repeat is read once (an ``info`` issue), a repeat with different content is an error
+naming both lines and the later one is skipped.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from auditor.actions import with_actions
 from auditor.trajectory import Trajectory
 
 from auditor.collectors.issues import LoadIssue, LoadResult
+from auditor.collectors.sanitize import DepthError, check_trajectory, iter_lines, loads
 
 FORMATS = ("otlp-json", "otel-console", "aider-chat-history", "aider-llm-history")
 
@@ -27,33 +33,54 @@ def _loc(err: dict[str, Any]) -> str:
 
 
 def parse_trajectory_line(text: str, file: str, line: int) -> tuple[Trajectory | None, list[LoadIssue]]:
-    """Parse one canonical JSONL line; on failure return the issues naming line and field."""
+    """Parse one canonical JSONL line; on failure return the issues naming line and field (a
+    trajectory with lone surrogates is returned repaired, with a warning per field)."""
     try:
-        data = json.loads(text)
+        data = loads(text)
     except json.JSONDecodeError as exc:
         return None, [LoadIssue(file, f"invalid JSON: {exc.msg} at column {exc.colno}", line=line)]
+    except DepthError as exc:
+        return None, [LoadIssue(file, f"the line is {exc}", line=line)]
     if not isinstance(data, dict):
         return None, [LoadIssue(file, f"expected a JSON object, got {type(data).__name__}", line=line)]
     try:
-        return with_actions(Trajectory.model_validate(data)), []
+        traj = with_actions(Trajectory.model_validate(data))
     except ValidationError as exc:
         return None, [
             LoadIssue(file, f"{e['msg']}", line=line, field=_loc(e)) for e in exc.errors(include_url=False)
         ]
+    except Exception as exc:  # noqa: BLE001 - one record, not the file
+        return None, [LoadIssue(file, f"internal error reading this record ({type(exc).__name__}: {str(exc)[:200]})",
+                                line=line)]
+    return check_trajectory(traj, file, line)
 
 
 def load_trajectory_jsonl(path: str | Path) -> LoadResult:
-    """Canonical form: one trajectory per line. Blank lines are fine; a truncated last line is reported."""
+    """Canonical form: one trajectory per line. Blank lines are fine; a truncated last line is
+    reported; a repeated id is read once (identical) or reported and skipped (different)."""
     path = Path(path)
+    file = str(path)
     result = LoadResult(format="trajectory-jsonl")
-    with path.open("r", encoding="utf-8", errors="replace") as fh:
-        for lineno, raw in enumerate(fh, start=1):
+    seen: dict[str, tuple[int, Trajectory]] = {}  # id -> (first line, its trajectory)
+    try:
+        for lineno, raw in iter_lines(path, result.issues):
             if not raw.strip():
                 continue
-            traj, issues = parse_trajectory_line(raw, str(path), lineno)
+            traj, issues = parse_trajectory_line(raw, file, lineno)
             result.issues.extend(issues)
-            if traj is not None:
+            if traj is None:
+                continue
+            first = seen.setdefault(traj.id, (lineno, traj))
+            if first[0] == lineno:
                 result.trajectories.append(traj)
+            elif first[1].to_jsonl_line() == traj.to_jsonl_line():
+                result.issues.append(LoadIssue(file, f"trajectory {traj.id!r} repeats line {first[0]} exactly; read once",
+                                               line=lineno, field="id", severity="info"))
+            else:
+                result.issues.append(LoadIssue(file, f"trajectory id {traj.id!r} is already used by line {first[0]} with "
+                                                     f"different content; line {lineno} skipped", line=lineno, field="id"))
+    except OSError as exc:
+        result.issues.append(LoadIssue(file, f"cannot read file: {exc.strerror or exc}"))
     return result
 
 
@@ -107,6 +134,9 @@ def load_file(path: str | Path, fmt: str) -> LoadResult:
         spans, issues = read_otlp_json(path) if fmt == "otlp-json" else read_console(path)
     except OSError as exc:
         result.issues.append(LoadIssue(str(path), f"cannot read file: {exc.strerror or exc}"))
+        return result
+    except Exception as exc:  # noqa: BLE001 - readers report per record; this is a last resort
+        result.issues.append(LoadIssue(str(path), f"internal error reading the file ({type(exc).__name__}: {exc})"))
         return result
     from auditor.collectors.assemble import assemble_trajectories
 

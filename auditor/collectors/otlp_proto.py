@@ -5,27 +5,32 @@ are imported only when a request is decoded from bytes or built.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
-from auditor.collectors.spans import (SPAN_KINDS, STATUS_CODES, SpanError, SpanRecord, collect_error,
-                                      group_by_resource_scope, status_dict)
+from auditor.collectors.spans import (SPAN_KINDS, STATUS_CODES, SpanError, SpanRecord, check_nanos, collect_error,
+                                      group_by_resource_scope, status_dict, unexpected)
+from auditor.trajectory import MAX_NESTING
 
 
 # -- attribute values ------------------------------------------------------------------------------
+# Nesting is bounded as for OTLP JSON: the span is level 1, its attributes 2, a list or map value 3.
 
 
-def _any_value_proto(v: Any) -> Any:
+def _any_value_proto(v: Any, field: str, level: int) -> Any:
     which = v.WhichOneof("value")
     if which is None:
         return None
+    if which in ("array_value", "kvlist_value") and level > MAX_NESTING:
+        raise SpanError(f"{field}: nested deeper than {MAX_NESTING} levels (the limit)", field=field)
     if which == "array_value":
-        return [_any_value_proto(x) for x in v.array_value.values]
+        return [_any_value_proto(x, field, level + 1) for x in v.array_value.values]
     if which == "kvlist_value":
-        return {kv.key: _any_value_proto(kv.value) for kv in v.kvlist_value.values}
+        return {kv.key: _any_value_proto(kv.value, field, level + 1) for kv in v.kvlist_value.values}
     return getattr(v, which)
 
 
-def _attrs_proto(items: Iterable[Any]) -> dict[str, Any]:
+def _attrs_proto(items: Iterable[Any], field: str = "attributes", level: int = 2) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for kv in items:
         v = kv.value
@@ -33,7 +38,7 @@ def _attrs_proto(items: Iterable[Any]) -> dict[str, Any]:
         if which == "string_value":  # the common case, inlined
             out[kv.key] = v.string_value
         elif which in ("array_value", "kvlist_value"):
-            out[kv.key] = _any_value_proto(v)
+            out[kv.key] = _any_value_proto(v, f"{field}.{kv.key}", level + 1)
         else:
             out[kv.key] = getattr(v, which) if which is not None else None
     return out
@@ -67,51 +72,67 @@ def _set_any_value_proto(target: Any, v: Any) -> None:
 # -- OTLP protobuf -----------------------------------------------------------------------------------
 
 
+def _span_from_proto(s: Any, resource: dict[str, Any], scope: str | None, source: str | None) -> SpanRecord:
+    if len(s.trace_id) != 16:
+        raise SpanError(f"trace_id has {len(s.trace_id)} bytes, expected 16", field="trace_id")
+    if len(s.span_id) != 8:
+        raise SpanError(f"span_id has {len(s.span_id)} bytes, expected 8", field="span_id")
+    if s.parent_span_id and len(s.parent_span_id) != 8:
+        raise SpanError("parent_span_id must have 8 bytes", field="parent_span_id")
+    parent = s.parent_span_id.hex() if s.parent_span_id else None
+    if parent == "0" * 16:
+        parent = None
+    return SpanRecord.model_construct(
+        trace_id=s.trace_id.hex(),
+        span_id=s.span_id.hex(),
+        parent_span_id=parent,
+        name=s.name,
+        kind=SPAN_KINDS[s.kind] if 0 <= s.kind < len(SPAN_KINDS) else "UNSPECIFIED",
+        start_time_unix_nano=check_nanos(s.start_time_unix_nano, "start_time_unix_nano"),
+        end_time_unix_nano=check_nanos(s.end_time_unix_nano, "end_time_unix_nano"),
+        attributes=_attrs_proto(s.attributes),
+        events=[{"name": e.name, "time_unix_nano": check_nanos(e.time_unix_nano, f"events.{i}.time_unix_nano"),
+                 "attributes": _attrs_proto(e.attributes, f"events.{i}.attributes", 4)}
+                for i, e in enumerate(s.events)],
+        links=[{"trace_id": lk.trace_id.hex(), "span_id": lk.span_id.hex(),
+                "attributes": _attrs_proto(lk.attributes, f"links.{i}.attributes", 4)}
+               for i, lk in enumerate(s.links) if len(lk.trace_id) == 16 and len(lk.span_id) == 8],
+        status=status_dict(s.status.code, s.status.message),
+        resource=resource,
+        scope=scope,
+        source=source,
+    )
+
+
 def spans_from_otlp_proto(request: Any, source: str | None = "otlp-http",
                           errors: list[SpanError] | None = None) -> list[SpanRecord]:
-    """`ExportTraceServiceRequest` (or its serialized bytes) -> spans."""
+    """`ExportTraceServiceRequest` (or its serialized bytes: ``DecodeError`` when they are not one)
+    -> spans. With ``errors`` given, a bad span (ids of the wrong length, a time past 2^63-1 ns,
+    values nested too deep) is appended there and skipped; without it the first one raises."""
     if isinstance(request, (bytes, bytearray, memoryview)):
         from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
         request = ExportTraceServiceRequest.FromString(bytes(request))
     out: list[SpanRecord] = []
     for rs in request.resource_spans:
-        resource = _attrs_proto(rs.resource.attributes)
+        try:
+            resource: dict[str, Any] | SpanError = _attrs_proto(rs.resource.attributes, "resource.attributes")
+        except SpanError as exc:
+            resource = exc
         for ss in rs.scope_spans:
             scope = ss.scope.name or None
             for s in ss.spans:
-                sid = s.span_id.hex()
                 try:
-                    if len(s.trace_id) != 16:
-                        raise SpanError(f"trace_id has {len(s.trace_id)} bytes, expected 16", sid, "trace_id")
-                    if len(s.span_id) != 8:
-                        raise SpanError(f"span_id has {len(s.span_id)} bytes, expected 8", sid, "span_id")
-                    if s.parent_span_id and len(s.parent_span_id) != 8:
-                        raise SpanError("parent_span_id must have 8 bytes", sid, "parent_span_id")
+                    if isinstance(resource, SpanError):
+                        raise SpanError(str(resource), field=resource.field)
+                    out.append(_span_from_proto(s, resource, scope, source))
                 except SpanError as exc:
+                    exc.span_id = s.span_id.hex() or None
                     collect_error(errors, exc)
-                    continue
-                parent = s.parent_span_id.hex() if s.parent_span_id else None
-                if parent == "0" * 16:
-                    parent = None
-                out.append(SpanRecord.model_construct(
-                    trace_id=s.trace_id.hex(),
-                    span_id=sid,
-                    parent_span_id=parent,
-                    name=s.name,
-                    kind=SPAN_KINDS[s.kind] if 0 <= s.kind < len(SPAN_KINDS) else "UNSPECIFIED",
-                    start_time_unix_nano=s.start_time_unix_nano,
-                    end_time_unix_nano=s.end_time_unix_nano,
-                    attributes=_attrs_proto(s.attributes),
-                    events=[{"name": e.name, "time_unix_nano": e.time_unix_nano, "attributes": _attrs_proto(e.attributes)}
-                            for e in s.events],
-                    links=[{"trace_id": lk.trace_id.hex(), "span_id": lk.span_id.hex(),
-                            "attributes": _attrs_proto(lk.attributes)} for lk in s.links],
-                    status=status_dict(s.status.code, s.status.message),
-                    resource=resource,
-                    scope=scope,
-                    source=source,
-                ))
+                except Exception as exc:  # noqa: BLE001 - a reader bug costs one span, with a message
+                    err = unexpected(exc)
+                    err.span_id = s.span_id.hex() or None
+                    collect_error(errors, err)
     return out
 
 

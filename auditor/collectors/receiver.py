@@ -6,9 +6,19 @@ file, same sink), which is what ``audit collect --grpc`` does.
 
 - Bodies: protobuf (``application/x-protobuf``) or JSON (``application/json``, hex or base64
   ids), optionally gzip- or deflate-compressed; built on the ``opentelemetry-proto`` messages.
-- Binds to 127.0.0.1 by default; optional bearer token (401 without it); a body-size limit,
-  checked before and after decompression (413); malformed bodies get 400 and change nothing;
-  spans with bad ids inside an otherwise valid export are rejected through OTLP partial success.
+- Binds to 127.0.0.1 by default; optional bearer token, checked as soon as a request's head is
+  in, before any body byte is read (401); a body-size limit, checked before and after
+  decompression (413).
+- Bad input never gets a status a client would retry, and one validation serves the file and
+  the sink alike (`auditor.collectors.otlp_request`): a body that is not an export gets 400 and
+  changes nothing; bad spans inside a valid export (ids, times outside 0..2^63-1 ns, wrong types,
+  nesting) are rejected through OTLP partial success; lone surrogates are stored as U+FFFD and
+  said in the partial-success message. Ids are hex per OTLP/JSON, or base64 as some converters
+  write them, told apart by length (`auditor.collectors.spans.normalize_id`).
+- Connections (`auditor.collectors.http_server`): one event loop holds them all (no thread per
+  idle connection, no ``select()`` limit), at most ``max_connections`` (the longest-waiting one
+  without a request under way makes room, else 503 + Retry-After, logged), request heads within
+  ``header_timeout``, idle keep-alive connections closed after ``idle_timeout``.
 - `stop()` stops accepting, lets requests in flight finish, closes idle keep-alive connections
   and flushes the file: every acknowledged span is on disk when it returns.
 
@@ -23,22 +33,22 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 import os
-import select
-import socket
 import threading
-import time
-import zlib
 from dataclasses import asdict, dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, Any, Callable, Sequence
 from urllib.parse import urlsplit
 
 from auditor.collectors.files import flush_to_disk
-from auditor.collectors.otlp_json import spans_from_otlp_json, to_otlp_json_line
-from auditor.collectors.otlp_proto import spans_from_otlp_proto
-from auditor.collectors.spans import SpanError, SpanRecord
+from auditor.collectors.http_server import Head, HttpServer, Limits, Response
+from auditor.collectors.otlp_json import to_otlp_json_line
+from auditor.collectors.otlp_request import (ENCODINGS, JSON_TYPES, PROTOBUF_TYPES, RequestError, decode, decompress)
+from auditor.collectors.spans import SpanRecord
+
+__all__ = ["OTLPReceiver", "ReceiverBase", "ReceiverStats", "RequestError", "SpanWriter", "TRACES_PATH",
+           "DEFAULT_MAX_BODY_BYTES", "Sink"]
 
 TRACES_PATH = "/v1/traces"
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -80,13 +90,6 @@ class ReceiverBase:
         return self._server is not None
 
 
-class RequestError(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
 @dataclass
 class ReceiverStats:
     requests: int = 0  # accepted export requests
@@ -94,6 +97,8 @@ class ReceiverStats:
     rejected_requests: int = 0  # requests answered with 4xx/5xx
     rejected_spans: int = 0  # spans refused inside accepted requests (partial success)
     bytes: int = 0  # request body bytes received (compressed)
+    evicted_connections: int = 0  # closed to make room (connection limit reached)
+    refused_connections: int = 0  # answered 503 (connection limit reached, every connection busy)
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -155,224 +160,81 @@ class SpanWriter:
                     raise RequestError(503, f"sink failed: {exc}") from exc
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = False
-    block_on_close = True  # server_close() joins the handler threads: in-flight requests finish
-    allow_reuse_address = True
-    request_queue_size = 128
-    receiver: "OTLPReceiver"
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-    server_version = "auditor-otlp"
-    sys_version = ""
+_RPC_CODES = {400: 3, 401: 16, 404: 5, 405: 12, 408: 4, 411: 3, 413: 8, 415: 3, 431: 8, 500: 13, 503: 14}
+_log = logging.getLogger(__name__)
 
-    def setup(self) -> None:
-        super().setup()
-        self.connection.settimeout(self.server.receiver.read_timeout)
+
+class _OtlpApp:
+    """What `OTLPReceiver` answers (the HTTP side is `HttpServer`'s)."""
+
+    def __init__(self, receiver: "OTLPReceiver"):
+        self.rec = receiver
+        self.expected = f"Bearer {receiver.token}".encode() if receiver.token is not None else None
+
+    def check_head(self, head: Head) -> Response | None:
+        path = urlsplit(head.target).path
+        if head.method == "GET":
+            if path in ("/", "/healthz"):
+                return Response(200, b"auditor OTLP receiver: POST /v1/traces\n", "text/plain")
+            return self.error(head, 404, "not found; OTLP traces go to POST /v1/traces")
+        if head.method != "POST":
+            return self.error(head, 405, "use POST")
+        if path.rstrip("/") != TRACES_PATH:
+            return self.error(head, 404, f"unknown path {head.target[:200]}; OTLP traces go to {TRACES_PATH}")
+        if self.expected is not None:
+            auth = (head.get("authorization") or "").encode("latin-1")
+            if not hmac.compare_digest(auth, self.expected):
+                return self.error(head, 401, "missing or wrong bearer token")
+        ctype = _media_type(head)
+        if ctype and ctype not in JSON_TYPES + PROTOBUF_TYPES:
+            return self.error(head, 415, f"unsupported Content-Type {ctype[:100]!r} (use application/x-protobuf or "
+                                         "application/json)")
+        enc = (head.get("content-encoding") or "").strip().lower()
+        if enc not in ENCODINGS:
+            return self.error(head, 415, f"unsupported Content-Encoding {enc[:100]!r} (use gzip, deflate or none)")
+        return None
+
+    def handle(self, head: Head, body: bytes) -> Response:
+        rec = self.rec
+        rec._count(bytes=len(body))
         try:
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet by default
-        if self.server.receiver.log is not None:
-            self.server.receiver.log(format % args)
-
-    def handle(self) -> None:
-        self.close_connection = True
-        while self._wait_for_request():
-            try:
-                self.handle_one_request()
-            except (ConnectionError, TimeoutError, socket.timeout):
-                break
-            if self.close_connection:
-                break
-
-    def _wait_for_request(self) -> bool:
-        """Idle keep-alive connections poll for the next request so that stop() never waits on them."""
-        rec = self.server.receiver
-        deadline = time.monotonic() + rec.idle_timeout
-        while True:
-            try:
-                if rec._stopping.is_set():
-                    readable, _, _ = select.select([self.connection], [], [], 0)
-                    return bool(readable)
-                readable, _, _ = select.select([self.connection], [], [], 0.1)
-            except (OSError, ValueError):
-                return False
-            if readable:
-                return True
-            if time.monotonic() > deadline:
-                return False
-
-    # -- responses -------------------------------------------------------------------------------
-    def _send(self, status: int, body: bytes, content_type: str, close: bool = False) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        if close:
-            self.send_header("Connection", "close")
-            self.close_connection = True
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _error(self, status: int, message: str, as_json: bool, close: bool = False) -> None:
-        self.server.receiver._count(rejected_requests=1)
-        code = {400: 3, 401: 16, 404: 5, 411: 3, 413: 8, 415: 3, 500: 13, 503: 14}.get(status, 2)
-        if as_json:
-            body = json.dumps({"code": code, "message": message}).encode()
-            self._send(status, body, "application/json", close)
-            return
-        try:
-            from google.rpc import status_pb2
-
-            body = status_pb2.Status(code=code, message=message).SerializeToString()
-        except ImportError:  # pragma: no cover - googleapis-common-protos comes with the OTLP exporter
-            body = message.encode()
-        self._send(status, body, "application/x-protobuf", close)
-
-    def do_GET(self) -> None:  # noqa: N802
-        if urlsplit(self.path).path in ("/", "/healthz"):
-            self._send(200, b"auditor OTLP receiver: POST /v1/traces\n", "text/plain")
-        else:
-            self._error(404, "not found; OTLP traces go to POST /v1/traces", True)
-
-    def do_PUT(self) -> None:  # noqa: N802
-        self._error(405, "use POST", True, close=True)
-
-    def do_POST(self) -> None:  # noqa: N802
-        try:
-            self._post()
-        except (ConnectionError, TimeoutError, socket.timeout):
-            self.close_connection = True
-        except Exception as exc:  # noqa: BLE001 - a bug must cost one request, not the connection silently
-            self.close_connection = True
-            try:
-                self._error(500, f"internal error: {type(exc).__name__}: {exc}", True, close=True)
-            except OSError:
-                pass
-
-    def _post(self) -> None:
-        rec = self.server.receiver
-        ctype = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
-        as_json = ctype == "application/json"
-        if urlsplit(self.path).path.rstrip("/") != TRACES_PATH:
-            self._discard_or_close()
-            self._error(404, f"unknown path {self.path}; OTLP traces go to {TRACES_PATH}", as_json)
-            return
-        if rec.token is not None:
-            auth = self.headers.get("Authorization") or ""
-            if not hmac.compare_digest(auth.encode(), f"Bearer {rec.token}".encode()):
-                self._discard_or_close()
-                self._error(401, "missing or wrong bearer token", as_json)
-                return
-        try:
-            raw = self._read_body()
-            rec._count(bytes=len(raw))
-            body = _decompress(raw, self.headers.get("Content-Encoding"), rec.max_body_bytes)
-            spans, rejected, reason = rec._parse(body, ctype)
+            data = decompress(body, head.get("content-encoding"), rec.max_body_bytes)
+            export = decode(data, _media_type(head), "otlp-http")
+            rec.writer.write(export.spans)
         except RequestError as exc:
-            self._error(exc.status, exc.message, as_json, close=exc.status in (411, 413))
-            return
-        try:
-            rec._store(spans)
-        except RequestError as exc:
-            self._error(exc.status, exc.message, as_json)
-            return
-        rec._count(requests=1, spans=len(spans), rejected_spans=rejected)
-        if as_json:
+            return self.error(head, exc.status, exc.message)
+        rejected, message = len(export.errors), export.message
+        rec._count(requests=1, spans=len(export.spans), rejected_spans=rejected)
+        if _media_type(head) in JSON_TYPES or (not _media_type(head) and data.lstrip()[:1] == b"{"):
             resp: dict[str, Any] = {}
-            if rejected:
-                resp["partialSuccess"] = {"rejectedSpans": str(rejected), "errorMessage": reason}
-            self._send(200, json.dumps(resp).encode(), "application/json")
-        else:
-            from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+            if message:
+                resp["partialSuccess"] = {"rejectedSpans": str(rejected), "errorMessage": message}
+            return Response(200, json.dumps(resp).encode(), "application/json")
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-            msg = ExportTraceServiceResponse()
-            if rejected:
-                msg.partial_success.rejected_spans = rejected
-                msg.partial_success.error_message = reason
-            self._send(200, msg.SerializeToString(), "application/x-protobuf")
+        msg = ExportTraceServiceResponse()
+        if message:
+            msg.partial_success.rejected_spans = rejected
+            msg.partial_success.error_message = message
+        return Response(200, msg.SerializeToString(), "application/x-protobuf")
 
-    # -- body ------------------------------------------------------------------------------------
-    def _discard_or_close(self) -> None:
-        """Read and drop a small body so the connection can be reused; else close it."""
-        length = self.headers.get("Content-Length")
-        if length and length.isdigit() and int(length) <= self.server.receiver.max_body_bytes:
-            self.rfile.read(int(length))
-        else:
-            self.close_connection = True
+    def error(self, head: Head | None, status: int, message: str) -> Response:
+        """An OTLP error answer: ``google.rpc.Status``, as JSON or protobuf like the request."""
+        self.rec._count(rejected_requests=1)
+        if status >= 500 and status != 503:
+            _log.error("OTLP/HTTP receiver: %s", message)
+        code = _RPC_CODES.get(status, 2)
+        if head is None or _media_type(head) in JSON_TYPES or _media_type(head) not in PROTOBUF_TYPES:
+            return Response(status, json.dumps({"code": code, "message": message}).encode(), "application/json")
+        from google.rpc import status_pb2
 
-    def _read_body(self) -> bytes:
-        limit = self.server.receiver.max_body_bytes
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            return self._read_chunked(limit)
-        length = self.headers.get("Content-Length")
-        if length is None:
-            raise RequestError(411, "Content-Length required")
-        try:
-            n = int(length)
-        except ValueError as exc:
-            raise RequestError(400, f"bad Content-Length {length!r}") from exc
-        if n < 0:
-            raise RequestError(400, "bad Content-Length")
-        if n > limit:
-            if n <= 4 * limit:  # drain so the client can read the answer instead of a reset
-                remaining = n
-                while remaining > 0:
-                    chunk = self.rfile.read(min(remaining, 1 << 16))
-                    if not chunk:
-                        break
-                    remaining -= len(chunk)
-            raise RequestError(413, f"body of {n} bytes exceeds the limit of {limit} bytes")
-        data = self.rfile.read(n)
-        if len(data) != n:
-            raise RequestError(400, f"body truncated: {len(data)} of {n} bytes")
-        return data
-
-    def _read_chunked(self, limit: int) -> bytes:
-        parts: list[bytes] = []
-        total = 0
-        while True:
-            line = self.rfile.readline(1024)
-            try:
-                size = int(line.split(b";", 1)[0].strip() or b"x", 16)
-            except ValueError as exc:
-                raise RequestError(400, "bad chunked encoding") from exc
-            if size == 0:
-                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-                    pass  # trailers
-                return b"".join(parts)
-            total += size
-            if total > limit:
-                raise RequestError(413, f"body exceeds the limit of {limit} bytes")
-            parts.append(self.rfile.read(size))
-            self.rfile.readline(1024)
+        return Response(status, status_pb2.Status(code=code, message=message).SerializeToString(), "application/x-protobuf")
 
 
-def _decompress(raw: bytes, encoding: str | None, limit: int) -> bytes:
-    enc = (encoding or "identity").strip().lower()
-    if enc in ("identity", ""):
-        return raw
-    if enc not in ("gzip", "x-gzip", "deflate"):
-        raise RequestError(415, f"unsupported Content-Encoding {encoding!r} (use gzip, deflate or none)")
-    wbits = 16 + zlib.MAX_WBITS if enc in ("gzip", "x-gzip") else zlib.MAX_WBITS
-    d = zlib.decompressobj(wbits)
-    try:
-        out = d.decompress(raw, limit + 1)
-        if len(out) > limit or d.unconsumed_tail:
-            raise RequestError(413, f"decompressed body exceeds the limit of {limit} bytes")
-        out += d.flush()
-    except zlib.error as exc:
-        raise RequestError(400, f"body is not valid {enc}: {exc}") from exc
-    if len(out) > limit:
-        raise RequestError(413, f"decompressed body exceeds the limit of {limit} bytes")
-    if not d.eof:
-        raise RequestError(400, f"{enc} body is truncated")
-    return out
+def _media_type(head: Head) -> str:
+    return (head.get("content-type") or "").split(";", 1)[0].strip().lower()
 
 
 class OTLPReceiver(ReceiverBase):
@@ -385,7 +247,8 @@ class OTLPReceiver(ReceiverBase):
             ...
 
     Pass ``writer=`` (a `SpanWriter`) instead of ``jsonl_path``/``sink`` to share the output
-    with another receiver (e.g. the OTLP/gRPC one).
+    with another receiver (e.g. the OTLP/gRPC one). Capacity events (the connection limit) go to
+    ``warn`` (default: this module's logger), one line per 10 s at most.
     """
 
     def __init__(
@@ -399,15 +262,21 @@ class OTLPReceiver(ReceiverBase):
         *,
         idle_timeout: float = 30.0,
         read_timeout: float = 30.0,
+        header_timeout: float = 10.0,
+        max_connections: int = 512,
+        workers: int = 8,
         log: Callable[[str], Any] | None = None,
+        warn: Callable[[str], Any] | None = None,
         writer: SpanWriter | None = None,
     ):
         super().__init__(host, port, jsonl_path, sink, token, max_body_bytes, log, writer)
-        self.idle_timeout = idle_timeout
-        self.read_timeout = read_timeout
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        if max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        self.limits = Limits(max_body_bytes=self.max_body_bytes, max_connections=max_connections,
+                             header_timeout=header_timeout, idle_timeout=idle_timeout, read_timeout=read_timeout,
+                             workers=workers)
+        self.warn = warn if warn is not None else _log.warning
+        self._server: HttpServer | None = None
 
     @property
     def url(self) -> str:
@@ -417,21 +286,15 @@ class OTLPReceiver(ReceiverBase):
         if self._server is not None:
             return self
         self.writer.acquire()
-        server_cls = _Server
-        if ":" in self.host:
-            server_cls = type("_Server6", (_Server,), {"address_family": socket.AF_INET6})
+        server = HttpServer(_OtlpApp(self), self.host, self.port, self.limits, log=self.log, warn=self.warn,
+                            count=self._count, name="otlp-http")
         try:
-            server = server_cls((self.host, self.port), _Handler)
-        except OSError:
+            server.start()
+        except BaseException:
             self.writer.release()
             raise
-        server.receiver = self
-        self.port = server.server_address[1]
-        self._stopping.clear()
+        self.port = server.port
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name=f"otlp-receiver-{self.port}", daemon=True)
-        self._thread.start()
         return self
 
     def stop(self) -> None:
@@ -439,13 +302,11 @@ class OTLPReceiver(ReceiverBase):
         server = self._server
         if server is None:
             return
-        server.shutdown()  # the accept loop ends
-        self._stopping.set()  # idle keep-alive connections end
-        server.server_close()  # joins handler threads (requests in flight complete)
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self.writer.release()  # flushed to disk (closed unless another receiver shares it)
-        self._server = None
+        try:
+            server.stop(grace=self.limits.read_timeout)
+        finally:
+            self.writer.release()  # flushed to disk (closed unless another receiver shares it)
+            self._server = None
 
     def __enter__(self) -> "OTLPReceiver":
         return self.start()
@@ -458,33 +319,3 @@ class OTLPReceiver(ReceiverBase):
         with self._stats_lock:
             for k, v in deltas.items():
                 setattr(self.stats, k, getattr(self.stats, k) + v)
-
-    def _parse(self, body: bytes, ctype: str) -> tuple[list[SpanRecord], int, str]:
-        errors: list[SpanError] = []
-        if ctype == "application/json" or (ctype == "" and body.lstrip()[:1] == b"{"):
-            try:
-                data = json.loads(body)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise RequestError(400, f"invalid JSON body: {exc}") from exc
-            try:
-                spans = spans_from_otlp_json(data, source="otlp-http", errors=errors)
-            except SpanError as exc:
-                raise RequestError(400, str(exc)) from exc
-        elif ctype in ("application/x-protobuf", "application/protobuf", ""):
-            from google.protobuf.message import DecodeError
-            from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
-            try:
-                req = ExportTraceServiceRequest.FromString(body)
-            except (DecodeError, ValueError) as exc:
-                raise RequestError(400, f"invalid protobuf body: {exc}") from exc
-            spans = spans_from_otlp_proto(req, source="otlp-http", errors=errors)
-        else:
-            raise RequestError(415, f"unsupported Content-Type {ctype!r} (use application/x-protobuf or application/json)")
-        if errors and not spans:
-            raise RequestError(400, f"no valid span in the export: {errors[0]}")
-        reason = f"{len(errors)} span(s) rejected, first: {errors[0]}" if errors else ""
-        return spans, len(errors), reason
-
-    def _store(self, spans: list[SpanRecord]) -> None:
-        self.writer.write(spans)

@@ -4,10 +4,13 @@ and the console format (``span.to_json()``, what ``ConsoleSpanExporter`` prints)
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
-from auditor.collectors.spans import (SPAN_KINDS, SpanError, SpanRecord, iso_to_nanos, normalize_id, normalize_kind,
-                                      status_dict)
+from auditor.collectors.sanitize import too_deep
+from auditor.collectors.spans import (SPAN_KINDS, SpanError, SpanRecord, as_list, as_object, as_text, iso_to_nanos,
+                                      normalize_id, normalize_kind, status_dict)
+from auditor.trajectory import MAX_NESTING
 
 
 # -- SDK ReadableSpan ---------------------------------------------------------------------------------
@@ -70,8 +73,27 @@ def spans_from_readable(spans: Iterable[Any], source: str | None = None) -> list
 # -- Python SDK console format ---------------------------------------------------------------------------
 
 
+def _plain_attrs(v: Any, field: str, level: int) -> dict[str, Any]:
+    attrs = dict(as_object(v, field))
+    if too_deep(attrs, MAX_NESTING, level):
+        raise SpanError(f"{field}: nested deeper than {MAX_NESTING} levels (the limit)", field=field)
+    return attrs
+
+
+def _console_time(v: Any, field: str) -> int:
+    if v in (None, ""):
+        return 0
+    if not isinstance(v, str):
+        raise SpanError(f"{field} must be an ISO-8601 string, got {type(v).__name__}", field=field)
+    try:
+        return iso_to_nanos(v)
+    except (ValueError, OverflowError) as exc:
+        raise SpanError(f"bad timestamp: {exc}", field=field) from None
+
+
 def span_from_console(d: Mapping[str, Any], source: str | None = None) -> SpanRecord:
-    """One ``span.to_json()`` object (ConsoleSpanExporter) -> SpanRecord. Raises `SpanError`."""
+    """One ``span.to_json()`` object (ConsoleSpanExporter) -> SpanRecord. Raises `SpanError`
+    naming the field for anything of the wrong type, out of range or nested too deep."""
     if not isinstance(d, Mapping):
         raise SpanError(f"a console span must be a JSON object, got {type(d).__name__}")
     ctx = d.get("context")
@@ -83,47 +105,46 @@ def span_from_console(d: Mapping[str, Any], source: str | None = None) -> SpanRe
         trace_id = normalize_id(ctx.get("trace_id"), 16, "context.trace_id")
         parent = d.get("parent_id")
         parent_id = normalize_id(parent, 8, "parent_id") if parent not in (None, "") else None
-        st = d.get("status") or {}
-        try:
-            start = iso_to_nanos(d.get("start_time"))
-            end = iso_to_nanos(d.get("end_time"))
-        except ValueError as exc:
-            raise SpanError(f"bad timestamp: {exc}", field="start_time") from exc
+        st = as_object(d.get("status"), "status")
+        start = _console_time(d.get("start_time"), "start_time")
+        end = _console_time(d.get("end_time"), "end_time")
         events = []
-        for e in d.get("events") or []:
-            if isinstance(e, Mapping):
-                try:
-                    ts = iso_to_nanos(e.get("timestamp"))
-                except ValueError:
-                    ts = 0
-                events.append({"name": str(e.get("name", "")), "time_unix_nano": ts,
-                               "attributes": dict(e.get("attributes") or {})})
+        for i, e in enumerate(as_list(d.get("events"), "events")):
+            e = as_object(e, f"events.{i}")
+            try:
+                ts = _console_time(e.get("timestamp"), f"events.{i}.timestamp")
+            except SpanError:
+                ts = 0
+            events.append({"name": as_text(e.get("name"), f"events.{i}.name"), "time_unix_nano": ts,
+                           "attributes": _plain_attrs(e.get("attributes"), f"events.{i}.attributes", 4)})
         links = []
-        for lk in d.get("links") or []:
-            c = (lk or {}).get("context") or {}
+        for i, lk in enumerate(as_list(d.get("links"), "links")):
+            lk = as_object(lk, f"links.{i}")
+            c = as_object(lk.get("context"), f"links.{i}.context")
+            attrs = _plain_attrs(lk.get("attributes"), f"links.{i}.attributes", 4)
             try:
                 links.append({"trace_id": normalize_id(c.get("trace_id"), 16), "span_id": normalize_id(c.get("span_id"), 8),
-                              "attributes": dict(lk.get("attributes") or {})})
+                              "attributes": attrs})
             except SpanError:
-                continue
-        res = d.get("resource") or {}
-        resource = dict(res.get("attributes") or {}) if isinstance(res, Mapping) else {}
+                continue  # a link to a span we cannot name does not make this span unusable
+        res = as_object(d.get("resource"), "resource")
+        code = st.get("status_code")
         return SpanRecord.model_construct(
             trace_id=trace_id,
             span_id=span_id,
             parent_span_id=parent_id if parent_id != "0" * 16 else None,
-            name=str(d.get("name", "")),
+            name=as_text(d.get("name"), "name"),
             kind=normalize_kind(d.get("kind")),
             start_time_unix_nano=start,
             end_time_unix_nano=end,
-            attributes=dict(d.get("attributes") or {}),
+            attributes=_plain_attrs(d.get("attributes"), "attributes", 2),
             events=events,
             links=links,
-            status=status_dict(st.get("status_code"), st.get("description")) if isinstance(st, Mapping) else status_dict(None),
-            resource=resource,
+            status=status_dict(code, as_text(st.get("description"), "status.description")),
+            resource=_plain_attrs(res.get("attributes"), "resource.attributes", 2),
             scope=None,
             source=source,
         )
     except SpanError as exc:
-        exc.span_id = exc.span_id or (str(sid_raw) if sid_raw else None)
+        exc.span_id = exc.span_id or (sid_raw[:64] if isinstance(sid_raw, str) and sid_raw else None)
         raise

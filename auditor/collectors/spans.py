@@ -16,14 +16,21 @@ import calendar
 import json
 import re
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 SPAN_KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
 STATUS_CODES = ("UNSET", "OK", "ERROR")
 
-_HEX = re.compile(r"^[0-9a-f]*$")
+#: The latest time a span may carry: DuckDB stores nanoseconds as BIGINT (OTLP's fixed64 goes to
+#: 2**64-1; no real clock does). Times are checked once, where spans are read, so the JSONL file
+#: and the store get the same spans.
+MAX_NANOS = 2**63 - 1
+_HEX = re.compile(r"[0-9a-fA-F]+")
+_B64 = re.compile(r"[A-Za-z0-9+/]+={0,2}|[A-Za-z0-9_-]+={0,2}")
+_DIGITS = re.compile(r"-?[0-9]+")
 
 
 class SpanError(ValueError):
@@ -45,8 +52,8 @@ class SpanRecord(BaseModel):
     parent_span_id: str | None = None
     name: str = ""
     kind: str = "INTERNAL"
-    start_time_unix_nano: int = 0
-    end_time_unix_nano: int = 0
+    start_time_unix_nano: int = Field(default=0, ge=0, le=MAX_NANOS)
+    end_time_unix_nano: int = Field(default=0, ge=0, le=MAX_NANOS)
     attributes: dict[str, Any] = Field(default_factory=dict)
     events: list[dict[str, Any]] = Field(default_factory=list)
     links: list[dict[str, Any]] = Field(default_factory=list)
@@ -100,8 +107,13 @@ class SpanRecord(BaseModel):
 
 
 def normalize_id(value: Any, nbytes: int, field: str = "id") -> str:
-    """Hex (any case, optional ``0x``), base64 (standard or URL-safe, padded or not) or raw bytes
-    to lowercase hex of ``nbytes`` bytes. Lengths tell hex and base64 apart unambiguously."""
+    """Hex (any case, optionally ``0x``-prefixed), base64 (standard or URL-safe, padded or not) or
+    raw bytes to lowercase hex of ``nbytes`` bytes.
+
+    The format is told by the text's length, never by stripping a prefix: for 8-byte span ids hex
+    is 16 characters (18 with ``0x``) and base64 12 (11 unpadded); for 16-byte trace ids 32 (34)
+    and 24 (22). So ``0XSGQd8vX9w=`` is base64 (12 characters), not hex. OTLP/JSON says hex;
+    base64 is what protobuf-to-JSON converters write."""
     if isinstance(value, (bytes, bytearray)):
         if len(value) != nbytes:
             raise SpanError(f"{field} has {len(value)} bytes, expected {nbytes}", field=field)
@@ -113,18 +125,19 @@ def normalize_id(value: Any, nbytes: int, field: str = "id") -> str:
     if not isinstance(value, str):
         raise SpanError(f"{field} must be a string, got {type(value).__name__}", field=field)
     s = value.strip()
-    if s[:2].lower() == "0x":
-        s = s[2:]
-    if len(s) == 2 * nbytes and _HEX.match(s.lower()):
+    n_hex = 2 * nbytes
+    if len(s) == n_hex and _HEX.fullmatch(s):
         return s.lower()
-    # base64: 8 bytes -> 12 chars (11 unpadded), 16 bytes -> 24 (22 unpadded)
-    try:
-        padded = s + "=" * (-len(s) % 4)
-        raw = base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
-    except (binascii.Error, ValueError):
-        raw = b""
-    if len(raw) == nbytes:
-        return raw.hex()
+    if len(s) == n_hex + 2 and s[:2] in ("0x", "0X") and _HEX.fullmatch(s, 2):
+        return s[2:].lower()
+    unpadded = -(-nbytes * 4 // 3)  # 8 bytes -> 11 characters, 16 -> 22
+    if len(s) in (unpadded, 4 * -(-nbytes // 3)) and _B64.fullmatch(s):
+        try:
+            raw = base64.b64decode((s + "=" * (-len(s) % 4)).replace("-", "+").replace("_", "/"), validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) == nbytes:
+            return raw.hex()
     raise SpanError(f"{field} {value!r} is neither {2 * nbytes} hex characters nor base64 of {nbytes} bytes",
                     field=field)
 
@@ -136,7 +149,9 @@ def normalize_kind(v: Any) -> str:
         if 0 <= v < len(SPAN_KINDS):
             return SPAN_KINDS[v]
         raise SpanError(f"span kind {v} out of range 0..5", field="kind")
-    s = str(v).strip().upper()
+    if not isinstance(v, str):
+        raise SpanError(f"span kind must be a number or a name, got {type(v).__name__}", field="kind")
+    s = v.strip().upper()
     for prefix in ("SPAN_KIND_", "SPANKIND."):
         if s.startswith(prefix):
             s = s[len(prefix):]
@@ -144,7 +159,7 @@ def normalize_kind(v: Any) -> str:
         return normalize_kind(int(s))
     if s in SPAN_KINDS:
         return s
-    raise SpanError(f"unknown span kind {v!r}", field="kind")
+    raise SpanError(f"unknown span kind {v[:40]!r}", field="kind")
 
 
 def _status_code(v: Any) -> str:
@@ -152,7 +167,9 @@ def _status_code(v: Any) -> str:
         return "UNSET"
     if isinstance(v, int) and not isinstance(v, bool):
         return STATUS_CODES[v] if 0 <= v < 3 else "UNSET"
-    s = str(v).upper()
+    if not isinstance(v, str):
+        raise SpanError(f"status code must be a number or a name, got {type(v).__name__}", field="status.code")
+    s = v.upper()
     for prefix in ("STATUS_CODE_", "STATUSCODE."):
         if s.startswith(prefix):
             s = s[len(prefix):]
@@ -168,19 +185,35 @@ def status_dict(code: Any, message: Any = None) -> dict[str, Any]:
     return out
 
 
+def check_nanos(n: int, field: str) -> int:
+    """The one range check of span times (readers, both receivers, both sinks): 0 .. `MAX_NANOS`."""
+    if not 0 <= n <= MAX_NANOS:
+        raise SpanError(f"{field} {n} is out of range (0 to 2^63-1 nanoseconds since the epoch)", field=field)
+    return n
+
+
 def parse_nanos(v: Any, field: str) -> int:
-    """A time in Unix nanoseconds: an integer, or its decimal string (OTLP JSON writes int64 as one)."""
+    """A time in Unix nanoseconds: an integer, or its decimal string (OTLP JSON writes 64-bit
+    integers as strings); missing is 0. Out of range, negative, NaN or not a number: `SpanError`."""
     if v is None or v == "":
         return 0
     if isinstance(v, bool):
         raise SpanError(f"{field} must be an integer", field=field)
     if isinstance(v, int):
-        return v
+        return check_nanos(v, field)
     if isinstance(v, float):
-        return int(v)
-    if isinstance(v, str) and v.strip().lstrip("-").isdigit():
-        return int(v.strip())
-    raise SpanError(f"{field} {v!r} is not a decimal number of nanoseconds", field=field)
+        if v != v or v in (float("inf"), float("-inf")):
+            raise SpanError(f"{field} {v} is not a finite number of nanoseconds", field=field)
+        return check_nanos(int(v), field)
+    if isinstance(v, str):
+        text = v.strip()
+        if _DIGITS.fullmatch(text):
+            if len(text) > 20:  # past any 64-bit value (and Python's limit on digits for int())
+                raise SpanError(f"{field} {text[:24]}... is out of range (0 to 2^63-1 nanoseconds since the epoch)",
+                                field=field)
+            return check_nanos(int(text), field)
+        raise SpanError(f"{field} {v[:40]!r} is not a decimal number of nanoseconds", field=field)
+    raise SpanError(f"{field} must be an integer or a decimal string, got {type(v).__name__}", field=field)
 
 
 def iso_to_nanos(s: str | None) -> int:
@@ -199,7 +232,10 @@ def iso_to_nanos(s: str | None) -> int:
         secs = calendar.timegm(dt.utctimetuple())
     else:
         secs = calendar.timegm(dt.timetuple())
-    return secs * 1_000_000_000 + frac_ns
+    ns = secs * 1_000_000_000 + frac_ns
+    if not 0 <= ns <= MAX_NANOS:
+        raise ValueError(f"{s!r} is out of range (1970 to 2262)")
+    return ns
 
 
 def nanos_to_iso(ns: int) -> str:
@@ -208,6 +244,43 @@ def nanos_to_iso(ns: int) -> str:
 
 
 # -- shared by the converters --------------------------------------------------------------------
+
+
+def as_object(v: Any, field: str) -> Mapping[str, Any]:
+    """An optional JSON object (absent or null: empty); anything else raises `SpanError`."""
+    if v is None:
+        return {}
+    if not isinstance(v, Mapping):
+        raise SpanError(f"{field} must be an object, got {type(v).__name__}", field=field)
+    return v
+
+
+def as_list(v: Any, field: str) -> list[Any]:
+    """An optional JSON list (absent or null: empty); anything else raises `SpanError`."""
+    if v is None:
+        return []
+    if not isinstance(v, list):
+        raise SpanError(f"{field} must be a list, got {type(v).__name__}", field=field)
+    return v
+
+
+def as_text(v: Any, field: str) -> str:
+    """An optional string (absent or null: empty); anything else raises `SpanError`."""
+    if v is None:
+        return ""
+    if not isinstance(v, str):
+        raise SpanError(f"{field} must be a string, got {type(v).__name__}", field=field)
+    return v
+
+
+def unexpected(exc: BaseException, span: Any = None) -> SpanError:
+    """A span a converter failed on in a way it does not foresee (a bug): rejected, with the cause.
+    The fuzz tests look for this message: it must never appear."""
+    sid = None
+    if isinstance(span, dict):
+        raw = span.get("spanId", span.get("span_id"))
+        sid = raw[:64] if isinstance(raw, str) else None
+    return SpanError(f"internal error reading this span ({type(exc).__name__}: {str(exc)[:200]})", span_id=sid)
 
 
 def collect_error(errors: list[SpanError] | None, exc: SpanError) -> None:

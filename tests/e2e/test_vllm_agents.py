@@ -7,16 +7,17 @@ into the user cache) exporting its spans to the collector; runs one scenario of 
 `llm_request` spans joined the agents' traces; runs `audit trace` on the collected file and
 checks what it stored with `audit query`.
 
-Skipped (with the reason) only when `.venv-vllm` is absent and AUDITOR_E2E is unset;
-`make test-e2e` creates the env and sets AUDITOR_E2E=1, so there a server that cannot start is
-a failure. A few minutes: vLLM's start (~1 min, eager), the agents (~40 s), the replay.
+The server is the session's shared one (`helpers.vllm`, fixture ``vllm_server``), exporting its
+spans to a port where this test's `audit collect` listens while the agents run. Skipped (with the
+reason) only when `.venv-vllm` is absent and AUDITOR_E2E is unset; `make test-e2e` creates the env
+and sets AUDITOR_E2E=1, so there a server that cannot start is a failure. A few minutes: vLLM's
+start (~1 min, eager; once per session), the agents (~40 s), the replay.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -24,18 +25,11 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-VLLM_VENV = Path(os.environ.get("VLLM_VENV", ROOT / ".venv-vllm"))
-E2E = os.environ.get("AUDITOR_E2E", "").strip() not in ("", "0")
+from helpers.vllm import skip_without_vllm
 
-pytestmark = [
-    pytest.mark.vllm,
-    pytest.mark.skipif(
-        not E2E and not (VLLM_VENV / "bin" / "python").exists(),
-        reason=f"needs vLLM's own environment {VLLM_VENV} (run `make test-e2e`, which creates it "
-               "and sets AUDITOR_E2E=1)",
-    ),
-]
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = [pytest.mark.vllm, skip_without_vllm]
 
 TOOL_SCENARIO = "inbox_exfil"
 CODER_SCENARIO = "config_injection"
@@ -57,13 +51,12 @@ def _audit(*args: str, timeout: float = 1200) -> subprocess.CompletedProcess[str
 
 
 @pytest.fixture(scope="module")
-def recording(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    if E2E and not (VLLM_VENV / "bin" / "python").exists():
-        pytest.fail(f"AUDITOR_E2E is set but {VLLM_VENV} is missing: run `make vllm-env` (scripts/vllm_env.sh)")
+def recording(tmp_path_factory: pytest.TempPathFactory, vllm_server: Any) -> Any:
     record_run = _load("record_run", ROOT / "examples" / "agents" / "record_run.py")
     out_dir = tmp_path_factory.mktemp("e2e")
+    # the session's server, which exports its spans to the port this recording's collector listens on
     rec = record_run.record(out_dir / "run.jsonl", [TOOL_SCENARIO, CODER_SCENARIO],
-                            server_log=out_dir / "vllm.log", server_timeout=900)
+                            base_url=vllm_server.base_url, collector_port=vllm_server.otlp_port)
     rec.spans = record_run.read_spans(rec.out)
     print(json.dumps({"summary": rec.summary, "timings": rec.timings}, indent=2))
     return rec

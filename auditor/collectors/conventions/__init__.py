@@ -1,6 +1,7 @@
 """How instrumentation libraries record agent runs on spans, one module per library:
-`genai` (OpenTelemetry GenAI, current and legacy), `openinference`, `openllmetry`, and `vllm`
-(its ``llm_request`` spans). Each fills in the `Convention` interface (`base`); this module asks
+`genai` (OpenTelemetry GenAI, current and legacy; what auditor's own instrumentor and the
+official ``opentelemetry-instrumentation-openai-v2`` write), `openinference`, `openllmetry`
+(both its forms), and `vllm` (its ``llm_request`` spans). Each fills in the `Convention` interface (`base`); this module asks
 them all. To support another library: write its `Convention` and add it to both orders below.
 """
 
@@ -13,7 +14,7 @@ from auditor.trajectory import ToolDefinition
 from auditor.collectors.conventions.base import ROLES, ChatContent, Convention, Msg
 from auditor.collectors.conventions.genai import GenAI, GenAILegacy
 from auditor.collectors.conventions.openinference import OpenInference
-from auditor.collectors.conventions.openllmetry import OpenLLMetry
+from auditor.collectors.conventions.openllmetry import OpenLLMetry, OpenLLMetryGenAI
 from auditor.collectors.conventions.parsing import loads
 from auditor.collectors.conventions.vllm import VLLM
 
@@ -21,13 +22,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from auditor.collectors.spans import SpanRecord
 
 _GENAI, _LEGACY, _OPENINFERENCE, _OPENLLMETRY, _VLLM = GenAI(), GenAILegacy(), OpenInference(), OpenLLMetry(), VLLM()
+_OPENLLMETRY_GENAI = OpenLLMetryGenAI()  # claims only OpenLLMetry's own spans (by scope), before GenAI reads them
 
-# Every convention; attribute names (model, usage, tool call fields, conversation, agent name) are
-# looked up in this order.
-CONVENTIONS: tuple[Convention, ...] = (_VLLM, _GENAI, _LEGACY, _OPENINFERENCE, _OPENLLMETRY)
+# Every convention; attribute names (model, usage, tool call fields, conversation, agent name,
+# response id) are looked up in this order.
+CONVENTIONS: tuple[Convention, ...] = (_VLLM, _GENAI, _LEGACY, _OPENINFERENCE, _OPENLLMETRY, _OPENLLMETRY_GENAI)
 # The order a chat span's messages and tool definitions are looked for in. A span normally follows
 # one convention: the two orders only decide which wins when one span carries several.
-CONTENT_ORDER: tuple[Convention, ...] = (_GENAI, _LEGACY, _OPENLLMETRY, _OPENINFERENCE, _VLLM)
+CONTENT_ORDER: tuple[Convention, ...] = (_OPENLLMETRY_GENAI, _GENAI, _LEGACY, _OPENLLMETRY, _OPENINFERENCE, _VLLM)
 
 
 def _keys(field: str) -> tuple[str, ...]:
@@ -117,7 +119,7 @@ def usage_of(sp: "SpanRecord") -> dict[str, int]:
         try:
             if v is not None:
                 out[k] = int(v)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # not a count (text, NaN, infinity): left out
             pass
     return out
 
@@ -136,6 +138,25 @@ def tool_info(sp: "SpanRecord") -> dict[str, Any]:
     }
 
 
+def response_id_of(sp: "SpanRecord") -> str | None:
+    """The server's id of a chat span's response (vLLM's ``gen_ai.request.id`` names it)."""
+    for c in CONVENTIONS:
+        rid = c.response_id(sp)
+        if rid:
+            return rid
+    return None
+
+
+def content_switch(sp: "SpanRecord") -> str | None:
+    """How to turn content capture on in the library that wrote the span (by its scope), if known."""
+    scope = sp.scope or ""
+    for c in CONVENTIONS:
+        for prefix, hint in c.content_switches:
+            if scope.startswith(prefix):
+                return hint
+    return None
+
+
 def conversation_of(sp: "SpanRecord") -> str | None:
     v = first(sp.attributes, CONVERSATION_KEYS)
     return str(v) if v is not None else None
@@ -146,4 +167,4 @@ def agent_name_of(sp: "SpanRecord") -> str:
 
 
 __all__ = ["CONVENTIONS", "CONTENT_ORDER", "ChatContent", "Convention", "Msg", "agent_name_of", "chat_content",
-           "conversation_of", "first", "model_of", "span_role", "tool_definitions", "tool_info", "usage_of"]
+           "content_switch", "conversation_of", "first", "model_of", "response_id_of", "span_role", "tool_definitions", "tool_info", "usage_of"]

@@ -55,17 +55,29 @@ class Convention:
     input_tokens_keys: tuple[str, ...] = ()
     output_tokens_keys: tuple[str, ...] = ()
     conversation_keys: tuple[str, ...] = ()  # groups the spans of one conversation
+    response_id_keys: tuple[str, ...] = ()  # the server's id of a chat span's response (= vLLM's request id)
     agent_name_keys: tuple[str, ...] = ()
     tool_name_keys: tuple[str, ...] = ()  # on tool spans
     tool_call_id_keys: tuple[str, ...] = ()
     tool_arguments_keys: tuple[str, ...] = ()
     tool_result_keys: tuple[str, ...] = ()
+    # (instrumentation scope prefix, how to turn its content capture on), for the issue a chat span
+    # without content raises
+    content_switches: tuple[tuple[str, str], ...] = ()
     # any attribute named so marks a chat span (looked for once, when no convention's span_role sees a role)
     chat_attribute_prefixes: tuple[str, ...] = ()
 
     def span_role(self, sp: "SpanRecord") -> str | None:
         """The span's role (one of `ROLES`, the strongest this library's attributes show), or None
         when this library's attributes say nothing about it."""
+        return None
+
+    def response_id(self, sp: "SpanRecord") -> str | None:
+        """The server's id of the chat span's response, when this library records it."""
+        for k in self.response_id_keys:
+            v = sp.attributes.get(k)
+            if v not in (None, ""):
+                return str(v)
         return None
 
     def messages(self, sp: "SpanRecord") -> ChatContent | None:

@@ -25,11 +25,20 @@ class GenAI(Convention):
     input_tokens_keys = ("gen_ai.usage.input_tokens",)
     output_tokens_keys = ("gen_ai.usage.output_tokens",)
     conversation_keys = ("gen_ai.conversation.id",)
+    response_id_keys = ("gen_ai.response.id",)
     agent_name_keys = ("gen_ai.agent.name",)
     tool_name_keys = ("gen_ai.tool.name",)
     tool_call_id_keys = ("gen_ai.tool.call.id",)
     tool_arguments_keys = ("gen_ai.tool.call.arguments",)
     tool_result_keys = ("gen_ai.tool.call.result",)
+    content_switches = (
+        ("auditor.", "unset AUDITOR_CAPTURE_CONTENT (auditor's OpenAIInstrumentor captures content by default)"),
+        # opentelemetry-instrumentation-openai-v2 records through opentelemetry-util-genai
+        ("opentelemetry.util.genai", "set OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=span_only (the official "
+                                     "OpenAI instrumentation; 'true' is not accepted, 'event_only' writes log records, "
+                                     "which auditor does not read)"),
+        ("opentelemetry.instrumentation.openai_v2", "set OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=span_only"),
+    )
 
     def span_role(self, sp: "SpanRecord") -> str | None:
         a = sp.attributes

@@ -1,7 +1,19 @@
-"""OpenLLMetry (Traceloop): messages flattened into ``gen_ai.prompt.{i}.*`` /
-``gen_ai.completion.{i}.*`` attributes, tools into ``llm.request.functions.{i}.*``; span kinds in
-``traceloop.span.kind`` and ``llm.request.type``, names and values of workflow/task/tool spans in
-``traceloop.entity.*``.
+"""OpenLLMetry (Traceloop), in its two forms.
+
+Releases before the GenAI JSON attributes (`OpenLLMetry`): messages flattened into
+``gen_ai.prompt.{i}.*`` / ``gen_ai.completion.{i}.*`` attributes, tools into
+``llm.request.functions.{i}.*``; span kinds in ``traceloop.span.kind`` and ``llm.request.type``,
+names and values of workflow/task/tool spans in ``traceloop.entity.*``.
+
+Current releases (`OpenLLMetryGenAI`; tested: ``opentelemetry-instrumentation-openai`` 0.62.4,
+scope ``opentelemetry.instrumentation.openai.v1``) write the GenAI JSON attributes, read as
+`genai.GenAI` reads them, with three things set right: a reasoning part's content is the JSON
+of the Responses ``summary`` list (its texts are joined), a Responses API span
+(``openai.response``) writes each item sent back as history as its own assistant message (they
+are merged into the turn they are), and the finish reason is the GenAI enum (``tool_call``,
+read as OpenAI's ``tool_calls``). Its Responses spans name a function call by the item id
+(``fc_...``), not the ``call_id`` the tool results answer; the assembly re-keys those
+(`auditor.collectors.assemble`).
 """
 
 from __future__ import annotations
@@ -9,7 +21,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Mapping
 
 from auditor.collectors.conventions.base import ChatContent, Convention, Msg
-from auditor.collectors.conventions.parsing import indexed, loads, norm_role, openai_content
+from auditor.collectors.conventions.genai import GenAI
+from auditor.collectors.conventions.parsing import (indexed, loads, merge_assistant_turns, norm_role, openai_content,
+                                                    summary_text)
 
 if TYPE_CHECKING:  # pragma: no cover
     from auditor.collectors.spans import SpanRecord
@@ -33,6 +47,7 @@ def _flattened(attrs: Mapping[str, Any], prefix: str) -> list[Msg] | None:
 
 class OpenLLMetry(Convention):
     name = "openllmetry"
+    content_switches = (("opentelemetry.instrumentation.openai.", "set TRACELOOP_TRACE_CONTENT=true"),)
     chat_attribute_prefixes = ("gen_ai.prompt.", "gen_ai.completion.")
     model_keys = ("llm.request.model",)
     input_tokens_keys = ("llm.usage.prompt_tokens",)
@@ -63,3 +78,30 @@ class OpenLLMetry(Convention):
         return [{"name": d.get("name"), "description": d.get("description"),
                  "parameters": loads(d.get("parameters")) or {}}
                 for d in indexed(attrs, "llm.request.functions.").values()]
+
+
+SCOPE_PREFIX = "opentelemetry.instrumentation.openai."  # .v0 / .v1; the official one is ...openai_v2
+_FINISH = {"tool_call": "tool_calls"}  # GenAI's finish reason enum -> OpenAI's
+
+
+class OpenLLMetryGenAI(Convention):
+    """OpenLLMetry spans that carry the GenAI JSON message attributes (see the module docstring)."""
+
+    name = "openllmetry"
+    _genai = GenAI()
+
+    def messages(self, sp: "SpanRecord") -> ChatContent | None:
+        if not (sp.scope or "").startswith(SCOPE_PREFIX):
+            return None
+        found = self._genai.messages(sp)
+        if found is None:
+            return None
+        inputs, outputs = found.inputs, found.outputs
+        for m in (inputs or []) + (outputs or []):
+            if m.reasoning:
+                m.reasoning = summary_text(m.reasoning)
+            if m.finish_reason:
+                m.finish_reason = _FINISH.get(m.finish_reason, m.finish_reason)
+        if sp.name == "openai.response":
+            inputs, outputs = merge_assistant_turns(inputs), merge_assistant_turns(outputs)
+        return ChatContent(inputs, outputs, self.name)

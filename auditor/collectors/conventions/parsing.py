@@ -22,7 +22,7 @@ def loads(value: Any) -> Any:
     if isinstance(value, str):
         try:
             return json.loads(value)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # RecursionError: nested too deep to be message JSON
             return None
     return value
 
@@ -128,7 +128,7 @@ def messages_json(value: Any) -> list[Msg] | None:
     return out
 
 
-_IDX = re.compile(r"^(\d+)\.(.+)$")
+_IDX = re.compile(r"^([0-9]{1,9})\.(.+)$")
 
 
 def indexed(attrs: Mapping[str, Any], prefix: str) -> dict[int, dict[str, Any]]:
@@ -141,3 +141,38 @@ def indexed(attrs: Mapping[str, Any], prefix: str) -> dict[int, dict[str, Any]]:
             if m:
                 out[int(m.group(1))][m.group(2)] = v
     return dict(sorted(out.items()))
+
+
+def merge_assistant_turns(msgs: list[Msg] | None) -> list[Msg] | None:
+    """Consecutive assistant messages -> one (texts and reasoning joined, tool calls in order).
+
+    For Responses API spans only: there one model turn is several output items (reasoning, a
+    message, each function call), which some libraries write as one message each, while the
+    turn is one assistant message in the trajectory (as the Chat Completions API has it).
+    """
+    if not msgs:
+        return msgs
+    out: list[Msg] = []
+    for m in msgs:
+        prev = out[-1] if out else None
+        if prev is None or m.role != "assistant" or prev.role != "assistant":
+            out.append(m)
+            continue
+        prev.content += m.content
+        if m.reasoning:
+            prev.reasoning = (prev.reasoning or "") + m.reasoning
+        prev.tool_calls = prev.tool_calls + m.tool_calls
+        prev.finish_reason = m.finish_reason or prev.finish_reason
+        prev.metadata = {**prev.metadata, **m.metadata}
+    return out
+
+
+def summary_text(value: Any) -> str:
+    """A reasoning text that a library wrote as the JSON of a Responses ``summary`` list
+    (``[{"type": "summary_text", "text": ...}]``) -> the texts joined; any other text as it is."""
+    if not isinstance(value, str) or not value.startswith("["):
+        return as_text(value)
+    data = loads(value)
+    if isinstance(data, list) and data and all(isinstance(p, Mapping) and "text" in p for p in data):
+        return "".join(as_text(p["text"]) for p in data)
+    return value

@@ -4,12 +4,15 @@ but the request's timings and token counts, attached to the client chat span the
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from auditor.collectors.conventions.base import Convention
 
 if TYPE_CHECKING:  # pragma: no cover
     from auditor.collectors.spans import SpanRecord
+
+_SUB_REQUEST = re.compile(r"^(resp_.+)_\d+$")
 
 FIGURES = {  # attribute -> the name it is kept under in the chat message's metadata
     "gen_ai.request.id": "request_id",
@@ -27,6 +30,18 @@ FIGURES = {  # attribute -> the name it is kept under in the chat message's meta
     "gen_ai.request.n": "n",
     "gen_ai.response.finish_reasons": "finish_reasons",
 }
+
+
+def response_ids(sp: "SpanRecord") -> list[str]:
+    """The client-side response ids an ``llm_request`` span may belong to: its
+    ``gen_ai.request.id``, which is the chat completion's id, while for a Responses API request
+    vLLM (0.32) names it ``{response id}_{n}``."""
+    rid = sp.attributes.get("gen_ai.request.id")
+    if rid in (None, ""):
+        return []
+    rid = str(rid)
+    m = _SUB_REQUEST.match(rid)
+    return [rid, m.group(1)] if m else [rid]
 
 
 def is_llm_request(sp: "SpanRecord") -> bool:
