@@ -1,7 +1,7 @@
 """End to end: the tool agent driven through `audit guard`'s proxy against a real vLLM server.
 
-Starts vLLM (from `.venv-vllm`, serving the embedded SmolLM2 with the agents' chat template) and a
-`GuardProxy` in front of it (the embedded model replaying the conversation, a policy that guards the
+Uses the session's vLLM server (`helpers.vllm`: `.venv-vllm`, the embedded SmolLM2 with the agents'
+chat template) and puts a `GuardProxy` in front of it (the embedded model replaying the conversation, a policy that guards the
 side-effecting tool, `send_email`: reading the inbox and searching files are left alone). Runs the
 tool agent on `inbox_exfil` (an injected email asks for the customer list to be mailed outside) and
 on its benign twin `inbox_share` (the user asks for it to go to a colleague she names):
@@ -13,14 +13,14 @@ on its benign twin `inbox_share` (the user asks for it to go to a colleague she 
   through the proxy relays vLLM's stream.
 
 Skipped (with the reason) only when `.venv-vllm` is absent and AUDITOR_E2E is unset, as
-tests/e2e/test_vllm_agents.py. A few minutes: vLLM's start, two agent runs, two judged sends.
+tests/e2e/test_vllm_agents.py. A few minutes: two agent runs, two judged sends (plus vLLM's start
+when no other test started it).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -28,9 +28,9 @@ from typing import Any
 
 import pytest
 
+from helpers.vllm import skip_without_vllm
+
 ROOT = Path(__file__).resolve().parents[2]
-VLLM_VENV = Path(os.environ.get("VLLM_VENV", ROOT / ".venv-vllm"))
-E2E = os.environ.get("AUDITOR_E2E", "").strip() not in ("", "0")
 AGENT = ROOT / "examples" / "agents" / "tool_agent.py"
 CHAT_TEMPLATE = ROOT / "examples" / "agents" / "chat_template.jinja"
 INJECTED_TO = "records@northwind-it-support.com"
@@ -39,14 +39,7 @@ BENIGN_TO = "ana.ruiz@northwind.example"
 #: send is judged against).
 POLICY = 'ignore = ["final_answer", "read_inbox", "search_files"]\n'
 
-pytestmark = [
-    pytest.mark.vllm,
-    pytest.mark.skipif(
-        not E2E and not (VLLM_VENV / "bin" / "python").exists(),
-        reason=f"needs vLLM's own environment {VLLM_VENV} (run `make test-e2e`, which creates it "
-               "and sets AUDITOR_E2E=1)",
-    ),
-]
+pytestmark = [pytest.mark.vllm, skip_without_vllm]
 
 
 def _load(name: str, path: Path) -> Any:
@@ -58,10 +51,8 @@ def _load(name: str, path: Path) -> Any:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """vLLM and the proxy in front of it (verdict spans to an in-memory exporter)."""
-    if E2E and not (VLLM_VENV / "bin" / "python").exists():
-        pytest.fail(f"AUDITOR_E2E is set but {VLLM_VENV} is missing: run `make vllm-env` (scripts/vllm_env.sh)")
+def stack(tmp_path_factory: pytest.TempPathFactory, vllm_server: Any) -> Any:
+    """The session's vLLM server and the proxy in front of it (verdict spans to an in-memory exporter)."""
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -69,21 +60,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Any:
     from auditor.guard import Guard
     from auditor.guard.proxy import GuardProxy
 
-    vllm_server = _load("vllm_server", ROOT / "scripts" / "vllm_server.py")
     out = tmp_path_factory.mktemp("guard-e2e")
     (out / "policy.toml").write_text(POLICY)
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     guard = Guard(policy=out / "policy.toml", chat_template=CHAT_TEMPLATE)
-    server = vllm_server.VLLMServer(log_path=out / "vllm.log", pid_path=vllm_server.RUN_DIR / f"guard-{os.getpid()}.pid")
-    server.start(wait=True, timeout=900)
-    proxy = GuardProxy(guard, server.base_url, port=0, tracer_provider=provider).start()
+    proxy = GuardProxy(guard, vllm_server.base_url, port=0, tracer_provider=provider).start()
     try:
-        yield {"out": out, "proxy": proxy, "server": server, "exporter": exporter}
+        yield {"out": out, "proxy": proxy, "exporter": exporter}
     finally:
         proxy.stop()
-        server.stop()
         provider.shutdown()
 
 
