@@ -8,7 +8,7 @@ grows, incremental vs full capture, 16-bit state storage, and the proxy's overhe
 Writes benchmarks/results/guard.json and docs/benchmarks/guard.md.
 
 1. *Growth*: a MailPilot-style conversation (system prompt, a user request, then one tool call and
-   its ~370-token result per turn: documents of this repository) grows to `--turns` turns (~8k
+   its ~330-token result per turn: documents of this repository) grows to `--turns` turns (~8k
    tokens with the agents' chat template); the last call is a `send_email`. At every turn the
    guard (`Guard`, the shipped policy, FlashTrace with 1 hop, states in float32) judges the turn's
    new call: its wall and CPU time, the tokens it forwarded (only those past the previous turn:
@@ -74,7 +74,7 @@ def _loadavg() -> list[float] | None:
 
 
 def documents(chars: int) -> list[tuple[str, str]]:
-    """(path, text) pieces of this repository's docs, `chars` characters each (~370 tokens at 1,500)."""
+    """(path, text) pieces of this repository's docs, `chars` characters each (~330 tokens at 1,250)."""
     out = []
     for p in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")), *sorted((ROOT / "examples" / "agents").glob("*.md"))]:
         text = p.read_text(errors="replace")
@@ -300,7 +300,7 @@ def write_doc(results: dict[str, Any], path: Path) -> None:
              f"{meta['loadavg_end']} at the end; the run took {meta['total_seconds'] / 60:.1f} min). Writes "
              "`benchmarks/results/guard.json` (every figure, wall times too) and this page.", "",
              "## Latency per turn: incremental vs full", "",
-             "A MailPilot-style conversation grows a tool call and a ~370-token document at a time; at each turn the "
+             "A MailPilot-style conversation grows a tool call and a ~330-token document at a time; at each turn the "
              "guard judges the new call. *incremental*: the guard as shipped (the previous turn's states kept, only "
              "the new tokens forwarded). *full re-capture*: the same verdict with the whole conversation captured "
              "again (that capture, timed at the turn, plus the same attribution work). *full re-audit*: auditing the "
@@ -360,7 +360,7 @@ def write_doc(results: dict[str, Any], path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--turns", type=int, default=20)
-    parser.add_argument("--chars", type=int, default=1500, help="characters per document (~370 tokens)")
+    parser.add_argument("--chars", type=int, default=1250, help="characters per document (~390 tokens with its call)")
     parser.add_argument("--checkpoints", default="5,10,15,20", help="turns where the full capture is timed")
     parser.add_argument("--no-16bit", action="store_true")
     parser.add_argument("--vllm", action="store_true", help="start vLLM and measure the proxy's overhead")
