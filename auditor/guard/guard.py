@@ -1,11 +1,13 @@
 """`Guard`: judge a tool call before it runs, on the evidence and policy of `audit check`.
 
-    >>> from auditor.guard import Guard                                     # doctest: +SKIP
-    >>> guard = Guard()                           # the embedded model, the shipped policy
-    >>> verdict = guard.check(messages, {"id": "c1", "type": "function",
-    ...     "function": {"name": "send_email", "arguments": '{"to": "x@evil.example", ...}'}}, tools)
-    >>> verdict.allowed, verdict.score, verdict.evidence[0]
-    (False, 0.08, 'support of its to = "x@evil.example" = 0.08 < threshold 0.27 (...)')
+    >>> from auditor.guard import Guard
+    >>> from auditor.testing import tiny_model, tiny_tokenizer      # Guard() loads the embedded model
+    >>> guard = Guard((tiny_model("llama"), tiny_tokenizer()), hops=0)
+    >>> messages = [{"role": "user", "content": "read the file notes"}]
+    >>> call = {"id": "c1", "type": "function", "function": {"name": "read_file", "arguments": '{"path": "notes"}'}}
+    >>> verdict = guard.check(messages, call)
+    >>> verdict.allowed, verdict.score_kind, verdict.score, verdict.drivers[0].kind
+    (True, 'support', 1.0, 'user_request')
 
 Each call renders the conversation with the reply that makes the call, audits only the reply's
 tool calls (`Auditor.audit(..., actions=...)`: the rendering and every score are those of a whole
