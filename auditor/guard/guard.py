@@ -68,6 +68,17 @@ def shared_model(model: Any = None, dtype: str = "float32", device: str | None =
     return pair, held[1], name
 
 
+def _audit_settings(policy: Policy) -> dict[str, Any]:
+    """What the check needs from an audit to judge it under ``policy`` (causal deltas when it
+    decides by the calibrated verdict), as `audit check` asks for it; nothing extra before the
+    calibrated verdict exists."""
+    try:
+        from auditor.check.runner import audit_settings  # type: ignore[attr-defined]
+    except ImportError:
+        return {}
+    return dict(audit_settings(policy))
+
+
 def _policy(policy: Policy | str | os.PathLike[str] | None) -> Policy:
     if isinstance(policy, Policy):
         return policy
@@ -107,8 +118,9 @@ class Guard:
         self.policy = _policy(policy)
         pair, self._lock, name = shared_model(model, dtype, device)
         self.states = StateCacheStore(state_budget_bytes, dtype=state_dtype) if state_budget_bytes else None
+        options = {**_audit_settings(self.policy), **method_options}
         self.auditor = Auditor(pair, method=method, hops=hops, max_tokens=max_tokens, model_name=name,
-                               chat_template=chat_template, states=self.states, **method_options)
+                               chat_template=chat_template, states=self.states, **options)
         self.fail_open = bool(fail_open)
 
     @property
