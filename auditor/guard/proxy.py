@@ -26,7 +26,10 @@ naming the field); the upstream's own error statuses are relayed as they are. A 
 guard cannot read is 400; a call it could not judge is blocked (``status = "error"``) unless the
 guard fails open.
 
-Like ``audit collect`` it binds to 127.0.0.1 by default and, with a token, answers 401 to any
+Connections: one thread each (``ThreadingHTTPServer``; the receivers' event-loop server in
+`auditor.collectors.http_server` answers with whole bodies, and a proxy must relay streams), a
+client read that stalls for 120 s closes the connection. Like ``audit collect`` it binds to
+127.0.0.1 by default and, with a token, answers 401 to any
 request without ``Authorization: Bearer TOKEN`` (the upstream then gets ``upstream_api_key``, or
 nothing). Every request becomes an ``auditor.guard`` SERVER span, child of the caller's W3C
 ``traceparent`` (which is also passed upstream unchanged, so vLLM's spans stay children of the
@@ -135,6 +138,9 @@ class _Handler(BaseHTTPRequestHandler):
     proxy: GuardProxy
     protocol_version = "HTTP/1.1"
     server_version = "auditor-guard"
+    # a client socket read (request head, body, or an idle keep-alive connection) gives up after
+    # this long, so a stalled client does not hold its thread forever
+    timeout = 120
 
     def log_message(self, fmt: str, *args: Any) -> None:
         if self.proxy.log is not None:
