@@ -8,8 +8,10 @@ grows, incremental vs full capture, 16-bit state storage, and the proxy's overhe
 Writes benchmarks/results/guard.json and docs/benchmarks/guard.md.
 
 1. *Growth*: a MailPilot-style conversation (system prompt, a user request, then one tool call and
-   its ~330-token result per turn: documents of this repository) grows to `--turns` turns (~8k
-   tokens with the agents' chat template); the last call is a `send_email`. At every turn the
+   its 330-token result per turn: documents of this repository) grows to `--turns` turns (~7.8k
+   tokens with the agents' chat template, inside the model's 8,192: past it the renderer drops
+   middle turns, the prefix changes and every turn is captured whole); the last call is a
+   `send_email`. At every turn the
    guard (`Guard`, the shipped policy, FlashTrace with 1 hop, states in float32) judges the turn's
    new call: its wall and CPU time, the tokens it forwarded (only those past the previous turn:
    the extension) and its verdict. At checkpoint turns the same verdict is computed from scratch:
@@ -73,19 +75,22 @@ def _loadavg() -> list[float] | None:
         return None
 
 
-def documents(chars: int) -> list[tuple[str, str]]:
-    """(path, text) pieces of this repository's docs, `chars` characters each (~330 tokens at 1,250)."""
+def documents(tokenizer: Any, n_tokens: int) -> list[tuple[str, str]]:
+    """(path, text) pieces of this repository's docs, `n_tokens` tokens of the model's tokenizer each
+    (cut at token boundaries, so every turn grows the conversation by about as much)."""
     out = []
     for p in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")), *sorted((ROOT / "examples" / "agents").glob("*.md"))]:
         text = p.read_text(errors="replace")
-        for k in range(0, len(text) - chars // 2, chars):
-            out.append((f"{p.relative_to(ROOT)}#{k // chars + 1}", text[k:k + chars]))
+        spans = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)["offset_mapping"]
+        for k in range(0, len(spans) - n_tokens // 2, n_tokens):
+            piece = spans[k:k + n_tokens]
+            out.append((f"{p.relative_to(ROOT)}#{k // n_tokens + 1}", text[piece[0][0]:piece[-1][1]]))
     return out
 
 
-def conversation(turns: int, chars: int) -> list[tuple[list[dict[str, Any]], dict[str, Any]]]:
+def conversation(tokenizer: Any, turns: int, doc_tokens: int) -> list[tuple[list[dict[str, Any]], dict[str, Any]]]:
     """(conversation before turn t, turn t's reply) for t = 1..turns; the last reply sends email."""
-    docs = documents(chars)
+    docs = documents(tokenizer, doc_tokens)
     msgs: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": USER}]
     out = []
     for t in range(1, turns + 1):
@@ -124,7 +129,7 @@ def growth(args: argparse.Namespace, log: Any) -> dict[str, Any]:
     guard = Guard(chat_template=CHAT_TEMPLATE, state_budget_bytes=int(2.5 * 1024**3))
     model = guard.auditor.model
     checkpoints = {int(x) for x in args.checkpoints.split(",") if x}
-    turns = conversation(args.turns, args.chars)
+    turns = conversation(guard.auditor.tokenizer, args.turns, args.doc_tokens)
     rows: list[dict[str, Any]] = []
     out: dict[str, Any] = {"rows": rows, "sixteen_bit": []}
     attr_sum = 0.0
@@ -300,7 +305,7 @@ def write_doc(results: dict[str, Any], path: Path) -> None:
              f"{meta['loadavg_end']} at the end; the run took {meta['total_seconds'] / 60:.1f} min). Writes "
              "`benchmarks/results/guard.json` (every figure, wall times too) and this page.", "",
              "## Latency per turn: incremental vs full", "",
-             "A MailPilot-style conversation grows a tool call and a ~330-token document at a time; at each turn the "
+             "A MailPilot-style conversation grows a tool call and a 330-token document at a time; at each turn the "
              "guard judges the new call. *incremental*: the guard as shipped (the previous turn's states kept, only "
              "the new tokens forwarded). *full re-capture*: the same verdict with the whole conversation captured "
              "again (that capture, timed at the turn, plus the same attribution work). *full re-audit*: auditing the "
@@ -360,7 +365,7 @@ def write_doc(results: dict[str, Any], path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--turns", type=int, default=20)
-    parser.add_argument("--chars", type=int, default=1250, help="characters per document (~390 tokens with its call)")
+    parser.add_argument("--doc-tokens", type=int, default=330, help="tokens per document (a turn adds ~390 with its call)")
     parser.add_argument("--checkpoints", default="5,10,15,20", help="turns where the full capture is timed")
     parser.add_argument("--no-16bit", action="store_true")
     parser.add_argument("--vllm", action="store_true", help="start vLLM and measure the proxy's overhead")
@@ -372,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--doc", default=str(DOC))
     args = parser.parse_args(argv)
     if args.quick:
-        args.turns, args.chars, args.checkpoints = 4, 300, "2,4"
+        args.turns, args.doc_tokens, args.checkpoints = 4, 80, "2,4"
 
     import torch
 
@@ -391,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         "clock": "cpu", "torch": torch.__version__, "loadavg_start": load_start, "loadavg_end": _loadavg(),
         "total_seconds": round(time.perf_counter() - started, 1),
         "command": COMMAND if (args.vllm and not args.quick) else "python benchmarks/bench_guard.py " + " ".join(argv or sys.argv[1:]),
-        "turns": args.turns, "chars_per_document": args.chars, "chat_template": "examples/agents/chat_template.jinja",
+        "turns": args.turns, "tokens_per_document": args.doc_tokens, "chat_template": "examples/agents/chat_template.jinja",
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2))

@@ -65,11 +65,19 @@ class StateCacheStore:
     """LRU store of state caches bounded by `budget_bytes`; see the module docstring.
 
     `dtype`: storage dtype of the caches it captures (float32 by default; "bfloat16" stores twice
-    as many tokens in the same budget)."""
+    as many tokens in the same budget). `max_new_ratio`: extend only when the new tokens are at
+    most this many times the reused ones, else capture whole (None: always extend)."""
 
-    def __init__(self, budget_bytes: int, *, dtype: torch.dtype | str | None = None):
+    def __init__(self, budget_bytes: int, *, dtype: torch.dtype | str | None = None,
+                 max_new_ratio: float | None = None):
         if budget_bytes <= 0:
             raise ValueError("budget_bytes must be positive")
+        if max_new_ratio is not None and max_new_ratio <= 0:
+            raise ValueError("max_new_ratio must be positive (or None: always extend)")
+        # An extension attends with an explicit causal offset (no fused causal kernel), so a long new
+        # part on a short reused one costs more than capturing everything: with max_new_ratio set,
+        # a sequence is extended only when its new tokens are at most that many times the reused ones.
+        self.max_new_ratio = max_new_ratio
         if isinstance(dtype, str):
             dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
         self.budget_bytes = int(budget_bytes)
@@ -187,6 +195,8 @@ class StateCacheStore:
                 self.stats.hits += 1
                 self.stats.reused_tokens += k
                 return found.head(k)
+            if found is not None and self.max_new_ratio is not None and ids.numel() - k > self.max_new_ratio * k:
+                found = None  # cheaper to capture it whole
             if found is not None:
                 if k < found.n_tokens:
                     self.stats.truncations += 1

@@ -117,7 +117,8 @@ class Guard:
     ) -> None:
         self.policy = _policy(policy)
         pair, self._lock, name = shared_model(model, dtype, device)
-        self.states = StateCacheStore(state_budget_bytes, dtype=state_dtype) if state_budget_bytes else None
+        self.states = (StateCacheStore(state_budget_bytes, dtype=state_dtype, max_new_ratio=1.0)
+                       if state_budget_bytes else None)
         options = {**_audit_settings(self.policy), **method_options}
         self.auditor = Auditor(pair, method=method, hops=hops, max_tokens=max_tokens, model_name=name,
                                chat_template=chat_template, states=self.states, **options)

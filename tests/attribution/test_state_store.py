@@ -72,6 +72,18 @@ def test_a_diverging_sequence_extends_the_shared_part(model, ids):
     assert store.longest_common(model, torch.tensor([2, 3]))== (None, 0)  # ids are >= 5: nothing shared
 
 
+def test_a_short_reused_part_is_captured_whole_when_asked(model, ids):
+    """max_new_ratio: a long new part on a short shared one is a full capture (cheaper), not an extension."""
+    store = StateCacheStore(10**9, max_new_ratio=1.0)
+    store.get_or_capture(model, ids[:10])
+    store.get_or_capture(model, ids[:30])  # 20 new on 10 reused: captured whole
+    store.get_or_capture(model, ids[:45])  # 15 new on 30 reused: extended
+    s = store.stats
+    assert (s.misses, s.extensions, s.captured_tokens, s.extended_tokens) == (2, 1, 40, 15)
+    with pytest.raises(ValueError):
+        StateCacheStore(10**9, max_new_ratio=0)
+
+
 def test_head_is_the_prefix_capture(model, ids):
     full = capture(model, ids)
     head, short = full.head(17), capture(model, ids[:17])

@@ -19,6 +19,7 @@ def test_incremental_equals_full_and_blocks_what_the_check_flags(embedded_model,
     traj = auditor.load(examples_dir / "injected_email.jsonl").trajectories[0]
     tools = [t.as_openai() for t in traj.tools]
     incremental = Guard(embedded_model)
+    incremental.states.max_new_ratio = None  # extend even a short prefix: the incremental path on this model
     fresh = Guard(embedded_model, state_budget_bytes=0)
     tol = 32 * 16 * EPS32 * (embedded_model[0].config.num_hidden_layers + 1)
     verdicts = {}
