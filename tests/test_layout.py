@@ -51,8 +51,11 @@ LAYERS: dict[str, tuple[int, str]] = {
     "auditor.check": (4, "check"),
     "auditor.store": (4, "store"),
     "auditor.testing.audits": (4, "testing"),
+    "auditor.testing.auditors": (4, "testing"),  # tiny-model auditors for distributed runs
     # 5: what people read (the action export joins store rows with the check's verdicts)
     "auditor.report": (5, "report"),
+    # 5: audits at fleet scale: replay on Ray, Parquet results, the lake's query surface (audit, check, store)
+    "auditor.distributed": (5, "distributed"),
     # 6: the runtime guard (the check's verdict before a tool runs: instrumentor hook, proxy, decorator)
     "auditor.guard": (6, "guard"),
     # 7: entry points

@@ -95,11 +95,15 @@ def print_rows(columns: list[str], rows: list[tuple[Any, ...]], fmt: OutputForma
 def query_command(
     sql: str = typer.Argument(..., help="One read-only SQL statement (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN)."),
     db: Path | None = typer.Option(None, "--db", help=DB_HELP),
+    lake: str | None = typer.Option(None, "--lake", help="Query a results lake (audit trace --ray --results DIR: "
+                                    "a directory or URI) in place, instead of the database."),
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="Output: table, csv or json."),
 ) -> None:
     """Run SQL over the attribution history (read-only: anything that writes is refused).
 
-    Tables: runs, spans, trajectories, messages, segments, actions, attributions, hop_flows, token_scores, audits, action_audits, action_arguments, argument_attributions, action_verdicts (the check's verdict per action, recorded by audit trace and audit check --db), settings. Views: action_drivers, unsupported_actions, tool_influence, traces, argument_drivers, argument_support. audit query "SHOW TABLES" lists them; docs/schema.md describes every column. Reading files from SQL is disabled.
+    Tables: runs, spans, trajectories, messages, segments, actions, attributions, hop_flows, token_scores, audits, action_audits, action_arguments, argument_attributions, action_verdicts (the check's verdict per action, recorded by audit trace and audit check --db), lake_batches (results-lake batches audit ingest stored), settings. Views: action_drivers, unsupported_actions, tool_influence, traces, argument_drivers, argument_support. audit query "SHOW TABLES" lists them; docs/schema.md describes every column. Reading files from SQL is disabled.
+
+    --lake DIR answers from a results lake's Parquet shards without importing them: the same tables, views and columns (spans stay empty), plus lake_manifest (every trajectory of every committed batch: status, error, worker).
 
     Example: audit query "SELECT action_id, driver_label, share FROM action_drivers WHERE tool_name = 'send_email' AND driver_kind = 'tool_output'"
     """
@@ -112,6 +116,16 @@ def query_command(
     except QueryRefused as exc:
         err_console.print(f"[red]refused:[/] {escape(str(exc))}")
         raise typer.Exit(EXIT_USAGE) from exc
+    if lake is not None:
+        from auditor.distributed.lake import query_lake
+
+        try:
+            columns, rows = query_lake(lake, sql)
+        except (duckdb.Error, FileNotFoundError, OSError) as exc:
+            err_console.print(f"[red]error:[/] {escape(str(exc))}")
+            raise typer.Exit(EXIT_USAGE) from exc
+        print_rows(columns, rows, fmt)
+        return
     store = open_store(db, external_access=False)
     with store:
         try:

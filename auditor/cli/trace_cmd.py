@@ -15,11 +15,14 @@ from auditor.audit.runs import AuditorUnavailable, audit_each, run_id_for
 from auditor.audit.schema import TrajectoryAudit
 from auditor.report.export import judgement
 
+RAY_PANEL = "Ray: scale-out (pip install 'auditor\\[ray]')"
+
 
 @app.command("trace")
 def trace_command(
-    files: list[Path] = typer.Argument(..., exists=True, dir_okay=False, readable=True, show_default=False,
-                                       help="Span dumps (OTLP JSON, SDK console), trajectory JSONL or Aider logs."),
+    files: list[str] = typer.Argument(..., show_default=False,
+                                      help="Span dumps (OTLP JSON, SDK console), trajectory JSONL or Aider logs "
+                                           "(with --ray also directories, globs and URIs: s3://, gs://, file://)."),
     model: str | None = typer.Option(None, "--model", help="Replay model: a local HF directory (default: the embedded SmolLM2)."),
     method: str = typer.Option("flashtrace", "--method", help="Attribution method (flashtrace, ifr-token, attention, loo)."),
     hops: int = typer.Option(1, "--hops", min=0, help="Hops through model-generated text."),
@@ -43,6 +46,27 @@ def trace_command(
     export_phoenix: str | None = typer.Option(None, "--export-phoenix", metavar="URL",
                                               help="Then annotate each action's span in the Phoenix at URL "
                                                    "(as `audit export --phoenix`)."),
+    on_ray: bool = typer.Option(False, "--ray", rich_help_panel=RAY_PANEL,
+                                help="Replay on a Ray cluster into a Parquet results lake (--results) instead of the database."),
+    address: str | None = typer.Option(None, "--address", rich_help_panel=RAY_PANEL,
+                                       help="Ray cluster: auto, HOST:PORT or ray://HOST:10001 (default: $RAY_ADDRESS, "
+                                            "else a local cluster)."),
+    workers: int | None = typer.Option(None, "--workers", min=1, rich_help_panel=RAY_PANEL,
+                                       help="Replay workers (default: one per GPU, else one per CPU)."),
+    gpus_per_worker: float | None = typer.Option(None, "--gpus-per-worker", min=0, rich_help_panel=RAY_PANEL,
+                                                 help="GPUs per worker (default: 1 when the cluster has GPUs, else 0)."),
+    cpus_per_worker: float = typer.Option(1.0, "--cpus-per-worker", min=0.1, rich_help_panel=RAY_PANEL,
+                                          help="CPUs per worker (its torch threads)."),
+    results: str = typer.Option("auditor-results", "--results", rich_help_panel=RAY_PANEL,
+                                help="Results lake: a directory or URI (s3://...) every worker's shards land in."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, rich_help_panel=RAY_PANEL,
+                                   help="Trajectories per batch (one Parquet shard per table per batch)."),
+    retries: int = typer.Option(2, "--retries", min=0, rich_help_panel=RAY_PANEL,
+                                help="Further tries for a failed trajectory, or a batch whose worker died."),
+    auditor_factory: str = typer.Option("auditor.audit.runs:make_auditor", "--auditor-factory",
+                                        rich_help_panel=RAY_PANEL,
+                                        help="module:function the workers build their auditor with "
+                                             "(auditor.testing.auditors:tiny_auditor: a tiny random model)."),
 ) -> None:
     """Import agent runs, replay them, attribute every action, store it all, print the drivers.
 
@@ -56,8 +80,34 @@ def trace_command(
 
     --json prints one JSON object: db, run_id, policy, spans_added, trajectories, skipped, issues (file, line, span_id, field, severity, message), audits (per trajectory: its actions, each with support (judged), argument (what it was judged on, null for the whole call), action_support (the whole call's), threshold, status, rules and its top drivers: rank, kind, label, share), failed, and with --export-otlp/--export-phoenix exported (run_id, evaluations, otlp and phoenix: how many were sent, notes).
 
+    --ray replays on a Ray cluster instead (a local one unless --address): the trajectories are cut into batches, a pool of workers (each loads the model once; a GPU each when the cluster has them) audits and judges them, and each batch is written to the --results lake as Parquet shards with a manifest record; nothing goes to the database (audit ingest RESULTS does that; audit query --lake RESULTS queries the lake as it is). A rerun skips what the lake already holds with the same settings and policy; a failed trajectory is tried again (--retries), then reported with its error; a lost worker is replaced. See docs/distributed.md.
+
     Example: audit trace examples/injected_email.jsonl --db audit.duckdb
     """
+    if on_ray:
+        from auditor.cli.trace_ray import trace_on_ray
+
+        if not attribute:
+            err_console.print("[red]error:[/] --ray replays and attributes; store spans and trajectories without "
+                              "--ray (audit trace --no-attribute FILES)", soft_wrap=True)
+            raise typer.Exit(EXIT_USAGE)
+        if export_otlp or export_phoenix:
+            err_console.print("[red]error:[/] --ray writes a results lake, not the database: audit ingest it, "
+                              "then audit export --otlp/--phoenix", soft_wrap=True)
+            raise typer.Exit(EXIT_USAGE)
+
+        trace_on_ray(files, results=results, fmt=fmt, policy=policy, as_json=as_json, force=force,
+                     allow_skipped=allow_skipped, auditor_factory=auditor_factory,
+                     settings={"model": model, "method": method, "hops": hops, "dtype": dtype,
+                               "max_tokens": max_tokens, "device": device},
+                     options={"address": address, "workers": workers, "gpus_per_worker": gpus_per_worker,
+                              "cpus_per_worker": cpus_per_worker, "batch_size": batch_size, "retries": retries})
+        return
+    for f in files:
+        if not Path(f).is_file():
+            why = "is a directory (use --ray)" if Path(f).is_dir() else "file not found"
+            err_console.print(f"[red]error:[/] {escape(f)}: {why}", soft_wrap=True)
+            raise typer.Exit(EXIT_USAGE)
     from auditor.check import PolicyError, check_audit, load_policy
     from auditor.collectors.loading import load_paths
     from auditor.store import Store, StoreError
@@ -68,7 +118,7 @@ def trace_command(
         err_console.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(EXIT_USAGE) from exc
 
-    result = load_paths(list(files), fmt)
+    result = load_paths([Path(f) for f in files], fmt)
     for issue in result.issues:
         color = "red" if issue.severity == "error" else "yellow"
         err_console.print(f"[{color}]{issue.severity}:[/] {escape(str(issue))}", soft_wrap=True)

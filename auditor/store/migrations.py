@@ -1015,6 +1015,28 @@ def m005_action_verdicts(con: "duckdb.DuckDBPyConnection") -> None:
         })
 
 
+@migration
+def m007_lake_batches(con: "duckdb.DuckDBPyConnection") -> None:
+    """Which batches of a results lake (`audit trace --ray`) this database holds (`audit ingest`).
+
+    A lake is a folder (or URI) of Parquet shards, one set per committed batch, each listed by a
+    manifest record (`auditor.distributed.manifest`). `audit ingest` stores a batch's rows and its
+    row here in one transaction, so ingesting the lake again stores only the batches committed since,
+    in commit order: what the lake's own views show. The rows a batch held are replaced as
+    `Store.record_audits` replaces them; this table only says which batches are in.
+    """
+    _table(con, "lake_batches", "Batches of results lakes ingested into this database (`audit ingest`): one row "
+           "per manifest record stored.", [
+        ("lake", "VARCHAR NOT NULL", "The lake: an absolute path or a URI (s3://...)."),
+        ("record", "VARCHAR NOT NULL", "The manifest record, `<batch_id>.a<attempt>.json` under `_manifest/`."),
+        ("batch_id", "VARCHAR", "The batch (its shards are `<table>/<batch_id>.parquet`)."),
+        ("run_id", "VARCHAR", "Run the batch belongs to."),
+        ("committed_at", "TIMESTAMPTZ", "When the batch was committed to the lake."),
+        ("audits", "INTEGER", "(run, trajectory) audits the batch held."),
+        ("ingested_at", "TIMESTAMPTZ", "When it was stored here."),
+    ], "PRIMARY KEY (lake, record)")
+
+
 def applied(con: "duckdb.DuckDBPyConnection") -> list[str]:
     """Names of the migrations already applied to this database, in order."""
     exists = con.execute(

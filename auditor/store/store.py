@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,13 +28,12 @@ import duckdb
 import pyarrow as pa
 
 from auditor.audit.schema import TrajectoryAudit
-from auditor.store import ingest
+from auditor.store import ingest, records
 from auditor.store.errors import NotFound, StoreError
 from auditor.store.rebuild import rebuild_audit
 from auditor.store.migrations import migrate, pending
 from auditor.store.sql import check_read_only
 from auditor.trajectory import Trajectory
-from auditor.actions import with_actions
 
 DEFAULT_DB_NAME = "auditor.duckdb"
 ENV_VAR = "AUDITOR_DB"
@@ -166,32 +165,7 @@ class Store:
             return self._upsert_trajectories(con, trajs)
 
     def _upsert_trajectories(self, con: duckdb.DuckDBPyConnection, trajs: Sequence[Trajectory]) -> int:
-        latest: dict[str, Trajectory] = {}
-        for t in trajs:
-            latest[t.id] = with_actions(t)
-        shas = {tid: ingest.trajectory_sha256(t) for tid, t in latest.items()}
-        ids = pa.table({"trajectory_id": pa.array(list(shas), pa.string())})
-        con.register("_traj_ids", ids)
-        try:
-            stored = dict(con.execute(
-                "SELECT trajectory_id, content_sha256 FROM trajectories "
-                "WHERE trajectory_id IN (SELECT trajectory_id FROM _traj_ids)").fetchall())
-        finally:
-            con.unregister("_traj_ids")
-        changed = [t for tid, t in latest.items() if stored.get(tid) != shas[tid]]
-        if not changed:
-            return 0
-        replace = [t.id for t in changed if t.id in stored]
-        if replace:
-            con.register("_traj_ids", pa.table({"trajectory_id": pa.array(replace, pa.string())}))
-            try:
-                for table in ("messages", "actions", "trajectories"):
-                    con.execute(f"DELETE FROM {table} WHERE trajectory_id IN (SELECT trajectory_id FROM _traj_ids)")
-            finally:
-                con.unregister("_traj_ids")
-        for table, data in ingest.trajectory_tables(changed).items():
-            self._insert(table, data)
-        return len(changed)
+        return records.upsert_trajectories(con, ingest.trajectory_tables(trajs))
 
     # -- audits ----------------------------------------------------------------------------------
     def record_audit(self, audit: TrajectoryAudit, verdicts: Sequence[Any] | None = None, *,
@@ -215,36 +189,24 @@ class Store:
         judged = [None] * len(audits) if verdicts is None else list(verdicts)
         if len(judged) != len(audits):
             raise ValueError(f"{len(judged)} verdict lists for {len(audits)} audits")
-        groups: dict[str, dict[str, tuple[TrajectoryAudit, Sequence[Any] | None]]] = {}
+        groups: dict[str, list[tuple[TrajectoryAudit, Sequence[Any] | None]]] = {}
         for a, v in zip(audits, judged):
-            groups.setdefault(a.run.run_id, {})[a.trajectory.id] = (a, v)  # last one wins
-        source, policy_data = ingest.policy_fields(policy)
+            groups.setdefault(a.run.run_id, []).append((a, v))
         written = 0
-        for run_id, by_traj in groups.items():
-            group = [a for a, _ in by_traj.values()]
-            now = datetime.now(timezone.utc)
-            with self._transaction() as con:
-                old = con.execute("SELECT created_at FROM runs WHERE run_id = ?", [run_id]).fetchone()
-                con.execute("DELETE FROM runs WHERE run_id = ?", [run_id])
-                self._insert("runs", ingest.run_table(group, now))
-                if old and old[0] is not None:  # a resumed run keeps the time it started
-                    con.execute("UPDATE runs SET created_at = least(created_at, ?) WHERE run_id = ?", [old[0], run_id])
-                self._upsert_trajectories(con, [a.trajectory for a in group])
-                existing = [r[0] for r in con.execute(
-                    "SELECT trajectory_id FROM audits WHERE run_id = ? AND list_contains(?, trajectory_id)",
-                    [run_id, list(by_traj)]).fetchall()]
-                if existing:
-                    for table in (ingest.VERDICT_TABLE, *ingest.AUDIT_TABLES):
-                        con.execute(f"DELETE FROM {table} WHERE run_id = ? AND list_contains(?, trajectory_id)",
-                                    [run_id, existing])
-                tables = ingest.audit_tables(group, now)
-                for table in reversed(ingest.AUDIT_TABLES):
-                    self._insert(table, tables[table])
-                for tid, (_, v) in by_traj.items():
-                    if v is not None:
-                        self._insert_verdicts(run_id, tid, v, source, policy_data, now)
-            written += len(group)
+        for group in groups.values():
+            with self._lock:
+                self._require_writable()
+                tables = records.audit_record(self._con, [a for a, _ in group], [v for _, v in group],
+                                              policy=policy, now=datetime.now(timezone.utc))
+            written += self.record_tables(tables)
         return written
+
+    def record_tables(self, tables: Mapping[str, pa.Table]) -> int:
+        """Store an audit record already in the store's Arrow form (`auditor.store.records`: the
+        tables `record_audits` writes, e.g. read back from a Parquet shard of a results lake) in
+        one transaction, by `record_audits`' rules. Returns how many (run, trajectory) audits it held."""
+        with self._transaction() as con:
+            return records.write_record(con, tables)
 
     def record_verdicts(self, run_id: str, trajectory_id: str, verdicts: Sequence[Any], *, policy: Any = None) -> int:
         """Replace the verdicts of a stored audit (e.g. judged again under another policy); returns
@@ -262,26 +224,13 @@ class Store:
     def _verdict_columns(self) -> list[tuple[str, str]]:
         """``(name, type)`` of `action_verdicts` as the database has it now (empty before m005)."""
         with self._lock:
-            return [(r[0], r[1]) for r in self._con.execute(
-                "SELECT column_name, data_type FROM duckdb_columns() WHERE schema_name = 'main' AND table_name = ? "
-                "ORDER BY column_index", [ingest.VERDICT_TABLE]).fetchall()]
+            return records.verdict_columns(self._con)
 
     def _insert_verdicts(self, run_id: str, trajectory_id: str, verdicts: Sequence[Any], source: str | None,
                          policy: dict[str, Any] | None, now: datetime) -> int:
-        columns = self._verdict_columns()
-        names = [c for c, _ in columns]
-        docs = ingest.verdict_docs(run_id, trajectory_id, verdicts, names, policy_source=source, policy=policy, now=now)
-        if docs.num_rows == 0:
-            return 0
-        structure = ingest.json_structure(columns).replace("'", "''")
-        self._con.register("_verdicts_in", docs)
-        try:
-            # strict: a field of the wrong type is an error, not a silent NULL
-            self._con.execute(f"INSERT INTO {ingest.VERDICT_TABLE} ({', '.join(names)}) "
-                              f"SELECT unnest(json_transform_strict(doc, '{structure}')) FROM _verdicts_in")
-        finally:
-            self._con.unregister("_verdicts_in")
-        return docs.num_rows
+        data = records.verdict_table(self._con, self._verdict_columns(), run_id, trajectory_id, verdicts,
+                                     policy_source=source, policy=policy, now=now)
+        return self._insert(ingest.VERDICT_TABLE, data)
 
     def verdicts(self, run_id: str, trajectory_id: str) -> dict[str, dict[str, Any]]:
         """The recorded verdicts of a stored audit, by action id, as `action_verdicts` holds them

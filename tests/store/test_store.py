@@ -138,14 +138,16 @@ def test_rerecording_a_run_replaces_it(store, example_audits):
 
 def test_a_crash_mid_run_leaves_nothing_and_a_rerun_resumes(store, example_audits, monkeypatch):
     store.record_audits(example_audits[:1])
-    real = Store._insert
+    from auditor.store import records
 
-    def crashing(self, table, data, *a, **kw):
+    real = records._insert  # every bulk insert of a record goes through it
+
+    def crashing(con, table, data):
         if table == "argument_attributions":
             raise RuntimeError("disk full")
-        return real(self, table, data, *a, **kw)
+        return real(con, table, data)
 
-    monkeypatch.setattr(Store, "_insert", crashing)
+    monkeypatch.setattr(records, "_insert", crashing)
     other = [synthetic_audit(t.trajectory, synthetic_run("run-b"), arguments=True) for t in example_audits]
     with pytest.raises(RuntimeError, match="disk full"):
         store.record_audits(other)
@@ -153,7 +155,7 @@ def test_a_crash_mid_run_leaves_nothing_and_a_rerun_resumes(store, example_audit
                   "argument_attributions", "token_scores", "hop_flows"):
         assert store.query(f"SELECT count(*) FROM {table} WHERE run_id = 'run-b'")[1] == [(0,)], table
     assert store.load_audit("run-a", example_audits[0].trajectory.id) == example_audits[0]  # untouched
-    monkeypatch.setattr(Store, "_insert", real)
+    monkeypatch.setattr(records, "_insert", real)
     assert store.record_audits(other) == 3
     assert store.audited("run-b").keys() == {a.trajectory.id for a in other}
 
