@@ -231,12 +231,21 @@ class _Handler(BaseHTTPRequestHandler):
                                             attributes={"auditor.guard.upstream": self.proxy.upstream.base_url,
                                                         "gen_ai.request.model": model,
                                                         "auditor.guard.stream": bool(request.get("stream"))})
+        self._streaming = False
         try:
             with trace.use_span(span, end_on_exit=False):
                 if request.get("stream"):
                     self._stream(raw, request, span)
                 else:
                     self._plain(raw, request, span)
+        except Exception as exc:  # noqa: BLE001 - a bug in judging: an error the caller sees, never a pass
+            body = _error(500, "guard_error", f"the guard failed: {type(exc).__name__}: {exc}")[1]
+            span.record_exception(exc)
+            if self._streaming:
+                self.wfile.write(sse(body) + b"data: [DONE]\n\n")
+                self.wfile.flush()
+            else:
+                self._refuse(span, 500, body)
         finally:
             span.end()
 
@@ -317,6 +326,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- streams ---------------------------------------------------------------------------------------------
     def _start_stream(self) -> None:
+        self._streaming = True
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")

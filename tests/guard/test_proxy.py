@@ -267,3 +267,16 @@ def test_upstream_errors_and_other_paths(guards):
         with pytest.raises(urllib.error.HTTPError) as info:
             urllib.request.urlopen(req)
         assert info.value.code == 400 and b"'messages' list" in info.value.read()
+
+
+class Buggy:
+    def check_reply(self, messages, reply, tools=None):
+        raise KeyError("a bug")
+
+
+def test_a_guard_that_breaks_is_a_500_not_a_pass(upstream):
+    with proxy_for(Buggy(), upstream.base_url) as proxy:
+        with pytest.raises(openai.InternalServerError, match="the guard failed: KeyError"):
+            client(proxy).chat.completions.create(model="m", messages=MSGS, tools=TOOLS)
+        with pytest.raises(openai.APIError, match="the guard failed"):
+            collect(client(proxy).chat.completions.create(model="m", messages=MSGS, tools=TOOLS, stream=True))
