@@ -312,20 +312,40 @@ def write_doc(results: dict[str, Any], path: Path) -> None:
              "conversation again after each turn, as `audit check` does after the fact (the whole capture plus "
              "every call's attribution). See the script's docstring for how each is measured.", "",
              "| turn | tokens | new | call | verdict | incremental s | of which capture s | full capture s | "
-             "incr. / full re-capture | incr. / full re-audit |",
-             "|---:|---:|---:|---|---|---:|---:|---:|---:|---:|"]
+             "capture: incr. / full | incr. / full re-capture | incr. / full re-audit |",
+             "|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in g["rows"]:
         full = r.get("full_capture_cpu_s")
-        extra = ["", "", ""] if full is None else [f"{full:.1f}", "{:.2f}x".format(r["ratio_vs_recapture"]),
-                                                   "{:.2f}x".format(r["ratio_vs_reaudit"])]
+        extra = ["", "", "", ""] if full is None else [
+            f"{full:.1f}", "{:.2f}x".format(r["capture_ratio"]), "{:.2f}x".format(r["ratio_vs_recapture"]),
+            "{:.2f}x".format(r["ratio_vs_reaudit"])]
         lines.append(f"| {r['turn']} | {r['tokens']:,} | {r['new_tokens']:,} | {r['tool']} | {r['status']} "
                      f"({r['score']:.2f}) | {r['cpu_s']:.1f} | {r['capture_cpu_s']:.1f} | " + " | ".join(extra) + " |")
+    late = [r for r in g["rows"] if "full_capture_cpu_s" in r and r["turn"] >= 10]
+    if late:
+        lines += ["", f"From turn 10 on (checkpoints {', '.join(str(r['turn']) for r in late)}): the incremental guard "
+                  f"takes {min(r['ratio_vs_reaudit'] for r in late):.2f}-{max(r['ratio_vs_reaudit'] for r in late):.2f}x "
+                  "the time of a full re-audit and "
+                  f"{min(r['ratio_vs_recapture'] for r in late):.2f}-{max(r['ratio_vs_recapture'] for r in late):.2f}x "
+                  "that of a full re-capture of the same judgement; its capture alone is "
+                  f"{min(r['capture_ratio'] for r in late):.2f}-{max(r['capture_ratio'] for r in late):.2f}x a full "
+                  "capture. What incremental capture cannot remove is the attribution itself: each FlashTrace hop "
+                  "reads every token before the call (the attention rows of the call's tokens and, in hop 1, of the "
+                  "earlier calls' tokens, over the whole prefix), so against a re-capture of the same judgement the "
+                  "ratio is bounded below by the attribution's share. The last turn is a `send_email`, judged by its "
+                  "call and by its decisive `to` argument: two targets, twice the attribution."]
+    lines += ["", "The verdicts are the shipped policy's, as `audit check` would give them: it judges every "
+              "`read_document` call as a whole call, and each one is driven mostly by the documents already read, "
+              "so it is flagged (an agent that reads freely would list its read-only tools under the policy's "
+              "`ignore`, as tests/e2e/test_vllm_guard.py does); this page measures what judging costs."]
     e = g.get("checked_end_to_end")
     if e:
         lines += ["", f"Checked end to end at turn {e['turn']}: a guard without a state cache took {e['full_guard_cpu_s']:.1f} s "
                   f"(composed: {e['composed_recapture_cpu_s']:.1f} s), a whole re-audit of its {e['actions_reaudited']} "
                   f"calls {e['full_reaudit_cpu_s']:.1f} s (composed: {e['composed_reaudit_cpu_s']:.1f} s); its score "
-                  f"{e['score_full']:.4f} vs {e['score_incremental']:.4f} incremental."]
+                  f"{e['score_full']:.4f} vs {e['score_incremental']:.4f} incremental. The composed figures sum "
+                  "per-turn times that each carry the guard's fixed work (rendering, the check), so they run a little "
+                  "above a measured full run: ratios against them are that much lower than against end-to-end runs."]
     lines += ["", "## State-cache memory and 16-bit storage", "",
               "| storage | bytes per 1k tokens |", "|---|---:|"]
     for k, v in g["bytes_per_1k_tokens"].items():
@@ -375,7 +395,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--doc", default=str(DOC))
+    parser.add_argument("--doc-only", action="store_true", help="rewrite the page from the results JSON (no run)")
     args = parser.parse_args(argv)
+    if args.doc_only:
+        write_doc(json.loads(Path(args.out).read_text()), Path(args.doc))
+        return 0
     if args.quick:
         args.turns, args.doc_tokens, args.checkpoints = 4, 80, "2,4"
 
