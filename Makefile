@@ -53,7 +53,7 @@ test-fast: setup
 
 # Each writes benchmarks/results/NAME.json and docs/benchmarks/NAME.md (the engine and the
 # evaluation take the longest: ~15-20 min each on 2 CPU cores).
-bench: model
+bench: model vllm-env
 	$(BIN)/python benchmarks/bench_engine.py
 	$(BIN)/python benchmarks/bench_receiver.py
 	$(BIN)/python benchmarks/bench_store.py
@@ -64,6 +64,7 @@ bench: model
 	$(BIN)/python benchmarks/bench_check.py
 	$(BIN)/python benchmarks/bench_arguments.py
 	$(BIN)/python benchmarks/bench_eval.py
+	$(BIN)/python benchmarks/bench_guard.py --vllm
 
 docs: setup
 	$(BIN)/python scripts/gen_docs.py

@@ -22,8 +22,9 @@ its call)::
 
 Data flow, one subpackage per stage: ``collectors`` (spans → trajectories) → ``segments``
 (trajectory → segments → tokens) → ``attribution`` (FlashTrace) → ``audit`` (`Auditor`) →
-``check`` / ``store`` (verdicts, DuckDB) → ``report`` → ``cli``. The shared contract is
-``trajectory``; ``tests/test_layout.py`` keeps the imports flowing that way.
+``check`` / ``store`` (verdicts, DuckDB) → ``report`` → ``guard`` (the check before a tool runs)
+→ ``cli``. The shared contract is ``trajectory``; ``tests/test_layout.py`` keeps the imports
+flowing that way.
 """
 
 from __future__ import annotations
@@ -63,6 +64,11 @@ _EXPORTS: dict[str, str] = {
     "check_trajectories": "auditor.check.runner",
     "check_audit": "auditor.check.runner",
     "CheckReport": "auditor.check.findings",
+    # the guard (before a tool runs)
+    "Guard": "auditor.guard.guard",
+    "GuardProxy": "auditor.guard.proxy",
+    "guarded": "auditor.guard.decorator",
+    "UnsupportedToolCall": "auditor.collectors.guarding",
     # the store and the report
     "Store": "auditor.store.store",
     "action_export": "auditor.report.export",

@@ -56,13 +56,15 @@ LAYERS: dict[str, tuple[int, str]] = {
     "auditor.report": (5, "report"),
     # 5: audits at fleet scale: replay on Ray, Parquet results, the lake's query surface (audit, check, store)
     "auditor.distributed": (5, "distributed"),
-    # 6: entry points
-    "auditor.cli": (6, "entry"),
-    "auditor.pytest_plugin": (6, "entry"),
-    "auditor.demo": (6, "entry"),
+    # 6: the runtime guard (the check's verdict before a tool runs: instrumentor hook, proxy, decorator)
+    "auditor.guard": (6, "guard"),
+    # 7: entry points
+    "auditor.cli": (7, "entry"),
+    "auditor.pytest_plugin": (7, "entry"),
+    "auditor.demo": (7, "entry"),
 }
 #: The package itself is the front door (its exports are lazy); matched exactly, not as a prefix.
-FRONT_DOOR = ("auditor", (6, "entry"))
+FRONT_DOOR = ("auditor", (7, "entry"))
 #: Groups that import nothing else of the project (the engine works on any HF model and ids).
 SELF_CONTAINED = {"attribution"}
 
@@ -251,7 +253,7 @@ def test_modules_stay_small(path):
 
 
 def test_the_map_and_the_resolver_see_what_they_should():
-    assert layer_of("auditor") == (6, "entry") and layer_of("auditor.testing.audits") == (4, "testing")
+    assert layer_of("auditor") == (7, "entry") and layer_of("auditor.testing.audits") == (4, "testing")
     assert layer_of("auditor.testing.models") == (0, "core") and layer_of("auditor.store.store") == (4, "store")
     # `from auditor import __version__` is the version module, not the front door
     assert _resolve("auditor", "__version__") == "auditor._version"

@@ -1,9 +1,10 @@
 """A bounded, thread-safe store of `StateCache`s keyed by token prefix, for a runtime guard.
 
 A guard judges each new turn of a growing conversation. `StateCacheStore.get_or_capture(model, ids)`
-returns the states of `ids`: the stored cache if `ids` was seen, else the longest stored prefix of
-`ids` extended by the new tokens (`incremental.extend`: only the new tokens are forwarded), else a
-full capture; the result is stored. Entries are keyed by (model, storage dtype, length, SHA-256 of
+returns the states of `ids`: the stored cache if `ids` was seen, else the stored cache sharing the
+longest token prefix with `ids` (a stored prefix, or one that diverges later: `StateCache.head`)
+extended by the new tokens (`incremental.extend`: only the new tokens are forwarded), else a full
+capture; the result is stored. Entries are keyed by (model, storage dtype, length, SHA-256 of
 the ids) and compared token by token on a hash match. The store holds at most `budget_bytes` of
 states (`StateCache.nbytes()`), evicting the least recently used entries first; a cache larger
 than the whole budget is returned but not stored.
@@ -46,6 +47,7 @@ class StoreStats:
     captured_tokens: int = 0  # tokens forwarded by full captures
     evictions: int = 0
     oversized: int = 0  # caches returned but not stored (larger than the budget)
+    truncations: int = 0  # extensions that started inside a longer stored cache (diverging sequences)
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -63,11 +65,19 @@ class StateCacheStore:
     """LRU store of state caches bounded by `budget_bytes`; see the module docstring.
 
     `dtype`: storage dtype of the caches it captures (float32 by default; "bfloat16" stores twice
-    as many tokens in the same budget)."""
+    as many tokens in the same budget). `max_new_ratio`: extend only when the new tokens are at
+    most this many times the reused ones, else capture whole (None: always extend)."""
 
-    def __init__(self, budget_bytes: int, *, dtype: torch.dtype | str | None = None):
+    def __init__(self, budget_bytes: int, *, dtype: torch.dtype | str | None = None,
+                 max_new_ratio: float | None = None):
         if budget_bytes <= 0:
             raise ValueError("budget_bytes must be positive")
+        if max_new_ratio is not None and max_new_ratio <= 0:
+            raise ValueError("max_new_ratio must be positive (or None: always extend)")
+        # An extension attends with an explicit causal offset (no fused causal kernel), so a long new
+        # part on a short reused one costs more than capturing everything: with max_new_ratio set,
+        # a sequence is extended only when its new tokens are at most that many times the reused ones.
+        self.max_new_ratio = max_new_ratio
         if isinstance(dtype, str):
             dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
         self.budget_bytes = int(budget_bytes)
@@ -151,20 +161,49 @@ class StateCacheStore:
             self._nbytes += size
             return True
 
+    def longest_common(self, model: "PreTrainedModel", ids) -> tuple[StateCache | None, int]:
+        """The stored cache sharing the longest token prefix with `ids`, and that prefix's length
+        (0 and None when no entry of this model and dtype shares a first token). Prefers the
+        shorter entry on a tie (less to slice away)."""
+        ids = as_input_ids(ids)
+        best, best_k = None, 0
+        with self._lock:
+            dtype = _dtype_name(self.dtype)
+            for key, cache in self._entries.items():
+                if key[0] != id(model) or key[1] != dtype:
+                    continue
+                m = min(cache.n_tokens, ids.numel())
+                differ = torch.nonzero(cache.input_ids[:m] != ids[:m])
+                k = int(differ[0, 0]) if differ.numel() else m
+                if k > best_k or (k == best_k and best is not None and cache.n_tokens < best.n_tokens):
+                    best, best_k = cache, k
+            if best is not None and best_k > 0:
+                self._entries.move_to_end(self._key(model, best.input_ids, self.dtype))
+                return best, best_k
+            return None, 0
+
     def get_or_capture(self, model: "PreTrainedModel", ids) -> StateCache:
-        """States of `ids`: stored, or the longest stored prefix extended, or a full capture."""
+        """States of `ids`: stored; or the part of a stored cache that `ids` shares (its longest
+        common token prefix: a stored prefix of `ids`, or a sequence that diverges from `ids` after
+        some tokens, as when a chat template renders the last turn differently once another follows)
+        extended by the rest; or a full capture. The result is stored, except a slice of a longer
+        stored cache (`StateCache.head`: views that keep the longer cache alive), which is returned."""
         ids = as_input_ids(ids)
         with self._lock:
-            prefix = self.longest_prefix(model, ids)
-            if prefix is not None and prefix.n_tokens == ids.numel():
+            found, k = self.longest_common(model, ids)
+            if found is not None and k == ids.numel():
                 self.stats.hits += 1
-                self.stats.reused_tokens += prefix.n_tokens
-                return prefix
-            if prefix is not None:
-                cache = extend(prefix, model, ids[prefix.n_tokens:])
+                self.stats.reused_tokens += k
+                return found.head(k)
+            if found is not None and self.max_new_ratio is not None and ids.numel() - k > self.max_new_ratio * k:
+                found = None  # cheaper to capture it whole
+            if found is not None:
+                if k < found.n_tokens:
+                    self.stats.truncations += 1
+                cache = extend(found.head(k), model, ids[k:])
                 self.stats.extensions += 1
-                self.stats.reused_tokens += prefix.n_tokens
-                self.stats.extended_tokens += ids.numel() - prefix.n_tokens
+                self.stats.reused_tokens += k
+                self.stats.extended_tokens += ids.numel() - k
             else:
                 cache = capture(model, ids, dtype=self.dtype)
                 self.stats.misses += 1

@@ -183,6 +183,27 @@ class StateCache:
     def hidden_size(self) -> int:
         return int(self.mid[0].shape[-1])
 
+    def head(self, n: int) -> "StateCache":
+        """The states of the first `n` tokens (a causal model's states of a prefix are the
+        prefix's rows of the whole sequence's), as views of this cache: what an extension starts
+        from when a new sequence shares only part of a cached one (`StateCacheStore`)."""
+        if not 0 < n <= self.n_tokens:
+            raise ValueError(f"head({n}) of a cache of {self.n_tokens} tokens")
+        if n == self.n_tokens:
+            return self
+        out = StateCache(input_ids=self.input_ids[:n], adapter=self.adapter, dtype=self.dtype, device=self.device,
+                         params=list(self.params))
+        out.resid = [t[:n] for t in self.resid]
+        out.mid = [t[:n] for t in self.mid]
+        out.queries = [t[:, :n] for t in self.queries]
+        out.keys = [t[:, :n] for t in self.keys]
+        out.values = [t[:, :n] for t in self.values]
+        if self.out_scale is not None:
+            out.out_scale = [t[:n] for t in self.out_scale]
+        if self.stored_attention is not None:
+            out.stored_attention = [t[:, :n, :n] for t in self.stored_attention]
+        return out
+
     def nbytes(self) -> int:
         tensors = [*self.resid, *self.mid, *self.queries, *self.keys, *self.values, *(self.out_scale or [])]
         tensors += self.stored_attention or []

@@ -35,8 +35,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from auditor.audit.schema import CausalDelta, Driver
-from auditor.trajectory import DATA_KINDS, Segment, SegmentKind
+from auditor.audit.schema import ActionAttribution, CausalDelta, Driver
+from auditor.trajectory import DATA_KINDS, ActionKind, Segment, SegmentKind
 
 #: The request that replaces the user's (MELON's task-neutral prompt asks the agent to summarise
 #: the tool outputs; this is the same idea in one short sentence).
@@ -150,4 +150,36 @@ def measure(model: Any, input_ids: Any, targets: Sequence[CausalTarget], segment
     return out
 
 
-__all__ = ["NEUTRAL_REQUEST", "TOP_K", "CausalTarget", "measure", "plan"]
+def measure_actions(model: Any, tokenizer: Any, input_ids: Any, segments: Sequence[Segment],
+                    attributions: Sequence[ActionAttribution]) -> None:
+    """Measure and record (``causal`` of each action and argument) the deltas of every call of an
+    audited sequence: the whole call, its head (the tokens before its first argument value, which
+    borrows the call's and the arguments' drivers) and each argument's value. Final answers and
+    actions without tokens are skipped."""
+    targets: list[CausalTarget] = []
+    for attr in attributions:
+        aid = attr.action.id
+        if attr.output_end <= attr.output_start or attr.output_start < 1 or attr.action.kind is ActionKind.final_answer:
+            continue
+        targets.append(CausalTarget((aid, None, "call"), attr.output_start, attr.output_end, attr.drivers))
+        args = sorted(attr.arguments, key=lambda g: g.token_start)
+        if args and args[0].token_start > attr.output_start:
+            borrow = [("call", attr.drivers)] + [(g.name, g.drivers) for g in attr.arguments]
+            targets.append(CausalTarget((aid, None, "head"), attr.output_start, args[0].token_start, None, borrow))
+        for g in attr.arguments:
+            if g.token_end > g.token_start:
+                targets.append(CausalTarget((aid, g.name, "value"), g.token_start, g.token_end, g.drivers))
+    neutral = tokenizer(NEUTRAL_REQUEST, add_special_tokens=False)["input_ids"]
+    deltas = measure(model, input_ids, targets, segments, neutral)
+    by_id = {a.action.id: a for a in attributions}
+    for t, found in zip(targets, deltas):
+        attr = by_id[t.key[0]]
+        if t.key[1] is None:
+            attr.causal.extend(found)
+        else:
+            arg = attr.argument(t.key[1])
+            if arg is not None:
+                arg.causal.extend(found)
+
+
+__all__ = ["NEUTRAL_REQUEST", "TOP_K", "CausalTarget", "measure", "measure_actions", "plan"]

@@ -69,7 +69,7 @@ from auditor.provenance import ProvenanceIndex, provenance_of
 from auditor.segments.arguments import ArgumentSpan, argument_spans
 from auditor.segments.render import RenderedTrajectory, render_trajectory
 from auditor.segments.segment import segment_trajectory
-from auditor.trajectory import ActionKind, Segment, Trajectory
+from auditor.trajectory import Segment, Trajectory
 from auditor.actions import with_actions
 
 Progress = Callable[[int, int], None]
@@ -108,6 +108,11 @@ class Auditor:
         value's log-probability change when the user's request is neutralised and when its top data
         drivers are removed (`ActionAttribution.causal`, `ArgumentAttribution.causal`). Costs one
         forward of the tokens after each distinct variant's first edit (a handful per trajectory).
+    states: a `StateCacheStore` (``auditor.attribution``) to take each capture from: a trajectory
+        whose rendered tokens extend (or share a prefix with) one audited before is captured only
+        from where they differ (the KV cache of the shared part; results equal a full capture to
+        float error). What a runtime guard uses as a conversation grows a turn at a time. Contexts
+        sharing prefixes within one trajectory use ``prefix_cache_bytes`` instead.
 
     Every audit also records where each argument value literally occurs before its action
     (`ActionAttribution.provenance`, `auditor.provenance`): text matching, no model.
@@ -128,6 +133,7 @@ class Auditor:
         arguments: bool | Sequence[str] = True,
         prefix_cache_bytes: int = DEFAULT_BUDGET_BYTES,
         causal: bool = False,
+        states: Any = None,
         **method_options: Any,
     ) -> None:
         from auditor.attribution import get_method
@@ -142,6 +148,7 @@ class Auditor:
                                              else [str(p) for p in arguments])
         self.causal = bool(causal)
         self.method_options = method_options
+        self.states = states
         if isinstance(model, tuple):
             self.model, self.tokenizer = model
             if device:
@@ -224,22 +231,26 @@ class Auditor:
         )
 
     # -- auditing ------------------------------------------------------------------------------------
-    def audit(self, traj: Trajectory, progress: Progress | bool | None = None, *, run: RunInfo | None = None) -> TrajectoryAudit:
+    def audit(self, traj: Trajectory, progress: Progress | bool | None = None, *, run: RunInfo | None = None,
+              actions: Iterable[str] | None = None) -> TrajectoryAudit:
         """Attribute every action of ``traj``; ``progress`` is a ``callable(done, total)`` over its
-        actions, or True for a rich progress bar.
+        actions, or True for a rich progress bar. ``actions``: ids of the only actions to attribute
+        (the others stay action segments, so the rendering and every score are those of a whole
+        audit; a runtime guard judges only the new call).
 
         A trajectory with contexts is replayed per context (`_audit_contexts`): each action within
         the messages its own model call was sent."""
         if progress is True:
             with _bars() as bars:
                 task = bars.add_task(_short(traj.id), total=None)
-                return self.audit(traj, lambda d, t: bars.update(task, completed=d, total=t), run=run)
+                return self.audit(traj, lambda d, t: bars.update(task, completed=d, total=t), run=run, actions=actions)
+        chosen = None if actions is None else set(actions)
         start = time.perf_counter()
         run = run or self.run_info()
         traj = with_actions(traj)
         if traj.contexts:
-            return self._audit_contexts(traj, progress, run, start)
-        part = self._audit_part(traj, progress if callable(progress) else None)
+            return self._audit_contexts(traj, progress, run, start, chosen)
+        part = self._audit_part(traj, progress if callable(progress) else None, chosen=chosen)
         return TrajectoryAudit(
             run=run,
             trajectory=part.rendered.trajectory,
@@ -255,7 +266,7 @@ class Auditor:
         )
 
     def _audit_contexts(self, traj: Trajectory, progress: Progress | bool | None, run: RunInfo,
-                        start: float) -> TrajectoryAudit:
+                        start: float, chosen: set[str] | None = None) -> TrajectoryAudit:
         """One forward per context that holds actions, in call order (the trajectory's own messages
         last, for actions without a context). Each context is audited as the trajectory its call saw
         (`Trajectory.for_context`): segments get the context's id in theirs and carry ``context_id``;
@@ -293,7 +304,7 @@ class Auditor:
                 cache, reused[0], seconds = prefixes.cache_for(k) if prefixes is not None else (None, 0, 0.0)
                 return cache, seconds
 
-            part = self._audit_part(sub, tick, rendered=rendered, states=states)
+            part = self._audit_part(sub, tick, rendered=rendered, states=states, chosen=chosen)
             done += len(sub.actions)
             where = "" if cid is None else f"request {traj.context_number(cid)} ({cid}): "
             segments += [s.model_copy(update={"context_id": cid}) for s in part.rendered.segments]
@@ -326,11 +337,13 @@ class Auditor:
         return PrefixCaches(self.model, [r.input_ids for r in renders], self.prefix_cache_bytes)
 
     def _audit_part(self, traj: Trajectory, progress: Progress | None, *, rendered: RenderedTrajectory | None = None,
-                    states: Callable[[], tuple[Any, float]] | None = None) -> "_Part":
+                    states: Callable[[], tuple[Any, float]] | None = None,
+                    chosen: set[str] | None = None) -> "_Part":
         """Render ``traj`` (no contexts; or take its ``rendered`` form) and attribute its actions
         from one forward pass; ``states()``, when given, returns the sequence's states (or None:
-        the engine captures them) and the seconds that took."""
-        from auditor.attribution import Target, attribute_many
+        the engine captures them) and the seconds that took. ``chosen``: the only action ids to
+        attribute (None: all)."""
+        from auditor.attribution import Target, attribute_many, get_method
 
         rendered = rendered or self.render(traj)
         traj = rendered.trajectory
@@ -340,7 +353,7 @@ class Auditor:
         arg_plans: list[list[ArgumentSpan]] = []
         unplaced = list(rendered.unplaced)
         for action in traj.actions:
-            if action.id in rendered.dropped_actions:
+            if action.id in rendered.dropped_actions or (chosen is not None and action.id not in chosen):
                 continue
             out = rendered.action_segment(action.id)
             if out is None:
@@ -375,7 +388,12 @@ class Auditor:
                 done = [sum(e <= k for e in ends) for k in range(n + 1)]
                 progress(0, len(plans))
                 on_target = lambda d, t: progress(done[d], len(plans)) if d in ends else None  # noqa: E731
-            cache, state_seconds = states() if states is not None else (None, 0.0)
+            if states is not None:  # the shared prefix's states (auditor.audit.prefixes)
+                cache, state_seconds = states()
+            elif self.states is not None and get_method(self.method).uses_cache:  # a StateCacheStore (the guard)
+                t0 = time.perf_counter()
+                cache = self.states.get_or_capture(self.model, rendered.input_ids)
+                state_seconds = time.perf_counter() - t0
             results = attribute_many(self.model, rendered.input_ids, targets, method=self.method, hops=self.hops,
                                      progress=on_target, **({"cache": cache} if cache is not None else {}),
                                      **self.method_options)
@@ -405,34 +423,11 @@ class Auditor:
         return _Part(rendered, attributions, unplaced, forward, causal_seconds)
 
     def _measure_causal(self, rendered: RenderedTrajectory, attributions: list[ActionAttribution]) -> float:
-        """Fill each action's and argument's ``causal`` deltas (`auditor.audit.causal`); return the seconds."""
-        from auditor.audit.causal import NEUTRAL_REQUEST, CausalTarget, measure
+        """Fill each action's and argument's ``causal`` deltas; return the seconds."""
+        from auditor.audit.causal import measure_actions
 
         t0 = time.perf_counter()
-        targets: list[CausalTarget] = []
-        for attr in attributions:
-            aid = attr.action.id
-            if attr.output_end <= attr.output_start or attr.output_start < 1 or attr.action.kind is ActionKind.final_answer:
-                continue
-            targets.append(CausalTarget((aid, None, "call"), attr.output_start, attr.output_end, attr.drivers))
-            args = sorted(attr.arguments, key=lambda g: g.token_start)
-            if args and args[0].token_start > attr.output_start:
-                borrow = [("call", attr.drivers)] + [(g.name, g.drivers) for g in attr.arguments]
-                targets.append(CausalTarget((aid, None, "head"), attr.output_start, args[0].token_start, None, borrow))
-            for g in attr.arguments:
-                if g.token_end > g.token_start:
-                    targets.append(CausalTarget((aid, g.name, "value"), g.token_start, g.token_end, g.drivers))
-        neutral = self.tokenizer(NEUTRAL_REQUEST, add_special_tokens=False)["input_ids"]
-        deltas = measure(self.model, rendered.input_ids, targets, rendered.segments, neutral)
-        by_id = {a.action.id: a for a in attributions}
-        for t, found in zip(targets, deltas):
-            attr = by_id[t.key[0]]
-            if t.key[1] is None:
-                attr.causal.extend(found)
-            else:
-                arg = attr.argument(t.key[1])
-                if arg is not None:
-                    arg.causal.extend(found)
+        measure_actions(self.model, self.tokenizer, rendered.input_ids, rendered.segments, attributions)
         return time.perf_counter() - t0
 
     def audit_many(self, trajs: Iterable[Trajectory], progress: bool | Progress | None = True) -> list[TrajectoryAudit]:

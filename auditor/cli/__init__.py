@@ -6,7 +6,7 @@ from __future__ import annotations
 from auditor.cli.app import app
 
 # Importing a module registers its commands (order = order in --help).
-from auditor.cli import trace_cmd, query_cmd, ingest_cmd, show_cmd, collect_cmd, check_cmd, report_cmd, eval_cmd, models_cmd  # noqa: E402,F401
+from auditor.cli import trace_cmd, query_cmd, ingest_cmd, show_cmd, collect_cmd, check_cmd, guard_cmd, report_cmd, eval_cmd, models_cmd  # noqa: E402,F401
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 - `loading`: `load_path(s)` reads any supported file (format sniffed) into a `LoadResult`;
   `load_file(path, fmt)` the non-canonical formats (`FORMATS`). `issues`: `LoadIssue`, `LoadResult`.
 - `instrument`: OpenTelemetry capture of agent runs (`OpenAIInstrumentor`, `tool_span`,
-  `traced_tool`, `agent_span`).
+  `traced_tool`, `agent_span`); with a guard, `UnsupportedToolCall` (`guarding`).
 - `exporters`: `JsonlSpanExporter` (the ``run.jsonl`` file) and `setup_tracing`.
 - `receiver`: `OTLPReceiver`, the OTLP/HTTP endpoint behind ``audit collect`` (its connections:
   `http_server`); `grpc_receiver`: `OTLPGrpcReceiver`, the OTLP/gRPC one (``--grpc``); both
@@ -22,7 +22,7 @@ from __future__ import annotations
 _LAZY = {
     "FORMATS": "loading", "load_file": "loading", "assemble_trajectories": "assemble",
     "OpenAIInstrumentor": "instrument", "tool_span": "instrument", "traced_tool": "instrument",
-    "agent_span": "instrument", "JsonlSpanExporter": "exporters", "setup_tracing": "exporters",
+    "agent_span": "instrument", "UnsupportedToolCall": "guarding", "JsonlSpanExporter": "exporters", "setup_tracing": "exporters",
     "OTLPReceiver": "receiver", "OTLPGrpcReceiver": "grpc_receiver", "SpanRecord": "spans",
 }
 

@@ -47,6 +47,15 @@ or, with the Responses API::
         if item.type == "function_call":
             with tool_span(item.name, item.call_id, item.arguments) as t:
                 t.set_result(run_tool(item))
+
+A guard judges every tool call before the caller sees it (`auditor.guard.Guard`; see
+`auditor.collectors.guarding`)::
+
+    OpenAIInstrumentor(tracer_provider=provider).instrument(guard=Guard(), on_unsupported="raise")
+    try:
+        reply = client.chat.completions.create(model="m", messages=msgs, tools=tools)
+    except UnsupportedToolCall as blocked:
+        print(blocked.verdict.message)          # why, with the evidence; the tool never ran
 """
 
 from __future__ import annotations
@@ -56,10 +65,11 @@ from auditor.collectors.capture import CAPTURE_ENV, SCOPE_NAME, SCOPE_VERSION
 from auditor.collectors.genai_messages import (openai_message_to_genai, openai_tools_to_genai, responses_finish_reason,
                                                responses_input_to_genai, responses_items_to_genai,
                                                responses_output_to_genai)
+from auditor.collectors.guarding import ToolCallJudge, UnsupportedToolCall
 from auditor.collectors.openai_instrumentor import SUPPORTED_OPENAI, TESTED_OPENAI, OpenAIInstrumentor
 
 __all__ = [
-    "OpenAIInstrumentor", "agent_span", "tool_span", "traced_tool", "ToolSpan",
+    "OpenAIInstrumentor", "agent_span", "tool_span", "traced_tool", "ToolSpan", "UnsupportedToolCall", "ToolCallJudge",
     "openai_message_to_genai", "openai_tools_to_genai", "responses_items_to_genai", "responses_input_to_genai",
     "responses_output_to_genai", "responses_finish_reason",
     "SUPPORTED_OPENAI", "TESTED_OPENAI", "SCOPE_NAME", "SCOPE_VERSION", "CAPTURE_ENV",

@@ -2,10 +2,15 @@
 and async, streaming and not; ``create`` and ``parse``) so each call becomes a ``chat {model}``
 CLIENT span with the GenAI attributes, and injects a W3C ``traceparent`` header so vLLM's
 ``llm_request`` span joins the same trace. See `auditor.collectors.instrument` for the whole story.
+
+With ``instrument(guard=..., on_unsupported=...)`` every reply that carries tool calls is judged
+before the call returns it (`auditor.collectors.guarding`): a stream at its end, before the
+caller's loop finishes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import threading
 from collections import OrderedDict
@@ -18,8 +23,10 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from auditor.collectors.capture import (CONVERSATION, LOCK, SCOPE_NAME, SCOPE_VERSION, active_instrumentor,
                                         env_capture_off, set_active_instrumentor, to_json)
-from auditor.collectors.genai_messages import (is_given, openai_message_to_genai, openai_tools_to_genai,
+from auditor.collectors.genai_messages import (get_field, is_given, openai_message_to_genai, openai_tools_to_genai,
                                                responses_input_to_genai)
+from auditor.collectors.guarding import (ToolCallJudge, UnsupportedToolCall, chat_history, chat_replies, judge,
+                                         responses_conversation, validate_mode)
 from auditor.collectors.openai_results import record_chat_completion, record_error, record_response
 from auditor.collectors.openai_streams import (ChatStreamState, ResponsesStreamState, StreamState, TracedAsyncStream,
                                                TracedStream)
@@ -72,6 +79,8 @@ class OpenAIInstrumentor:
         # the request's instructions), for requests that continue it with previous_response_id
         self._history: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
         self._history_lock = threading.Lock()
+        self.guard: ToolCallJudge | None = None
+        self.on_unsupported = "raise"
 
     @property
     def capture_content(self) -> bool:
@@ -86,7 +95,15 @@ class OpenAIInstrumentor:
     def is_instrumented(self) -> bool:
         return bool(self._originals)
 
-    def instrument(self) -> "OpenAIInstrumentor":
+    def instrument(self, guard: ToolCallJudge | None = None, on_unsupported: str = "raise") -> "OpenAIInstrumentor":
+        """Wrap the client. ``guard`` (e.g. `auditor.guard.Guard`): judge every tool call a reply
+        carries before the caller sees it; ``on_unsupported="raise"`` raises `UnsupportedToolCall`
+        (carrying the verdict) for a blocked call, ``"annotate"`` only records the verdicts on the
+        span. The verdicts are events on the ``chat`` span either way."""
+        self.on_unsupported = validate_mode(on_unsupported)
+        if guard is not None and not callable(getattr(guard, "check_reply", None)):
+            raise TypeError("guard needs a check_reply(messages, reply, tools) method (auditor.guard.Guard has one)")
+        self.guard = guard
         targets = _targets()
         with LOCK:
             active = active_instrumentor()
@@ -171,6 +188,8 @@ class OpenAIInstrumentor:
                 kwargs[key] = list(v)
         tools = kwargs.get("tools")
         history: list[dict[str, Any]] | None = None
+        if api == "responses" and self.guard is not None and not self.capture_content:
+            history = self._previous(kwargs.get("previous_response_id")) + responses_input_to_genai(None, kwargs.get("input"))
         if self.capture_content:
             if api == "chat":
                 messages = kwargs.get("messages")
@@ -215,8 +234,51 @@ class OpenAIInstrumentor:
         elif hasattr(response, "output") and hasattr(response, "status"):  # not a raw-response wrapper
             record_response(self, span, response, history)
 
-    def _stream_state(self, api: str, span: Any, history: list[dict[str, Any]] | None) -> StreamState:
-        return ChatStreamState(self, span) if api == "chat" else ResponsesStreamState(self, span, history)
+    def _stream_state(self, api: str, span: Any, history: list[dict[str, Any]] | None,
+                      kwargs: dict[str, Any]) -> StreamState:
+        state = ChatStreamState(self, span) if api == "chat" else ResponsesStreamState(self, span, history)
+        if self.guard is not None:
+            state.judge = lambda st: self._judge_stream(api, st, kwargs, history)
+        return state
+
+    # -- the guard -----------------------------------------------------------------------------------------------
+    def _judge(self, api: str, span: Any, kwargs: dict[str, Any], response: Any,
+               history: list[dict[str, Any]] | None) -> UnsupportedToolCall | None:
+        """Judge a finished (not streamed) call's tool calls; the exception to raise, if any."""
+        if self.guard is None:
+            return None
+        if api == "chat":
+            if not hasattr(response, "choices"):
+                return None  # raw-response wrappers carry no parsed reply
+            messages, replies = chat_history(kwargs), chat_replies(response)
+        else:
+            if not (hasattr(response, "output") and hasattr(response, "status")):
+                return None
+            messages, replies = responses_conversation(history or [], kwargs.get("instructions"),
+                                                       list(get_field(response, "output") or []))
+        return self._verdicts(span, messages, replies, kwargs.get("tools"))
+
+    def _judge_stream(self, api: str, state: StreamState, kwargs: dict[str, Any],
+                      history: list[dict[str, Any]] | None) -> UnsupportedToolCall | None:
+        if api == "chat":
+            messages, replies = chat_history(kwargs), state.replies()  # type: ignore[attr-defined]
+        else:
+            messages, replies = responses_conversation(history or [], kwargs.get("instructions"),
+                                                       state.items())  # type: ignore[attr-defined]
+        return self._verdicts(state.span, messages, replies, kwargs.get("tools"))
+
+    def _verdicts(self, span: Any, messages: list[Any], replies: list[Any], tools: Any) -> UnsupportedToolCall | None:
+        if not replies or self.guard is None:
+            return None
+        tools = list(tools) if is_given(tools) and tools else None
+        try:
+            return judge(self.guard, span, messages, replies, tools, self.on_unsupported)
+        except Exception as exc:  # noqa: BLE001 - a guard that cannot judge never lets a call pass silently
+            record_error(span, exc)
+            if self.on_unsupported == "raise":
+                raise
+            span.set_attribute("auditor.guard.error", f"{type(exc).__name__}: {exc}"[:500])
+            return None
 
     def _wrap_sync(self, original: Callable[..., Any], api: str = "chat") -> Callable[..., Any]:
         inst = self
@@ -234,11 +296,14 @@ class OpenAIInstrumentor:
                     span.end()
                     raise
             if kwargs.get("stream") is True and hasattr(result, "__next__"):
-                return TracedStream(result, inst._stream_state(api, span, history))
+                return TracedStream(result, inst._stream_state(api, span, history, kwargs))
             try:
                 inst._record(api, span, result, history)
+                blocked = inst._judge(api, span, kwargs, result, history)
             finally:
                 span.end()
+            if blocked is not None:
+                raise blocked
             return result
 
         create.__auditor_wrapped__ = original  # type: ignore[attr-defined]
@@ -260,11 +325,16 @@ class OpenAIInstrumentor:
                     span.end()
                     raise
             if kwargs.get("stream") is True and hasattr(result, "__anext__"):
-                return TracedAsyncStream(result, inst._stream_state(api, span, history))
+                return TracedAsyncStream(result, inst._stream_state(api, span, history, kwargs))
             try:
                 inst._record(api, span, result, history)
+                blocked = None
+                if inst.guard is not None:  # the guard runs a model: off the event loop
+                    blocked = await asyncio.to_thread(inst._judge, api, span, kwargs, result, history)
             finally:
                 span.end()
+            if blocked is not None:
+                raise blocked
             return result
 
         create.__auditor_wrapped__ = original  # type: ignore[attr-defined]

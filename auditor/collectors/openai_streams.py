@@ -1,13 +1,16 @@
 """Streamed OpenAI calls: `TracedStream` / `TracedAsyncStream` stand in for ``openai.Stream`` /
 ``AsyncStream`` and feed every event to a stream state, which rebuilds the final message(s)
 (`ChatStreamState` from chat completion chunks, `ResponsesStreamState` from Responses API events)
-and records them on the span when the stream ends, is closed early or fails.
+and records them on the span when the stream ends, is closed early or fails. With a guard
+(``state.judge``), a stream that ends normally has its tool calls judged before its end reaches
+the caller: the caller's loop gets `UnsupportedToolCall` instead of the end of the stream.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from opentelemetry.trace import Status, StatusCode
 
@@ -25,6 +28,8 @@ class StreamState:
         self.span = span
         self._ended = False
         self._lock = threading.Lock()
+        # the guard's hook: the state at the stream's end -> the exception to raise instead of the end
+        self.judge: Callable[["StreamState"], BaseException | None] | None = None
 
     def add(self, event: Any) -> None:
         raise NotImplementedError
@@ -32,18 +37,24 @@ class StreamState:
     def _record(self, span: Any) -> None:
         raise NotImplementedError
 
-    def finish(self, exc: BaseException | None = None) -> None:
+    def finish(self, exc: BaseException | None = None, judged: bool = False) -> BaseException | None:
+        """Record and end the span (once). ``judged``: the stream ended normally, so its tool calls
+        go to the guard first; returns what the guard says to raise instead of the end."""
         with self._lock:
             if self._ended:
-                return
+                return None
             self._ended = True
         span = self.span
+        blocked = None
         try:
             self._record(span)
             if exc is not None:
                 record_error(span, exc)
+            if judged and exc is None and self.judge is not None:
+                blocked = self.judge(self)
         finally:
             span.end()
+        return blocked
 
 
 class ChatStreamState(StreamState):
@@ -86,6 +97,17 @@ class ChatStreamState(StreamState):
                     st["finish"] = c.finish_reason
         except Exception:  # noqa: BLE001 - never break the agent's stream
             pass
+
+    def replies(self) -> list[dict[str, Any]]:
+        """The streamed assistant messages that carry tool calls, in the chat wire format."""
+        out = []
+        for _, st in sorted(self.choices.items()):
+            if st["calls"]:
+                out.append({"role": "assistant", "content": "".join(st["content"]) or None,
+                            "tool_calls": [{"id": call["id"], "type": "function",
+                                            "function": {"name": call["name"], "arguments": "".join(call["arguments"])}}
+                                           for _, call in sorted(st["calls"].items())]})
+        return out
 
     def _record(self, span: Any) -> None:
         if self.response_id:
@@ -154,6 +176,9 @@ class ResponsesStreamState(StreamState):
         except Exception:  # noqa: BLE001 - never break the agent's stream
             pass
 
+    def items(self) -> list[Any]:
+        return self._items()
+
     def _items(self) -> list[Any]:
         output = get_field(self.response, "output")
         if output and get_field(self.response, "status") not in (None, "queued", "in_progress"):
@@ -197,7 +222,9 @@ class TracedStream:
         try:
             chunk = next(self._stream)
         except StopIteration:
-            self._state.finish()
+            blocked = self._state.finish(judged=True)
+            if blocked is not None:
+                raise blocked from None
             raise
         except BaseException as exc:
             self._state.finish(exc)
@@ -241,7 +268,10 @@ class TracedAsyncStream:
         try:
             chunk = await self._stream.__anext__()
         except StopAsyncIteration:
-            self._state.finish()
+            # the guard runs a model: off the event loop
+            blocked = await asyncio.to_thread(self._state.finish, None, True)
+            if blocked is not None:
+                raise blocked from None
             raise
         except BaseException as exc:
             self._state.finish(exc)

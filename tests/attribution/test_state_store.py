@@ -34,15 +34,16 @@ def test_longest_prefix_reuse_is_counted_and_exact(model, ids):
     store = StateCacheStore(10**9)
     a = store.get_or_capture(model, ids[:10])
     assert store.stats.as_dict() == dict(hits=0, extensions=0, misses=1, reused_tokens=0, extended_tokens=0,
-                                         captured_tokens=10, evictions=0, oversized=0)
+                                         captured_tokens=10, evictions=0, oversized=0, truncations=0)
     b = store.get_or_capture(model, ids[:30])  # extends the 10-token entry by 20
     assert store.get_or_capture(model, ids[:30]) is b  # exact hit
-    c = store.get_or_capture(model, ids[:22])  # longest stored prefix of 22 tokens is the 10-token one
-    d = store.get_or_capture(model, ids)  # extends the 30-token entry, not the 22 or 10 one
+    c = store.get_or_capture(model, ids[:22])  # a prefix of the 30-token entry: its first 22 rows, no forward
+    d = store.get_or_capture(model, ids)  # extends the 30-token entry, not the 10 one
     s = store.stats
-    assert (s.hits, s.extensions, s.misses) == (1, 3, 1)
-    assert s.extended_tokens == 20 + 12 + 18 and s.reused_tokens == 10 + 30 + 10 + 30 and s.captured_tokens == 10
-    assert len(store) == 4 and store.nbytes == sum(x.nbytes() for x in (a, b, c, d))
+    assert (s.hits, s.extensions, s.misses, s.truncations) == (2, 2, 1, 0)
+    assert s.extended_tokens == 20 + 18 and s.reused_tokens == 10 + 30 + 22 + 30 and s.captured_tokens == 10
+    assert len(store) == 3 and store.nbytes == sum(x.nbytes() for x in (a, b, d))  # the slice is not stored
+    assert c.n_tokens == 22 and torch.equal(c.mid[0], b.mid[0][:22])
     full = capture(model, ids)
     for name in full.names():
         torch.testing.assert_close(d[name], full[name], rtol=0, atol=48 * EPS32 * float(full[name].abs().max()))
@@ -52,6 +53,45 @@ def test_longest_prefix_reuse_is_counted_and_exact(model, ids):
     e = store.get_or_capture(other, ids[:10])
     assert e.adapter.model is other and not torch.equal(e.mid[0], a.mid[0])
     assert store.stats.misses == 3
+
+
+def test_a_diverging_sequence_extends_the_shared_part(model, ids):
+    """A template that renders the last turn differently once another follows: the new sequence
+    shares only a prefix with the stored one; the shared rows are reused, the rest is forwarded,
+    and the result equals a full capture."""
+    store = StateCacheStore(10**9)
+    old = torch.cat([ids[:30], torch.tensor([7, 8, 9])])
+    store.get_or_capture(model, old)
+    new = store.get_or_capture(model, ids)
+    s = store.stats
+    assert (s.misses, s.extensions, s.truncations) == (1, 1, 1)
+    assert s.reused_tokens == 30 and s.extended_tokens == ids.numel() - 30
+    full = capture(model, ids)
+    for name in full.names():
+        torch.testing.assert_close(new[name], full[name], rtol=0, atol=48 * EPS32 * float(full[name].abs().max()))
+    assert store.longest_common(model, torch.tensor([2, 3]))== (None, 0)  # ids are >= 5: nothing shared
+
+
+def test_a_short_reused_part_is_captured_whole_when_asked(model, ids):
+    """max_new_ratio: a long new part on a short shared one is a full capture (cheaper), not an extension."""
+    store = StateCacheStore(10**9, max_new_ratio=1.0)
+    store.get_or_capture(model, ids[:10])
+    store.get_or_capture(model, ids[:30])  # 20 new on 10 reused: captured whole
+    store.get_or_capture(model, ids[:45])  # 15 new on 30 reused: extended
+    s = store.stats
+    assert (s.misses, s.extensions, s.captured_tokens, s.extended_tokens) == (2, 1, 40, 15)
+    with pytest.raises(ValueError):
+        StateCacheStore(10**9, max_new_ratio=0)
+
+
+def test_head_is_the_prefix_capture(model, ids):
+    full = capture(model, ids)
+    head, short = full.head(17), capture(model, ids[:17])
+    assert head.n_tokens == 17 and full.head(ids.numel()) is full
+    for name in short.names():
+        torch.testing.assert_close(head[name], short[name], rtol=0, atol=48 * EPS32 * float(short[name].abs().max()))
+    with pytest.raises(ValueError):
+        full.head(0)
 
 
 def test_lru_eviction_order_and_budget(model, ids):
