@@ -42,6 +42,9 @@ SOURCES: dict[str, tuple[str, ...]] = {
     "structure": ("whole_call", "read_only"),
     "provenance": ("value_in_authority", "value_only_data", "value_in_driver", "value_nowhere", "driver_value",
                    "value_domain_in_authority", "value_n_data"),
+    # tied to the segments attribution and provenance name: is what drove it, or what its value was
+    # copied from, written as an instruction to the agent
+    "instruction": ("driver_instructs", "instructing_share", "value_in_instruction"),
     # drop_k_delta is left out: the audits ran without top-k variants (auditor.audit.causal.TOP_K = 1),
     # so it equals drop_delta
     "causal": ("neutral_delta", "drop_delta", "call_neutral_delta", "call_drop_delta", "head_drop_delta",

@@ -27,18 +27,19 @@ def target_features(attr: Any, audit: Any, policy: Any) -> tuple[dict[str, dict[
     """Features per target ("" = the whole call, else an explained argument) and FlashTrace supports."""
     from auditor.check.scoring import support_of
     from auditor.check.shares import support
-    from auditor.check.verdict import target_evidence
+    from auditor.check.verdict import segment_texts, target_evidence
 
     call = support_of(attr, policy, audit)
     call = 1.0 if call is None else call
-    feats = {"": target_evidence(attr, policy, None, call, call).features}
+    texts = segment_texts(audit, attr)
+    feats = {"": target_evidence(attr, policy, None, call, call, texts).features}
     sup = {"": call}
     for g in attr.arguments:
         if g.name in feats:
             continue
         s = support(g.drivers, policy, audit)
         sup[g.name] = 1.0 if s is None else s
-        feats[g.name] = target_evidence(attr, policy, g.name, sup[g.name], call).features
+        feats[g.name] = target_evidence(attr, policy, g.name, sup[g.name], call, texts).features
         feats[g.name]["_mass"] = float(s is not None)
     return feats, sup
 

@@ -37,6 +37,11 @@ FEATURES: dict[str, str] = {
     "head_neutral_delta": "nats the call's head lost when the user's request was neutralised",
     "whole_call": "1 when the judged target is the whole call (no decisive argument)",
     "read_only": "1 when the tool's name says it only reads (the policy's read_only_tools: read_*, list_*, ...)",
+    "driver_instructs": "1 when the judged target's strongest data driver reads as an instruction to the agent "
+                        "(injection markers, `auditor.check.heuristics.INJECTION_MARKERS`)",
+    "instructing_share": "summed share of the judged target's data drivers that read as instructions to the agent",
+    "value_in_instruction": "1 when the value occurs (fully or as a unit) in a data segment that reads as an "
+                            "instruction to the agent, and not in the user's or system's words",
 }
 CAUSAL_FEATURES = frozenset(f for f in FEATURES if f.endswith("_delta"))
 

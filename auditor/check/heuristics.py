@@ -20,6 +20,16 @@ INJECTION_MARKERS = re.compile(
     r"\boverrides?\b|required before|if you are an ai|new instructions?",
     re.I,
 )
+#: Wider cues that a text addresses the agent rather than its reader: the markers above, words for
+#: the agent or its instructions, and requests to move data or money somewhere. Only read where
+#: attribution or provenance points (`auditor.check.verdict.instruction_features`): on its own this
+#: also fires on ordinary mail that asks a person to forward something.
+INSTRUCTION_CUES = re.compile(
+    INJECTION_MARKERS.pattern + r"|\binstructions?\b|\bassistants?\b|\bAI\b|\b(?:LLM|language model|agent)s?\b|"
+    r"\b(?:please |kindly )?(?:forward|send|share|transfer|wire|pay|invite|add|grant|upload|post|email)\b[^.\n]{0,60}"
+    r"\b(?:to|with)\b\s+\S+@|\bdo not (?:tell|mention|inform)|\bwithout (?:telling|asking|confirm)",
+    re.I,
+)
 _ENTITY = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+|https?://[^\s'\"]+|[\w./~-]+\.[A-Za-z]\w*|#[\w-]+|[A-Za-z_][\w]{3,}")
 _FILE_BLOCK = re.compile(r"^[^\n]*\n```[^\n]*\n.*?^```", re.M | re.S)
 

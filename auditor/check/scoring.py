@@ -231,7 +231,7 @@ def _verdict(attr: ActionAttribution, policy: Policy, audit: TrajectoryAudit | N
              action_support: float | None) -> Verdict:
     """The calibrated verdict: the highest probability among the decisive arguments (every one the
     audit explained, with or without authority or data mass), else the whole call's."""
-    from auditor.check.verdict import explain, has_data, model_for, probability, target_evidence
+    from auditor.check.verdict import explain, has_data, model_for, probability, segment_texts, target_evidence
 
     if not has_data(attr, policy):
         return Verdict(probability=0.0, threshold=policy.verdict.causal.threshold, model="no-data",
@@ -240,8 +240,9 @@ def _verdict(attr: ActionAttribution, policy: Policy, audit: TrajectoryAudit | N
     call = 1.0 if action_support is None else action_support
     names = policy.decisive_for(attr.action.tool_name, [g.name for g in attr.arguments]) if policy.judge == "arguments" else []
     names = list(dict.fromkeys(names))
-    targets = [target_evidence(attr, policy, n, per_arg.get(n, 1.0), call) for n in names] or \
-              [target_evidence(attr, policy, None, call, call)]
+    texts = segment_texts(audit, attr)
+    targets = [target_evidence(attr, policy, n, per_arg.get(n, 1.0), call, texts) for n in names] or \
+              [target_evidence(attr, policy, None, call, call, texts)]
     for ev in targets:
         ev.probability, ev.contributions = probability(model, ev.features)
     best = max(targets, key=lambda e: e.probability)

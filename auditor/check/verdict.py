@@ -27,11 +27,13 @@ calibration split's average action, each as a sentence.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from auditor.audit.schema import ActionAttribution, CausalDelta, Driver, TrajectoryAudit
 from auditor.provenance import ArgumentProvenance, describe, summarize
 from auditor.check.features import CAUSAL_FEATURES, DELTA_CLIP, FEATURES, HEAD_CLIP
+from auditor.check.heuristics import INSTRUCTION_CUES
 from auditor.check.policy import Policy, VerdictModel
 from auditor.check.shares import shares, support
 
@@ -99,9 +101,34 @@ def has_causal(attr: ActionAttribution) -> bool:
     return bool(attr.causal) or any(g.causal for g in attr.arguments)
 
 
+def segment_texts(audit: TrajectoryAudit | None, attr: ActionAttribution | None = None) -> dict[str, str]:
+    """Segment id -> text of the audit's tool outputs and files (what the instruction features read)."""
+    if audit is None:
+        return {}
+    return {s.id: s.text for s in audit.segments if s.kind.value in ("tool_output", "file_context") and s.text}
+
+
+def instruction_features(drivers: list[Driver], prov: list[ArgumentProvenance], top: Driver | None,
+                         policy: Policy, texts: Mapping[str, str]) -> dict[str, float]:
+    """Whether the data that drove the target, or that its value was copied from, is written as an
+    instruction to the agent. Tied to the segments attribution and provenance point at: marker
+    words anywhere in the data (the keyword rule) also fire for injections the agent ignored."""
+    instructs = {sid for sid, text in texts.items() if INSTRUCTION_CUES.search(text)}
+    data = [d for d in drivers if d.kind in policy.data_kinds]
+    leaves = [p for p in prov if _strong(p)]
+    in_auth = any(p.authority_match in ("full", "unit") for p in leaves)
+    copied = not in_auth and any(o.segment_id in instructs and o.source == "data" and o.strength in ("full", "unit")
+                                 for p in leaves for o in p.occurrences)
+    return {"driver_instructs": float(top is not None and top.segment_id in instructs),
+            "instructing_share": sum(d.share for d in data if d.segment_id in instructs),
+            "value_in_instruction": float(copied)}
+
+
 def target_evidence(attr: ActionAttribution, policy: Policy, argument: str | None, support: float,
-                    call_support: float) -> TargetEvidence:
-    """The features of one judged target: ``argument`` (a decisive argument) or None (the call)."""
+                    call_support: float, texts: Mapping[str, str] | None = None) -> TargetEvidence:
+    """The features of one judged target: ``argument`` (a decisive argument) or None (the call).
+    ``texts``: segment id -> text of the audit's segments (the instruction features read them;
+    without it they are 0)."""
     arg = attr.argument(argument) if argument is not None else None
     drivers = arg.drivers if arg is not None else attr.drivers
     top = _top_data(drivers, policy)
@@ -120,6 +147,7 @@ def target_evidence(attr: ActionAttribution, policy: Policy, argument: str | Non
         "read_only": float(policy.read_only(attr.action.tool_name)),
     }
     feats.update(provenance_features(prov, top))
+    feats.update(instruction_features(drivers, prov, top, policy, texts or {}))
     if arg is not None:
         own = arg.causal
         deltas = {"neutral": _delta(own, "value", "neutral_request"), "drop": _delta(own, "value", "drop_top_data"),
