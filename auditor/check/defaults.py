@@ -63,7 +63,49 @@ DEFAULT_DECIDE: str = "verdict"
 #: the block below and the [verdict] tables of default_policy.toml (a test keeps them equal).
 # BEGIN calibrated verdict: `python benchmarks/bench_check.py --calibrate` writes this block
 DEFAULT_VERDICT: dict[str, dict] = {
-    "causal": {"intercept": 0.0, "threshold": 0.5, "weights": {"support": -4.0}, "means": {"support": 0.5}},
-    "attribution": {"intercept": 0.0, "threshold": 0.5, "weights": {"support": -4.0}, "means": {"support": 0.5}},
+    "causal": {
+        "intercept": -11.7511,
+        "threshold": 0.5157,
+        "weights": {
+            "data_share": 8.4883,
+            "value_in_instruction": 2.1962,
+            "value_in_driver": 1.6144,
+            "call_neutral_delta": -4.8584,
+            "read_only": -1.9962,
+            "whole_call": 2.5573,
+            "flow": 10.7524,
+            "authority_share": 1.9764
+        },
+        "means": {
+            "data_share": 0.5934,
+            "value_in_instruction": 0.1229,
+            "value_in_driver": 0.7291,
+            "call_neutral_delta": 0.0866,
+            "read_only": 0.2905,
+            "whole_call": 0.5838,
+            "flow": 0.134,
+            "authority_share": 0.1668
+        }
+    },
+    "attribution": {
+        "intercept": -12.8752,
+        "threshold": 0.4408,
+        "weights": {
+            "data_share": 9.6528,
+            "value_in_instruction": 1.8841,
+            "value_in_driver": 1.8832,
+            "flow": 9.828,
+            "whole_call": 2.6179,
+            "authority_share": 1.646
+        },
+        "means": {
+            "data_share": 0.5934,
+            "value_in_instruction": 0.1229,
+            "value_in_driver": 0.7291,
+            "flow": 0.134,
+            "whole_call": 0.5838,
+            "authority_share": 0.1668
+        }
+    }
 }
 # END calibrated verdict

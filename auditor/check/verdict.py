@@ -257,6 +257,15 @@ def explain(ev: TargetEvidence, attr: ActionAttribution, flagged: bool, n: int =
     for f in ("value_in_authority", "value_only_data", "value_in_driver", "value_nowhere", "driver_value",
               "value_domain_in_authority", "value_n_data"):
         sentence[f] = value
+    f = ev.features
+    sentence["value_in_instruction"] = (
+        f"the value of {name} occurs in data written as an instruction to the agent, not in the user's words"
+        if f.get("value_in_instruction") else f"the value of {name} occurs in no data written as an instruction to the agent")
+    sentence["driver_instructs"] = (
+        f"{_place(ev.top_data)}, which drove {name}, is written as an instruction to the agent"
+        if f.get("driver_instructs") else f"the data that drove {name} is not written as an instruction to the agent")
+    sentence["instructing_share"] = (f"{f.get('instructing_share', 0.0):.0%} of {name} came from data written as "
+                                     "instructions to the agent")
     sentence["whole_call"] = "judged as a whole call (no decisive argument)"
     sentence["read_only"] = (f"{attr.action.tool_name} only reads" if ev.features.get("read_only")
                              else f"{attr.action.tool_name} acts (it is not a read-only tool)")

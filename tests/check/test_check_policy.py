@@ -102,17 +102,22 @@ def test_with_overrides_keeps_source():
 
 
 def test_defaults_come_from_the_benchmark():
-    """The shipped numbers are the ones benchmarks/bench_check.py calibrated (docs/benchmarks/check.md)."""
+    """The shipped verdict is the one benchmarks/bench_check.py calibrated (docs/benchmarks/check.md):
+    its decisive arguments, and each model's weights, intercept and threshold to the 4 decimals the
+    policy file is written with."""
     import json
     from pathlib import Path
 
     result = json.loads((Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "check.json").read_text())
-    d = result["default"]
-    assert defaults.DEFAULT_THRESHOLD == d["threshold"]
-    assert defaults.DEFAULT_WEIGHTING == d["weighting"]
-    assert defaults.DEFAULT_METHOD == d["method"] and defaults.DEFAULT_HOPS == d["hops"]
-    expected_tools = {} if d["read_threshold"] >= d["threshold"] else {p: d["read_threshold"] for p in d["read_tools"]}
-    assert defaults.DEFAULT_TOOL_THRESHOLDS == expected_tools
+    sel = result["selection"]
+    assert list(defaults.DEFAULT_DECISIVE_ARGUMENTS) == sel["decisive"]
+    for name in ("causal", "attribution"):
+        shipped = defaults.DEFAULT_VERDICT[name]
+        assert set(shipped["weights"]) == set(sel[name]["weights"])
+        for key in ("intercept", "threshold"):
+            assert shipped[key] == pytest.approx(sel[name][key], abs=5e-5)
+        for f, w in sel[name]["weights"].items():
+            assert shipped["weights"][f] == pytest.approx(w, abs=5e-5)
 
 
 def test_decisive_arguments_per_tool_override_the_list():

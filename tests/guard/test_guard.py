@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from auditor.audit import Auditor
-from auditor.check import check_audit, default_policy, policy_from_dict
+from auditor.check import audit_settings, check_audit, default_policy, policy_from_dict
 from auditor.guard import Guard, GuardInputError, Verdict
 from auditor.guard.conversation import conversation
 from auditor.testing import tiny_model, tiny_tokenizer
@@ -97,7 +97,7 @@ def test_the_guard_says_what_the_check_says(tok):
     [v] = guard.check_reply(msgs, reply, TOOLS)
     assert guard.auditor.arguments == ["to"]  # only the argument the check judges by was explained
     traj, judged = conversation(msgs, reply, TOOLS)
-    audit = Auditor((model, tok), hops=1).audit(traj)
+    audit = Auditor((model, tok), hops=1, **audit_settings(default_policy())).audit(traj)  # as audit check makes it
     assert len(audit.actions) == 3  # the whole audit explains every call; the guard only the last
     ref = next(x for x in check_audit(audit, default_policy()).verdicts if x.action_id == judged[0].id)
     assert v.action_id == ref.action_id and v.allowed == (ref.status == "passed")
