@@ -395,6 +395,20 @@ def replay_hours() -> dict[str, float]:
     return out
 
 
+def runs_per_pass(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """How many runs of each split each replay pass covered (of how many in the split)."""
+    import check_replay  # type: ignore[import-not-found]
+    from bench_check import benchmark_runs  # type: ignore[import-not-found]
+
+    split = {r.id: r.split for r in benchmark_runs()}
+    out: dict[str, dict[str, int]] = {}
+    for name in ("flashtrace", "attention", "loo"):
+        done = check_replay.load_pass(name)
+        out[name] = {s: sum(1 for rid in done if split.get(rid) == s) for s in ("calibration", "heldout")}
+    out["all"] = {s: len({r for r, x in split.items() if x == s}) for s in ("calibration", "heldout")}
+    return out
+
+
 def main(calibrate: bool = False, reuse: bool = False, doc: bool = True, calibration_only: bool = False) -> None:
     import check_rows  # type: ignore[import-not-found]
     import check_doc  # type: ignore[import-not-found]
@@ -437,6 +451,7 @@ def main(calibrate: bool = False, reuse: bool = False, doc: bool = True, calibra
         "model": "smollm2-135m-instruct (embedded, float32)", "n_rows": len(rows),
         "n_runs": len({r["run"] for r in rows}),
         "replay_hours": replay_hours() or prev.get("replay_hours"),
+        "runs_per_pass": runs_per_pass(rows),
     }
     (RESULTS / "check.json").write_text(json.dumps(result, indent=1, default=float) + "\n")
     if doc and "evaluation" in result:

@@ -8,13 +8,18 @@ from typing import Any
 TARGET_AUC, TARGET_FPR, TARGET_RECALL = 0.95, 0.05, 0.8
 
 COMMANDS = """```bash
-python benchmarks/injection/generate.py                           # the data (committed; seeded, deterministic)
-python benchmarks/bench_check.py --replay flashtrace --jobs 2     # FlashTrace + causal audits of every run (resumable)
-python benchmarks/bench_check.py --replay attention --every 3     # attention baseline, every 3rd run per split
-python benchmarks/bench_check.py --replay loo --every 5           # leave-one-out baseline, every 5th run per split
-python benchmarks/bench_check.py --calibrate                      # choose + fit on calibration, write the policy, this page
-python benchmarks/bench_check.py --reuse                          # re-analyse from benchmarks/results/check_raw.jsonl
-```"""
+python benchmarks/injection/generate.py                                          # the data (committed; seeded)
+python benchmarks/bench_check.py --replay flashtrace --split calibration --jobs 2   # FlashTrace + causal (resumable)
+python benchmarks/bench_check.py --replay flashtrace --split heldout --every 3 --jobs 2
+python benchmarks/bench_check.py --replay attention --split heldout --every 3 --jobs 2
+python benchmarks/bench_check.py --replay loo --split heldout --every 3 --jobs 2
+python benchmarks/bench_check.py --calibrate --calibration-only   # choose + fit on calibration alone, write the policy
+python benchmarks/bench_check.py                                  # score held-out once, write check.json and this page
+```
+
+A pass visits its runs in a seeded shuffle within each split and appends each audit as it
+finishes, so an interrupted pass is a random sample of its split; the run counts below say how
+far each pass got."""
 
 
 def _f(x: Any, d: int = 3) -> str:
@@ -56,6 +61,13 @@ def write(result: dict[str, Any], rows: list[dict[str, Any]]) -> str:
            + " (two processes for flashtrace, one for the baselines, on a 2-core machine shared with other jobs)"
            if meta.get("replay_hours") else "") + ". Per-action features: `benchmarks/results/check_raw.jsonl`; "
         "every figure: `benchmarks/results/check.json`.", "",
+    ]
+    rp = meta.get("runs_per_pass")
+    if rp:
+        lines += ["Runs each replay pass covered (of the split's runs): " + "; ".join(
+            f"{name}: calibration {c['calibration']} of {rp['all']['calibration']}, held-out {c['heldout']} of "
+            f"{rp['all']['heldout']}" for name, c in rp.items() if name != "all") + ".", ""]
+    lines += [
         "## The benchmark", "",
         "`benchmarks/injection/` (v2, see its README): 630 multi-step tool-calling runs, 7 domains × 6 templates, "
         "2,554 labelled actions (298 injected), split by template *and* attack family: the held-out split has "

@@ -23,7 +23,9 @@ from auditor.trajectory import SegmentKind
 
 from helpers.replay import POISON_USER_CC, poisoned_tool_trajectory
 
-UNTRUSTED = 'data_kinds = ["tool_output", "file_context", "tool_definition"]\n'
+# the support rule: the calibrated verdict was fitted on injections through tool outputs and files,
+# never on a poisoned tool description (default_policy.toml says so)
+UNTRUSTED = 'data_kinds = ["tool_output", "file_context", "tool_definition"]\ndecide = "support"\n'
 
 
 def _send(audit):
