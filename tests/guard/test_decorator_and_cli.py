@@ -17,21 +17,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from auditor.check import policy_from_dict
-from auditor.guard import Guard, GuardInputError, UnsupportedToolCall, guard_context, guarded
+from auditor.guard import GuardInputError, UnsupportedToolCall, guard_context, guarded
 from auditor.testing import tiny_model, tiny_tokenizer
 
 from helpers.fake_openai import FakeOpenAI
-
-MSGS = [{"role": "system", "content": "you are a helpful agent"}, {"role": "user", "content": "read the file notes"}]
-STRICT = {"authority_kinds": ["system"], "data_kinds": ["user_request", "tool_output"], "threshold": 0.999,
-          "decide": "support"}  # the support rule: a threshold the tiny random model cannot meet
-
-
-@pytest.fixture(scope="module")
-def guards():
-    pair = (tiny_model("llama"), tiny_tokenizer())
-    return {"strict": Guard(pair, policy=policy_from_dict(STRICT), hops=0), "lenient": Guard(pair, hops=0)}
+from helpers.guarding import MSGS
 
 
 def test_a_blocked_tool_function_never_runs(guards):

@@ -10,42 +10,17 @@ import json
 
 import openai
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from auditor.check import policy_from_dict
 from auditor.collectors.guarding import EVENT_NAME
 from auditor.collectors.instrument import OpenAIInstrumentor, UnsupportedToolCall
-from auditor.guard import Guard, Verdict
-from auditor.testing import tiny_model, tiny_tokenizer
+from auditor.guard import Verdict
 
 from helpers.fake_openai import FakeOpenAI
+from helpers.guarding import MSGS, TOOLS
 
-MSGS = [{"role": "system", "content": "you are a helpful agent"}, {"role": "user", "content": "read the file notes"}]
-TOOLS = [{"type": "function", "function": {"name": "read_file", "description": "read a file",
-                                           "parameters": {"type": "object", "properties": {"path": {"type": "string"}}}}}]
 RESPONSES_TOOLS = [{"type": "function", "name": "read_file", "description": "read a file",
                     "parameters": {"type": "object", "properties": {"path": {"type": "string"}}}}]
-#: the user's request counted as data: no call can reach this support, every call is blocked
-STRICT = {"authority_kinds": ["system"], "data_kinds": ["user_request", "tool_output"], "threshold": 0.999,
-          "decide": "support"}  # the support rule: a threshold the tiny random model cannot meet
-
-
-@pytest.fixture(scope="module")
-def guards():
-    pair = (tiny_model("llama"), tiny_tokenizer())
-    return {"strict": Guard(pair, policy=policy_from_dict(STRICT), hops=0), "lenient": Guard(pair, hops=0)}
-
-
-@pytest.fixture
-def spans():
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    yield provider, exporter
-    provider.shutdown()
 
 
 @pytest.fixture

@@ -16,44 +16,19 @@ from typing import Any
 
 import openai
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from auditor.check import policy_from_dict
-from auditor.guard import Guard
 from auditor.guard.proxy import GuardProxy
-from auditor.testing import tiny_model, tiny_tokenizer
 
 from helpers.fake_openai import FakeOpenAI
+from helpers.guarding import MSGS, TOOLS
 
-MSGS = [{"role": "system", "content": "you are a helpful agent"}, {"role": "user", "content": "read the file notes"}]
-TOOLS = [{"type": "function", "function": {"name": "read_file", "description": "read a file",
-                                           "parameters": {"type": "object", "properties": {"path": {"type": "string"}}}}}]
-STRICT = {"authority_kinds": ["system"], "data_kinds": ["user_request", "tool_output"], "threshold": 0.999,
-          "decide": "support"}  # the support rule: a threshold the tiny random model cannot meet
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-
-
-@pytest.fixture(scope="module")
-def guards():
-    pair = (tiny_model("llama"), tiny_tokenizer())
-    return {"strict": Guard(pair, policy=policy_from_dict(STRICT), hops=0), "lenient": Guard(pair, hops=0)}
 
 
 @pytest.fixture(scope="module")
 def upstream():
     with FakeOpenAI() as srv:  # first turn: read_file({"path": "notes.txt"}); after a tool result: text
         yield srv
-
-
-@pytest.fixture
-def spans():
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    yield provider, exporter
-    provider.shutdown()
 
 
 def proxy_for(guard, base_url: str, spans=None, **kw) -> GuardProxy:
