@@ -231,6 +231,14 @@ NOTES: list[str] = [
     "LOO here is leave-one-segment-out of every input segment before the target (ContextCite's leave-one-out "
     "baseline) with support computed from the positive drops; attention is last-layer attention column sums. "
     "Both judge the same decisive arguments as FlashTrace alone.",
+    "The instruction features (`driver_instructs`, `instructing_share`, `value_in_instruction`) read "
+    "`INSTRUCTION_CUES` (`auditor/check/heuristics.py`: the keyword rule's markers plus words for the agent or its "
+    "instructions and requests to move data to an address) only in the segments attribution ranked as drivers or "
+    "that hold the judged value. The cues were written this round from the hand-written examples and general "
+    "knowledge of injections, and kept because they raised the calibration cross-validation (families left "
+    "out) from 0.911 to 0.947. Held-out texts were not read while writing them; held-out was scored once with them "
+    "in place (an earlier model of the same features without them, fitted on half the calibration runs, had been "
+    "scored on it once: ROC-AUC 0.845, recall 0.26 at FPR 4.9 %).",
     "The MELON-like baseline is the whole call's log-probability drop when the user's request is neutralised, "
     "negated (a call that survives a neutral request is suspect).",
 ]
