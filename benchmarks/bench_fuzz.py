@@ -181,6 +181,7 @@ def run_http(kind: str, target: int, seed: int, tmp: Path) -> dict:
             else:
                 message = raw.decode("utf-8", "replace")
             present = fuzzing.present_spans(body) if as_json else fuzzing.protobuf_present(body)
+            rec.writer.flush(30)  # with a JSONL file the sink stores behind the acknowledgement: let it catch up
             f.extend(fuzzing.check_answer(verdict, status, rejected, message, sink.spans[before:], present, sent,
                                           f"request {i} ({verdict.what})"))
         conn.close()
