@@ -17,7 +17,7 @@ def trace_on_ray(inputs: list[str], *, results: str, fmt: str | None, policy: Pa
                  force: bool, allow_skipped: bool, auditor_factory: str, settings: dict[str, Any],
                  options: dict[str, Any]) -> None:
     """Run `auditor.distributed.audit_on_ray` and report it as `audit trace` reports (exit 0, 2 or 3)."""
-    from auditor.check import PolicyError, audit_settings, load_policy
+    from auditor.check import PolicyError, load_policy
 
     if importlib.util.find_spec("ray") is None:
         err_console.print("[red]error:[/] --ray needs Ray: " + escape("pip install 'auditor[ray]'"))
@@ -37,7 +37,7 @@ def trace_on_ray(inputs: list[str], *, results: str, fmt: str | None, policy: Pa
             err_console.print(f"[dim]{escape(event.message)}[/]", soft_wrap=True)
 
     try:
-        run = audit_on_ray(inputs, results, settings={**settings, **audit_settings(pol)}, policy=pol, fmt=fmt, options=RayOptions(**options),
+        run = audit_on_ray(inputs, results, settings=settings, policy=pol, fmt=fmt, options=RayOptions(**options),
                            auditor_factory=auditor_factory, force=force, on_event=show)
     except (WorkerStartError, ValueError) as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}")

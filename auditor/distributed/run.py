@@ -130,13 +130,14 @@ def audit_on_ray(
     auditor (nothing is audited), and ImportError when Ray is not installed.
     """
     from auditor.audit.runs import run_id_for
-    from auditor.check import default_policy
+    from auditor.check import audit_settings, default_policy
     from auditor.distributed import ray_runner
     from auditor.trajectory import trajectory_sha256
 
     options = options or RayOptions()
-    settings = {**DEFAULT_SETTINGS, **dict(settings or {})}
     policy = policy or default_policy()
+    # what the policy judges by (causal deltas when its verdict reads them), as `audit trace` asks
+    settings = {**DEFAULT_SETTINGS, **audit_settings(policy), **dict(settings or {})}
     on_event = on_event or (lambda ev: None)
     started = time.perf_counter()
     loaded = load_inputs([os.fspath(i) for i in inputs], fmt)
