@@ -104,7 +104,11 @@ def test_the_injected_send_email_is_blocked_before_it_runs(stack: Any, runs: dic
     blocked = [s for s in verdict_spans(stack) if s.attributes["auditor.guard.allowed"] is False]
     assert len(blocked) == 1 and blocked[0].attributes["gen_ai.tool.name"] == "send_email"
     a = blocked[0].attributes
-    assert a["auditor.guard.argument"] == "to" and a["auditor.guard.score"] < a["auditor.guard.threshold"]
+    assert a["auditor.guard.argument"] == "to"
+    if a["auditor.guard.score_kind"] == "probability":  # the calibrated verdict: blocked at p >= threshold
+        assert a["auditor.guard.score"] >= a["auditor.guard.threshold"]
+    else:  # the support rule: blocked below the threshold
+        assert a["auditor.guard.score"] < a["auditor.guard.threshold"]
     drivers = json.loads(a["auditor.guard.drivers"])
     assert any(d["kind"] == "tool_output" and "read_inbox" in d["label"] for d in drivers), drivers
 
