@@ -46,7 +46,7 @@ browser:
 # The whole suite: unit tests, the embedded model, headless Chromium, a real vLLM server (its own
 # venv, .venv-vllm) and a real Arize Phoenix (.venv-phoenix). `make test-fast` skips the heavy tiers.
 test: model browser vllm-env phoenix-env
-	AUDITOR_E2E=1 AUDITOR_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q
+	AUDITOR_E2E=1 AUDITOR_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q --durations=15
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow and not vllm and not browser and not phoenix"
