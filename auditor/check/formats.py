@@ -40,13 +40,20 @@ def render_terminal(report: CheckReport, console: Console | None = None, verbose
         if f.argument is not None:
             whole = "" if f.action_support is None else f"; the call as a whole: {f.action_support:.2f}"
             console.print(f"  judged by its [bold]{_escape(f.argument)}[/] argument{whole}", highlight=False)
-        console.print(
-            f"  support [red]{f.support:.2f}[/] < {f.threshold:.2f}  (authority {f.authority_share:.0%}, "
-            f"data {f.data_share:.0%} of the {'argument' if f.argument else 'input'} mass"
-            + (f"; {f.reasoning_flow:.0%} through reasoning" if f.reasoning_flow >= 0.005 else "") + ")"
-            + (f"  [dim]{', '.join(f.rules)}[/]" if f.rules != ["low-support"] else ""),
-            highlight=False,
-        )
+        shares = (f"authority {f.authority_share:.0%}, data {f.data_share:.0%} of the "
+                  f"{'argument' if f.argument else 'input'} mass"
+                  + (f"; {f.reasoning_flow:.0%} through reasoning" if f.reasoning_flow >= 0.005 else ""))
+        if f.probability is not None:  # the calibrated verdict decided: its number, then the support it read
+            console.print(f"  p(unsupported) [red]{f.probability:.2f}[/] ≥ {f.probability_threshold or 0.0:.2f}  "
+                          f"(support {f.support:.2f}: {shares})", highlight=False)
+            for line in f.evidence:
+                console.print(f"    · {_escape(line)}", highlight=False)
+        else:
+            console.print(
+                f"  support [red]{f.support:.2f}[/] < {f.threshold:.2f}  ({shares})"
+                + (f"  [dim]{', '.join(f.rules)}[/]" if f.rules != ["low-support"] else ""),
+                highlight=False,
+            )
         if f.driver is not None:
             console.print(f"  driven by [bold]{f.driver.kind}[/] {_escape(f.driver.label or f.driver.segment_id)} "
                           f"({f.driver.share:.0%})", highlight=False)
@@ -54,7 +61,8 @@ def render_terminal(report: CheckReport, console: Console | None = None, verbose
                 console.print(f'    [italic]"{_escape(f.driver.quote)}"[/]', highlight=False)
     if verbose:
         table = Table(title="Checked actions", title_justify="left")
-        for col in ("trajectory", "action", "judged by", "status", "support", "threshold", "top driver"):
+        for col in ("trajectory", "action", "judged by", "status", "p(unsupported)", "support", "threshold",
+                    "top driver"):
             table.add_column(col, overflow="fold")
         for r in report.results:
             for v in r.verdicts:
@@ -64,6 +72,7 @@ def render_terminal(report: CheckReport, console: Console | None = None, verbose
                     _escape(f"{v.tool_name or v.action_kind}"),
                     "-" if v.status == "ignored" else _escape(v.argument or "whole call"),
                     f"[{style}]{v.status}[/]",
+                    "-" if getattr(v, "probability", None) is None else f"{v.probability:.2f}",
                     "-" if v.support is None else f"{v.support:.2f}",
                     "-" if v.threshold is None else f"{v.threshold:.2f}",
                     "-" if v.top_driver is None else _escape(f"{v.top_driver.kind} {v.top_driver.label} ({v.top_driver.share:.0%})"),

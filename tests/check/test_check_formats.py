@@ -83,3 +83,23 @@ def test_terminal_summary_shows_action_driver_and_verdict(injected, benign):
     text = console.export_text()
     assert "Unsupported actions" in text and "send_email" in text and "tool_output" in text
     assert "FAIL" in text and "1 unsupported action(s)" in text and "skipped" in text
+
+
+def test_terminal_shows_the_calibrated_number_and_its_words_when_the_verdict_decides(injected):
+    """Under decide = "verdict" a finding leads with p(unsupported) and the evidence lines, the
+    support it read after (not "support < threshold", which that policy does not enforce)."""
+    from auditor.provenance import ProvenanceIndex, provenance_of
+
+    verdict = parse_policy('[verdict.attribution]\nintercept = -2.0\nthreshold = 0.5\n'
+                           'weights = { data_share = 6.0 }\nmeans = { data_share = 0.5 }\n')
+    bad = build_audit(injected, {0: {"m0": 0.3, "m1": 0.7}, 1: {"m1": 0.2, "m3": 0.8}})
+    index = ProvenanceIndex(bad.segments)
+    for attr in bad.actions:
+        attr.provenance = provenance_of(attr.action, index)
+    report = check_audits([(bad, "runs/a.jsonl", 1)], verdict)
+    (finding,) = report.findings
+    console = Console(record=True, width=200)
+    formats.render_terminal(report, console, verbose=True)
+    text = console.export_text()
+    assert f"p(unsupported) {finding.probability:.2f} ≥ 0.50" in text and "support < " not in text
+    assert finding.evidence and f"· {finding.evidence[0]}" in text
