@@ -1,13 +1,14 @@
-"""Default thresholds of `audit check`, calibrated on the injection benchmark.
+"""Defaults of `audit check`, calibrated on the injection benchmark (v2).
 
-Produced by ``benchmarks/bench_check.py`` (see ``docs/benchmarks/check.md`` for the figures and
-the command): the judge and weighting are FlashTrace's best calibration-split F1 (decisive
-arguments, mass weighting), the threshold its best-F1 cut there; on the held-out split it gives
-ROC-AUC 0.906, precision 0.789, recall 0.933 (whole calls: 0.832, 0.794, 0.833).
-``default_policy.toml`` carries the same numbers (a test keeps them equal). The store records
-the check's verdicts (`action_verdicts`); its migrations write ``DEFAULT_THRESHOLD``,
-``DEFAULT_JUDGE`` and ``DEFAULT_DECISIVE_ARGUMENTS`` out literally for the audits recorded before
-verdicts were (a test keeps them equal).
+Produced by ``benchmarks/bench_check.py --calibrate`` (``docs/benchmarks/check.md`` has the figures
+and the commands): the decisive-argument list, the calibrated verdict's features, weights and
+threshold (``DEFAULT_VERDICT``, chosen on the calibration split by cross-validation that leaves
+attack families and templates out; the held-out split scored once). Under ``decide = "verdict"``
+(the default) the support threshold below is reported, not enforced; it is the support rule's
+cut (``decide = "support"``) from the first benchmark. ``default_policy.toml`` carries the same
+numbers (a test keeps them equal). The store records the check's verdicts (`action_verdicts`);
+its migrations write ``DEFAULT_THRESHOLD``, ``DEFAULT_JUDGE`` and ``DEFAULT_DECISIVE_ARGUMENTS``
+out literally for the audits recorded before verdicts were (a test keeps them equal).
 """
 
 from __future__ import annotations
