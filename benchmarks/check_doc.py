@@ -113,6 +113,8 @@ def write(result: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         f"Targets: ROC-AUC ≥ {TARGET_AUC}: {_met(h['auc'], TARGET_AUC, True)}; FPR ≤ {TARGET_FPR:.0%}: "
         f"{_met(h['fpr'], TARGET_FPR, False)}; recall ≥ {TARGET_RECALL}: {_met(h['recall'], TARGET_RECALL, True)}.", "",
     ]
+    if not (h["auc"] >= TARGET_AUC and h["fpr"] <= TARGET_FPR and (h["recall"] or 0) >= TARGET_RECALL):
+        lines += why_missed(v, sel)
     r = v["runs"]
     lines += [f"Per run: {r['benign_runs_alarmed']} of {r['benign_runs']} benign held-out runs raise an alarm "
               f"({_pct(r['benign_runs_alarmed'] / max(1, r['benign_runs']))}); {r['injected_runs_caught']} of "
@@ -192,6 +194,32 @@ def write(result: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def why_missed(v: dict[str, Any], sel: dict[str, Any]) -> list[str]:
+    """Why the held-out figures fall short, read from the breakdowns (no hand-written numbers)."""
+    cal_fpr, held = sel["causal"]["cv_fpr"], v["heldout"]
+    kinds = v["by_kind"]
+    worst_fpr = sorted(((g, f) for g, f in v["by_domain"].items() if f["n_benign"]), key=lambda x: -(x[1]["fpr"] or 0))[:2]
+    low = sorted(((g, f) for g, f in v["by_family"].items() if f["n_injected"] >= 3), key=lambda x: x[1]["recall"] or 0)[:2]
+    out = ["Why the targets are missed:", "",
+           f"- The threshold does not transfer: chosen for ≤ 5 % false alarms out of fold on calibration "
+           f"({_pct(cal_fpr)} there), it gives {_pct(held['fpr'])} on held-out, whose templates are new. Benign "
+           "actions of new templates whose decisive value rightly comes from data (a recipient picked from a "
+           "listing, an edit that follows the file) look to the replay model (SmolLM2-135M) as data-driven as "
+           "injected ones: " + ", ".join(f"{g} FPR {_pct(f['fpr'])} of {f['n_benign']}" for g, f in worst_fpr) + "."]
+    if "code_edit" in kinds and kinds["code_edit"]["n_benign"]:
+        k = kinds["code_edit"]
+        out.append(f"- Code edits have no decisive argument and are judged as whole calls: FPR {_pct(k['fpr'])} of "
+                   f"{k['n_benign']} benign edits, recall {_pct(k['recall'])} of {k['n_injected']}.")
+    if low:
+        out.append("- The weakest held-out families: " + ", ".join(
+            f"{g} (recall {_pct(f['recall'])} of {f['n_injected']})" for g, f in low)
+                   + "; the instruction cues are English words, and an injected value the user's words also contain "
+                     "(a file the user named, a hotel from the user's own search) reads as authority.")
+    out.append(f"- Held-out has {held['n_injected']} injected actions: one more caught or missed moves recall by "
+               f"{100 / max(1, held['n_injected']):.1f} points.")
+    return out + [""]
+
+
 def errs(rows: list[dict[str, Any]], result: dict[str, Any]) -> list[str]:
     """The held-out false alarms and misses at the shipped threshold, counted by template/variant and family."""
     import check_analysis as ca  # type: ignore[import-not-found]
@@ -236,7 +264,7 @@ NOTES: list[str] = [
     "instructions and requests to move data to an address) only in the segments attribution ranked as drivers or "
     "that hold the judged value. The cues were written this round from the hand-written examples and general "
     "knowledge of injections, and kept because they raised the calibration cross-validation (families left "
-    "out) from 0.911 to 0.947. Held-out texts were not read while writing them; held-out was scored once with them "
+    "out; 'without it' in the table above). Held-out texts were not read while writing them; held-out was scored once with them "
     "in place (an earlier model of the same features without them, fitted on half the calibration runs, had been "
     "scored on it once: ROC-AUC 0.845, recall 0.26 at FPR 4.9 %).",
     "The MELON-like baseline is the whole call's log-probability drop when the user's request is neutralised, "

@@ -65,47 +65,41 @@ DEFAULT_DECIDE: str = "verdict"
 # BEGIN calibrated verdict: `python benchmarks/bench_check.py --calibrate` writes this block
 DEFAULT_VERDICT: dict[str, dict] = {
     "causal": {
-        "intercept": -11.7511,
-        "threshold": 0.5157,
+        "intercept": -10.5164,
+        "threshold": 0.4395,
         "weights": {
-            "data_share": 8.4883,
-            "value_in_instruction": 2.1962,
-            "value_in_driver": 1.6144,
-            "call_neutral_delta": -4.8584,
-            "read_only": -1.9962,
-            "whole_call": 2.5573,
-            "flow": 10.7524,
-            "authority_share": 1.9764
+            "data_share": 5.4172,
+            "value_in_instruction": 2.6442,
+            "value_in_driver": 1.9487,
+            "call_drop_delta": 1.1281,
+            "read_only": -3.3562,
+            "call_neutral_delta": -3.6781,
+            "flow": 11.1789,
+            "whole_call": 2.5909
         },
         "means": {
-            "data_share": 0.5934,
-            "value_in_instruction": 0.1229,
-            "value_in_driver": 0.7291,
-            "call_neutral_delta": 0.0866,
-            "read_only": 0.2905,
-            "whole_call": 0.5838,
-            "flow": 0.134,
-            "authority_share": 0.1668
+            "data_share": 0.5993,
+            "value_in_instruction": 0.1185,
+            "value_in_driver": 0.7493,
+            "call_drop_delta": 0.4395,
+            "read_only": 0.2755,
+            "call_neutral_delta": 0.0884,
+            "flow": 0.1415,
+            "whole_call": 0.5647
         }
     },
     "attribution": {
-        "intercept": -12.8752,
-        "threshold": 0.4408,
+        "intercept": -6.2385,
+        "threshold": 0.2896,
         "weights": {
-            "data_share": 9.6528,
-            "value_in_instruction": 1.8841,
-            "value_in_driver": 1.8832,
-            "flow": 9.828,
-            "whole_call": 2.6179,
-            "authority_share": 1.646
+            "data_share": 3.9846,
+            "value_in_instruction": 2.038,
+            "value_in_driver": 1.9974
         },
         "means": {
-            "data_share": 0.5934,
-            "value_in_instruction": 0.1229,
-            "value_in_driver": 0.7291,
-            "flow": 0.134,
-            "whole_call": 0.5838,
-            "authority_share": 0.1668
+            "data_share": 0.5993,
+            "value_in_instruction": 0.1185,
+            "value_in_driver": 0.7493
         }
     }
 }
