@@ -79,6 +79,8 @@ def test_the_readme_python_session_runs(tmp_path, monkeypatch, examples_dir):
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     scope: dict = {}
     exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - our own README
-    assert scope["shown"]["argument"] == "to" and scope["report"].exit_code() == 0
+    assert scope["shown"]["argument"] == "to"
+    # the synthetic attribution drives `to` from the injected paragraph, which holds its value: flagged
+    assert scope["report"].exit_code() == 1 and [f.tool_name for f in scope["report"].findings] == ["send_email"]
     assert (tmp_path / "report.html").exists() and (tmp_path / "parquet" / "action_verdicts.parquet").exists()
     assert scope["runs"][0]["trajectories"] == 1
