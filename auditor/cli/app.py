@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 from rich.console import Console
 
@@ -24,6 +26,22 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
+
+
+def policy_or_exit(path: Any = None, **overrides: Any) -> Any:
+    """The check policy at ``path`` (None: the shipped one), with ``overrides`` that are not None,
+    or exit 2 saying what is wrong with it: what every command that judges does first."""
+    from rich.markup import escape
+
+    from auditor.check import PolicyError, load_policy
+
+    try:
+        pol = load_policy(path)
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return pol.with_overrides(**given) if given else pol
+    except PolicyError as exc:
+        err_console.print(f"[red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(EXIT_USAGE) from exc
 
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import typer
 
 from auditor.check.defaults import DEFAULT_THRESHOLD
-from auditor.cli.app import EXIT_USAGE, app, console, err_console
+from auditor.cli.app import EXIT_USAGE, app, console, err_console, policy_or_exit
 from auditor.cli.progress import Progress
 
 
@@ -68,16 +68,10 @@ def check_command(
 ) -> None:
     """Fail when an action is not supported by the user's request (see CHECK_HELP)."""
     from auditor.audit import AuditorUnavailable
-    from auditor.check import PolicyError, load_policy, load_located, run_check
+    from auditor.check import load_located, run_check
     from auditor.check import formats
 
-    try:
-        pol = load_policy(policy)
-        if threshold is not None or judge is not None:
-            pol = pol.with_overrides(threshold=threshold, judge=judge)
-    except PolicyError as exc:
-        err_console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(EXIT_USAGE) from exc
+    pol = policy_or_exit(policy, threshold=threshold, judge=judge)
 
     located, skipped = load_located(files)
     if not located:

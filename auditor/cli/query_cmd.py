@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from auditor.cli.app import EXIT_TIMEOUT, EXIT_USAGE, app, console, err_console
+from auditor.cli.app import EXIT_TIMEOUT, EXIT_USAGE, app, console, err_console, policy_or_exit
 
 
 class OutputFormat(str, Enum):
@@ -200,13 +200,7 @@ def export_command(
     headers = parse_headers(header)
     pol = None
     if policy is not None:
-        from auditor.check import PolicyError, load_policy
-
-        try:
-            pol = load_policy(policy)
-        except PolicyError as exc:
-            err_console.print(f"[red]error:[/] {escape(str(exc))}")
-            raise typer.Exit(EXIT_USAGE) from exc
+        pol = policy_or_exit(policy)
     store = open_store(db)
     with store:
         if directory is not None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from auditor.cli.app import EXIT_SKIPPED, EXIT_USAGE, app, console, err_console
+from auditor.cli.app import EXIT_SKIPPED, EXIT_USAGE, app, console, err_console, policy_or_exit
 
 DB_HELP = "Database file (default: $AUDITOR_DB or ./auditor.duckdb)."
 
@@ -58,13 +58,7 @@ def report_command(
 
     pol = None
     if check and policy is not None:
-        from auditor.check import PolicyError, load_policy
-
-        try:
-            pol = load_policy(policy)
-        except PolicyError as exc:
-            err_console.print(f"[red]error:[/] {escape(str(exc))}")
-            raise typer.Exit(EXIT_USAGE) from exc
+        pol = policy_or_exit(policy)
 
     if png is not None:  # before minutes of replay
         from auditor.report.browser import ChromiumNotFound, require_chromium

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from auditor.cli.app import EXIT_OK, EXIT_SKIPPED, EXIT_USAGE, app, console, err_console
+from auditor.cli.app import EXIT_OK, EXIT_SKIPPED, EXIT_USAGE, app, console, err_console, policy_or_exit
 from auditor.cli.progress import Progress
 from auditor.audit.runs import AuditorUnavailable, audit_each, run_id_for
 from auditor.audit.schema import TrajectoryAudit
@@ -113,16 +113,12 @@ def trace_command(
             why = "is a directory (use --ray)" if Path(f).is_dir() else "file not found"
             err_console.print(f"[red]error:[/] {escape(f)}: {why}", soft_wrap=True)
             raise typer.Exit(EXIT_USAGE)
-    from auditor.check import PolicyError, audit_settings, check_audit, load_policy
+    from auditor.check import audit_settings, check_audit
     from auditor.store import Store, StoreError
     from auditor.collectors.loading import aider_pairs
     from auditor.store.importer import ImportStats, import_file
 
-    try:
-        pol = load_policy(policy)
-    except PolicyError as exc:
-        err_console.print(f"[red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(EXIT_USAGE) from exc
+    pol = policy_or_exit(policy)
 
     def show(issue: Any) -> None:
         color = {"error": "red", "warning": "yellow"}.get(issue.severity, "dim")

@@ -10,23 +10,17 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from auditor.cli.app import EXIT_OK, EXIT_SKIPPED, EXIT_USAGE, console, err_console
+from auditor.cli.app import EXIT_OK, EXIT_SKIPPED, EXIT_USAGE, console, err_console, policy_or_exit
 
 
 def trace_on_ray(inputs: list[str], *, results: str, fmt: str | None, policy: Path | None, as_json: bool,
                  force: bool, allow_skipped: bool, auditor_factory: str, settings: dict[str, Any],
                  options: dict[str, Any]) -> None:
     """Run `auditor.distributed.audit_on_ray` and report it as `audit trace` reports (exit 0, 2 or 3)."""
-    from auditor.check import PolicyError, load_policy
-
     if importlib.util.find_spec("ray") is None:
         err_console.print("[red]error:[/] --ray needs Ray: " + escape("pip install 'auditor[ray]'"))
         raise typer.Exit(EXIT_USAGE)
-    try:
-        pol = load_policy(policy)
-    except PolicyError as exc:
-        err_console.print(f"[red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(EXIT_USAGE) from exc
+    pol = policy_or_exit(policy)
 
     from auditor.distributed import RayOptions, WorkerStartError, audit_on_ray
 

@@ -6,11 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from helpers.fake_openai import FakeOpenAI
+from helpers.tracing import in_memory_tracing
 
 HERE = Path(__file__).parent
 
@@ -23,11 +21,8 @@ def data_dir() -> Path:
 @pytest.fixture
 def memory_spans():
     """(provider, exporter): a real TracerProvider feeding an in-memory exporter."""
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    yield provider, exporter
-    provider.shutdown()
+    with in_memory_tracing() as pair:
+        yield pair
 
 
 @pytest.fixture

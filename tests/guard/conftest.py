@@ -5,15 +5,13 @@ exporter."""
 from __future__ import annotations
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from auditor.check import policy_from_dict
 from auditor.guard import Guard
 from auditor.testing import tiny_model, tiny_tokenizer
 
 from helpers.guarding import STRICT
+from helpers.tracing import in_memory_tracing
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +23,5 @@ def guards():
 @pytest.fixture
 def spans():
     """(provider, exporter): a real TracerProvider feeding an in-memory exporter."""
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    yield provider, exporter
-    provider.shutdown()
+    with in_memory_tracing() as pair:
+        yield pair
