@@ -45,11 +45,15 @@ browser:
 
 # The whole suite: unit tests, the embedded model, headless Chromium, a real vLLM server (its own
 # venv, .venv-vllm) and a real Arize Phoenix (.venv-phoenix). `make test-fast` skips the heavy tiers.
-test: model browser vllm-env phoenix-env
-	AUDITOR_E2E=1 AUDITOR_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q --durations=15
+# The four set-ups run side by side (mostly downloads and unpacking); pytest-xdist spreads the tests
+# over one worker per core, a module or the vLLM tier (tests/e2e) whole to one worker (tests/conftest.py).
+XDIST := -n auto --dist loadscope --no-loadscope-reorder
+test:
+	$(MAKE) --no-print-directory -j4 --output-sync=target model browser vllm-env phoenix-env
+	AUDITOR_E2E=1 AUDITOR_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q $(XDIST) --durations=15
 
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not slow and not vllm and not browser and not phoenix"
+	$(BIN)/python -m pytest -q $(XDIST) -m "not slow and not vllm and not browser and not phoenix"
 
 # Each writes benchmarks/results/NAME.json and docs/benchmarks/NAME.md (the engine and the
 # evaluation take the longest: ~15-20 min each on 2 CPU cores).
@@ -83,7 +87,7 @@ clean:
 #   make vllm-up       start the server in the background (OTLP to $(VLLM_OTLP) if set), wait for /health
 #   make vllm-status   is it up?
 #   make vllm-down     stop it (SIGTERM, then SIGKILL)
-#   make test-e2e      real server + both agents + receiver + audit trace, and the interop comparison on vLLM
+#   make test-e2e      tests/e2e: real server + both agents + receiver + audit trace, the guard proxy, and the interop comparison on vLLM
 #                      (AUDITOR_E2E=1: must run)
 #   make example-run   re-record examples/runs/agent_run.jsonl from a real vLLM run
 VLLM_PORT ?= 8011
@@ -105,7 +109,7 @@ vllm-down:
 	$(BIN)/python scripts/vllm_server.py stop
 
 test-e2e: vllm-env model
-	AUDITOR_E2E=1 $(BIN)/python -m pytest -q -m vllm tests/e2e tests/interop
+	AUDITOR_E2E=1 $(BIN)/python -m pytest -q tests/e2e
 
 example-run: vllm-env model
 	$(BIN)/python examples/agents/record_run.py --out examples/runs/agent_run.jsonl

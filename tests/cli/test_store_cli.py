@@ -206,7 +206,11 @@ def test_show_prints_each_arguments_support_and_top_driver(runner, db, examples_
     with Store(db) as s:
         s.record_audit(audit)
     send = "injected-inbox-forward:a1"
-    monkeypatch.setenv("COLUMNS", "160")  # one line per row
+    from auditor.cli.app import console
+
+    # one line per row: a width for this test (the console read $COLUMNS once, when it was imported;
+    # pytest-xdist's workers start with COLUMNS=80)
+    monkeypatch.setattr(console, "_width", 160)
     result = runner.invoke(app, ["show", send, "--db", str(db)])
     assert result.exit_code == EXIT_OK, result.output
     out = result.stdout

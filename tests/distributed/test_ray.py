@@ -31,6 +31,7 @@ INJECTION = ROOT / "benchmarks" / "injection" / "data" / "email.jsonl"
 def ray_cluster(tmp_path_factory):
     """One local cluster for the module; workers see the worktree and tests/ (helpers.distributed)."""
     old = os.environ.get("PYTHONPATH")
+    old_threads = os.environ.get("OMP_NUM_THREADS")
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), str(ROOT / "tests"), old) if p)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from auditor.distributed.ray_runner import LOCAL_INIT
@@ -38,10 +39,11 @@ def ray_cluster(tmp_path_factory):
     ray.init(num_cpus=2, _temp_dir=str(tmp_path_factory.mktemp("ray")), **LOCAL_INIT)
     yield
     ray.shutdown()
-    if old is None:
-        os.environ.pop("PYTHONPATH", None)
-    else:
-        os.environ["PYTHONPATH"] = old
+    for key, value in (("PYTHONPATH", old), ("OMP_NUM_THREADS", old_threads)):
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.fixture(scope="module")

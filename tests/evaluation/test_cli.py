@@ -64,7 +64,7 @@ def test_eval_embedded_model_one_example(tmp_path):
 
     if list_models()[0].status != "ready":
         pytest.skip("the embedded model is not provisioned (audit models --provision)")
-    res = runner.invoke(app, ["eval", "mq-q1", "--n", "1", "--length", "256", "--method", "flashtrace",
+    res = runner.invoke(app, ["eval", "mq-q1", "--n", "1", "--length", "128", "--method", "flashtrace",
                               "--method", "attention", "--hops", "1", "--out", str(tmp_path), "--json"])
     assert res.exit_code == 0, res.output
     payload = json.loads(res.stdout)

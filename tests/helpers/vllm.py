@@ -1,6 +1,6 @@
-"""One real vLLM server per test session, shared by every test that needs one (`tests/e2e`,
-`tests/interop`): started on first use by the session fixture ``vllm_server`` (tests/conftest.py),
-stopped when the session ends.
+"""One real vLLM server per test session, shared by every test that needs one (`tests/e2e`, the
+vLLM tier, which pytest-xdist runs whole on one worker: tests/conftest.py): started on first use
+by the session fixture ``vllm_server`` (tests/conftest.py), stopped when the session ends.
 
 It exports its ``llm_request`` spans to ``otlp_url`` (OTLP/HTTP on a port chosen at start), where
 nothing listens between tests: a test that wants the server's spans listens there itself
