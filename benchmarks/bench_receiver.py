@@ -311,7 +311,9 @@ def _markdown(rep: dict) -> str:
     m = rep["machine"]
     load = m["load_average_1min"]
     loaded = ""
-    if max(load["before"], load["after"]) > m["cpus"]:
+    # the load before the run is the rest of the machine's; the load after includes this run's own
+    # client processes and receiver (above the CPU count even on a quiet machine)
+    if load["before"] > m["cpus"]:
         loaded = ("\n**This run shared the machine with other work** (load average above the CPU count): the "
                   "absolute figures are depressed and vary from run to run; the side-by-side ratios are the "
                   "figures to compare.\n\n")
@@ -367,8 +369,9 @@ shared machine where the absolute figures do not):
 - Each span carries GenAI attributes and about 1 KB of message content, like a captured chat span.
 
 Machine: {m['cpus']} CPUs ({m['processor']}), Python {m['python']}, {m['platform']}.
-1-minute load average: {m['load_average_1min']['before']} before the run, {m['load_average_1min']['after']} after
-(above the CPU count means other work shared the machine and the figures are depressed).
+1-minute load average: {m['load_average_1min']['before']} before the run (above the CPU count would
+mean other work shared the machine, depressing the figures), {m['load_average_1min']['after']} after
+(which includes this run's own clients and receiver).
 {loaded}The clients and the receiver share these CPUs, so the figures are a floor for the receiver
 alone; it handles requests in threads, so one process uses about one core.
 
