@@ -64,7 +64,6 @@ def work_unit(nodeid: str) -> str:
     return E2E_DIR if module.startswith(E2E_DIR) else module
 
 
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The longest units first (workers take units in collection order); stable, so each unit's
     tests keep their order and stay together."""
@@ -72,6 +71,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=lambda item: rank.get(work_unit(item.nodeid), len(rank)))
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: unknown (and unused) where it is not installed
 def pytest_xdist_make_scheduler(config: pytest.Config, log):  # noqa: ANN201 (xdist's own type)
     """``--dist loadscope`` by our units (`work_unit`) instead of xdist's module-or-class scopes."""
     if config.getvalue("dist") != "loadscope":
