@@ -99,13 +99,15 @@ def plan(targets: Sequence[CausalTarget], segments: Sequence[Segment], neutral_i
     def add(p: _Planned) -> _Planned:
         return variants.setdefault(p.name, p)
 
-    neutral = [add(p) for p in _neutral_variants(segments, neutral_ids)]
+    # only the variants some target reads run: a conversation of n user turns has n neutral variants,
+    # and a judged call late in it reads only the last one before it
+    neutral = _neutral_variants(segments, neutral_ids)
     per_target: list[list[tuple[str, str | None, _Planned]]] = []
     for t in targets:
         wanted: list[tuple[str, str | None, _Planned]] = []
         usable = [p for p in neutral if p.edits[-1][1] <= t.start]
         if usable:
-            wanted.append(("neutral_request", None, usable[-1]))
+            wanted.append(("neutral_request", None, add(usable[-1])))
         sources = [(None, t.drivers)] if t.drivers is not None else t.borrow
         for driver_of, drivers in sources:
             top = [i for i in _data_top(drivers or [], max(1, top_k)) if i in by_id]

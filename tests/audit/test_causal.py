@@ -75,6 +75,9 @@ def test_plan_neutralises_each_user_turn_and_removes_each_targets_top_data_drive
                                                      ("drop_top_data", "call", "drop:t2"),
                                                      ("drop_top_data", "to", "drop:t1")]
     assert sorted(by) == ["drop:t1", "drop:t2", "neutral@1", "neutral@5"] and by["drop:t1"].edits == ((10, 20, ()),)
+    # only variants some target reads run: the late call alone needs no variant of the first turn
+    only_late, _ = plan([late], segs, [7, 7])
+    assert sorted(v.name for v in only_late) == ["drop:t1", "neutral@5"]
     # with top_k, the top two data drivers go together too (authority drivers never)
     _, per_k = plan([early], segs, [7], top_k=3)
     assert per_k[0][-1][0] == "drop_top_data_k" and per_k[0][-1][2].edits == ((10, 20, ()), (20, 30, ()))
