@@ -31,13 +31,13 @@ applies, as the model's own forward does it after the head.
 from __future__ import annotations
 
 import copy
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
 
-from .states import as_input_ids, model_device
+from .states import as_input_ids, attention_implementation, model_device
 
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedModel
@@ -159,23 +159,14 @@ def _sequence(name: str, ids: torch.Tensor, spans: list[tuple[int, int]], v: Var
     return _Seq(name, tokens, valid, starts, cols, min(first, cols[0] - 1))
 
 
-@contextmanager
-def fused_attention(model):
-    """Run the model's eager attention as SDPA inside the block (the same function, fused: it never
-    materialises the attention matrix), then restore it; any other choice is left alone."""
-    configs = {id(c): c for m in model.modules() if hasattr(c := getattr(m, "config", None), "_attn_implementation")}
-    saved = {k: c._attn_implementation for k, c in configs.items()}
-    if (not configs or any(v != "eager" for v in saved.values())
-            or any(getattr(c, "attn_logit_softcapping", None) is not None for c in configs.values())):
-        yield
-        return
-    try:
-        for c in configs.values():
-            c._attn_implementation = "sdpa"
-        yield
-    finally:
-        for k, c in configs.items():
-            c._attn_implementation = saved[k]
+def fused_attention(model) -> AbstractContextManager[None]:
+    """The model's eager attention run as SDPA inside the block (the same function, fused: it never
+    materialises the attention matrix); any other choice, or soft-capped logits, is left alone."""
+    configs = [c for m in model.modules() if hasattr(c := getattr(m, "config", None), "_attn_implementation")]
+    if (not configs or any(c._attn_implementation != "eager" for c in configs)
+            or any(getattr(c, "attn_logit_softcapping", None) is not None for c in configs)):
+        return nullcontext()
+    return attention_implementation(configs, "sdpa")
 
 
 def _forward(model, input_ids: torch.Tensor, offset: int, cache, **kw):

@@ -34,8 +34,9 @@ from __future__ import annotations
 
 import contextvars
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import torch
 
@@ -45,6 +46,21 @@ if TYPE_CHECKING:  # pragma: no cover
     from transformers import PreTrainedModel
 
 CAPTURE_IMPL = "auditor_capture"
+
+
+@contextmanager
+def attention_implementation(configs: Iterable[Any], impl: str) -> Iterator[None]:
+    """Run attention as `impl` inside the block (transformers reads each config's
+    ``_attn_implementation`` at every forward), then give each config back what it had."""
+    by_id = {id(c): c for c in configs}
+    saved = {k: c._attn_implementation for k, c in by_id.items()}
+    try:
+        for c in by_id.values():
+            c._attn_implementation = impl
+        yield
+    finally:
+        for k, c in by_id.items():
+            c._attn_implementation = saved[k]
 
 #: Storage dtypes of a `StateCache` by name.
 STORAGE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -385,23 +401,19 @@ def _record_forward(model, adapter: Adapter, ids: torch.Tensor, cache: StateCach
             handles.append(adapter.out_norms[l].register_forward_pre_hook(pre_out_norm(l), with_kwargs=True))
     handles.append(adapter.layers[-1].register_forward_hook(post_last, with_kwargs=True))
 
-    configs = {id(m.config): m.config for m in adapter.attn_modules if hasattr(m, "config")}
-    configs.setdefault(id(model.config), model.config)
-    saved = {k: c._attn_implementation for k, c in configs.items()}
+    configs = [m.config for m in adapter.attn_modules if hasattr(m, "config")] + [model.config]
     token = _ACTIVE.set(rec)
     device = cache.device
     try:
-        for c in configs.values():
-            c._attn_implementation = CAPTURE_IMPL
-        if past is None:
-            adapter.base_model()(input_ids=ids.unsqueeze(0).to(device), use_cache=False)
-        else:
-            pos = torch.arange(offset, offset + ids.numel(), device=device)[None]
-            adapter.base_model()(input_ids=ids.unsqueeze(0).to(device), position_ids=pos, cache=past, use_cache=True)
+        with attention_implementation(configs, CAPTURE_IMPL):
+            if past is None:
+                adapter.base_model()(input_ids=ids.unsqueeze(0).to(device), use_cache=False)
+            else:
+                pos = torch.arange(offset, offset + ids.numel(), device=device)[None]
+                adapter.base_model()(input_ids=ids.unsqueeze(0).to(device), position_ids=pos, cache=past,
+                                     use_cache=True)
     finally:
         _ACTIVE.reset(token)
-        for k, c in configs.items():
-            c._attn_implementation = saved[k]
         for h in handles:
             h.remove()
     if device.type == "cuda":
