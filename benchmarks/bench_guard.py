@@ -296,10 +296,23 @@ def proxy_overhead(args: argparse.Namespace, log: Any) -> dict[str, Any]:
     return out
 
 
+def _shipped_decide() -> str:
+    """How the shipped policy judges (`decide`): the calibrated verdict, or the support rule."""
+    from auditor.check.policy import default_policy
+
+    return str(default_policy().decide)
+
+
+#: What a results file without `decide` was measured under (the shipped policy before the verdict).
+_DECIDE_BEFORE = "support"
+
+
 def write_doc(results: dict[str, Any], path: Path) -> None:
     g, meta = results["growth"], results["meta"]
+    decide = meta.get("decide", _DECIDE_BEFORE)
     lines = ["# Runtime guard benchmark", "",
-             f"Model: {meta['model']}, FlashTrace 1 hop, the shipped policy, on {meta['device']} "
+             f"Model: {meta['model']}, FlashTrace 1 hop, the shipped policy of the run (decide = \"{decide}\"), "
+             f"on {meta['device']} "
              f"({meta['threads']} torch thread). Reproduce with:", "", "```", meta["command"], "```", "",
              f"Times are process CPU seconds (the machine is shared: load average {meta['loadavg_start']} at the start, "
              f"{meta['loadavg_end']} at the end; the run took {meta['total_seconds'] / 60:.1f} min). Writes "
@@ -334,10 +347,22 @@ def write_doc(results: dict[str, Any], path: Path) -> None:
                   "earlier calls' tokens, over the whole prefix), so against a re-capture of the same judgement the "
                   "ratio is bounded below by the attribution's share. The last turn is a `send_email`, judged by its "
                   "call and by its decisive `to` argument: two targets, twice the attribution."]
-    lines += ["", "The verdicts are the shipped policy's, as `audit check` would give them: it judges every "
-              "`read_document` call as a whole call, and each one is driven mostly by the documents already read, "
-              "so it is flagged (an agent that reads freely would list its read-only tools under the policy's "
-              "`ignore`, as tests/e2e/test_vllm_guard.py does); this page measures what judging costs."]
+    if decide == "support":
+        lines += ["", "The verdicts are the support rule's (`decide = \"support\"`, the shipped policy when this was "
+                  "measured), as `audit check` gave them: it judges every `read_document` call as a whole call, and "
+                  "each one is driven mostly by the documents already read, so it is flagged (an agent that reads "
+                  "freely would list its read-only tools under the policy's `ignore`, as tests/e2e/test_vllm_guard.py "
+                  "does); this page measures what judging costs. **Since then the shipped policy decides by the "
+                  "calibrated verdict**, which allows these reads and also measures causal deltas: each judged turn "
+                  "forwards the conversation again once per variant (the request neutralised, the top data "
+                  "drivers removed), from the user's request on, so a judged turn costs several times the "
+                  "incremental figures above; `python benchmarks/bench_guard.py --turns 5 --checkpoints 5 "
+                  "--no-16bit --out /tmp/guard.json --doc /tmp/guard.md` measures it (not rerun here at 20 turns)."]
+    else:
+        lines += ["", f"The verdicts are the shipped policy's (`decide = \"{decide}\"`), as `audit check` would give "
+                  "them; under the calibrated verdict each judged turn also measures causal deltas, forwarding the "
+                  "conversation once per variant (the request neutralised, the top data drivers removed) from the "
+                  "user's request on: that is most of a judged turn's time at length."]
     e = g.get("checked_end_to_end")
     if e:
         lines += ["", f"Checked end to end at turn {e['turn']}: a guard without a state cache took {e['full_guard_cpu_s']:.1f} s "
@@ -421,6 +446,7 @@ def main(argv: list[str] | None = None) -> int:
         "total_seconds": round(time.perf_counter() - started, 1),
         "command": COMMAND if (args.vllm and not args.quick) else "python benchmarks/bench_guard.py " + " ".join(argv or sys.argv[1:]),
         "turns": args.turns, "tokens_per_document": args.doc_tokens, "chat_template": "examples/agents/chat_template.jinja",
+        "decide": _shipped_decide(),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2))
