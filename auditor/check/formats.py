@@ -72,7 +72,7 @@ def render_terminal(report: CheckReport, console: Console | None = None, verbose
                     _escape(f"{v.tool_name or v.action_kind}"),
                     "-" if v.status == "ignored" else _escape(v.argument or "whole call"),
                     f"[{style}]{v.status}[/]",
-                    "-" if getattr(v, "probability", None) is None else f"{v.probability:.2f}",
+                    "-" if v.probability is None else f"{v.probability:.2f}",
                     "-" if v.support is None else f"{v.support:.2f}",
                     "-" if v.threshold is None else f"{v.threshold:.2f}",
                     "-" if v.top_driver is None else _escape(f"{v.top_driver.kind} {v.top_driver.label} ({v.top_driver.share:.0%})"),

@@ -53,25 +53,19 @@ def _load(name: str, path: Path) -> Any:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, vllm_server: Any) -> Any:
     """The session's vLLM server and the proxy in front of it (verdict spans to an in-memory exporter)."""
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
     from auditor.guard import Guard
     from auditor.guard.proxy import GuardProxy
+    from helpers.tracing import in_memory_tracing
 
     out = tmp_path_factory.mktemp("guard-e2e")
     (out / "policy.toml").write_text(POLICY)
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
     guard = Guard(policy=out / "policy.toml", chat_template=CHAT_TEMPLATE)
-    proxy = GuardProxy(guard, vllm_server.base_url, port=0, tracer_provider=provider).start()
-    try:
-        yield {"out": out, "proxy": proxy, "exporter": exporter}
-    finally:
-        proxy.stop()
-        provider.shutdown()
+    with in_memory_tracing() as (provider, exporter):
+        proxy = GuardProxy(guard, vllm_server.base_url, port=0, tracer_provider=provider).start()
+        try:
+            yield {"out": out, "proxy": proxy, "exporter": exporter}
+        finally:
+            proxy.stop()
 
 
 def run_agent(stack: Any, scenario: str) -> dict[str, Any]:

@@ -13,9 +13,6 @@ from pathlib import Path
 
 import openai
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from auditor.guard import GuardInputError, UnsupportedToolCall, guard_context, guarded
 from auditor.testing import tiny_model, tiny_tokenizer
@@ -45,10 +42,8 @@ def test_a_blocked_tool_function_never_runs(guards):
     assert read_other(path="notes") == "contents" and ran == ["notes"] and read_other.last_verdict.allowed
 
 
-def test_annotate_runs_and_records_the_verdict_on_the_current_span(guards):
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+def test_annotate_runs_and_records_the_verdict_on_the_current_span(guards, spans):
+    provider, exporter = spans
     ran = []
 
     @guarded(guards["strict"], on_unsupported="annotate", name="read_file")
@@ -64,7 +59,6 @@ def test_annotate_runs_and_records_the_verdict_on_the_current_span(guards):
     assert ran == ["a"] and event.name == "auditor.guard.verdict" and event.attributes["auditor.guard.allowed"] is False
     with pytest.raises(GuardInputError, match="no conversation"):
         tool("b")  # outside any guard_context and without messages=
-    provider.shutdown()
 
 
 def test_async_tool_functions(guards):

@@ -6,9 +6,6 @@ from __future__ import annotations
 import json
 
 import openai
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from auditor.collectors import assemble_trajectories
 from auditor.collectors.instrument import OpenAIInstrumentor
@@ -18,20 +15,20 @@ from auditor.report.otlp import evaluation_spans, evaluations
 from auditor.testing.audits import synthetic_audit
 from helpers.fake_openai import FakeOpenAI
 from helpers.interop_agent import Wrappers, chat_agent, fake_script
+from helpers.tracing import in_memory_tracing
 
 
 def _audit():
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    inst = OpenAIInstrumentor(tracer_provider=provider).instrument()
-    try:
-        with FakeOpenAI(fake_script) as srv:
-            chat_agent(openai.OpenAI(base_url=srv.base_url, api_key="k", max_retries=0), Wrappers(False, None),
-                       "smollm2", stream=False)
-    finally:
-        inst.uninstrument()
-    (traj,), _ = assemble_trajectories(spans_from_readable(exporter.get_finished_spans()))
+    with in_memory_tracing() as (provider, exporter):
+        inst = OpenAIInstrumentor(tracer_provider=provider).instrument()
+        try:
+            with FakeOpenAI(fake_script) as srv:
+                chat_agent(openai.OpenAI(base_url=srv.base_url, api_key="k", max_retries=0), Wrappers(False, None),
+                           "smollm2", stream=False)
+        finally:
+            inst.uninstrument()
+        finished = exporter.get_finished_spans()
+    (traj,), _ = assemble_trajectories(spans_from_readable(finished))
     return synthetic_audit(traj, arguments=True)
 
 
